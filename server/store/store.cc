@@ -1,0 +1,514 @@
+#include "server/store/store.h"
+
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "server/store/sqlite.h"
+
+namespace maplex::server {
+namespace {
+
+using maplex::v1::Device;
+
+// 'MPLX': marks the file as a maplex database, so a foreign SQLite file is recognised.
+constexpr int kApplicationId = 0x4D504C58;
+
+// kMigrations[i] takes the schema from version i to i + 1. Append only; never edit a
+// migration that has shipped.
+constexpr const char* kMigrations[] = {
+    // 0 -> 1: the first schema.
+    R"sql(
+CREATE TABLE devices (
+  id                   TEXT PRIMARY KEY,
+  hardware_fingerprint TEXT NOT NULL,
+  hardware_name        TEXT NOT NULL,
+  runtime              TEXT NOT NULL,
+  precision            TEXT NOT NULL,
+  batch_size           INTEGER NOT NULL CHECK (batch_size >= 1),
+  threads              INTEGER NOT NULL CHECK (threads >= 0),
+  category             TEXT NOT NULL,
+  spec                 BLOB NOT NULL,            -- maplex.v1.HardwareSpec
+  registered_at_ms     INTEGER NOT NULL,
+  retired_at_ms        INTEGER,
+  UNIQUE (hardware_fingerprint, runtime, precision, batch_size, threads)
+);
+CREATE TABLE device_labels (
+  device_id TEXT NOT NULL REFERENCES devices(id),
+  key       TEXT NOT NULL,
+  value     TEXT NOT NULL,
+  PRIMARY KEY (device_id, key)
+);
+CREATE TABLE descriptors (
+  device_id        TEXT PRIMARY KEY REFERENCES devices(id),
+  reported_at_ms   INTEGER NOT NULL,
+  descriptor       BLOB NOT NULL                 -- maplex.v1.ReportDescriptorRequest
+);
+CREATE TABLE measurements (
+  measurement_id   TEXT PRIMARY KEY,             -- agent-made: replays are no-ops
+  device_id        TEXT NOT NULL REFERENCES devices(id),
+  arch_index       INTEGER NOT NULL,
+  median_ms        REAL NOT NULL CHECK (median_ms > 0),
+  p90_ms           REAL NOT NULL,
+  stddev_ms        REAL NOT NULL,
+  repeats          INTEGER NOT NULL,
+  protocol         BLOB NOT NULL,                -- maplex.v1.MeasurementProtocol
+  measured_at_ms   INTEGER NOT NULL,
+  received_at_ms   INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX measurements_by_device ON measurements (device_id, arch_index);
+CREATE TABLE models (
+  version          INTEGER PRIMARY KEY,
+  method           TEXT NOT NULL,
+  created_at_ms    INTEGER NOT NULL,
+  info             BLOB NOT NULL,                -- maplex.v1.ModelInfo
+  snapshot         BLOB NOT NULL                 -- maplex.v1.ModelSnapshot
+);
+)sql",
+};
+static_assert(std::size(kMigrations) == Store::kSchemaVersion);
+
+int64_t NowMs() { return absl::ToUnixMillis(absl::Now()); }
+
+absl::StatusOr<int64_t> QueryInt(sqlite3* db, absl::string_view sql) {
+  Statement s(db, sql);
+  int64_t value = 0;
+  if (s.Step()) value = s.ColumnInt(0);
+  if (!s.status().ok()) return s.status();
+  return value;
+}
+
+// Reads the schema version of an opened database, or an error if it is not ours.
+absl::StatusOr<int> ReadSchemaVersion(sqlite3* db, const std::string& path) {
+  // Any read of a file that is not SQLite fails here with SQLITE_NOTADB.
+  absl::StatusOr<int64_t> tables = QueryInt(db, "SELECT count(*) FROM sqlite_master");
+  if (!tables.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        path, " is not a readable SQLite database (", tables.status().message(),
+        "); refusing to open it, the file is left as it is"));
+  }
+  if (*tables == 0) return 0;  // new, empty file
+  absl::StatusOr<int64_t> app_id = QueryInt(db, "PRAGMA application_id");
+  if (!app_id.ok()) return app_id.status();
+  if (*app_id != kApplicationId) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "%s is a SQLite database of another application (application_id %#x, maplex is %#x); "
+        "refusing to open it, the file is left as it is",
+        path, *app_id, kApplicationId));
+  }
+  absl::StatusOr<int64_t> version = QueryInt(db, "SELECT version FROM schema_version");
+  if (!version.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        path, " has no readable schema_version: ", version.status().message()));
+  }
+  if (*version > Store::kSchemaVersion) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        path, " has schema version ", *version, " but this maplex knows up to ",
+        Store::kSchemaVersion, "; upgrade maplex, the file is left as it is"));
+  }
+  return static_cast<int>(*version);
+}
+
+absl::Status Migrate(sqlite3* db, int from) {
+  if (from == Store::kSchemaVersion) return absl::OkStatus();
+  Transaction tx(db);
+  if (!tx.status().ok()) return tx.status();
+  if (from == 0) {
+    absl::Status s = Exec(db, absl::StrCat("PRAGMA application_id = ", kApplicationId,
+                                           "; CREATE TABLE schema_version (version INTEGER "
+                                           "NOT NULL); INSERT INTO schema_version VALUES (0);"));
+    if (!s.ok()) return s;
+  }
+  for (int v = from; v < Store::kSchemaVersion; ++v) {
+    absl::Status s = Exec(db, kMigrations[v]);
+    if (!s.ok()) return absl::InternalError(absl::StrCat("migration ", v, " -> ", v + 1, ": ", s.message()));
+  }
+  absl::Status s =
+      Exec(db, absl::StrCat("UPDATE schema_version SET version = ", Store::kSchemaVersion));
+  if (!s.ok()) return s;
+  return tx.Commit();
+}
+
+std::string SerializeOrDie(const google::protobuf::MessageLite& m) { return m.SerializeAsString(); }
+
+constexpr char kDeviceColumns[] =
+    "d.id, d.hardware_fingerprint, d.hardware_name, d.runtime, d.precision, d.batch_size, "
+    "d.threads, d.spec, d.registered_at_ms, d.retired_at_ms, "
+    "(SELECT count(DISTINCT arch_index) FROM measurements m WHERE m.device_id = d.id)";
+
+// Fills a Device from a row selected with kDeviceColumns (labels are read separately).
+Device DeviceFromRow(const Statement& s) {
+  Device d;
+  d.set_id(s.ColumnText(0));
+  d.set_hardware_fingerprint(s.ColumnText(1));
+  d.set_hardware_name(s.ColumnText(2));
+  d.mutable_config()->set_runtime(s.ColumnText(3));
+  d.mutable_config()->set_precision(s.ColumnText(4));
+  d.mutable_config()->set_batch_size(static_cast<int32_t>(s.ColumnInt(5)));
+  d.mutable_config()->set_threads(static_cast<int32_t>(s.ColumnInt(6)));
+  d.mutable_spec()->ParseFromString(s.ColumnBlob(7));
+  d.set_registered_at_unix_ms(s.ColumnInt(8));
+  d.set_retired(!s.ColumnIsNull(9));
+  d.set_measurement_count(s.ColumnInt(10));
+  return d;
+}
+
+absl::Status ReadLabels(sqlite3* db, Device& device) {
+  Statement s(db, "SELECT key, value FROM device_labels WHERE device_id = ?1");
+  s.Bind(1, device.id());
+  while (s.Step()) (*device.mutable_labels())[s.ColumnText(0)] = s.ColumnText(1);
+  return s.status();
+}
+
+absl::Status WriteLabels(sqlite3* db, absl::string_view id,
+                         const google::protobuf::Map<std::string, std::string>& labels) {
+  Statement s(db, "INSERT OR REPLACE INTO device_labels (device_id, key, value) VALUES (?1, ?2, ?3)");
+  for (const auto& [key, value] : labels) {
+    s.Bind(1, id);
+    s.Bind(2, key);
+    s.Bind(3, value);
+    if (absl::Status st = s.Run(); !st.ok()) return st;
+    s.Reset();
+  }
+  return s.status();
+}
+
+std::string DerivedDeviceId(const maplex::v1::RegisterDeviceRequest& r) {
+  const auto& c = r.config();
+  return absl::StrCat(r.hardware_fingerprint().substr(0, 12), "-", c.runtime(), "-",
+                      c.precision(), "-b", c.batch_size(), "-t", c.threads());
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &db,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                           nullptr);
+  if (rc != SQLITE_OK) {
+    absl::Status s = SqliteError(db, rc, absl::StrCat("open ", path));
+    sqlite3_close(db);
+    return s;
+  }
+  auto fail = [db](absl::Status s) {
+    sqlite3_close(db);
+    return s;
+  };
+  sqlite3_busy_timeout(db, 5000);
+  absl::StatusOr<int> version = ReadSchemaVersion(db, path);
+  if (!version.ok()) return fail(version.status());
+  // Durability: an acknowledged commit survives a crash of the process or the machine.
+  if (absl::Status s = Exec(db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; "
+                                "PRAGMA foreign_keys = ON;");
+      !s.ok()) {
+    return fail(s);
+  }
+  if (absl::Status s = Migrate(db, *version); !s.ok()) return fail(s);
+  return std::unique_ptr<Store>(new Store(db, *version));
+}
+
+Store::Store(sqlite3* db, int opened_schema_version)
+    : db_(db), opened_schema_version_(opened_schema_version) {}
+
+Store::~Store() {
+  absl::MutexLock lock(&mu_);
+  sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
+  sqlite3_close(db_);
+}
+
+absl::StatusOr<Device> Store::GetDeviceLocked(absl::string_view id) {
+  Statement s(db_, absl::StrCat("SELECT ", kDeviceColumns, " FROM devices d WHERE d.id = ?1"));
+  s.Bind(1, id);
+  if (!s.Step()) {
+    if (!s.status().ok()) return s.status();
+    return absl::NotFoundError(absl::StrCat("device_id: no device \"", id, "\""));
+  }
+  Device d = DeviceFromRow(s);
+  if (absl::Status st = ReadLabels(db_, d); !st.ok()) return st;
+  return d;
+}
+
+absl::StatusOr<Device> Store::GetDevice(absl::string_view id) {
+  absl::MutexLock lock(&mu_);
+  return GetDeviceLocked(id);
+}
+
+absl::StatusOr<Store::Registration> Store::RegisterDevice(
+    const maplex::v1::RegisterDeviceRequest& request) {
+  absl::MutexLock lock(&mu_);
+  const auto& c = request.config();
+  {
+    Statement s(db_,
+                "SELECT id FROM devices WHERE hardware_fingerprint = ?1 AND runtime = ?2 AND "
+                "precision = ?3 AND batch_size = ?4 AND threads = ?5");
+    s.Bind(1, request.hardware_fingerprint());
+    s.Bind(2, c.runtime());
+    s.Bind(3, c.precision());
+    s.Bind(4, int64_t{c.batch_size()});
+    s.Bind(5, int64_t{c.threads()});
+    if (s.Step()) {
+      absl::StatusOr<Device> existing = GetDeviceLocked(s.ColumnText(0));
+      if (!existing.ok()) return existing.status();
+      return Registration{*std::move(existing), false};
+    }
+    if (!s.status().ok()) return s.status();
+  }
+  std::string id = request.id().empty() ? DerivedDeviceId(request) : request.id();
+  Transaction tx(db_);
+  if (!tx.status().ok()) return tx.status();
+  Statement insert(db_,
+                   "INSERT INTO devices (id, hardware_fingerprint, hardware_name, runtime, "
+                   "precision, batch_size, threads, category, spec, registered_at_ms) VALUES "
+                   "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
+  insert.Bind(1, id);
+  insert.Bind(2, request.hardware_fingerprint());
+  insert.Bind(3, request.hardware_name());
+  insert.Bind(4, c.runtime());
+  insert.Bind(5, c.precision());
+  insert.Bind(6, int64_t{c.batch_size()});
+  insert.Bind(7, int64_t{c.threads()});
+  insert.Bind(8, request.spec().category());
+  insert.BindBlob(9, SerializeOrDie(request.spec()));
+  insert.Bind(10, NowMs());
+  if (absl::Status s = insert.Run(); !s.ok()) {
+    if (absl::IsAlreadyExists(s)) {
+      return absl::AlreadyExistsError(absl::StrCat(
+          "id: device \"", id, "\" exists already with another hardware or configuration"));
+    }
+    return s;
+  }
+  if (absl::Status s = WriteLabels(db_, id, request.labels()); !s.ok()) return s;
+  if (absl::Status s = tx.Commit(); !s.ok()) return s;
+  absl::StatusOr<Device> created = GetDeviceLocked(id);
+  if (!created.ok()) return created.status();
+  return Registration{*std::move(created), true};
+}
+
+absl::StatusOr<std::vector<Device>> Store::ListDevices(const DeviceFilter& filter,
+                                                      absl::string_view after_id, int limit) {
+  absl::MutexLock lock(&mu_);
+  std::string sql = absl::StrCat("SELECT ", kDeviceColumns, " FROM devices d WHERE d.id > ?1");
+  if (!filter.include_retired) absl::StrAppend(&sql, " AND d.retired_at_ms IS NULL");
+  if (!filter.category.empty()) absl::StrAppend(&sql, " AND d.category = ?2");
+  int param = 3;
+  for (size_t i = 0; i < filter.labels.size(); ++i, param += 2) {
+    absl::StrAppend(&sql, " AND EXISTS (SELECT 1 FROM device_labels l WHERE l.device_id = d.id "
+                          "AND l.key = ?", param, " AND l.value = ?", param + 1, ")");
+  }
+  absl::StrAppend(&sql, " ORDER BY d.id LIMIT ", limit);
+  Statement s(db_, sql);
+  s.Bind(1, after_id);
+  if (!filter.category.empty()) s.Bind(2, filter.category);
+  param = 3;
+  for (const auto& [key, value] : filter.labels) {
+    s.Bind(param++, key);
+    s.Bind(param++, value);
+  }
+  std::vector<Device> devices;
+  while (s.Step()) devices.push_back(DeviceFromRow(s));
+  if (!s.status().ok()) return s.status();
+  for (Device& d : devices) {
+    if (absl::Status st = ReadLabels(db_, d); !st.ok()) return st;
+  }
+  return devices;
+}
+
+absl::StatusOr<Device> Store::UpdateLabels(absl::string_view id,
+                                           const std::map<std::string, std::string>& set,
+                                           const std::vector<std::string>& remove) {
+  absl::MutexLock lock(&mu_);
+  if (absl::StatusOr<Device> d = GetDeviceLocked(id); !d.ok()) return d.status();
+  Transaction tx(db_);
+  if (!tx.status().ok()) return tx.status();
+  Statement del(db_, "DELETE FROM device_labels WHERE device_id = ?1 AND key = ?2");
+  for (const std::string& key : remove) {
+    del.Bind(1, id);
+    del.Bind(2, key);
+    if (absl::Status s = del.Run(); !s.ok()) return s;
+    del.Reset();
+  }
+  google::protobuf::Map<std::string, std::string> labels(set.begin(), set.end());
+  if (absl::Status s = WriteLabels(db_, id, labels); !s.ok()) return s;
+  if (absl::Status s = tx.Commit(); !s.ok()) return s;
+  return GetDeviceLocked(id);
+}
+
+absl::StatusOr<Device> Store::RetireDevice(absl::string_view id) {
+  absl::MutexLock lock(&mu_);
+  if (absl::StatusOr<Device> d = GetDeviceLocked(id); !d.ok()) return d.status();
+  Statement s(db_, "UPDATE devices SET retired_at_ms = ?2 WHERE id = ?1 AND retired_at_ms IS NULL");
+  s.Bind(1, id);
+  s.Bind(2, NowMs());
+  if (absl::Status st = s.Run(); !st.ok()) return st;
+  return GetDeviceLocked(id);
+}
+
+absl::StatusOr<Store::IngestResult> Store::AddMeasurements(
+    absl::Span<const StoredMeasurement> batch) {
+  absl::MutexLock lock(&mu_);
+  Transaction tx(db_);
+  if (!tx.status().ok()) return tx.status();
+  Statement insert(db_,
+                   "INSERT INTO measurements (measurement_id, device_id, arch_index, median_ms, "
+                   "p90_ms, stddev_ms, repeats, protocol, measured_at_ms, received_at_ms) VALUES "
+                   "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) "
+                   "ON CONFLICT (measurement_id) DO NOTHING");
+  const int64_t now = NowMs();
+  IngestResult result;
+  for (const StoredMeasurement& m : batch) {
+    insert.Bind(1, m.id);
+    insert.Bind(2, m.device_id);
+    insert.Bind(3, int64_t{m.arch_index});
+    insert.Bind(4, m.stats.median_ms());
+    insert.Bind(5, m.stats.p90_ms());
+    insert.Bind(6, m.stats.stddev_ms());
+    insert.Bind(7, int64_t{m.stats.repeats()});
+    insert.BindBlob(8, SerializeOrDie(m.protocol));
+    insert.Bind(9, m.measured_at_unix_ms);
+    insert.Bind(10, now);
+    if (absl::Status s = insert.Run(); !s.ok()) {
+      return absl::Status(s.code(), absl::StrCat("measurement ", m.id, ": ", s.message()));
+    }
+    if (sqlite3_changes(db_) == 1) {
+      ++result.inserted;
+    } else {
+      ++result.already_stored;
+    }
+    insert.Reset();
+  }
+  if (absl::Status s = tx.Commit(); !s.ok()) return s;
+  return result;
+}
+
+absl::StatusOr<int64_t> Store::MeasurementCount() {
+  absl::MutexLock lock(&mu_);
+  return QueryInt(db_, "SELECT count(*) FROM measurements");
+}
+
+absl::StatusOr<std::vector<DeviceSamples>> Store::LoadTrainingData() {
+  absl::MutexLock lock(&mu_);
+  std::vector<DeviceSamples> out;
+  {
+    Statement s(db_, absl::StrCat("SELECT ", kDeviceColumns,
+                                  " FROM devices d WHERE d.retired_at_ms IS NULL ORDER BY d.id"));
+    while (s.Step()) out.push_back({DeviceFromRow(s), std::nullopt, {}});
+    if (!s.status().ok()) return s.status();
+  }
+  out.erase(std::remove_if(out.begin(), out.end(),
+                           [](const DeviceSamples& d) { return d.device.measurement_count() == 0; }),
+            out.end());
+  Statement descriptor(db_, "SELECT descriptor FROM descriptors WHERE device_id = ?1");
+  // Repeated measurements of one architecture are combined by their median.
+  Statement rows(db_,
+                 "SELECT arch_index, median_ms FROM measurements WHERE device_id = ?1 "
+                 "ORDER BY arch_index, median_ms");
+  for (DeviceSamples& d : out) {
+    if (absl::Status s = ReadLabels(db_, d.device); !s.ok()) return s;
+    descriptor.Bind(1, d.device.id());
+    if (descriptor.Step()) {
+      d.descriptor.emplace();
+      d.descriptor->ParseFromString(descriptor.ColumnBlob(0));
+    }
+    if (!descriptor.status().ok()) return descriptor.status();
+    descriptor.Reset();
+
+    rows.Bind(1, d.device.id());
+    std::vector<double> same_arch;
+    int32_t current = -1;
+    auto flush = [&] {
+      if (same_arch.empty()) return;
+      size_t n = same_arch.size();
+      double median = n % 2 ? same_arch[n / 2] : 0.5 * (same_arch[n / 2 - 1] + same_arch[n / 2]);
+      d.latency_ms.emplace_back(current, median);
+      same_arch.clear();
+    };
+    while (rows.Step()) {
+      int32_t arch = static_cast<int32_t>(rows.ColumnInt(0));
+      if (arch != current) flush();
+      current = arch;
+      same_arch.push_back(rows.ColumnDouble(1));
+    }
+    flush();
+    if (!rows.status().ok()) return rows.status();
+    rows.Reset();
+  }
+  return out;
+}
+
+absl::Status Store::PutDescriptor(const maplex::v1::ReportDescriptorRequest& descriptor,
+                                  int64_t reported_at_unix_ms) {
+  absl::MutexLock lock(&mu_);
+  Statement s(db_,
+              "INSERT OR REPLACE INTO descriptors (device_id, reported_at_ms, descriptor) "
+              "VALUES (?1, ?2, ?3)");
+  s.Bind(1, descriptor.device_id());
+  s.Bind(2, reported_at_unix_ms);
+  s.BindBlob(3, SerializeOrDie(descriptor));
+  return s.Run();
+}
+
+absl::StatusOr<uint64_t> Store::AddModel(maplex::v1::ModelInfo info,
+                                         const maplex::v1::ModelSnapshot& snapshot) {
+  absl::MutexLock lock(&mu_);
+  Transaction tx(db_);
+  if (!tx.status().ok()) return tx.status();
+  absl::StatusOr<int64_t> last = QueryInt(db_, "SELECT coalesce(max(version), 0) FROM models");
+  if (!last.ok()) return last.status();
+  info.set_version(static_cast<uint64_t>(*last + 1));
+  info.set_serving(false);
+  Statement s(db_,
+              "INSERT INTO models (version, method, created_at_ms, info, snapshot) VALUES "
+              "(?1, ?2, ?3, ?4, ?5)");
+  s.Bind(1, static_cast<int64_t>(info.version()));
+  s.Bind(2, info.method());
+  s.Bind(3, info.created_at_unix_ms());
+  s.BindBlob(4, SerializeOrDie(info));
+  s.BindBlob(5, SerializeOrDie(snapshot));
+  if (absl::Status st = s.Run(); !st.ok()) return st;
+  if (absl::Status st = tx.Commit(); !st.ok()) return st;
+  return info.version();
+}
+
+absl::StatusOr<std::vector<maplex::v1::ModelInfo>> Store::ListModels() {
+  absl::MutexLock lock(&mu_);
+  Statement s(db_, "SELECT info FROM models ORDER BY version DESC");
+  std::vector<maplex::v1::ModelInfo> models;
+  while (s.Step()) models.emplace_back().ParseFromString(s.ColumnBlob(0));
+  if (!s.status().ok()) return s.status();
+  return models;
+}
+
+absl::StatusOr<maplex::v1::ModelInfo> Store::GetModelInfo(uint64_t version) {
+  absl::MutexLock lock(&mu_);
+  Statement s(db_, "SELECT info FROM models WHERE version = ?1");
+  s.Bind(1, static_cast<int64_t>(version));
+  if (!s.Step()) {
+    if (!s.status().ok()) return s.status();
+    return absl::NotFoundError(absl::StrCat("model_version: no model version ", version));
+  }
+  maplex::v1::ModelInfo info;
+  info.ParseFromString(s.ColumnBlob(0));
+  return info;
+}
+
+absl::StatusOr<std::optional<Store::StoredModel>> Store::LatestModel() {
+  absl::MutexLock lock(&mu_);
+  Statement s(db_, "SELECT info, snapshot FROM models ORDER BY version DESC LIMIT 1");
+  if (!s.Step()) {
+    if (!s.status().ok()) return s.status();
+    return std::nullopt;
+  }
+  StoredModel model;
+  if (!model.info.ParseFromString(s.ColumnBlob(0)) ||
+      !model.snapshot.ParseFromString(s.ColumnBlob(1))) {
+    return absl::DataLossError("the newest stored model does not parse");
+  }
+  return model;
+}
+
+}  // namespace maplex::server

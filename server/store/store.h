@@ -1,0 +1,144 @@
+// The server's durable state in one SQLite file: devices and their specs, descriptors,
+// measurements and trained model versions.
+//
+//   absl::StatusOr<std::unique_ptr<Store>> store = Store::Open("/var/lib/maplex/maplex.db");
+//   absl::StatusOr<Store::IngestResult> r = (*store)->AddMeasurements(batch);
+//   // r is returned only after the transaction committed durably (WAL, synchronous=FULL).
+//
+// The database runs in WAL mode with foreign keys on. Its schema version lives in the
+// table schema_version and is migrated forward on open; a file that is not a maplex
+// database, or is newer than this binary, is refused and left untouched.
+//
+// Thread-safe: one connection, serialized by a mutex. Callers validate their input
+// (server/validation.h); the store enforces only what the schema enforces.
+#ifndef MAPLEX_SERVER_STORE_STORE_H_
+#define MAPLEX_SERVER_STORE_STORE_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include "absl/strings/string_view.h"
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/types/span.h"
+#include "maplex/v1/ingest.pb.h"
+#include "maplex/v1/model.pb.h"
+#include "maplex/v1/models.pb.h"
+#include "maplex/v1/registry.pb.h"
+
+struct sqlite3;
+
+namespace maplex::server {
+
+// A measurement ready to store: validated, its architecture resolved to an NB201 index.
+struct StoredMeasurement {
+  std::string id;
+  std::string device_id;
+  int32_t arch_index = 0;
+  maplex::v1::MeasurementStats stats;
+  maplex::v1::MeasurementProtocol protocol;
+  int64_t measured_at_unix_ms = 0;
+};
+
+// What the trainer reads: one device with the median latency of each architecture it has.
+struct DeviceSamples {
+  maplex::v1::Device device;
+  std::optional<maplex::v1::ReportDescriptorRequest> descriptor;
+  std::vector<std::pair<int32_t, double>> latency_ms;  // (arch_index, ms), sorted by arch
+};
+
+struct DeviceFilter {
+  std::string category;                     // empty = any
+  std::map<std::string, std::string> labels;  // all must match
+  bool include_retired = false;
+};
+
+class Store {
+ public:
+  // The schema version this binary writes. Version history: see kMigrations in store.cc.
+  static constexpr int kSchemaVersion = 1;
+
+  // Opens the database at `path`, creating it when missing, and migrates it to
+  // kSchemaVersion. FailedPrecondition, with the file untouched, when it is not SQLite,
+  // not a maplex database, or from a newer maplex.
+  static absl::StatusOr<std::unique_ptr<Store>> Open(const std::string& path);
+
+  // Checkpoints the WAL into the main file and closes.
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // --- devices ---
+  struct Registration {
+    maplex::v1::Device device;
+    bool created = false;
+  };
+  // Returns the existing device when (fingerprint, config) is registered already.
+  // AlreadyExists when the wanted id belongs to another configuration.
+  absl::StatusOr<Registration> RegisterDevice(const maplex::v1::RegisterDeviceRequest& request);
+  // NotFound when no device has this id.
+  absl::StatusOr<maplex::v1::Device> GetDevice(absl::string_view id);
+  // Devices matching `filter` with id > after_id, by id, at most `limit`.
+  absl::StatusOr<std::vector<maplex::v1::Device>> ListDevices(const DeviceFilter& filter,
+                                                             absl::string_view after_id,
+                                                             int limit);
+  absl::StatusOr<maplex::v1::Device> UpdateLabels(absl::string_view id,
+                                                  const std::map<std::string, std::string>& set,
+                                                  const std::vector<std::string>& remove);
+  absl::StatusOr<maplex::v1::Device> RetireDevice(absl::string_view id);
+
+  // --- measurements ---
+  struct IngestResult {
+    int inserted = 0;
+    int already_stored = 0;  // ids stored before: replays are no-ops
+  };
+  // Stores the batch in one transaction and returns after it committed durably. A
+  // measurement whose id is stored already is skipped (counted in already_stored). On any
+  // error nothing of the batch is stored.
+  absl::StatusOr<IngestResult> AddMeasurements(absl::Span<const StoredMeasurement> batch);
+  // Number of stored measurement rows.
+  absl::StatusOr<int64_t> MeasurementCount();
+  // Every non-retired device with at least one measurement, with its descriptor.
+  absl::StatusOr<std::vector<DeviceSamples>> LoadTrainingData();
+
+  // --- descriptors ---
+  absl::Status PutDescriptor(const maplex::v1::ReportDescriptorRequest& descriptor,
+                             int64_t reported_at_unix_ms);
+
+  // --- models ---
+  // Stores a new model version (info.version is assigned: the last version + 1).
+  absl::StatusOr<uint64_t> AddModel(maplex::v1::ModelInfo info,
+                                    const maplex::v1::ModelSnapshot& snapshot);
+  // Newest first; `serving` is not set here (the server knows which one it serves).
+  absl::StatusOr<std::vector<maplex::v1::ModelInfo>> ListModels();
+  absl::StatusOr<maplex::v1::ModelInfo> GetModelInfo(uint64_t version);
+  // The newest model version, or nullopt when none was trained yet.
+  struct StoredModel {
+    maplex::v1::ModelInfo info;
+    maplex::v1::ModelSnapshot snapshot;
+  };
+  absl::StatusOr<std::optional<StoredModel>> LatestModel();
+
+  // The schema version found on disk when the store was opened (before migration).
+  int opened_schema_version() const { return opened_schema_version_; }
+
+ private:
+  Store(sqlite3* db, int opened_schema_version);
+
+  absl::StatusOr<maplex::v1::Device> GetDeviceLocked(absl::string_view id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  absl::Mutex mu_;
+  sqlite3* const db_ ABSL_PT_GUARDED_BY(mu_);
+  const int opened_schema_version_;
+};
+
+}  // namespace maplex::server
+
+#endif  // MAPLEX_SERVER_STORE_STORE_H_
