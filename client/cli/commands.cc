@@ -1,0 +1,699 @@
+#include "client/cli/commands.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <optional>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <google/protobuf/util/json_util.h>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/time/time.h"
+#include "client/cli/args.h"
+#include "client/client.h"
+#include "client/data_files.h"
+#include "core/arch/nb201_space.h"
+#include "core/dataset/latency_table.h"
+#include "core/eval/metrics.h"
+#include "core/hardware/spec_proto.h"
+
+namespace maplex::cli {
+namespace {
+
+using client::MaplexClient;
+using Rows = std::vector<std::vector<std::string>>;
+
+struct Globals {
+  client::ClientOptions options;
+};
+
+struct Command {
+  const char* name;  // "devices list"
+  const char* summary;
+  const char* usage;  // options, one per line
+  int (*run)(const Globals&, const std::vector<std::string>&);
+};
+
+int Fail(const absl::Status& status) {
+  std::fprintf(stderr, "maplex: %s: %s\n", absl::StatusCodeToString(status.code()).c_str(),
+               std::string(status.message()).c_str());
+  return 1;
+}
+
+void PrintCommandHelp(const Command& c) {
+  std::printf("maplex %s — %s\n\nUsage: maplex [--server ADDR] %s %s\n", c.name, c.summary, c.name,
+              c.usage);
+}
+
+int UsageError(const Command& c, absl::string_view problem) {
+  std::fprintf(stderr, "maplex %s: %s\n\n", c.name, std::string(problem).c_str());
+  std::fprintf(stderr, "Usage: maplex %s %s\nSee: maplex %s --help\n", c.name, c.usage, c.name);
+  return 2;
+}
+
+std::string CsvField(const std::string& v) {
+  if (v.find_first_of(",\"\n") == std::string::npos) return v;
+  std::string out = "\"";
+  for (char c : v) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
+
+// Rows[0] is the header. "table": aligned columns; "csv": comma-separated.
+std::string FormatRows(const Rows& rows, const std::string& format) {
+  std::string out;
+  if (format == "csv") {
+    for (const auto& row : rows) {
+      std::vector<std::string> fields;
+      for (const auto& f : row) fields.push_back(CsvField(f));
+      absl::StrAppend(&out, absl::StrJoin(fields, ","), "\n");
+    }
+    return out;
+  }
+  std::vector<size_t> width;
+  for (const auto& row : rows) {
+    width.resize(std::max(width.size(), row.size()));
+    for (size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
+  }
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t i = 0; i < row.size(); ++i) {
+      absl::StrAppend(&line, row[i]);
+      if (i + 1 < row.size()) line.append(width[i] - row[i].size() + 2, ' ');
+    }
+    absl::StrAppend(&out, line, "\n");
+  }
+  return out;
+}
+
+std::string ToJson(const google::protobuf::Message& m) {
+  std::string json;
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = true;
+  options.preserve_proto_field_names = true;
+  (void)google::protobuf::util::MessageToJsonString(m, &json, options);
+  return json;
+}
+
+// Prints `text` to stdout, or writes it to the --output file when given.
+int Emit(const Args& args, const std::string& text) {
+  if (std::optional<std::string> path = args.Get("output")) {
+    if (absl::Status s = client::WriteTextFile(*path, text); !s.ok()) return Fail(s);
+    return 0;
+  }
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  return 0;
+}
+
+std::string Ms(double v) { return absl::StrFormat("%.4g", v); }
+
+std::string FormatTime(int64_t unix_ms) {
+  return absl::FormatTime("%Y-%m-%d %H:%M:%S", absl::FromUnixMillis(unix_ms), absl::UTCTimeZone());
+}
+
+absl::StatusOr<MaplexClient> Connect(const Globals& g) { return MaplexClient::Connect(g.options); }
+
+bool CheckFormat(const Args& args, std::initializer_list<const char*> allowed, std::string* out) {
+  *out = args.GetOr("format", "table");
+  for (const char* a : allowed) {
+    if (*out == a) return true;
+  }
+  return false;
+}
+
+// ---------- devices ----------
+
+constexpr char kDevicesListUsage[] =
+    "[--category C] [--label KEY=VALUE]... [--all] [--format table|csv|json] [--output FILE]";
+
+int DevicesList(const Globals& g, const std::vector<std::string>& argv);
+int DevicesShow(const Globals& g, const std::vector<std::string>& argv);
+int DevicesRetire(const Globals& g, const std::vector<std::string>& argv);
+int DevicesLabel(const Globals& g, const std::vector<std::string>& argv);
+int Predict(const Globals& g, const std::vector<std::string>& argv);
+int ModelsList(const Globals& g, const std::vector<std::string>& argv);
+int ModelsShow(const Globals& g, const std::vector<std::string>& argv);
+int Retrain(const Globals& g, const std::vector<std::string>& argv);
+int Import(const Globals& g, const std::vector<std::string>& argv);
+int Health(const Globals& g, const std::vector<std::string>& argv);
+
+const Command kCommands[] = {
+    {"devices list", "list device configurations", kDevicesListUsage, DevicesList},
+    {"devices show", "show one device: config, specs, labels, sample count",
+     "ID [--format table|json]", DevicesShow},
+    {"devices retire", "retire a device: it keeps its data but gets no more predictions", "ID",
+     DevicesRetire},
+    {"devices label", "set or remove labels of a device", "ID [KEY=VALUE]... [--remove KEY]...",
+     DevicesLabel},
+    {"predict", "predict latencies of architectures on a device",
+     "--device ID (ARCH... | --file FILE | --all) [--model-version N]\n"
+     "              [--format table|csv|json] [--output FILE] [--compare-with LATENCY.csv[.gz]]\n"
+     "  ARCH is an NB201 index (0..15624) or cell string |op~0|+|op~0|op~1|+|op~0|op~1|op~2|.\n"
+     "  --file: one ARCH per line ('#' starts a comment). --all: every NB201 cell.\n"
+     "  --compare-with: a wide latency CSV holding the device's measured column; prints the\n"
+     "  accuracy of the predictions against it (cells with a connected output).",
+     Predict},
+    {"models list", "list model versions, newest first", "[--format table|json]", ModelsList},
+    {"models show", "show a model version and its per-device accuracy",
+     "[VERSION] [--format table|json]   (default: the version being served)", ModelsShow},
+    {"retrain", "train a new model version now and wait for it", "", Retrain},
+    {"import", "load a wide latency CSV and its devices CSV into the server",
+     "--latency F.csv[.gz] --devices D.csv [--only DEV,DEV...] [--keep DEV=K]... [--seed N]\n"
+     "              [--batch N]\n"
+     "  Every column becomes a device (id = column name) and every cell a measurement with the\n"
+     "  id import:<device>:<arch_index>, so importing again stores nothing twice.\n"
+     "  --keep DEV=K imports only K randomly chosen cells of DEV (a new device with K samples).",
+     Import},
+    {"health", "grpc.health.v1 status of the server and each service", "", Health},
+};
+
+int DevicesList(const Globals& g, const std::vector<std::string>& argv) {
+  const Command& c = kCommands[0];
+  absl::StatusOr<Args> args = Args::Parse(argv, {"category", "label", "format", "output"}, {"all"});
+  if (!args.ok()) return UsageError(c, args.status().message());
+  std::string format;
+  if (!CheckFormat(*args, {"table", "csv", "json"}, &format)) return UsageError(c, "bad --format");
+  v1::ListDevicesRequest request;
+  request.set_category(args->GetOr("category", ""));
+  request.set_include_retired(args->Has("all"));
+  for (const std::string& label : args->GetAll("label")) {
+    std::pair<std::string, std::string> kv = absl::StrSplit(label, absl::MaxSplits('=', 1));
+    if (kv.first.empty() || label.find('=') == std::string::npos) {
+      return UsageError(c, absl::StrCat("--label wants KEY=VALUE, got \"", label, "\""));
+    }
+    (*request.mutable_labels())[kv.first] = kv.second;
+  }
+  absl::StatusOr<MaplexClient> client = Connect(g);
+  if (!client.ok()) return Fail(client.status());
+  absl::StatusOr<std::vector<v1::Device>> devices = client->ListDevices(request);
+  if (!devices.ok()) return Fail(devices.status());
+  if (format == "json") {
+    v1::ListDevicesResponse all;
+    for (auto& d : *devices) *all.add_devices() = d;
+    return Emit(*args, ToJson(all));
+  }
+  Rows rows = {{"ID", "HARDWARE", "CATEGORY", "RUNTIME", "PRECISION", "BATCH", "THREADS",
+                "MEASURED", "LABELS", "STATE"}};
+  for (const v1::Device& d : *devices) {
+    std::vector<std::string> labels;
+    for (const auto& [k, v] : std::map<std::string, std::string>(d.labels().begin(), d.labels().end())) {
+      labels.push_back(absl::StrCat(k, "=", v));
+    }
+    rows.push_back({d.id(), d.hardware_name(), d.spec().category(), d.config().runtime(),
+                    d.config().precision(), absl::StrCat(d.config().batch_size()),
+                    absl::StrCat(d.config().threads()), absl::StrCat(d.measurement_count()),
+                    absl::StrJoin(labels, ";"), d.retired() ? "retired" : "active"});
+  }
+  return Emit(*args, FormatRows(rows, format));
+}
+
+int DevicesShow(const Globals& g, const std::vector<std::string>& argv) {
+  const Command& c = kCommands[1];
+  absl::StatusOr<Args> args = Args::Parse(argv, {"format"}, {});
+  if (!args.ok()) return UsageError(c, args.status().message());
+  if (args->positionals().size() != 1) return UsageError(c, "give exactly one device ID");
+  std::string format;
+  if (!CheckFormat(*args, {"table", "json"}, &format)) return UsageError(c, "bad --format");
+  absl::StatusOr<MaplexClient> client = Connect(g);
+  if (!client.ok()) return Fail(client.status());
+  absl::StatusOr<v1::Device> d = client->GetDevice(args->positionals()[0]);
+  if (!d.ok()) return Fail(d.status());
+  if (format == "json") return Emit(*args, ToJson(*d));
+  Rows rows = {{"FIELD", "VALUE"},
+               {"id", d->id()},
+               {"hardware", d->hardware_name()},
+               {"fingerprint", d->hardware_fingerprint()},
+               {"runtime", d->config().runtime()},
+               {"precision", d->config().precision()},
+               {"batch_size", absl::StrCat(d->config().batch_size())},
+               {"threads", absl::StrCat(d->config().threads())},
+               {"category", d->spec().category()},
+               {"isa", d->spec().isa()},
+               {"measured_archs", absl::StrCat(d->measurement_count())},
+               {"registered", FormatTime(d->registered_at_unix_ms())},
+               {"state", d->retired() ? "retired" : "active"}};
+  const v1::HardwareSpec& s = d->spec();
+  auto spec = [&](const char* name, bool has, double v) {
+    rows.push_back({name, has ? absl::StrFormat("%g", v) : "unknown"});
+  };
+  spec("compute_units", s.has_compute_units(), s.compute_units());
+  spec("threads_hw", s.has_threads(), s.threads());
+  spec("base_clock_ghz", s.has_base_clock_ghz(), s.base_clock_ghz());
+  spec("boost_clock_ghz", s.has_boost_clock_ghz(), s.boost_clock_ghz());
+  spec("l2_mib", s.has_l2_mib(), s.l2_mib());
+  spec("llc_mib", s.has_llc_mib(), s.llc_mib());
+  spec("memory_gib", s.has_memory_gib(), s.memory_gib());
+  spec("memory_bandwidth_gbs", s.has_memory_bandwidth_gbs(), s.memory_bandwidth_gbs());
+  spec("tdp_w", s.has_tdp_w(), s.tdp_w());
+  for (const auto& [k, v] : std::map<std::string, std::string>(d->labels().begin(), d->labels().end())) {
+    rows.push_back({absl::StrCat("label ", k), v});
+  }
+  return Emit(*args, FormatRows(rows, "table"));
+}
+
+int DevicesRetire(const Globals& g, const std::vector<std::string>& argv) {
+  const Command& c = kCommands[2];
+  absl::StatusOr<Args> args = Args::Parse(argv, {}, {});
+  if (!args.ok()) return UsageError(c, args.status().message());
+  if (args->positionals().size() != 1) return UsageError(c, "give exactly one device ID");
+  absl::StatusOr<MaplexClient> client = Connect(g);
+  if (!client.ok()) return Fail(client.status());
+  absl::StatusOr<v1::Device> d = client->RetireDevice(args->positionals()[0]);
+  if (!d.ok()) return Fail(d.status());
+  std::printf("retired %s\n", d->id().c_str());
+  return 0;
+}
+
+int DevicesLabel(const Globals& g, const std::vector<std::string>& argv) {
+  const Command& c = kCommands[3];
+  absl::StatusOr<Args> args = Args::Parse(argv, {"remove"}, {});
+  if (!args.ok()) return UsageError(c, args.status().message());
+  if (args->positionals().empty()) return UsageError(c, "give the device ID");
+  v1::UpdateDeviceRequest request;
+  request.set_id(args->positionals()[0]);
+  for (size_t i = 1; i < args->positionals().size(); ++i) {
+    const std::string& kv = args->positionals()[i];
+    size_t eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return UsageError(c, absl::StrCat("labels are KEY=VALUE, got \"", kv, "\""));
+    }
+    (*request.mutable_set_labels())[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  for (const std::string& key : args->GetAll("remove")) request.add_remove_labels(key);
+  absl::StatusOr<MaplexClient> client = Connect(g);
+  if (!client.ok()) return Fail(client.status());
+  absl::StatusOr<v1::Device> d = client->UpdateDevice(request);
+  if (!d.ok()) return Fail(d.status());
+  std::printf("%s: %d labels\n", d->id().c_str(), d->labels_size());
+  return 0;
+}
+
+// ---------- predict ----------
+
+// An ARCH argument: all digits = index, anything else = cell string.
+v1::Architecture ParseArch(const std::string& text) {
+  int32_t index = 0;
+  if (!text.empty() && std::all_of(text.begin(), text.end(), ::isdigit) &&
+      absl::SimpleAtoi(text, &index)) {
+    return client::Nb201Index(index);
+  }
+  return client::Nb201Cell(text);
+}
+
+// The measured latencies of `device` in a wide latency CSV, by NB201 index.
+absl::StatusOr<absl::flat_hash_map<int32_t, double>> MeasuredColumn(const std::string& path,
+                                                                    const std::string& device) {
+  absl::StatusOr<std::string> text = client::ReadMaybeGzippedFile(path);
+  if (!text.ok()) return text.status();
+  absl::StatusOr<std::vector<core::DeviceData>> table =
+      core::ParseLatencyTable(*text, "", core::Nb201Space::Get());
+  if (!table.ok()) return table.status();
+  for (const core::DeviceData& d : *table) {
+    if (d.device != device) continue;
+    absl::flat_hash_map<int32_t, double> measured;
+    for (const core::LatencySample& s : d.samples) measured[s.arch_index] = s.latency_ms;
+    return measured;
+  }
+  return absl::NotFoundError(absl::StrCat(path, " has no column \"", device, "\""));
+}
+
+int Predict(const Globals& g, const std::vector<std::string>& argv) {
+  const Command& c = kCommands[4];
+  absl::StatusOr<Args> args = Args::Parse(
+      argv, {"device", "file", "format", "output", "compare-with", "model-version"}, {"all"});
+  if (!args.ok()) return UsageError(c, args.status().message());
+  std::string format;
+  if (!CheckFormat(*args, {"table", "csv", "json"}, &format)) return UsageError(c, "bad --format");
+  std::optional<std::string> device = args->Get("device");
+  if (!device) return UsageError(c, "--device is required");
+  uint64_t version = 0;
+  if (args->Has("model-version") && !absl::SimpleAtoi(*args->Get("model-version"), &version)) {
+    return UsageError(c, "--model-version wants a number");
+  }
+  std::vector<v1::Architecture> archs;
+  for (const std::string& a : args->positionals()) archs.push_back(ParseArch(a));
+  if (std::optional<std::string> file = args->Get("file")) {
+    absl::StatusOr<std::string> text = client::ReadMaybeGzippedFile(*file);
+    if (!text.ok()) return Fail(text.status());
+    for (absl::string_view line : absl::StrSplit(*text, '\n')) {
+      line = absl::StripAsciiWhitespace(line.substr(0, line.find('#')));
+      if (!line.empty()) archs.push_back(ParseArch(std::string(line)));
+    }
+  }
+  if (args->Has("all")) {
+    for (int32_t i = 0; i < core::kNb201CellCount; ++i) archs.push_back(client::Nb201Index(i));
+  }
+  if (archs.empty()) return UsageError(c, "name architectures: ARCH..., --file or --all");
+
+  absl::StatusOr<MaplexClient> client = Connect(g);
+  if (!client.ok()) return Fail(client.status());
+  v1::PredictResponse all;
+  constexpr size_t kChunk = 10000;  // below the server's per-request limit
+  for (size_t start = 0; start < archs.size(); start += kChunk) {
+    std::vector<v1::Architecture> chunk(archs.begin() + start,
+                                        archs.begin() + std::min(archs.size(), start + kChunk));
+    absl::StatusOr<v1::PredictResponse> r = client->Predict(*device, chunk, version);
+    if (!r.ok()) return Fail(r.status());
+    if (version == 0) version = r->model_version();  // every chunk from one version
+    all.set_model_version(r->model_version());
+    all.set_method(r->method());
+    for (auto& p : *r->mutable_predictions()) *all.add_predictions() = std::move(p);
+  }
+
+  std::optional<absl::flat_hash_map<int32_t, double>> measured;
+  if (std::optional<std::string> path = args->Get("compare-with")) {
+    absl::StatusOr<absl::flat_hash_map<int32_t, double>> m = MeasuredColumn(*path, *device);
+    if (!m.ok()) return Fail(m.status());
+    measured = *std::move(m);
+  }
+
+  int rc = 0;
+  const core::Nb201Space& space = core::Nb201Space::Get();
+  if (format == "json") {
+    rc = Emit(*args, ToJson(all));
+  } else {
+    Rows rows = {{"INDEX", "CELL", "LATENCY_MS", "LOWER_MS", "UPPER_MS"}};
+    if (measured) rows[0].push_back("MEASURED_MS");
+    for (const v1::Prediction& p : all.predictions()) {
+      rows.push_back({absl::StrCat(p.arch_index()), *space.ArchString(p.arch_index()),
+                      Ms(p.latency_ms()), Ms(p.lower_ms()), Ms(p.upper_ms())});
+      if (measured) {
+        auto it = measured->find(p.arch_index());
+        rows.back().push_back(it == measured->end() ? "" : Ms(it->second));
+      }
+    }
+    rc = Emit(*args, FormatRows(rows, format));
+  }
+  std::fprintf(stderr, "device %s: %d predictions from model version %llu (%s)\n", device->c_str(),
+               all.predictions_size(), static_cast<unsigned long long>(all.model_version()),
+               all.method().c_str());
+  if (measured) {
+    // The evaluation protocol: cells whose output is connected to the input.
+    std::vector<core::LatencyPrediction> predicted;
+    std::vector<double> truth;
+    int disconnected = 0;
+    for (const v1::Prediction& p : all.predictions()) {
+      auto it = measured->find(p.arch_index());
+      if (it == measured->end()) continue;
+      if (!space.IsOutputConnected(p.arch_index())) {
+        ++disconnected;
+        continue;
+      }
+      predicted.push_back({p.latency_ms(), p.lower_ms(), p.upper_ms()});
+      truth.push_back(it->second);
+    }
+    core::AccuracyMetrics m = core::ComputeAccuracy(predicted, truth);
+    std::printf(
+        "accuracy against %s (%d cells with a connected output; %d disconnected left out):\n"
+        "  Spearman rho %.4f   within ±5%% %.3f   within ±10%% %.3f   MAPE %.2f%%   "
+        "90%% interval coverage %.3f\n",
+        args->Get("compare-with")->c_str(), m.count, disconnected, m.spearman, m.acc5, m.acc10,
+        m.mape, m.coverage90);
+  }
+  return rc;
+}
+
+// ---------- models ----------
+
+Rows ModelRows(const std::vector<v1::ModelInfo>& models) {
+  Rows rows = {{"VERSION", "METHOD", "CREATED_UTC", "DEVICES", "MEASUREMENTS", "TRAIN_S", "SERVING"}};
+  for (const v1::ModelInfo& m : models) {
+    rows.push_back({absl::StrCat(m.version()), m.method(), FormatTime(m.created_at_unix_ms()),
+                    absl::StrCat(m.training_devices()), absl::StrCat(m.training_measurements()),
+                    absl::StrFormat("%.2f", m.train_seconds()), m.serving() ? "yes" : ""});
+  }
+  return rows;
+}
+
+int ModelsList(const Globals& g, const std::vector<std::string>& argv) {
+  const Command& c = kCommands[5];
+  absl::StatusOr<Args> args = Args::Parse(argv, {"format", "output"}, {});
+  if (!args.ok()) return UsageError(c, args.status().message());
+  std::string format;
+  if (!CheckFormat(*args, {"table", "json"}, &format)) return UsageError(c, "bad --format");
+  absl::StatusOr<MaplexClient> client = Connect(g);
+  if (!client.ok()) return Fail(client.status());
+  absl::StatusOr<std::vector<v1::ModelInfo>> models = client->ListModels();
+  if (!models.ok()) return Fail(models.status());
+  if (format == "json") {
+    v1::ListModelsResponse r;
+    for (auto& m : *models) *r.add_models() = m;
+    return Emit(*args, ToJson(r));
+  }
+  return Emit(*args, FormatRows(ModelRows(*models), "table"));
+}
+
+int ModelsShow(const Globals& g, const std::vector<std::string>& argv) {
+  const Command& c = kCommands[6];
+  absl::StatusOr<Args> args = Args::Parse(argv, {"format", "output"}, {});
+  if (!args.ok()) return UsageError(c, args.status().message());
+  std::string format;
+  if (!CheckFormat(*args, {"table", "json"}, &format)) return UsageError(c, "bad --format");
+  uint64_t version = 0;
+  if (args->positionals().size() > 1 ||
+      (args->positionals().size() == 1 && !absl::SimpleAtoi(args->positionals()[0], &version))) {
+    return UsageError(c, "VERSION is one number");
+  }
+  absl::StatusOr<MaplexClient> client = Connect(g);
+  if (!client.ok()) return Fail(client.status());
+  absl::StatusOr<v1::ModelInfo> m = client->GetModel(version);
+  if (!m.ok()) return Fail(m.status());
+  if (format == "json") return Emit(*args, ToJson(*m));
+  std::string out = FormatRows(ModelRows({*m}), "table");
+  Rows acc = {{"DEVICE", "SAMPLES", "ROLE", "BASIS", "SPEARMAN", "ACC10", "MAPE_%", "COVERAGE90"}};
+  for (const v1::DeviceAccuracy& a : m->device_accuracy()) {
+    acc.push_back({a.device_id(), absl::StrCat(a.samples()), a.reference() ? "reference" : "adapted",
+                   a.basis(), absl::StrFormat("%.4f", a.spearman()),
+                   absl::StrFormat("%.3f", a.acc10()), absl::StrFormat("%.2f", a.mape()),
+                   absl::StrFormat("%.3f", a.coverage90())});
+  }
+  absl::StrAppend(&out, "\n", FormatRows(acc, "table"));
+  return Emit(*args, out);
+}
+
+int Retrain(const Globals& g, const std::vector<std::string>& argv) {
+  const Command& c = kCommands[7];
+  absl::StatusOr<Args> args = Args::Parse(argv, {}, {});
+  if (!args.ok()) return UsageError(c, args.status().message());
+  if (!args->positionals().empty()) return UsageError(c, "takes no arguments");
+  absl::StatusOr<MaplexClient> client = Connect(g);
+  if (!client.ok()) return Fail(client.status());
+  absl::StatusOr<v1::ModelInfo> m = client->Retrain();
+  if (!m.ok()) return Fail(m.status());
+  std::printf("%s", FormatRows(ModelRows({*m}), "table").c_str());
+  return 0;
+}
+
+// ---------- import ----------
+
+// "public:" + the hardware name in lower case with runs of other characters as '-'.
+std::string PublicFingerprint(const std::string& hardware) {
+  std::string out = "public:";
+  bool dash = false;
+  for (char ch : absl::AsciiStrToLower(hardware)) {
+    if (absl::ascii_isalnum(static_cast<unsigned char>(ch))) {
+      if (dash && out.back() != ':') out += '-';
+      out += ch;
+      dash = false;
+    } else {
+      dash = true;
+    }
+  }
+  return out;
+}
+
+int Import(const Globals& g, const std::vector<std::string>& argv) {
+  const Command& c = kCommands[8];
+  absl::StatusOr<Args> args =
+      Args::Parse(argv, {"latency", "devices", "only", "keep", "seed", "batch"}, {});
+  if (!args.ok()) return UsageError(c, args.status().message());
+  std::optional<std::string> latency_path = args->Get("latency");
+  std::optional<std::string> devices_path = args->Get("devices");
+  if (!latency_path || !devices_path) return UsageError(c, "--latency and --devices are required");
+  int batch = 5000;
+  uint32_t seed = 1;
+  if (!absl::SimpleAtoi(args->GetOr("batch", "5000"), &batch) || batch < 1) {
+    return UsageError(c, "--batch wants a positive number");
+  }
+  if (!absl::SimpleAtoi(args->GetOr("seed", "1"), &seed)) return UsageError(c, "--seed wants a number");
+  std::set<std::string> only;
+  if (std::optional<std::string> o = args->Get("only")) {
+    for (absl::string_view d : absl::StrSplit(*o, ',', absl::SkipEmpty())) only.emplace(d);
+  }
+  std::map<std::string, int> keep;
+  for (const std::string& k : args->GetAll("keep")) {
+    std::pair<std::string, std::string> kv = absl::StrSplit(k, absl::MaxSplits('=', 1));
+    int n = 0;
+    if (kv.first.empty() || !absl::SimpleAtoi(kv.second, &n) || n < 1) {
+      return UsageError(c, absl::StrCat("--keep wants DEVICE=K with K >= 1, got \"", k, "\""));
+    }
+    keep[kv.first] = n;
+  }
+
+  absl::StatusOr<std::string> latency_csv = client::ReadMaybeGzippedFile(*latency_path);
+  if (!latency_csv.ok()) return Fail(latency_csv.status());
+  absl::StatusOr<std::string> devices_csv = client::ReadMaybeGzippedFile(*devices_path);
+  if (!devices_csv.ok()) return Fail(devices_csv.status());
+  absl::StatusOr<std::vector<core::DeviceData>> table =
+      core::ParseLatencyTable(*latency_csv, *devices_csv, core::Nb201Space::Get());
+  if (!table.ok()) return Fail(table.status());
+  for (const std::string& d : only) {
+    if (std::none_of(table->begin(), table->end(), [&](const auto& t) { return t.device == d; })) {
+      return Fail(absl::NotFoundError(absl::StrCat("--only: no column \"", d, "\" in ", *latency_path)));
+    }
+  }
+
+  absl::StatusOr<MaplexClient> client = Connect(g);
+  if (!client.ok()) return Fail(client.status());
+  std::mt19937 rng(seed);
+  int64_t inserted = 0, already = 0;
+  for (core::DeviceData& d : *table) {
+    if (!only.empty() && !only.count(d.device)) continue;
+    v1::RegisterDeviceRequest reg;
+    reg.set_id(d.device);
+    reg.set_hardware_fingerprint(PublicFingerprint(d.hardware));
+    reg.set_hardware_name(d.hardware);
+    core::SpecToProto(d.descriptor.spec, reg.mutable_spec(), reg.mutable_config());
+    reg.mutable_config()->set_runtime("public");
+    (*reg.mutable_labels())["source"] = "import";
+    absl::StatusOr<v1::RegisterDeviceResponse> r = client->RegisterDevice(reg);
+    if (!r.ok()) return Fail(r.status());
+    if (r->device.id() != d.device) {
+      return Fail(absl::AlreadyExistsError(absl::StrCat(
+          "column ", d.device, " is the same hardware and configuration as device ",
+          r->device.id(), " already registered")));
+    }
+    if (auto k = keep.find(d.device); k != keep.end() && k->second < static_cast<int>(d.samples.size())) {
+      std::shuffle(d.samples.begin(), d.samples.end(), rng);
+      d.samples.resize(k->second);
+    }
+    std::vector<v1::Measurement> measurements;
+    measurements.reserve(d.samples.size());
+    for (const core::LatencySample& s : d.samples) {
+      v1::Measurement& m = measurements.emplace_back();
+      m.set_id(absl::StrCat("import:", d.device, ":", s.arch_index));
+      m.set_device_id(d.device);
+      m.mutable_arch()->set_index(s.arch_index);
+      m.mutable_stats()->set_median_ms(s.latency_ms);
+      m.mutable_protocol()->set_tool("maplex import (public data)");
+      m.mutable_protocol()->set_notes(absl::StrCat("from ", *latency_path));
+    }
+    absl::StatusOr<v1::MeasurementAck> ack = client->SendMeasurements(measurements, batch);
+    if (!ack.ok()) return Fail(ack.status());
+    inserted += ack->inserted();
+    already += ack->already_stored();
+    std::printf("%-16s %6zu measurements (%d new, %d already stored)\n", d.device.c_str(),
+                measurements.size(), ack->inserted(), ack->already_stored());
+  }
+  std::printf("imported: %lld new measurements, %lld already stored\n",
+              static_cast<long long>(inserted), static_cast<long long>(already));
+  return 0;
+}
+
+// ---------- health ----------
+
+int Health(const Globals& g, const std::vector<std::string>& argv) {
+  const Command& c = kCommands[9];
+  absl::StatusOr<Args> args = Args::Parse(argv, {}, {});
+  if (!args.ok()) return UsageError(c, args.status().message());
+  absl::StatusOr<MaplexClient> client = Connect(g);
+  if (!client.ok()) return Fail(client.status());
+  int rc = 0;
+  Rows rows = {{"SERVICE", "STATUS"}};
+  for (const char* service : {"", "maplex.v1.DeviceRegistry", "maplex.v1.Ingest",
+                              "maplex.v1.Predictor", "maplex.v1.Models"}) {
+    auto status = client->Health(service);
+    if (!status.ok()) return Fail(status.status());
+    if (*status != grpc::health::v1::HealthCheckResponse::SERVING) rc = 1;
+    rows.push_back({*service ? service : "(server)",
+                    grpc::health::v1::HealthCheckResponse::ServingStatus_Name(*status)});
+  }
+  std::printf("%s", FormatRows(rows, "table").c_str());
+  return rc;
+}
+
+void PrintOverview() {
+  std::printf(
+      "maplex — latency predictions for neural architectures on hardware devices\n\n"
+      "Usage: maplex [--server ADDR] [--timeout SECONDS] COMMAND [options]\n"
+      "  --server   server address (env MAPLEX_SERVER; default 127.0.0.1:50051)\n"
+      "  --timeout  deadline of each call in seconds (default 30)\n\nCommands:\n");
+  for (const Command& c : kCommands) std::printf("  %-16s %s\n", c.name, c.summary);
+  std::printf("\nmaplex COMMAND --help shows a command's options.\n");
+}
+
+}  // namespace
+
+int RunMaplexCli(const std::vector<std::string>& argv) {
+  Globals g;
+  if (const char* env = std::getenv("MAPLEX_SERVER"); env != nullptr && *env) {
+    g.options.address = env;
+  }
+  size_t i = 0;
+  while (i < argv.size() && absl::StartsWith(argv[i], "--")) {
+    std::string a = argv[i];
+    std::string value;
+    std::string name = a.substr(2);
+    if (size_t eq = name.find('='); eq != std::string::npos) {
+      value = name.substr(eq + 1);
+      name = name.substr(0, eq);
+    } else if (name == "server" || name == "timeout") {
+      if (i + 1 >= argv.size()) {
+        std::fprintf(stderr, "maplex: --%s needs a value\n", name.c_str());
+        return 2;
+      }
+      value = argv[++i];
+    }
+    if (name == "help") {
+      PrintOverview();
+      return 0;
+    } else if (name == "server") {
+      g.options.address = value;
+    } else if (name == "timeout") {
+      double seconds = 0;
+      if (!absl::SimpleAtod(value, &seconds) || seconds <= 0) {
+        std::fprintf(stderr, "maplex: --timeout wants a positive number of seconds\n");
+        return 2;
+      }
+      g.options.timeout = absl::Seconds(seconds);
+    } else {
+      std::fprintf(stderr, "maplex: unknown option %s (see maplex --help)\n", a.c_str());
+      return 2;
+    }
+    ++i;
+  }
+  if (i >= argv.size() || argv[i] == "help") {
+    PrintOverview();
+    return i >= argv.size() ? 2 : 0;
+  }
+  for (const Command& c : kCommands) {
+    std::vector<std::string> words = absl::StrSplit(c.name, ' ');
+    if (i + words.size() > argv.size()) continue;
+    if (!std::equal(words.begin(), words.end(), argv.begin() + i)) continue;
+    std::vector<std::string> rest(argv.begin() + i + words.size(), argv.end());
+    if (std::find(rest.begin(), rest.end(), "--help") != rest.end()) {
+      PrintCommandHelp(c);
+      return 0;
+    }
+    return c.run(g, rest);
+  }
+  std::fprintf(stderr, "maplex: unknown command \"%s\" (see maplex --help)\n", argv[i].c_str());
+  return 2;
+}
+
+}  // namespace maplex::cli

@@ -1,0 +1,9 @@
+// maplex: the operator's and researcher's command line for a maplex server.
+#include <string>
+#include <vector>
+
+#include "client/cli/commands.h"
+
+int main(int argc, char** argv) {
+  return maplex::cli::RunMaplexCli(std::vector<std::string>(argv + 1, argv + argc));
+}

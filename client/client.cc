@@ -1,0 +1,191 @@
+#include "client/client.h"
+
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+
+#include "absl/strings/str_cat.h"
+
+namespace maplex::client {
+
+maplex::v1::Architecture Nb201Index(int32_t index) {
+  maplex::v1::Architecture a;
+  a.set_index(index);
+  return a;
+}
+
+maplex::v1::Architecture Nb201Cell(const std::string& cell) {
+  maplex::v1::Architecture a;
+  a.set_cell(cell);
+  return a;
+}
+
+absl::Status FromGrpcStatus(const grpc::Status& status) {
+  if (status.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+}
+
+absl::StatusOr<MaplexClient> MaplexClient::Connect(const ClientOptions& options) {
+  if (options.address.empty()) return absl::InvalidArgumentError("server address is empty");
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(64 << 20);
+  args.SetMaxSendMessageSize(64 << 20);
+  // Security (TLS, tokens) is not configured yet: meant for loopback use.
+  auto channel =
+      grpc::CreateCustomChannel(options.address, grpc::InsecureChannelCredentials(), args);
+  return MaplexClient(options, std::move(channel));
+}
+
+MaplexClient::MaplexClient(const ClientOptions& options, std::shared_ptr<grpc::Channel> channel)
+    : options_(options),
+      channel_(std::move(channel)),
+      health_(grpc::health::v1::Health::NewStub(channel_)),
+      registry_(maplex::v1::DeviceRegistry::NewStub(channel_)),
+      ingest_(maplex::v1::Ingest::NewStub(channel_)),
+      predictor_(maplex::v1::Predictor::NewStub(channel_)),
+      models_(maplex::v1::Models::NewStub(channel_)) {}
+
+// Runs one unary call with the client's deadline; its response or status.
+template <typename Stub, typename Request, typename Response>
+absl::StatusOr<Response> MaplexClient::Call(
+    Stub& stub, grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&, Response*),
+    const Request& request) const {
+  Response response;
+  auto context = Context();
+  grpc::Status s = (stub.*method)(context.get(), request, &response);
+  if (!s.ok()) return FromGrpcStatus(s);
+  return response;
+}
+
+std::unique_ptr<grpc::ClientContext> MaplexClient::Context() const {
+  auto context = std::make_unique<grpc::ClientContext>();
+  context->set_deadline(std::chrono::system_clock::now() +
+                        absl::ToChronoMilliseconds(options_.timeout));
+  return context;
+}
+
+absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus> MaplexClient::Health(
+    const std::string& service) {
+  grpc::health::v1::HealthCheckRequest request;
+  request.set_service(service);
+  grpc::health::v1::HealthCheckResponse response;
+  auto context = Context();
+  grpc::Status s = health_->Check(context.get(), request, &response);
+  if (!s.ok()) return FromGrpcStatus(s);
+  return response.status();
+}
+
+absl::StatusOr<maplex::v1::RegisterDeviceResponse> MaplexClient::RegisterDevice(
+    const maplex::v1::RegisterDeviceRequest& request) {
+  return Call(*registry_, &maplex::v1::DeviceRegistry::Stub::RegisterDevice, request);
+}
+
+absl::StatusOr<maplex::v1::Device> MaplexClient::GetDevice(const std::string& id) {
+  maplex::v1::GetDeviceRequest request;
+  request.set_id(id);
+  return Call(*registry_, &maplex::v1::DeviceRegistry::Stub::GetDevice, request);
+}
+
+absl::StatusOr<std::vector<maplex::v1::Device>> MaplexClient::ListDevices(
+    maplex::v1::ListDevicesRequest request) {
+  std::vector<maplex::v1::Device> devices;
+  do {
+    maplex::v1::ListDevicesResponse response;
+    auto context = Context();
+    grpc::Status s = registry_->ListDevices(context.get(), request, &response);
+    if (!s.ok()) return FromGrpcStatus(s);
+    for (auto& d : *response.mutable_devices()) devices.push_back(std::move(d));
+    request.set_page_token(response.next_page_token());
+  } while (!request.page_token().empty());
+  return devices;
+}
+
+absl::StatusOr<maplex::v1::Device> MaplexClient::UpdateDevice(
+    const maplex::v1::UpdateDeviceRequest& request) {
+  return Call(*registry_, &maplex::v1::DeviceRegistry::Stub::UpdateDevice, request);
+}
+
+absl::StatusOr<maplex::v1::Device> MaplexClient::RetireDevice(const std::string& id) {
+  maplex::v1::RetireDeviceRequest request;
+  request.set_id(id);
+  return Call(*registry_, &maplex::v1::DeviceRegistry::Stub::RetireDevice, request);
+}
+
+absl::StatusOr<maplex::v1::PredictResponse> MaplexClient::Predict(
+    const std::string& device_id, const std::vector<maplex::v1::Architecture>& archs,
+    uint64_t model_version) {
+  maplex::v1::PredictRequest request;
+  request.set_device_id(device_id);
+  request.set_model_version(model_version);
+  for (const auto& a : archs) *request.add_archs() = a;
+  return Call(*predictor_, &maplex::v1::Predictor::Stub::Predict, request);
+}
+
+absl::StatusOr<std::vector<maplex::v1::ModelInfo>> MaplexClient::ListModels() {
+  maplex::v1::ListModelsResponse response;
+  auto context = Context();
+  grpc::Status s = models_->ListModels(context.get(), maplex::v1::ListModelsRequest(), &response);
+  if (!s.ok()) return FromGrpcStatus(s);
+  return std::vector<maplex::v1::ModelInfo>(response.models().begin(), response.models().end());
+}
+
+absl::StatusOr<maplex::v1::ModelInfo> MaplexClient::GetModel(uint64_t version) {
+  maplex::v1::GetModelRequest request;
+  request.set_version(version);
+  return Call(*models_, &maplex::v1::Models::Stub::GetModel, request);
+}
+
+absl::StatusOr<maplex::v1::ModelInfo> MaplexClient::Retrain() {
+  return Call(*models_, &maplex::v1::Models::Stub::Retrain, maplex::v1::RetrainRequest());
+}
+
+absl::StatusOr<maplex::v1::ReportDescriptorResponse> MaplexClient::ReportDescriptor(
+    const maplex::v1::ReportDescriptorRequest& request) {
+  return Call(*ingest_, &maplex::v1::Ingest::Stub::ReportDescriptor, request);
+}
+
+absl::StatusOr<maplex::v1::MeasurementAck> MaplexClient::SendMeasurements(
+    const std::vector<maplex::v1::Measurement>& measurements, int batch_size,
+    const std::function<void(const maplex::v1::MeasurementAck&)>& on_ack) {
+  if (batch_size < 1) return absl::InvalidArgumentError("batch_size must be at least 1");
+  grpc::ClientContext context;  // a stream: no fixed deadline, it ends with the data
+  auto stream = ingest_->StreamMeasurements(&context);
+  maplex::v1::MeasurementAck total;
+  size_t sent = 0;
+  int outstanding = 0;
+  // Keep a few batches in flight so the network and the server's commits overlap.
+  constexpr int kWindow = 4;
+  auto read_ack = [&]() -> bool {
+    maplex::v1::MeasurementAck ack;
+    if (!stream->Read(&ack)) return false;
+    --outstanding;
+    total.set_inserted(total.inserted() + ack.inserted());
+    total.set_already_stored(total.already_stored() + ack.already_stored());
+    for (auto& id : *ack.mutable_committed_ids()) total.add_committed_ids(std::move(id));
+    if (on_ack) on_ack(ack);
+    return true;
+  };
+  bool broken = false;
+  while (sent < measurements.size() && !broken) {
+    maplex::v1::MeasurementBatch batch;
+    size_t end = std::min(measurements.size(), sent + static_cast<size_t>(batch_size));
+    for (size_t i = sent; i < end; ++i) *batch.add_measurements() = measurements[i];
+    if (!stream->Write(batch)) {
+      broken = true;
+      break;
+    }
+    sent = end;
+    ++outstanding;
+    while (outstanding >= kWindow && !broken) broken = !read_ack();
+  }
+  if (!broken) stream->WritesDone();
+  while (outstanding > 0 && read_ack()) {
+  }
+  grpc::Status s = stream->Finish();
+  if (!s.ok()) return FromGrpcStatus(s);
+  if (outstanding > 0) {
+    return absl::UnavailableError(absl::StrCat(outstanding, " batches were not acknowledged"));
+  }
+  return total;
+}
+
+}  // namespace maplex::client

@@ -1,0 +1,94 @@
+// The C++ client of a maplex server: one connection, one method per RPC, errors as
+// absl::Status (the gRPC code and message, unchanged).
+//
+//   absl::StatusOr<MaplexClient> client = MaplexClient::Connect({"127.0.0.1:50051"});
+//   absl::StatusOr<v1::PredictResponse> r =
+//       client->Predict("gold_6240", {Nb201Index(42), Nb201Cell("|nor_conv_3x3~0|+...")});
+#ifndef MAPLEX_CLIENT_CLIENT_H_
+#define MAPLEX_CLIENT_CLIENT_H_
+
+#include <grpcpp/channel.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "maplex/v1/ingest.grpc.pb.h"
+#include "maplex/v1/models.grpc.pb.h"
+#include "maplex/v1/predictor.grpc.pb.h"
+#include "maplex/v1/registry.grpc.pb.h"
+
+namespace maplex::client {
+
+struct ClientOptions {
+  std::string address = "127.0.0.1:50051";
+  absl::Duration timeout = absl::Seconds(30);  // deadline of each unary call
+};
+
+// Architecture messages for the two NB201 encodings.
+maplex::v1::Architecture Nb201Index(int32_t index);
+maplex::v1::Architecture Nb201Cell(const std::string& cell);
+
+// The absl::Status carrying a gRPC status's code and message.
+absl::Status FromGrpcStatus(const grpc::Status& status);
+
+class MaplexClient {
+ public:
+  static absl::StatusOr<MaplexClient> Connect(const ClientOptions& options);
+
+  // grpc.health.v1 status of `service` ("" = the whole server): SERVING, NOT_SERVING, ...
+  absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus> Health(
+      const std::string& service);
+
+  absl::StatusOr<maplex::v1::RegisterDeviceResponse> RegisterDevice(
+      const maplex::v1::RegisterDeviceRequest& request);
+  absl::StatusOr<maplex::v1::Device> GetDevice(const std::string& id);
+  // All pages of ListDevices.
+  absl::StatusOr<std::vector<maplex::v1::Device>> ListDevices(
+      maplex::v1::ListDevicesRequest request);
+  absl::StatusOr<maplex::v1::Device> UpdateDevice(const maplex::v1::UpdateDeviceRequest& request);
+  absl::StatusOr<maplex::v1::Device> RetireDevice(const std::string& id);
+
+  absl::StatusOr<maplex::v1::PredictResponse> Predict(
+      const std::string& device_id, const std::vector<maplex::v1::Architecture>& archs,
+      uint64_t model_version = 0);
+
+  absl::StatusOr<std::vector<maplex::v1::ModelInfo>> ListModels();
+  absl::StatusOr<maplex::v1::ModelInfo> GetModel(uint64_t version);
+  absl::StatusOr<maplex::v1::ModelInfo> Retrain();
+
+  // Streams `measurements` in batches of `batch_size` and waits for every ack. Returns the
+  // summed ack; fails with the server's status when a batch is rejected (earlier batches
+  // stay stored). `on_ack` (optional) sees each ack as it arrives.
+  absl::StatusOr<maplex::v1::MeasurementAck> SendMeasurements(
+      const std::vector<maplex::v1::Measurement>& measurements, int batch_size,
+      const std::function<void(const maplex::v1::MeasurementAck&)>& on_ack = nullptr);
+  absl::StatusOr<maplex::v1::ReportDescriptorResponse> ReportDescriptor(
+      const maplex::v1::ReportDescriptorRequest& request);
+
+ private:
+  MaplexClient(const ClientOptions& options, std::shared_ptr<grpc::Channel> channel);
+  std::unique_ptr<grpc::ClientContext> Context() const;
+  template <typename Stub, typename Request, typename Response>
+  absl::StatusOr<Response> Call(
+      Stub& stub, grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&, Response*),
+      const Request& request) const;
+
+  ClientOptions options_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::shared_ptr<grpc::health::v1::Health::Stub> health_;
+  std::shared_ptr<maplex::v1::DeviceRegistry::Stub> registry_;
+  std::shared_ptr<maplex::v1::Ingest::Stub> ingest_;
+  std::shared_ptr<maplex::v1::Predictor::Stub> predictor_;
+  std::shared_ptr<maplex::v1::Models::Stub> models_;
+};
+
+}  // namespace maplex::client
+
+#endif  // MAPLEX_CLIENT_CLIENT_H_

@@ -1,0 +1,24 @@
+// Bounds on what one request may carry; exceeding one is RESOURCE_EXHAUSTED or
+// INVALID_ARGUMENT with a message naming the field and the value.
+#ifndef MAPLEX_SERVER_LIMITS_H_
+#define MAPLEX_SERVER_LIMITS_H_
+
+namespace maplex::server {
+
+struct Limits {
+  int max_archs_per_predict = 20000;           // a whole NB201 space (15,625) fits
+  int max_measurements_per_batch = 10000;
+  int max_list_page_size = 1000;
+  int default_list_page_size = 100;
+  int max_labels_per_device = 64;
+  int max_id_length = 128;                      // device ids, measurement ids, label keys
+  int max_text_length = 1024;                   // names, label values, protocol notes
+  int max_batch_size = 65536;                   // DeviceConfig.batch_size
+  int max_threads = 4096;
+  double max_latency_ms = 3.6e6;               // one hour: anything above is absurd
+  int max_counters_per_descriptor = 256;
+};
+
+}  // namespace maplex::server
+
+#endif  // MAPLEX_SERVER_LIMITS_H_

@@ -1,0 +1,57 @@
+// The model being served: an immutable snapshot swapped atomically by the trainer and read
+// by every Predict without waiting for training.
+//
+//   std::shared_ptr<const ServedModel> m = slot.Get();   // never blocks on training
+//   if (m == nullptr) return Unavailable("no model yet");
+//   m->model->Predict(...);                              // m stays valid while held
+#ifndef MAPLEX_SERVER_MODEL_SLOT_H_
+#define MAPLEX_SERVER_MODEL_SLOT_H_
+
+#include <cstdint>
+#include <memory>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "core/model/latency_model.h"
+#include "maplex/v1/model.pb.h"
+#include "maplex/v1/models.pb.h"
+
+namespace maplex::server {
+
+struct ServedModel {
+  std::shared_ptr<const core::LatencyModel> model;
+  maplex::v1::ModelInfo info;          // info.version identifies it
+  maplex::v1::ModelSnapshot snapshot;  // what replicas receive
+};
+
+class ModelSlot {
+ public:
+  // The model being served, or nullptr before the first one. Lock-free for readers.
+  std::shared_ptr<const ServedModel> Get() const { return std::atomic_load(&current_); }
+
+  // Serves `model` from now on and wakes WaitNewer callers.
+  void Set(std::shared_ptr<const ServedModel> model) {
+    absl::MutexLock lock(&mu_);
+    std::atomic_store(&current_, std::move(model));
+  }
+
+  // Waits until a model with version > `version` is served or `timeout` passes; returns
+  // the model being served then (maybe still the old one, or nullptr).
+  std::shared_ptr<const ServedModel> WaitNewer(uint64_t version, absl::Duration timeout) const {
+    absl::MutexLock lock(&mu_);
+    auto newer = [this, version]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      std::shared_ptr<const ServedModel> m = std::atomic_load(&current_);
+      return m != nullptr && m->info.version() > version;
+    };
+    mu_.AwaitWithTimeout(absl::Condition(&newer), timeout);
+    return std::atomic_load(&current_);
+  }
+
+ private:
+  mutable absl::Mutex mu_;  // only for WaitNewer's condition; readers do not take it
+  std::shared_ptr<const ServedModel> current_;
+};
+
+}  // namespace maplex::server
+
+#endif  // MAPLEX_SERVER_MODEL_SLOT_H_

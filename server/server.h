@@ -1,0 +1,90 @@
+// maplex-server as a library: the store, the trainer, the gRPC services, health and
+// reflection, started and stopped as one unit. main.cc only fills ServerOptions.
+//
+//   ServerOptions options;
+//   options.listen_address = "127.0.0.1:0";
+//   options.database_path = "/tmp/maplex.db";
+//   absl::StatusOr<std::unique_ptr<MaplexServer>> server = MaplexServer::Start(options);
+//   int port = (*server)->port();
+//   ...
+//   (*server)->Shutdown();   // NOT_SERVING, drain, stop trainer, checkpoint WAL
+#ifndef MAPLEX_SERVER_SERVER_H_
+#define MAPLEX_SERVER_SERVER_H_
+
+#include <grpcpp/server.h>
+
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "server/limits.h"
+#include "server/model_slot.h"
+#include "server/services/ingest_service.h"
+#include "server/services/models_service.h"
+#include "server/services/predictor_service.h"
+#include "server/services/registry_service.h"
+#include "server/services/retired_devices.h"
+#include "server/store/store.h"
+#include "server/trainer.h"
+
+namespace maplex::server {
+
+struct ServerOptions {
+  std::string listen_address = "127.0.0.1:50051";
+  std::string database_path = "maplex.db";
+  // In-flight calls get this long to finish at shutdown before they are cancelled.
+  absl::Duration shutdown_grace = absl::Seconds(10);
+  TrainerOptions trainer;
+  Limits limits;
+  int max_message_bytes = 64 << 20;
+};
+
+class MaplexServer {
+ public:
+  // Opens the store, loads the newest model (or trains one if there is data but no model),
+  // and starts serving. Fails without serving if the database cannot be opened.
+  static absl::StatusOr<std::unique_ptr<MaplexServer>> Start(const ServerOptions& options);
+
+  ~MaplexServer();  // Shutdown()s
+
+  // The port actually bound (useful with port 0).
+  int port() const { return port_; }
+
+  // Graceful stop: health NOT_SERVING, no new calls, in-flight calls drain for up to
+  // shutdown_grace, trainer stopped, WAL checkpointed. Idempotent.
+  void Shutdown();
+
+  // Blocks until Shutdown() has finished.
+  void Wait();
+
+  // Direct access for in-process tests.
+  Trainer& trainer() { return *trainer_; }
+  const ModelSlot& model_slot() const { return slot_; }
+
+ private:
+  explicit MaplexServer(const ServerOptions& options) : options_(options) {}
+  void WatchReadiness();
+
+  const ServerOptions options_;
+  std::unique_ptr<Store> store_;
+  ModelSlot slot_;
+  RetiredDevices retired_;
+  std::unique_ptr<Trainer> trainer_;
+  std::unique_ptr<RegistryService> registry_;
+  std::unique_ptr<IngestService> ingest_;
+  std::unique_ptr<PredictorService> predictor_;
+  std::unique_ptr<ModelsService> models_;
+  std::unique_ptr<grpc::Server> grpc_server_;
+  int port_ = 0;
+  std::thread readiness_thread_;
+  absl::Notification stopping_;
+  absl::Notification stopped_;
+  absl::Mutex shutdown_mu_;
+};
+
+}  // namespace maplex::server
+
+#endif  // MAPLEX_SERVER_SERVER_H_

@@ -1,0 +1,78 @@
+#include "server/services/ingest_service.h"
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "server/rpc_status.h"
+#include "server/validation.h"
+
+namespace maplex::server {
+
+using grpc::ServerContext;
+using grpc::Status;
+
+absl::Status IngestService::CheckDeviceAccepts(const std::string& device_id,
+                                               absl::string_view field) {
+  absl::StatusOr<v1::Device> device = store_->GetDevice(device_id);
+  if (!device.ok()) {
+    if (absl::IsNotFound(device.status())) {
+      return absl::NotFoundError(
+          absl::StrCat(field, ": no device \"", device_id, "\" is registered"));
+    }
+    return device.status();
+  }
+  if (device->retired()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(field, ": device \"", device_id, "\" is retired"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::MeasurementAck> IngestService::StoreBatch(const v1::MeasurementBatch& batch) {
+  absl::StatusOr<std::vector<StoredMeasurement>> rows = ValidateMeasurementBatch(batch, limits_);
+  if (!rows.ok()) return rows.status();
+  absl::flat_hash_set<std::string> checked;
+  for (size_t i = 0; i < rows->size(); ++i) {
+    const std::string& device = (*rows)[i].device_id;
+    if (!checked.insert(device).second) continue;
+    if (absl::Status s = CheckDeviceAccepts(device, absl::StrCat("measurements[", i, "].device_id"));
+        !s.ok()) {
+      return s;
+    }
+  }
+  absl::StatusOr<Store::IngestResult> stored = store_->AddMeasurements(*rows);
+  if (!stored.ok()) return stored.status();
+  v1::MeasurementAck ack;
+  for (const StoredMeasurement& row : *rows) ack.add_committed_ids(row.id);
+  ack.set_inserted(stored->inserted);
+  ack.set_already_stored(stored->already_stored);
+  if (stored->inserted > 0) trainer_->NotifyNewData();
+  return ack;
+}
+
+Status IngestService::StreamMeasurements(
+    ServerContext*, grpc::ServerReaderWriter<v1::MeasurementAck, v1::MeasurementBatch>* stream) {
+  v1::MeasurementBatch batch;
+  while (stream->Read(&batch)) {
+    absl::StatusOr<v1::MeasurementAck> ack = StoreBatch(batch);
+    // A rejected batch ends the stream; the agent keeps it (it was never acknowledged).
+    if (!ack.ok()) return ToGrpcStatus(ack.status());
+    if (!stream->Write(*ack)) break;  // the client went away; what was stored stays stored
+  }
+  return Status::OK;
+}
+
+Status IngestService::ReportDescriptor(ServerContext*, const v1::ReportDescriptorRequest* request,
+                                       v1::ReportDescriptorResponse* response) {
+  if (absl::Status s = ValidateDescriptor(*request, limits_); !s.ok()) return ToGrpcStatus(s);
+  if (absl::Status s = CheckDeviceAccepts(request->device_id(), "device_id"); !s.ok()) {
+    return ToGrpcStatus(s);
+  }
+  int64_t now = absl::ToUnixMillis(absl::Now());
+  if (absl::Status s = store_->PutDescriptor(*request, now); !s.ok()) return ToGrpcStatus(s);
+  trainer_->NotifyNewData();
+  response->set_reported_at_unix_ms(now);
+  return Status::OK;
+}
+
+}  // namespace maplex::server

@@ -1,0 +1,41 @@
+// maplex.v1.Ingest: measurements arrive in batches; each batch is validated whole, stored
+// in one durable transaction, and only then acknowledged. The trainer hears of new data.
+#ifndef MAPLEX_SERVER_SERVICES_INGEST_SERVICE_H_
+#define MAPLEX_SERVER_SERVICES_INGEST_SERVICE_H_
+
+#include "maplex/v1/ingest.grpc.pb.h"
+#include "server/limits.h"
+#include "server/store/store.h"
+#include "server/trainer.h"
+
+namespace maplex::server {
+
+class IngestService final : public maplex::v1::Ingest::Service {
+ public:
+  IngestService(Store* store, Trainer* trainer, const Limits& limits)
+      : store_(store), trainer_(trainer), limits_(limits) {}
+
+  grpc::Status StreamMeasurements(
+      grpc::ServerContext* context,
+      grpc::ServerReaderWriter<maplex::v1::MeasurementAck, maplex::v1::MeasurementBatch>* stream)
+      override;
+  grpc::Status ReportDescriptor(grpc::ServerContext* context,
+                                const maplex::v1::ReportDescriptorRequest* request,
+                                maplex::v1::ReportDescriptorResponse* response) override;
+
+  // Validates and stores one batch; the ack names every id durably stored. Exposed for
+  // tests and for in-process callers.
+  absl::StatusOr<maplex::v1::MeasurementAck> StoreBatch(const maplex::v1::MeasurementBatch& batch);
+
+ private:
+  // OK when `device_id` names a registered device that is not retired.
+  absl::Status CheckDeviceAccepts(const std::string& device_id, absl::string_view field);
+
+  Store* const store_;
+  Trainer* const trainer_;
+  const Limits limits_;
+};
+
+}  // namespace maplex::server
+
+#endif  // MAPLEX_SERVER_SERVICES_INGEST_SERVICE_H_

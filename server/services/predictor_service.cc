@@ -1,0 +1,77 @@
+#include "server/services/predictor_service.h"
+
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "server/rpc_status.h"
+#include "server/validation.h"
+
+namespace maplex::server {
+
+using grpc::ServerContext;
+using grpc::Status;
+
+absl::Status PredictorService::Answer(const v1::PredictRequest& request,
+                                      v1::PredictResponse* response) const {
+  absl::StatusOr<std::vector<int32_t>> archs = ValidatePredictRequest(request, limits_);
+  if (!archs.ok()) return archs.status();
+  if (retired_->Contains(request.device_id())) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("device_id: device \"", request.device_id(), "\" is retired"));
+  }
+  std::shared_ptr<const ServedModel> served = slot_->Get();
+  if (served == nullptr) {
+    return absl::UnavailableError(
+        "no model is trained yet: import data or stream measurements first");
+  }
+  if (request.model_version() != 0 && request.model_version() != served->info.version()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "model_version: version ", request.model_version(), " is not served; serving version ",
+        served->info.version(), " (ask for 0 to take it)"));
+  }
+  std::vector<core::LatencyPrediction> predicted(archs->size());
+  absl::Status s =
+      served->model->Predict(request.device_id(), *archs, absl::MakeSpan(predicted));
+  if (absl::IsNotFound(s)) {
+    // Say why: unknown device, or known but without measurements in this model yet.
+    absl::StatusOr<v1::Device> device = store_->GetDevice(request.device_id());
+    if (!device.ok()) {
+      return absl::NotFoundError(
+          absl::StrCat("device_id: no device \"", request.device_id(), "\" is registered"));
+    }
+    return absl::FailedPreconditionError(absl::StrCat(
+        "device_id: device \"", request.device_id(), "\" has ", device->measurement_count(),
+        " measurements but model version ", served->info.version(),
+        " was trained before them; a newer model follows shortly"));
+  }
+  if (!s.ok()) return s;
+  response->set_model_version(served->info.version());
+  response->set_method(served->info.method());
+  response->mutable_predictions()->Reserve(static_cast<int>(predicted.size()));
+  for (size_t i = 0; i < predicted.size(); ++i) {
+    v1::Prediction* p = response->add_predictions();
+    p->set_arch_index((*archs)[i]);
+    p->set_latency_ms(predicted[i].latency_ms);
+    p->set_lower_ms(predicted[i].lower_ms);
+    p->set_upper_ms(predicted[i].upper_ms);
+  }
+  return absl::OkStatus();
+}
+
+Status PredictorService::Predict(ServerContext*, const v1::PredictRequest* request,
+                                 v1::PredictResponse* response) {
+  return ToGrpcStatus(Answer(*request, response));
+}
+
+Status PredictorService::PredictStream(
+    ServerContext*, grpc::ServerReaderWriter<v1::PredictResponse, v1::PredictRequest>* stream) {
+  v1::PredictRequest request;
+  while (stream->Read(&request)) {
+    v1::PredictResponse response;
+    if (absl::Status s = Answer(request, &response); !s.ok()) return ToGrpcStatus(s);
+    if (!stream->Write(response)) break;
+  }
+  return Status::OK;
+}
+
+}  // namespace maplex::server

@@ -1,0 +1,40 @@
+// maplex.v1.Predictor: answers from the served model snapshot; never touches the store on
+// the success path and never waits for training.
+#ifndef MAPLEX_SERVER_SERVICES_PREDICTOR_SERVICE_H_
+#define MAPLEX_SERVER_SERVICES_PREDICTOR_SERVICE_H_
+
+#include "maplex/v1/predictor.grpc.pb.h"
+#include "server/limits.h"
+#include "server/model_slot.h"
+#include "server/services/retired_devices.h"
+#include "server/store/store.h"
+
+namespace maplex::server {
+
+class PredictorService final : public maplex::v1::Predictor::Service {
+ public:
+  // `store` is read only to explain a miss (a device registered but not yet modelled).
+  PredictorService(const ModelSlot* slot, const RetiredDevices* retired, Store* store,
+                   const Limits& limits)
+      : slot_(slot), retired_(retired), store_(store), limits_(limits) {}
+
+  grpc::Status Predict(grpc::ServerContext* context, const maplex::v1::PredictRequest* request,
+                       maplex::v1::PredictResponse* response) override;
+  grpc::Status PredictStream(
+      grpc::ServerContext* context,
+      grpc::ServerReaderWriter<maplex::v1::PredictResponse, maplex::v1::PredictRequest>* stream)
+      override;
+
+  absl::Status Answer(const maplex::v1::PredictRequest& request,
+                      maplex::v1::PredictResponse* response) const;
+
+ private:
+  const ModelSlot* const slot_;
+  const RetiredDevices* const retired_;
+  Store* const store_;
+  const Limits limits_;
+};
+
+}  // namespace maplex::server
+
+#endif  // MAPLEX_SERVER_SERVICES_PREDICTOR_SERVICE_H_

@@ -1,0 +1,97 @@
+#include "server/services/registry_service.h"
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "server/rpc_status.h"
+#include "server/validation.h"
+
+namespace maplex::server {
+
+using grpc::ServerContext;
+using grpc::Status;
+
+Status RegistryService::RegisterDevice(ServerContext*, const v1::RegisterDeviceRequest* request,
+                                       v1::RegisterDeviceResponse* response) {
+  if (absl::Status s = ValidateRegisterDevice(*request, limits_); !s.ok()) return ToGrpcStatus(s);
+  absl::StatusOr<Store::Registration> r = store_->RegisterDevice(*request);
+  if (!r.ok()) return ToGrpcStatus(r.status());
+  if (r->device.retired()) {
+    return ToGrpcStatus(absl::FailedPreconditionError(absl::StrCat(
+        "id: device \"", r->device.id(), "\" with this hardware and configuration is retired")));
+  }
+  *response->mutable_device() = std::move(r->device);
+  response->set_created(r->created);
+  return Status::OK;
+}
+
+Status RegistryService::GetDevice(ServerContext*, const v1::GetDeviceRequest* request,
+                                  v1::Device* response) {
+  if (absl::Status s = ValidateIdentifier(request->id(), "id", limits_); !s.ok()) {
+    return ToGrpcStatus(s);
+  }
+  absl::StatusOr<v1::Device> d = store_->GetDevice(request->id());
+  if (!d.ok()) return ToGrpcStatus(d.status());
+  *response = *std::move(d);
+  return Status::OK;
+}
+
+Status RegistryService::ListDevices(ServerContext*, const v1::ListDevicesRequest* request,
+                                    v1::ListDevicesResponse* response) {
+  int page_size = request->page_size() == 0 ? limits_.default_list_page_size : request->page_size();
+  if (page_size < 0 || page_size > limits_.max_list_page_size) {
+    return ToGrpcStatus(absl::InvalidArgumentError(absl::StrCat(
+        "page_size: ", request->page_size(), " is outside 0..", limits_.max_list_page_size)));
+  }
+  // The page token is the id of the last device of the previous page.
+  if (!request->page_token().empty()) {
+    if (absl::Status s = ValidateIdentifier(request->page_token(), "page_token", limits_); !s.ok()) {
+      return ToGrpcStatus(s);
+    }
+  }
+  DeviceFilter filter;
+  filter.category = request->category();
+  filter.labels = std::map<std::string, std::string>(request->labels().begin(),
+                                                     request->labels().end());
+  filter.include_retired = request->include_retired();
+  // One more than asked tells whether another page follows.
+  absl::StatusOr<std::vector<v1::Device>> devices =
+      store_->ListDevices(filter, request->page_token(), page_size + 1);
+  if (!devices.ok()) return ToGrpcStatus(devices.status());
+  bool more = static_cast<int>(devices->size()) > page_size;
+  if (more) devices->resize(page_size);
+  for (v1::Device& d : *devices) *response->add_devices() = std::move(d);
+  if (more) response->set_next_page_token(response->devices(page_size - 1).id());
+  return Status::OK;
+}
+
+Status RegistryService::UpdateDevice(ServerContext*, const v1::UpdateDeviceRequest* request,
+                                     v1::Device* response) {
+  if (absl::Status s = ValidateUpdateDevice(*request, limits_); !s.ok()) return ToGrpcStatus(s);
+  absl::StatusOr<v1::Device> d = store_->UpdateLabels(
+      request->id(),
+      std::map<std::string, std::string>(request->set_labels().begin(),
+                                         request->set_labels().end()),
+      std::vector<std::string>(request->remove_labels().begin(), request->remove_labels().end()));
+  if (!d.ok()) return ToGrpcStatus(d.status());
+  *response = *std::move(d);
+  return Status::OK;
+}
+
+Status RegistryService::RetireDevice(ServerContext*, const v1::RetireDeviceRequest* request,
+                                     v1::Device* response) {
+  if (absl::Status s = ValidateIdentifier(request->id(), "id", limits_); !s.ok()) {
+    return ToGrpcStatus(s);
+  }
+  absl::StatusOr<v1::Device> d = store_->RetireDevice(request->id());
+  if (!d.ok()) return ToGrpcStatus(d.status());
+  retired_->Add(request->id());
+  trainer_->NotifyNewData();  // the next model leaves the device out
+  *response = *std::move(d);
+  return Status::OK;
+}
+
+}  // namespace maplex::server

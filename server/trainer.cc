@@ -1,0 +1,178 @@
+#include "server/trainer.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "core/arch/nb201_space.h"
+#include "core/eval/metrics.h"
+#include "core/hardware/spec_proto.h"
+#include "server/log.h"
+
+namespace maplex::server {
+namespace {
+
+// Scores `model` on the measurements it was fit on, per device.
+std::vector<v1::DeviceAccuracy> ScoreInSample(const core::LatencyModel& model,
+                                              const std::vector<core::DeviceData>& devices,
+                                              double reference_min_coverage) {
+  std::vector<v1::DeviceAccuracy> out;
+  for (const core::DeviceData& d : devices) {
+    std::vector<int32_t> archs;
+    std::vector<double> truth;
+    for (const core::LatencySample& s : d.samples) {
+      archs.push_back(s.arch_index);
+      truth.push_back(s.latency_ms);
+    }
+    std::vector<core::LatencyPrediction> predicted(archs.size());
+    if (!model.Predict(d.device, archs, absl::MakeSpan(predicted)).ok()) continue;
+    core::AccuracyMetrics m = core::ComputeAccuracy(predicted, truth);
+    v1::DeviceAccuracy& a = out.emplace_back();
+    a.set_device_id(d.device);
+    a.set_samples(static_cast<int64_t>(archs.size()));
+    a.set_reference(static_cast<double>(archs.size()) >=
+                    reference_min_coverage * core::kNb201CellCount);
+    a.set_basis("in-sample");
+    a.set_spearman(m.spearman);
+    a.set_acc10(m.acc10);
+    a.set_mape(m.mape);
+    a.set_coverage90(m.coverage90);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<core::DeviceData> ToDeviceData(const std::vector<DeviceSamples>& devices) {
+  std::vector<core::DeviceData> out;
+  out.reserve(devices.size());
+  for (const DeviceSamples& d : devices) {
+    core::DeviceData& c = out.emplace_back();
+    c.device = d.device.id();
+    c.hardware = d.device.hardware_fingerprint();
+    c.descriptor.spec = core::SpecFromProto(d.device.spec(), d.device.config());
+    if (d.descriptor.has_value()) {
+      for (const v1::CounterValue& v : d.descriptor->counters()) {
+        c.descriptor.counters.push_back(
+            {v.name(), v.available(), v.value(), v.unavailable_reason()});
+      }
+      c.descriptor.reference_workload_seconds = d.descriptor->reference_workload_seconds();
+    }
+    c.samples.reserve(d.latency_ms.size());
+    for (const auto& [arch, ms] : d.latency_ms) c.samples.push_back({arch, ms});
+  }
+  return out;
+}
+
+Trainer::Trainer(Store* store, ModelSlot* slot, TrainerOptions options)
+    : store_(store), slot_(slot), options_(std::move(options)) {}
+
+Trainer::~Trainer() { Stop(); }
+
+absl::Status Trainer::LoadLatest() {
+  absl::StatusOr<std::optional<Store::StoredModel>> stored = store_->LatestModel();
+  if (!stored.ok()) return stored.status();
+  if (!stored->has_value()) return absl::OkStatus();
+  absl::StatusOr<std::unique_ptr<core::LatencyModel>> model =
+      core::LoadLatencyModel((*stored)->snapshot);
+  if (!model.ok()) {
+    return absl::Status(model.status().code(),
+                        absl::StrCat("model version ", (*stored)->info.version(),
+                                     " does not load: ", model.status().message()));
+  }
+  auto served = std::make_shared<ServedModel>();
+  served->model = *std::move(model);
+  served->info = std::move((*stored)->info);
+  served->info.set_serving(true);
+  served->snapshot = std::move((*stored)->snapshot);
+  slot_->Set(std::move(served));
+  return absl::OkStatus();
+}
+
+void Trainer::Start() {
+  absl::MutexLock lock(&mu_);
+  if (thread_.joinable() || stopping_) return;
+  thread_ = std::thread([this] { Loop(); });
+}
+
+void Trainer::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+void Trainer::NotifyNewData() {
+  absl::MutexLock lock(&mu_);
+  absl::Time now = absl::Now();
+  if (!pending_) first_pending_ = now;
+  pending_ = true;
+  last_pending_ = now;
+}
+
+void Trainer::Loop() {
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      auto due = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        if (stopping_) return true;
+        if (!pending_) return false;
+        absl::Time now = absl::Now();
+        return now - last_pending_ >= options_.debounce ||
+               now - first_pending_ >= options_.max_delay;
+      };
+      // Re-checked on every mutex release and at least every 100 ms (time passing does not
+      // wake a condition by itself).
+      while (!mu_.AwaitWithTimeout(absl::Condition(&due), absl::Milliseconds(100))) {
+      }
+      if (stopping_) return;
+      pending_ = false;
+    }
+    // A failed training keeps the previous model serving; the next data retries.
+    absl::StatusOr<v1::ModelInfo> info = TrainNow();
+    if (!info.ok()) LogWarning("training_failed", {{"error", info.status().ToString()}});
+  }
+}
+
+absl::StatusOr<v1::ModelInfo> Trainer::TrainNow() {
+  absl::MutexLock train_lock(&train_mu_);
+  absl::Time start = absl::Now();
+  absl::StatusOr<std::vector<DeviceSamples>> stored = store_->LoadTrainingData();
+  if (!stored.ok()) return stored.status();
+  std::vector<core::DeviceData> devices = ToDeviceData(*stored);
+  if (devices.empty()) return absl::FailedPreconditionError("no measurements to train on");
+  absl::StatusOr<std::unique_ptr<core::LatencyModel>> model =
+      core::TrainLatencyModel(devices, options_.train);
+  if (!model.ok()) return model.status();
+
+  auto served = std::make_shared<ServedModel>();
+  served->snapshot = (*model)->ToProto();
+  v1::ModelInfo& info = served->info;
+  info.set_method(core::MethodName((*model)->method()));
+  info.set_created_at_unix_ms(absl::ToUnixMillis(absl::Now()));
+  int64_t measurements = 0;
+  for (const core::DeviceData& d : devices) measurements += static_cast<int64_t>(d.samples.size());
+  info.set_training_measurements(measurements);
+  info.set_training_devices(static_cast<int32_t>(devices.size()));
+  for (v1::DeviceAccuracy& a :
+       ScoreInSample(**model, devices, options_.train.reference_min_coverage)) {
+    *info.add_device_accuracy() = std::move(a);
+  }
+  info.set_train_seconds(absl::ToDoubleSeconds(absl::Now() - start));
+  absl::StatusOr<uint64_t> version = store_->AddModel(info, served->snapshot);
+  if (!version.ok()) return version.status();
+  info.set_version(*version);
+  info.set_serving(true);
+  served->model = *std::move(model);
+  v1::ModelInfo result = info;
+  slot_->Set(std::move(served));
+  LogInfo("model_served", {{"version", absl::StrCat(result.version())},
+                           {"method", result.method()},
+                           {"devices", absl::StrCat(result.training_devices())},
+                           {"measurements", absl::StrCat(result.training_measurements())},
+                           {"train_seconds", absl::StrCat(result.train_seconds())}});
+  return result;
+}
+
+}  // namespace maplex::server

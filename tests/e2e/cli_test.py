@@ -1,0 +1,189 @@
+"""End-to-end: the `maplex` CLI against a real maplex-server process on 127.0.0.1 —
+import, devices, predict, models, retrain, health, exit codes, graceful stop, restart,
+and a kill -9 in the middle of an import."""
+
+import csv
+import io
+import json
+import os
+import signal
+import sqlite3
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import maplex_processes as mp  # noqa: E402
+
+SMALL = ["silver_4114", "silver_4210r", "pixel3", "gold_6240"]
+
+
+class CliTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.server = mp.ServerProcess().start()
+        cls.addr = cls.server.address
+        cls.import_out = mp.cli(cls.addr, "import", "--latency", mp.LATENCY_CSV, "--devices",
+                                mp.DEVICES_CSV, "--only", ",".join(SMALL), "--keep", "gold_6240=10")
+        mp.cli(cls.addr, "retrain")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stop()
+        cls.server.cleanup()
+
+    def test_import_reports_and_is_idempotent(self):
+        self.assertIn("imported: 46885 new measurements", self.import_out.stdout)
+        again = mp.cli(self.addr, "import", "--latency", mp.LATENCY_CSV, "--devices",
+                       mp.DEVICES_CSV, "--only", "silver_4114,pixel3")
+        self.assertIn("imported: 0 new measurements, 31250 already stored", again.stdout)
+
+    def test_devices_list_show(self):
+        out = mp.cli(self.addr, "devices", "list", "--format", "csv").stdout
+        rows = list(csv.DictReader(io.StringIO(out)))
+        self.assertEqual([r["ID"] for r in rows], sorted(SMALL))
+        gold = next(r for r in rows if r["ID"] == "gold_6240")
+        self.assertEqual(gold["MEASURED"], "10")
+        self.assertEqual(gold["HARDWARE"], "Intel Xeon Gold 6240")
+        show = mp.cli(self.addr, "devices", "show", "pixel3").stdout
+        self.assertIn("Google Pixel 3", show)
+        self.assertIn("measured_archs", show)
+        data = json.loads(mp.cli(self.addr, "devices", "show", "pixel3", "--format", "json").stdout)
+        self.assertEqual(data["config"]["batch_size"], 1)
+        mobile = mp.cli(self.addr, "devices", "list", "--category", "mobile").stdout
+        self.assertIn("pixel3", mobile)
+        self.assertNotIn("silver_4114", mobile)
+
+    def test_predict_formats_and_accuracy(self):
+        table = mp.cli(self.addr, "predict", "--device", "gold_6240", "0", "15624",
+                       "|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|").stdout
+        lines = table.strip().splitlines()
+        self.assertEqual(lines[0].split()[:3], ["INDEX", "CELL", "LATENCY_MS"])
+        self.assertEqual(len(lines), 4)
+        as_json = json.loads(mp.cli(self.addr, "predict", "--device", "gold_6240", "7",
+                                    "--format", "json").stdout)
+        self.assertEqual(as_json["predictions"][0]["arch_index"], 7)
+        self.assertGreater(int(as_json["model_version"]), 0)
+        out = mp.cli(self.addr, "predict", "--device", "gold_6240", "--all", "--format", "csv",
+                     "--compare-with", mp.LATENCY_CSV,
+                     "--output", os.path.join(self.server.tmp.name, "all.csv"))
+        self.assertIn("15284 cells with a connected output; 341 disconnected", out.stdout)
+        with open(os.path.join(self.server.tmp.name, "all.csv")) as f:
+            rows = list(csv.DictReader(f))
+        self.assertEqual(len(rows), 15625)
+        self.assertIn("MEASURED_MS", rows[0])
+        rho = float(out.stdout.split("Spearman rho ")[1].split()[0])
+        self.assertGreater(rho, 0.8)
+
+    def test_predict_from_file(self):
+        path = os.path.join(self.server.tmp.name, "archs.txt")
+        with open(path, "w") as f:
+            f.write("# my candidates\n12\n\n|skip_connect~0|+|skip_connect~0|skip_connect~1|+"
+                    "|skip_connect~0|skip_connect~1|skip_connect~2|\n")
+        out = mp.cli(self.addr, "predict", "--device", "pixel3", "--file", path,
+                     "--format", "csv").stdout
+        self.assertEqual(len(out.strip().splitlines()), 3)
+
+    def test_models(self):
+        out = mp.cli(self.addr, "models", "list").stdout
+        self.assertIn("VERSION", out)
+        self.assertIn("yes", out)
+        show = mp.cli(self.addr, "models", "show").stdout
+        self.assertIn("gold_6240", show)
+        self.assertIn("adapted", show)
+        self.assertIn("reference", show)
+
+    def test_health(self):
+        out = mp.cli(self.addr, "health").stdout
+        self.assertIn("maplex.v1.Predictor", out)
+        self.assertNotIn("NOT_SERVING", out)
+
+    def test_failures_have_codes_and_messages(self):
+        r = mp.cli(self.addr, "predict", "--device", "nobody", "1", check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("NOT_FOUND", r.stderr)
+        r = mp.cli(self.addr, "predict", "--device", "pixel3", "|bogus|", check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("archs[0].cell", r.stderr)
+        r = mp.cli(self.addr, "predict", "--device", "pixel3", check=False)
+        self.assertEqual(r.returncode, 2)
+        r = mp.cli(self.addr, "devices", "frobnicate", check=False)
+        self.assertEqual(r.returncode, 2)
+        r = mp.cli(self.addr, "import", "--latency", "/nonexistent.csv", "--devices",
+                   mp.DEVICES_CSV, check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("/nonexistent.csv", r.stderr)
+        r = mp.cli("127.0.0.1:1", "--timeout", "2", "devices", "list", check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("UNAVAILABLE", r.stderr)
+
+    def test_every_command_has_help(self):
+        overview = mp.cli(self.addr, "--help").stdout
+        for command in (["devices", "list"], ["devices", "show"], ["devices", "retire"],
+                        ["devices", "label"], ["predict"], ["models", "list"],
+                        ["models", "show"], ["retrain"], ["import"], ["health"]):
+            self.assertIn(" ".join(command), overview)
+            out = mp.cli(self.addr, *command, "--help").stdout
+            self.assertIn("Usage: maplex", out)
+
+
+class LifecycleTest(unittest.TestCase):
+    def test_sigterm_stops_cleanly_and_restart_keeps_everything(self):
+        server = mp.ServerProcess().start()
+        try:
+            mp.cli(server.address, "import", "--latency", mp.LATENCY_CSV, "--devices",
+                   mp.DEVICES_CSV, "--only", "silver_4114,pixel3")
+            mp.cli(server.address, "retrain")
+            before = mp.cli(server.address, "predict", "--device", "pixel3", "1", "2", "3").stdout
+            self.assertEqual(server.stop(), 0)
+            self.assertIn("event=shutdown_finished", server.logs())
+            # The WAL was checkpointed into the main file at shutdown.
+            wal = server.db_path + "-wal"
+            self.assertTrue(not os.path.exists(wal) or os.path.getsize(wal) == 0)
+            server.start()
+            after = mp.cli(server.address, "predict", "--device", "pixel3", "1", "2", "3").stdout
+            self.assertEqual(before, after)
+        finally:
+            server.stop()
+            server.cleanup()
+
+    def test_kill_9_during_import_loses_and_duplicates_nothing(self):
+        server = mp.ServerProcess().start()
+        try:
+            args = ["import", "--latency", mp.LATENCY_CSV, "--devices", mp.DEVICES_CSV,
+                    "--only", "silver_4114,silver_4210r,gold_6240", "--batch", "500"]
+            importer = mp.subprocess.Popen(
+                [os.path.join(mp.BIN_DIR, "maplex"), "--server", server.address, *args],
+                stdout=mp.subprocess.PIPE, stderr=mp.subprocess.PIPE)
+            time.sleep(1.0)
+            server.process.send_signal(signal.SIGKILL)
+            server.process.wait()
+            importer.wait(timeout=60)
+            server.start()
+            mp.cli(server.address, "import", *args[1:])
+            self.assertEqual(server.stop(), 0)
+            db = sqlite3.connect(server.db_path)
+            count, distinct = db.execute(
+                "SELECT count(*), count(DISTINCT measurement_id) FROM measurements").fetchone()
+            self.assertEqual(count, 3 * 15625)
+            self.assertEqual(distinct, count)
+        finally:
+            server.stop()
+            server.cleanup()
+
+    def test_refuses_a_file_that_is_not_its_database(self):
+        server = mp.ServerProcess()
+        try:
+            with open(server.db_path, "wb") as f:
+                f.write(b"this is not a database" * 100)
+            server.start(wait=False)
+            self.assertEqual(server.process.wait(timeout=30), 1)
+            self.assertIn("not a readable SQLite database", server.logs())
+            with open(server.db_path, "rb") as f:
+                self.assertEqual(f.read(), b"this is not a database" * 100)
+        finally:
+            server.cleanup()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

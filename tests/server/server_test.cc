@@ -1,0 +1,282 @@
+// Integration tests: an in-process maplex server on 127.0.0.1:0, driven over gRPC.
+#include "server/server.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <algorithm>
+#include <thread>
+
+#include "client/data_files.h"
+#include "core/arch/nb201_space.h"
+#include "core/dataset/latency_table.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "maplex/v1/models.grpc.pb.h"
+#include "server/store/store.h"
+#include "tests/testing/test_server.h"
+
+namespace maplex::server {
+namespace {
+
+using ::maplex::testing::ConnectTo;
+using ::maplex::testing::TempDir;
+using ::maplex::testing::TestDevice;
+using ::maplex::testing::TestMeasurement;
+using ::maplex::testing::TestServerOptions;
+using ::testing::HasSubstr;
+using HealthStatus = grpc::health::v1::HealthCheckResponse;
+
+// The bundled data, parsed once for the whole test binary.
+const std::vector<core::DeviceData>& BundledData() {
+  static const auto* data = [] {
+    auto latency = client::ReadMaybeGzippedFile("data/nb201_latency.csv.gz");
+    auto devices = client::ReadMaybeGzippedFile("data/nb201_devices.csv");
+    EXPECT_TRUE(latency.ok() && devices.ok());
+    auto table = core::ParseLatencyTable(*latency, *devices, core::Nb201Space::Get());
+    EXPECT_TRUE(table.ok()) << table.status();
+    return new std::vector<core::DeviceData>(*std::move(table));
+  }();
+  return *data;
+}
+
+// Registers `d` and streams all its samples (or the first `limit`).
+void Upload(client::MaplexClient& client, const core::DeviceData& d, size_t limit = SIZE_MAX) {
+  v1::RegisterDeviceRequest reg = TestDevice(d.device);
+  reg.set_hardware_fingerprint("test:" + d.hardware.substr(0, 20));
+  for (char& c : *reg.mutable_hardware_fingerprint()) {
+    if (!isalnum(static_cast<unsigned char>(c)) && c != ':') c = '-';
+  }
+  reg.mutable_config()->set_batch_size(d.descriptor.spec.batch_size);
+  ASSERT_TRUE(client.RegisterDevice(reg).ok());
+  std::vector<v1::Measurement> ms;
+  for (size_t i = 0; i < std::min(limit, d.samples.size()); ++i) {
+    const core::LatencySample& s = d.samples[i];
+    ms.push_back(TestMeasurement(d.device + ":" + std::to_string(s.arch_index), d.device,
+                                 s.arch_index, s.latency_ms));
+  }
+  auto ack = client.SendMeasurements(ms, 5000);
+  ASSERT_TRUE(ack.ok()) << ack.status();
+  ASSERT_EQ(ack->committed_ids_size(), static_cast<int>(ms.size()));
+}
+
+const core::DeviceData& Device(const std::string& name) {
+  for (const auto& d : BundledData()) {
+    if (d.device == name) return d;
+  }
+  ADD_FAILURE() << "no device " << name;
+  return BundledData()[0];
+}
+
+class ServerTest : public ::testing::Test {
+ protected:
+  void StartServer() {
+    auto server = MaplexServer::Start(TestServerOptions(dir_.File("maplex.db")));
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+    client_.emplace(ConnectTo(*server_));
+  }
+  void SetUp() override { StartServer(); }
+
+  // Three CPUs fully measured plus a new device with 10 samples.
+  void LoadSmallFleet() {
+    for (const char* name : {"silver_4114", "silver_4210r", "pixel3"}) Upload(*client_, Device(name));
+    Upload(*client_, Device("gold_6240"), 10);
+  }
+
+  TempDir dir_;
+  std::unique_ptr<MaplexServer> server_;
+  std::optional<client::MaplexClient> client_;
+};
+
+TEST_F(ServerTest, HealthTurnsServingWhenTheFirstModelIsLoaded) {
+  EXPECT_EQ(*client_->Health(""), HealthStatus::NOT_SERVING);
+  EXPECT_EQ(*client_->Health("maplex.v1.Predictor"), HealthStatus::NOT_SERVING);
+  EXPECT_EQ(*client_->Health("maplex.v1.DeviceRegistry"), HealthStatus::SERVING);
+  EXPECT_EQ(*client_->Health("maplex.v1.Ingest"), HealthStatus::SERVING);
+  LoadSmallFleet();
+  ASSERT_TRUE(client_->Retrain().ok());
+  for (int i = 0; i < 100 && *client_->Health("") != HealthStatus::SERVING; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(*client_->Health(""), HealthStatus::SERVING);
+  EXPECT_EQ(*client_->Health("maplex.v1.Predictor"), HealthStatus::SERVING);
+}
+
+TEST_F(ServerTest, AcksNameCommittedRowsAndRowsSurviveReopen) {
+  ASSERT_TRUE(client_->RegisterDevice(TestDevice("board")).ok());
+  std::vector<v1::Measurement> ms;
+  for (int i = 0; i < 25; ++i) ms.push_back(TestMeasurement("m" + std::to_string(i), "board", i, 1.0 + i));
+  std::vector<v1::MeasurementAck> acks;
+  auto total = client_->SendMeasurements(ms, 10, [&](const v1::MeasurementAck& a) { acks.push_back(a); });
+  ASSERT_TRUE(total.ok()) << total.status();
+  ASSERT_EQ(acks.size(), 3u);  // 10 + 10 + 5
+  EXPECT_EQ(acks[0].committed_ids(0), "m0");
+  EXPECT_EQ(acks[2].committed_ids_size(), 5);
+  EXPECT_EQ(total->inserted(), 25);
+
+  // A replay is acknowledged again but stores nothing new.
+  auto replay = client_->SendMeasurements(ms, 25);
+  ASSERT_TRUE(replay.ok());
+  EXPECT_EQ(replay->inserted(), 0);
+  EXPECT_EQ(replay->already_stored(), 25);
+
+  server_->Shutdown();
+  server_.reset();
+  auto store = Store::Open(dir_.File("maplex.db"));
+  ASSERT_TRUE(store.ok()) << store.status();
+  EXPECT_EQ(*(*store)->MeasurementCount(), 25);
+  auto data = (*store)->LoadTrainingData();
+  ASSERT_EQ(data->size(), 1u);
+  EXPECT_DOUBLE_EQ((*data)[0].latency_ms[24].second, 25.0);
+}
+
+TEST_F(ServerTest, ARejectedBatchEndsTheStreamAndStoresNothingOfIt) {
+  ASSERT_TRUE(client_->RegisterDevice(TestDevice("board")).ok());
+  std::vector<v1::Measurement> ms;
+  for (int i = 0; i < 4; ++i) ms.push_back(TestMeasurement("m" + std::to_string(i), "board", i, 2.0));
+  ms[3].mutable_stats()->set_median_ms(-1);  // in the second batch of 2
+  int acked = 0;
+  auto r = client_->SendMeasurements(ms, 2, [&](const v1::MeasurementAck& a) { acked += a.committed_ids_size(); });
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(r.status().message(), HasSubstr("measurements[1].stats.median_ms"));
+  EXPECT_EQ(acked, 2);
+  EXPECT_EQ(client_->GetDevice("board")->measurement_count(), 2);
+}
+
+TEST_F(ServerTest, PredictsEveryCellOfAnImportedDeviceWithTheModelVersion) {
+  LoadSmallFleet();
+  auto model = client_->Retrain();
+  ASSERT_TRUE(model.ok()) << model.status();
+  std::vector<v1::Architecture> all;
+  for (int i = 0; i < core::kNb201CellCount; ++i) all.push_back(client::Nb201Index(i));
+  for (const char* device : {"silver_4114", "gold_6240"}) {
+    auto r = client_->Predict(device, all);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->model_version(), model->version());
+    EXPECT_EQ(r->method(), model->method());
+    ASSERT_EQ(r->predictions_size(), core::kNb201CellCount);
+    for (int i = 0; i < r->predictions_size(); i += 997) {
+      const v1::Prediction& p = r->predictions(i);
+      EXPECT_EQ(p.arch_index(), i);
+      EXPECT_GT(p.latency_ms(), 0);
+      EXPECT_LE(p.lower_ms(), p.latency_ms());
+      EXPECT_GE(p.upper_ms(), p.latency_ms());
+    }
+  }
+  // A cell string names the same architecture as its index.
+  std::string cell = *core::Nb201Space::Get().ArchString(1234);
+  auto by_cell = client_->Predict("gold_6240", {client::Nb201Cell(cell)});
+  auto by_index = client_->Predict("gold_6240", {client::Nb201Index(1234)});
+  ASSERT_TRUE(by_cell.ok() && by_index.ok());
+  EXPECT_EQ(by_cell->predictions(0).latency_ms(), by_index->predictions(0).latency_ms());
+}
+
+TEST_F(ServerTest, RestartServesThePersistedModelWithIdenticalPredictions) {
+  LoadSmallFleet();
+  auto model = client_->Retrain();
+  ASSERT_TRUE(model.ok());
+  std::vector<v1::Architecture> archs = {client::Nb201Index(0), client::Nb201Index(15624)};
+  auto before = client_->Predict("gold_6240", archs);
+  ASSERT_TRUE(before.ok());
+  server_->Shutdown();
+  server_.reset();
+  StartServer();
+  auto after = client_->Predict("gold_6240", archs);
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(after->model_version(), model->version());
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(after->predictions(i).latency_ms(), before->predictions(i).latency_ms());
+  }
+}
+
+TEST_F(ServerTest, WatchModelsStreamsTheCurrentAndEachNewVersion) {
+  LoadSmallFleet();
+  auto first = client_->Retrain();
+  ASSERT_TRUE(first.ok());
+  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->port()),
+                                     grpc::InsecureChannelCredentials());
+  auto stub = v1::Models::NewStub(channel);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  v1::WatchModelsRequest request;
+  request.set_include_snapshot(true);
+  auto reader = stub->WatchModels(&context, request);
+  v1::ModelUpdate update;
+  ASSERT_TRUE(reader->Read(&update));
+  EXPECT_EQ(update.info().version(), first->version());
+  EXPECT_EQ(update.snapshot().method(), first->method());
+  auto second = client_->Retrain();
+  ASSERT_TRUE(second.ok());
+  ASSERT_TRUE(reader->Read(&update));
+  EXPECT_EQ(update.info().version(), second->version());
+  context.TryCancel();
+}
+
+TEST_F(ServerTest, ModelsListAndShowPerDeviceAccuracy) {
+  LoadSmallFleet();
+  ASSERT_TRUE(client_->Retrain().ok());
+  ASSERT_TRUE(client_->Retrain().ok());
+  auto models = client_->ListModels();
+  ASSERT_EQ(models->size(), 2u);
+  EXPECT_TRUE((*models)[0].serving());
+  EXPECT_FALSE((*models)[1].serving());
+  auto info = client_->GetModel(0);
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->training_devices(), 4);
+  EXPECT_EQ(info->training_measurements(), 3 * 15625 + 10);
+  ASSERT_EQ(info->device_accuracy_size(), 4);
+  for (const auto& a : info->device_accuracy()) {
+    EXPECT_GT(a.spearman(), 0.5) << a.device_id();
+    EXPECT_EQ(a.reference(), a.device_id() != "gold_6240");
+  }
+  EXPECT_EQ(client_->GetModel(99).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(ServerTest, RetiredDeviceGetsNoPredictionsAndNoMeasurements) {
+  LoadSmallFleet();
+  ASSERT_TRUE(client_->Retrain().ok());
+  ASSERT_TRUE(client_->Predict("pixel3", {client::Nb201Index(5)}).ok());
+  ASSERT_TRUE(client_->RetireDevice("pixel3").ok());
+  auto p = client_->Predict("pixel3", {client::Nb201Index(5)});
+  EXPECT_EQ(p.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(p.status().message(), HasSubstr("retired"));
+  auto m = client_->SendMeasurements({TestMeasurement("late", "pixel3", 1, 3.0)}, 1);
+  EXPECT_EQ(m.status().code(), absl::StatusCode::kFailedPrecondition);
+  v1::ListDevicesRequest list;
+  EXPECT_EQ(client_->ListDevices(list)->size(), 3u);
+  list.set_include_retired(true);
+  EXPECT_EQ(client_->ListDevices(list)->size(), 4u);
+}
+
+TEST_F(ServerTest, ListDevicesPagesAndFilters) {
+  for (int i = 0; i < 7; ++i) {
+    auto r = TestDevice("dev" + std::to_string(i));
+    if (i < 3) r.mutable_spec()->set_category("mobile");
+    ASSERT_TRUE(client_->RegisterDevice(r).ok());
+  }
+  v1::ListDevicesRequest request;
+  request.set_page_size(3);
+  EXPECT_EQ(client_->ListDevices(request)->size(), 7u);  // the client follows the pages
+  request.set_category("mobile");
+  EXPECT_EQ(client_->ListDevices(request)->size(), 3u);
+}
+
+TEST_F(ServerTest, PredictBeforeAnyModelIsUnavailable) {
+  ASSERT_TRUE(client_->RegisterDevice(TestDevice("board")).ok());
+  auto r = client_->Predict("board", {client::Nb201Index(1)});
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable);
+}
+
+TEST_F(ServerTest, ADeviceNewerThanTheModelIsExplained) {
+  LoadSmallFleet();
+  ASSERT_TRUE(client_->Retrain().ok());
+  ASSERT_TRUE(client_->RegisterDevice(TestDevice("newcomer")).ok());
+  auto r = client_->Predict("newcomer", {client::Nb201Index(1)});
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(r.status().message(), HasSubstr("newcomer"));
+  auto unknown = client_->Predict("nobody", {client::Nb201Index(1)});
+  EXPECT_EQ(unknown.status().code(), absl::StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace maplex::server

@@ -1,0 +1,110 @@
+#include "server/trainer.h"
+
+#include <thread>
+
+#include "gtest/gtest.h"
+#include "tests/testing/test_server.h"
+
+namespace maplex::server {
+namespace {
+
+using ::maplex::testing::TempDir;
+
+class TrainerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    store_ = *Store::Open(dir_.File("maplex.db"));
+    // A reference device covering every cell and a target with 10 samples, related by an
+    // exact factor of 2 so any sensible model predicts the target well.
+    for (const char* id : {"ref", "target"}) {
+      v1::RegisterDeviceRequest r = maplex::testing::TestDevice(id);
+      ASSERT_TRUE(store_->RegisterDevice(r).ok());
+    }
+    std::vector<StoredMeasurement> rows;
+    for (int a = 0; a < core::kNb201CellCount; ++a) {
+      StoredMeasurement m;
+      m.id = "ref:" + std::to_string(a);
+      m.device_id = "ref";
+      m.arch_index = a;
+      m.stats.set_median_ms(1.0 + (a % 97) * 0.1 + (a % 13));
+      rows.push_back(m);
+      if (a % 1500 == 0) {
+        m.id = "target:" + std::to_string(a);
+        m.device_id = "target";
+        m.stats.set_median_ms(2 * m.stats.median_ms());
+        rows.push_back(m);
+      }
+    }
+    ASSERT_TRUE(store_->AddMeasurements(rows).ok());
+  }
+
+  TempDir dir_;
+  std::unique_ptr<Store> store_;
+  ModelSlot slot_;
+};
+
+TEST_F(TrainerTest, TrainNowPersistsAndServesANewVersion) {
+  Trainer trainer(store_.get(), &slot_, TrainerOptions());
+  auto info = trainer.TrainNow();
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->version(), 1u);
+  EXPECT_EQ(info->training_devices(), 2);
+  EXPECT_EQ(info->training_measurements(), core::kNb201CellCount + 11);
+  ASSERT_NE(slot_.Get(), nullptr);
+  EXPECT_EQ(slot_.Get()->info.version(), 1u);
+  EXPECT_EQ(store_->LatestModel()->value().info.version(), 1u);
+  bool saw_target = false;
+  for (const auto& a : info->device_accuracy()) {
+    if (a.device_id() != "target") continue;
+    saw_target = true;
+    EXPECT_FALSE(a.reference());
+    EXPECT_EQ(a.samples(), 11);
+    EXPECT_GT(a.spearman(), 0.9);
+  }
+  EXPECT_TRUE(saw_target);
+}
+
+TEST_F(TrainerTest, LoadLatestServesThePersistedVersion) {
+  {
+    ModelSlot other;
+    Trainer first(store_.get(), &other, TrainerOptions());
+    ASSERT_TRUE(first.TrainNow().ok());
+    ASSERT_TRUE(first.TrainNow().ok());
+  }
+  Trainer trainer(store_.get(), &slot_, TrainerOptions());
+  ASSERT_TRUE(trainer.LoadLatest().ok());
+  ASSERT_NE(slot_.Get(), nullptr);
+  EXPECT_EQ(slot_.Get()->info.version(), 2u);
+  EXPECT_TRUE(slot_.Get()->info.serving());
+}
+
+TEST_F(TrainerTest, NotificationsAreDebouncedIntoOneTraining) {
+  TrainerOptions options;
+  options.debounce = absl::Milliseconds(300);
+  Trainer trainer(store_.get(), &slot_, options);
+  trainer.Start();
+  for (int i = 0; i < 5; ++i) {
+    trainer.NotifyNewData();
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  auto served = slot_.WaitNewer(0, absl::Seconds(60));
+  ASSERT_NE(served, nullptr);
+  EXPECT_EQ(served->info.version(), 1u);
+  // Quiet afterwards: no second version appears.
+  EXPECT_EQ(slot_.WaitNewer(1, absl::Seconds(1))->info.version(), 1u);
+  trainer.Stop();
+  EXPECT_EQ(store_->ListModels()->size(), 1u);
+}
+
+TEST(TrainerEmptyTest, NothingToTrainOnIsAFailedPrecondition) {
+  TempDir dir;
+  auto store = *Store::Open(dir.File("maplex.db"));
+  ModelSlot slot;
+  Trainer trainer(store.get(), &slot, TrainerOptions());
+  EXPECT_EQ(trainer.TrainNow().status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(trainer.LoadLatest().ok());
+  EXPECT_EQ(slot.Get(), nullptr);
+}
+
+}  // namespace
+}  // namespace maplex::server
