@@ -160,8 +160,8 @@ absl::StatusOr<maplex::v1::MeasurementAck> MaplexClient::SendMeasurements(
     --outstanding;
     total.set_inserted(total.inserted() + ack.inserted());
     total.set_already_stored(total.already_stored() + ack.already_stored());
-    for (auto& id : *ack.mutable_committed_ids()) total.add_committed_ids(std::move(id));
     if (on_ack) on_ack(ack);
+    for (auto& id : *ack.mutable_committed_ids()) total.add_committed_ids(std::move(id));
     return true;
   };
   bool broken = false;

@@ -7,6 +7,8 @@
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
+#include "core/arch/nb201_space.h"
+#include "core/dataset/latency_table.h"
 
 namespace maplex::client {
 
@@ -33,6 +35,25 @@ absl::StatusOr<std::string> ReadMaybeGzippedFile(const std::string& path) {
     return absl::DataLossError(absl::StrCat(path, ": compressed stream is truncated or corrupt"));
   }
   return contents;
+}
+
+absl::StatusOr<std::vector<core::DeviceData>> LoadLatencyData(const std::string& latency_path,
+                                                              const std::string& devices_path) {
+  absl::StatusOr<std::string> latency = ReadMaybeGzippedFile(latency_path);
+  if (!latency.ok()) return latency.status();
+  std::string devices_csv = "device\n";  // a devices CSV without rows: nothing known of them
+  if (!devices_path.empty()) {
+    absl::StatusOr<std::string> devices = ReadMaybeGzippedFile(devices_path);
+    if (!devices.ok()) return devices.status();
+    devices_csv = *std::move(devices);
+  }
+  absl::StatusOr<std::vector<core::DeviceData>> parsed =
+      core::ParseLatencyTable(*latency, devices_csv, core::Nb201Space::Get());
+  if (!parsed.ok()) {
+    return absl::Status(parsed.status().code(),
+                        absl::StrCat(latency_path, ": ", parsed.status().message()));
+  }
+  return parsed;
 }
 
 absl::Status WriteTextFile(const std::string& path, const std::string& contents) {

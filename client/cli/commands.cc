@@ -318,10 +318,7 @@ v1::Architecture ParseArch(const std::string& text) {
 // The measured latencies of `device` in a wide latency CSV, by NB201 index.
 absl::StatusOr<absl::flat_hash_map<int32_t, double>> MeasuredColumn(const std::string& path,
                                                                     const std::string& device) {
-  absl::StatusOr<std::string> text = client::ReadMaybeGzippedFile(path);
-  if (!text.ok()) return text.status();
-  absl::StatusOr<std::vector<core::DeviceData>> table =
-      core::ParseLatencyTable(*text, "", core::Nb201Space::Get());
+  absl::StatusOr<std::vector<core::DeviceData>> table = client::LoadLatencyData(path, "");
   if (!table.ok()) return table.status();
   for (const core::DeviceData& d : *table) {
     if (d.device != device) continue;
@@ -545,12 +542,8 @@ int Import(const Globals& g, const std::vector<std::string>& argv) {
     keep[kv.first] = n;
   }
 
-  absl::StatusOr<std::string> latency_csv = client::ReadMaybeGzippedFile(*latency_path);
-  if (!latency_csv.ok()) return Fail(latency_csv.status());
-  absl::StatusOr<std::string> devices_csv = client::ReadMaybeGzippedFile(*devices_path);
-  if (!devices_csv.ok()) return Fail(devices_csv.status());
   absl::StatusOr<std::vector<core::DeviceData>> table =
-      core::ParseLatencyTable(*latency_csv, *devices_csv, core::Nb201Space::Get());
+      client::LoadLatencyData(*latency_path, *devices_path);
   if (!table.ok()) return Fail(table.status());
   for (const std::string& d : only) {
     if (std::none_of(table->begin(), table->end(), [&](const auto& t) { return t.device == d; })) {
@@ -573,10 +566,10 @@ int Import(const Globals& g, const std::vector<std::string>& argv) {
     (*reg.mutable_labels())["source"] = "import";
     absl::StatusOr<v1::RegisterDeviceResponse> r = client->RegisterDevice(reg);
     if (!r.ok()) return Fail(r.status());
-    if (r->device.id() != d.device) {
+    if (r->device().id() != d.device) {
       return Fail(absl::AlreadyExistsError(absl::StrCat(
           "column ", d.device, " is the same hardware and configuration as device ",
-          r->device.id(), " already registered")));
+          r->device().id(), " already registered")));
     }
     if (auto k = keep.find(d.device); k != keep.end() && k->second < static_cast<int>(d.samples.size())) {
       std::shuffle(d.samples.begin(), d.samples.end(), rng);

@@ -54,8 +54,8 @@ enum class Method {
   kMapleX,                // both
 };
 const char* MethodName(Method method);  // "baseline", "maple", "maple+ve", "maple+w", "maplex"
-// The inverse of MethodName; InvalidArgument naming the accepted names otherwise.
-absl::StatusOr<Method> ParseMethod(const std::string& name);
+// Inverse of MethodName; InvalidArgument naming the unknown name.
+absl::StatusOr<Method> ParseMethod(std::string_view name);
 
 struct TrainOptions {
   Method method = Method::kMapleX;

@@ -11,7 +11,8 @@ import grpc
 sys.path.insert(0, os.path.dirname(__file__))
 import maplex_processes as mp  # noqa: E402
 
-from grpc.health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
+import health_pb2  # noqa: E402  (grpc.health.v1, generated from proto/grpc/health/v1)
+import health_pb2_grpc  # noqa: E402
 from maplex.v1 import common_pb2, predictor_pb2, predictor_pb2_grpc  # noqa: E402
 from maplex.v1 import registry_pb2, registry_pb2_grpc  # noqa: E402
 

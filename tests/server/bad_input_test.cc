@@ -3,6 +3,8 @@
 #include <cmath>
 #include <limits>
 
+#include <grpcpp/grpcpp.h>
+
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/server.h"
@@ -26,6 +28,13 @@ class BadInputTest : public ::testing::Test {
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
     client_.emplace(ConnectTo(*server_));
+    // A reference device measured on every cell, and "board" with 20 measurements.
+    ASSERT_TRUE(client_->RegisterDevice(TestDevice("ref")).ok());
+    std::vector<v1::Measurement> ref;
+    for (int i = 0; i < 15625; ++i) {
+      ref.push_back(TestMeasurement("ref" + std::to_string(i), "ref", i, 1.0 + (i % 101) * 0.05));
+    }
+    ASSERT_TRUE(client_->SendMeasurements(ref, 5000).ok());
     ASSERT_TRUE(client_->RegisterDevice(TestDevice("board")).ok());
     std::vector<v1::Measurement> ms;
     for (int i = 0; i < 20; ++i) {
@@ -40,7 +49,9 @@ class BadInputTest : public ::testing::Test {
     v1::ListDevicesRequest all;
     all.set_include_retired(true);
     std::string state;
-    for (const auto& d : *client_->ListDevices(all)) {
+    absl::StatusOr<std::vector<v1::Device>> devices = client_->ListDevices(all);
+    EXPECT_TRUE(devices.ok()) << devices.status();
+    for (const auto& d : *devices) {
       state += d.id() + ":" + std::to_string(d.measurement_count()) + ":" +
                std::to_string(d.labels_size()) + (d.retired() ? ":retired;" : ";");
     }

@@ -29,10 +29,7 @@ using HealthStatus = grpc::health::v1::HealthCheckResponse;
 // The bundled data, parsed once for the whole test binary.
 const std::vector<core::DeviceData>& BundledData() {
   static const auto* data = [] {
-    auto latency = client::ReadMaybeGzippedFile("data/nb201_latency.csv.gz");
-    auto devices = client::ReadMaybeGzippedFile("data/nb201_devices.csv");
-    EXPECT_TRUE(latency.ok() && devices.ok());
-    auto table = core::ParseLatencyTable(*latency, *devices, core::Nb201Space::Get());
+    auto table = client::LoadLatencyData("data/nb201_latency.csv.gz", "data/nb201_devices.csv");
     EXPECT_TRUE(table.ok()) << table.status();
     return new std::vector<core::DeviceData>(*std::move(table));
   }();

@@ -2,6 +2,7 @@
 
 #include <thread>
 
+#include "core/arch/nb201_space.h"
 #include "gtest/gtest.h"
 #include "tests/testing/test_server.h"
 

@@ -1,0 +1,83 @@
+// The offline evaluation protocol of research/MAPLE-X.md: leave one piece of hardware out
+// (or an explicit train/test split), draw k target samples per seed, fit every method on
+// the same samples, and score the other architectures of the target whose cell output is
+// connected (the disconnected ones are scored apart). Also renders the report as JSON,
+// Markdown and hand-written SVG.
+//
+//   EvaluationOptions o;  o.ks = {3, 10};
+//   absl::StatusOr<EvaluationReport> r = RunEvaluation(devices, o);
+//   std::string json = ReportJson(*r);
+#ifndef MAPLEX_BENCH_EVALUATION_H_
+#define MAPLEX_BENCH_EVALUATION_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/eval/metrics.h"
+#include "core/model/latency_model.h"
+
+namespace maplex::bench {
+
+struct EvaluationOptions {
+  // Both empty: leave one hardware out. Otherwise train on exactly `train`, test `test`.
+  std::vector<std::string> train;
+  std::vector<std::string> test;
+  std::vector<int> ks = {3, 5, 10, 20};
+  int seeds = 5;
+  std::vector<core::Method> methods = {core::Method::kBaseline, core::Method::kMaple,
+                                       core::Method::kMapleVirtualExamples,
+                                       core::Method::kMapleWeights, core::Method::kMapleX};
+  // The device's predictions at this k and the first seed are kept for the scatter plots.
+  int scatter_k = 10;
+  int scatter_points = 500;
+};
+
+// Metrics of one (method, k, device), averaged over seeds.
+struct DeviceResult {
+  core::Method method;
+  int k = 0;
+  std::string device;
+  int seed_count = 0;
+  core::AccuracyMetrics connected;     // the protocol's figures
+  core::AccuracyMetrics disconnected;  // the 341 cells whose output ignores the input
+};
+
+struct MeanResult {
+  core::Method method;
+  int k = 0;
+  core::AccuracyMetrics metrics;  // mean over devices
+};
+
+struct ScatterSeries {
+  core::Method method;
+  std::string device;
+  std::vector<double> measured_ms, predicted_ms;
+};
+
+struct EvaluationReport {
+  std::vector<DeviceResult> results;
+  std::vector<MeanResult> means;
+  std::vector<ScatterSeries> scatter;
+};
+
+// InvalidArgument for an unknown device name in train/test, a k that leaves nothing to
+// score, or a split without reference devices.
+absl::StatusOr<EvaluationReport> RunEvaluation(const std::vector<core::DeviceData>& devices,
+                                               const EvaluationOptions& options);
+
+// The archs a seed's k samples are drawn from: connected cells the device measured.
+// Deterministic in (seed, device, k); the same draw for every method.
+std::vector<int32_t> DrawSamples(const std::vector<int32_t>& pool, int k, uint64_t seed,
+                                 const std::string& device);
+
+std::string ReportJson(const EvaluationReport& report);
+std::string ReportMarkdown(const EvaluationReport& report, const std::string& command);
+// Predicted vs measured (log-log) for one series.
+std::string ScatterSvg(const ScatterSeries& series);
+// Mean Spearman and +-10 % accuracy vs k, one line per method.
+std::string AccuracyVsKSvg(const EvaluationReport& report);
+
+}  // namespace maplex::bench
+
+#endif  // MAPLEX_BENCH_EVALUATION_H_

@@ -1,0 +1,78 @@
+// Tests bench/evaluation.cc (maplex-eval's library) on a tiny synthetic table.
+#include "bench/evaluation.h"
+
+#include <set>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/core/synthetic_devices.h"
+
+namespace maplex::bench {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::vector<core::DeviceData> Devices() {
+  std::vector<core::DeviceData> devices;
+  for (auto s : core::testing::ReferenceShapes()) {
+    devices.push_back(core::testing::SyntheticDevice(s));
+  }
+  // A second configuration of gpu_a's hardware: leaves with it.
+  auto twin = core::testing::ReferenceShapes()[0];
+  twin.name = "gpu_a_32";
+  twin.level += 1;
+  devices.push_back(core::testing::SyntheticDevice(twin));
+  return devices;
+}
+
+TEST(EvaluationTest, LeaveOneHardwareOutScoresEveryDeviceAndMethod) {
+  EvaluationOptions o;
+  o.ks = {3, 10};
+  o.seeds = 2;
+  o.methods = {core::Method::kBaseline};
+  absl::StatusOr<EvaluationReport> r = RunEvaluation(Devices(), o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->results.size(), 5u * 2u);  // devices x ks
+  EXPECT_EQ(r->means.size(), 2u);
+  for (const DeviceResult& d : r->results) {
+    EXPECT_EQ(d.seed_count, 2);
+    // Connected cells only, minus the k drawn ones.
+    EXPECT_EQ(d.connected.count, 15625 - 341 - d.k);
+    EXPECT_EQ(d.disconnected.count, 341);
+    EXPECT_GT(d.connected.spearman, 0.5) << d.device;
+  }
+  const std::string json = ReportJson(*r);
+  EXPECT_THAT(json, HasSubstr("\"means\""));
+  EXPECT_THAT(json, HasSubstr("\"device\": \"gpu_a_32\", \"seed_count\": 2"));
+  EXPECT_THAT(ReportMarkdown(*r, "cmd"), HasSubstr("| baseline | 10 |"));
+  EXPECT_THAT(AccuracyVsKSvg(*r), HasSubstr("<polyline"));
+  ASSERT_FALSE(r->scatter.empty());
+  EXPECT_THAT(ScatterSvg(r->scatter[0]), HasSubstr("<circle"));
+}
+
+TEST(EvaluationTest, ExplicitSplitAndErrors) {
+  EvaluationOptions o;
+  o.ks = {5};
+  o.seeds = 1;
+  o.methods = {core::Method::kBaseline};
+  o.train = {"gpu_a", "cpu_a"};
+  o.test = {"cpu_b"};
+  absl::StatusOr<EvaluationReport> r = RunEvaluation(Devices(), o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->results.size(), 1u);
+  EXPECT_EQ(r->results[0].device, "cpu_b");
+  o.test = {"nope"};
+  EXPECT_THAT(std::string(RunEvaluation(Devices(), o).status().message()), HasSubstr("nope"));
+}
+
+TEST(EvaluationTest, DrawsAreDeterministicAndDistinct) {
+  std::vector<int32_t> pool(100);
+  for (int i = 0; i < 100; ++i) pool[i] = i * 3;
+  const auto a = DrawSamples(pool, 10, 4, "dev");
+  EXPECT_EQ(a, DrawSamples(pool, 10, 4, "dev"));
+  EXPECT_NE(a, DrawSamples(pool, 10, 5, "dev"));
+  EXPECT_EQ(std::set<int32_t>(a.begin(), a.end()).size(), 10u);
+}
+
+}  // namespace
+}  // namespace maplex::bench
