@@ -35,7 +35,7 @@ std::vector<v1::DeviceAccuracy> ScoreInSample(const core::LatencyModel& model,
     a.set_basis("in-sample");
     a.set_spearman(m.spearman);
     a.set_acc10(m.acc10);
-    a.set_mape(m.mape);
+    a.set_mape(100 * m.mape);  // the wire form is percent
     a.set_coverage90(m.coverage90);
   }
   return out;

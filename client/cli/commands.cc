@@ -420,7 +420,7 @@ int Predict(const Globals& g, const std::vector<std::string>& argv) {
         "  Spearman rho %.4f   within ±5%% %.3f   within ±10%% %.3f   MAPE %.2f%%   "
         "90%% interval coverage %.3f\n",
         args->Get("compare-with")->c_str(), m.count, disconnected, m.spearman, m.acc5, m.acc10,
-        m.mape, m.coverage90);
+        100 * m.mape, m.coverage90);
   }
   return rc;
 }

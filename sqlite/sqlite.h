@@ -1,11 +1,12 @@
-// Thin RAII wrappers over the SQLite C API that turn its result codes into absl::Status.
+// Thin RAII wrappers over the SQLite C API, shared by the server's store and the agent's
+// spool, that turn its result codes into absl::Status.
 //
 //   Statement s(db, "SELECT id FROM devices WHERE category = ?1");
 //   s.Bind(1, "desktop_gpu");
 //   while (s.Step()) Use(s.ColumnText(0));
 //   if (!s.status().ok()) return s.status();
-#ifndef MAPLEX_SERVER_STORE_SQLITE_H_
-#define MAPLEX_SERVER_STORE_SQLITE_H_
+#ifndef MAPLEX_SQLITE_SQLITE_H_
+#define MAPLEX_SQLITE_SQLITE_H_
 
 #include <sqlite3.h>
 
@@ -15,7 +16,7 @@
 
 #include "absl/status/status.h"
 
-namespace maplex::server {
+namespace maplex {
 
 // The status for SQLite result `rc` on `db`, naming what was being done.
 absl::Status SqliteError(sqlite3* db, int rc, absl::string_view doing);
@@ -76,6 +77,6 @@ class Transaction {
   bool done_ = false;
 };
 
-}  // namespace maplex::server
+}  // namespace maplex
 
-#endif  // MAPLEX_SERVER_STORE_SQLITE_H_
+#endif  // MAPLEX_SQLITE_SQLITE_H_

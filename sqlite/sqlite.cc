@@ -1,8 +1,8 @@
-#include "server/store/sqlite.h"
+#include "sqlite/sqlite.h"
 
 #include "absl/strings/str_cat.h"
 
-namespace maplex::server {
+namespace maplex {
 
 absl::Status SqliteError(sqlite3* db, int rc, absl::string_view doing) {
   std::string message = absl::StrCat(doing, ": ", sqlite3_errstr(rc));
@@ -115,4 +115,4 @@ absl::Status Transaction::Commit() {
   return s;
 }
 
-}  // namespace maplex::server
+}  // namespace maplex
