@@ -17,6 +17,7 @@ struct Limits {
   int max_threads = 4096;
   double max_latency_ms = 3.6e6;               // one hour: anything above is absurd
   int max_counters_per_descriptor = 256;
+  int max_next_tasks = 1000;
 };
 
 }  // namespace maplex::server

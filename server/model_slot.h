@@ -13,6 +13,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "core/model/latency_model.h"
+#include "core/planning/measurement_planner.h"
 #include "maplex/v1/model.pb.h"
 #include "maplex/v1/models.pb.h"
 
@@ -22,6 +23,8 @@ struct ServedModel {
   std::shared_ptr<const core::LatencyModel> model;
   maplex::v1::ModelInfo info;          // info.version identifies it
   maplex::v1::ModelSnapshot snapshot;  // what replicas receive
+  // Built from the same training data; null when no device covers the whole space.
+  std::shared_ptr<const core::MeasurementPlanner> planner;
 };
 
 class ModelSlot {

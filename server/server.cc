@@ -53,7 +53,8 @@ absl::StatusOr<std::unique_ptr<MaplexServer>> MaplexServer::Start(const ServerOp
   Store* s = server->store_.get();
   server->registry_ =
       std::make_unique<RegistryService>(s, &server->retired_, server->trainer_.get(), limits);
-  server->ingest_ = std::make_unique<IngestService>(s, server->trainer_.get(), limits);
+  server->ingest_ =
+      std::make_unique<IngestService>(s, server->trainer_.get(), &server->slot_, limits);
   server->predictor_ =
       std::make_unique<PredictorService>(&server->slot_, &server->retired_, s, limits);
   server->models_ = std::make_unique<ModelsService>(s, &server->slot_, server->trainer_.get());

@@ -41,6 +41,15 @@ std::vector<v1::DeviceAccuracy> ScoreInSample(const core::LatencyModel& model,
   return out;
 }
 
+// The planner for NextTasks, or null when no device covers the whole space yet.
+std::shared_ptr<const core::MeasurementPlanner> BuildPlanner(
+    const std::vector<core::DeviceData>& devices) {
+  absl::StatusOr<core::MeasurementPlanner> planner =
+      core::MeasurementPlanner::Build(devices, core::Nb201Space::Get());
+  if (!planner.ok()) return nullptr;
+  return std::make_shared<const core::MeasurementPlanner>(*std::move(planner));
+}
+
 }  // namespace
 
 std::vector<core::DeviceData> ToDeviceData(const std::vector<DeviceSamples>& devices) {
@@ -80,7 +89,10 @@ absl::Status Trainer::LoadLatest() {
                         absl::StrCat("model version ", (*stored)->info.version(),
                                      " does not load: ", model.status().message()));
   }
+  absl::StatusOr<std::vector<DeviceSamples>> data = store_->LoadTrainingData();
+  if (!data.ok()) return data.status();
   auto served = std::make_shared<ServedModel>();
+  served->planner = BuildPlanner(ToDeviceData(*data));
   served->model = *std::move(model);
   served->info = std::move((*stored)->info);
   served->info.set_serving(true);
@@ -165,6 +177,7 @@ absl::StatusOr<v1::ModelInfo> Trainer::TrainNow() {
   info.set_version(*version);
   info.set_serving(true);
   served->model = *std::move(model);
+  served->planner = BuildPlanner(devices);
   v1::ModelInfo result = info;
   slot_->Set(std::move(served));
   LogInfo("model_served", {{"version", absl::StrCat(result.version())},

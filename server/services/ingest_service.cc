@@ -1,8 +1,12 @@
 #include "server/services/ingest_service.h"
 
+#include <algorithm>
+
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "core/arch/nb201_space.h"
+#include "core/planning/measurement_planner.h"
 #include "server/rpc_status.h"
 #include "server/validation.h"
 
@@ -73,6 +77,44 @@ Status IngestService::ReportDescriptor(ServerContext*, const v1::ReportDescripto
   trainer_->NotifyNewData();
   response->set_reported_at_unix_ms(now);
   return Status::OK;
+}
+
+}  // namespace maplex::server
+
+namespace maplex::server {
+
+grpc::Status IngestService::NextTasks(grpc::ServerContext*, const v1::NextTasksRequest* request,
+                                      v1::NextTasksResponse* response) {
+  if (absl::Status s = ValidateIdentifier(request->device_id(), "device_id", limits_); !s.ok()) {
+    return ToGrpcStatus(s);
+  }
+  if (request->count() < 1 || request->count() > limits_.max_next_tasks) {
+    return ToGrpcStatus(absl::InvalidArgumentError(absl::StrCat(
+        "count: ", request->count(), " is outside 1..", limits_.max_next_tasks)));
+  }
+  if (absl::Status s = CheckDeviceAccepts(request->device_id(), "device_id"); !s.ok()) {
+    return ToGrpcStatus(s);
+  }
+  absl::StatusOr<std::vector<int32_t>> measured = store_->MeasuredArchitectures(request->device_id());
+  if (!measured.ok()) return ToGrpcStatus(measured.status());
+  std::shared_ptr<const ServedModel> served = slot_->Get();
+  std::vector<int32_t> next;
+  if (served != nullptr && served->planner != nullptr) {
+    next = served->planner->Next(*measured, request->count());
+    response->set_strategy("d-optimal");
+  } else {
+    // Without reference devices: the fixed diverse set, less what is measured already.
+    const core::Nb201Space& space = core::Nb201Space::Get();
+    std::vector<int32_t> diverse =
+        core::DiverseArchitectures(space, request->count() + static_cast<int>(measured->size()));
+    for (int32_t a : diverse) {
+      if (static_cast<int>(next.size()) == request->count()) break;
+      if (!std::binary_search(measured->begin(), measured->end(), a)) next.push_back(a);
+    }
+    response->set_strategy("diverse-compute");
+  }
+  for (int32_t a : next) response->add_archs()->set_index(a);
+  return grpc::Status::OK;
 }
 
 }  // namespace maplex::server

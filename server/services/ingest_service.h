@@ -5,6 +5,7 @@
 
 #include "maplex/v1/ingest.grpc.pb.h"
 #include "server/limits.h"
+#include "server/model_slot.h"
 #include "server/store/store.h"
 #include "server/trainer.h"
 
@@ -12,8 +13,8 @@ namespace maplex::server {
 
 class IngestService final : public maplex::v1::Ingest::Service {
  public:
-  IngestService(Store* store, Trainer* trainer, const Limits& limits)
-      : store_(store), trainer_(trainer), limits_(limits) {}
+  IngestService(Store* store, Trainer* trainer, const ModelSlot* slot, const Limits& limits)
+      : store_(store), trainer_(trainer), slot_(slot), limits_(limits) {}
 
   grpc::Status StreamMeasurements(
       grpc::ServerContext* context,
@@ -22,6 +23,8 @@ class IngestService final : public maplex::v1::Ingest::Service {
   grpc::Status ReportDescriptor(grpc::ServerContext* context,
                                 const maplex::v1::ReportDescriptorRequest* request,
                                 maplex::v1::ReportDescriptorResponse* response) override;
+  grpc::Status NextTasks(grpc::ServerContext* context, const maplex::v1::NextTasksRequest* request,
+                         maplex::v1::NextTasksResponse* response) override;
 
   // Validates and stores one batch; the ack names every id durably stored. Exposed for
   // tests and for in-process callers.
@@ -33,6 +36,7 @@ class IngestService final : public maplex::v1::Ingest::Service {
 
   Store* const store_;
   Trainer* const trainer_;
+  const ModelSlot* const slot_;
   const Limits limits_;
 };
 

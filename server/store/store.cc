@@ -390,6 +390,17 @@ absl::StatusOr<int64_t> Store::MeasurementCount() {
   return QueryInt(db_, "SELECT count(*) FROM measurements");
 }
 
+absl::StatusOr<std::vector<int32_t>> Store::MeasuredArchitectures(absl::string_view device_id) {
+  absl::MutexLock lock(&mu_);
+  Statement s(db_,
+              "SELECT DISTINCT arch_index FROM measurements WHERE device_id = ?1 ORDER BY 1");
+  s.Bind(1, device_id);
+  std::vector<int32_t> archs;
+  while (s.Step()) archs.push_back(static_cast<int32_t>(s.ColumnInt(0)));
+  if (!s.status().ok()) return s.status();
+  return archs;
+}
+
 absl::StatusOr<std::vector<DeviceSamples>> Store::LoadTrainingData() {
   absl::MutexLock lock(&mu_);
   std::vector<DeviceSamples> out;

@@ -104,6 +104,8 @@ class Store {
   absl::StatusOr<IngestResult> AddMeasurements(absl::Span<const StoredMeasurement> batch);
   // Number of stored measurement rows.
   absl::StatusOr<int64_t> MeasurementCount();
+  // The distinct architectures measured on `device_id`, ascending.
+  absl::StatusOr<std::vector<int32_t>> MeasuredArchitectures(absl::string_view device_id);
   // Every non-retired device with at least one measurement, with its descriptor.
   absl::StatusOr<std::vector<DeviceSamples>> LoadTrainingData();
 

@@ -275,5 +275,48 @@ TEST_F(ServerTest, ADeviceNewerThanTheModelIsExplained) {
   EXPECT_EQ(unknown.status().code(), absl::StatusCode::kNotFound);
 }
 
+TEST_F(ServerTest, NextTasksPlansForTheModelAndSkipsWhatIsMeasured) {
+  ASSERT_TRUE(client_->RegisterDevice(TestDevice("newbie")).ok());
+  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->port()),
+                                     grpc::InsecureChannelCredentials());
+  auto stub = v1::Ingest::NewStub(channel);
+  auto ask = [&](int count) {
+    grpc::ClientContext context;
+    v1::NextTasksRequest request;
+    request.set_device_id("newbie");
+    request.set_count(count);
+    v1::NextTasksResponse response;
+    EXPECT_TRUE(stub->NextTasks(&context, request, &response).ok());
+    return response;
+  };
+  // No reference device yet: the fixed diverse set.
+  v1::NextTasksResponse first = ask(5);
+  EXPECT_EQ(first.strategy(), "diverse-compute");
+  ASSERT_EQ(first.archs_size(), 5);
+
+  LoadSmallFleet();
+  ASSERT_TRUE(client_->Retrain().ok());
+  v1::NextTasksResponse planned = ask(10);
+  EXPECT_EQ(planned.strategy(), "d-optimal");
+  ASSERT_EQ(planned.archs_size(), 10);
+  // Measure the first two; they are not proposed again.
+  ASSERT_TRUE(client_->SendMeasurements({TestMeasurement("n0", "newbie", planned.archs(0).index(), 3.0),
+                                         TestMeasurement("n1", "newbie", planned.archs(1).index(), 4.0)},
+                                        2)
+                  .ok());
+  v1::NextTasksResponse after = ask(10);
+  for (const auto& a : after.archs()) {
+    EXPECT_NE(a.index(), planned.archs(0).index());
+    EXPECT_NE(a.index(), planned.archs(1).index());
+  }
+  grpc::ClientContext context;
+  v1::NextTasksRequest bad;
+  bad.set_device_id("newbie");
+  bad.set_count(0);
+  v1::NextTasksResponse ignored;
+  EXPECT_EQ(stub->NextTasks(&context, bad, &ignored).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+}
+
 }  // namespace
 }  // namespace maplex::server

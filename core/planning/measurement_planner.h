@@ -1,0 +1,56 @@
+// Chooses which architectures a device should measure next: the ones that most reduce the
+// uncertainty of its latency model. Ours, not from the MAPLE papers:
+//
+// Latencies of the known (reference) devices, in log space and centred per device, are
+// factored by SVD; each architecture gets the coordinates of its row in the top factors.
+// A new device's log-latencies are, to first order, an affine function of those
+// coordinates (the low-rank view of transfer). The planner picks architectures
+// greedily for a D-optimal design of that regression: each pick maximises the leverage
+// x^T M^-1 x given what is measured already, which spreads the picks over the directions
+// in which devices differ. Cells whose output is disconnected are never proposed.
+//
+//   absl::StatusOr<MeasurementPlanner> planner = MeasurementPlanner::Build(reference, space);
+//   std::vector<int32_t> next = planner->Next(/*measured=*/{12, 4051}, /*count=*/10);
+#ifndef MAPLEX_CORE_PLANNING_MEASUREMENT_PLANNER_H_
+#define MAPLEX_CORE_PLANNING_MEASUREMENT_PLANNER_H_
+
+#include <cstdint>
+#include <vector>
+
+#include "Eigen/Core"
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "core/arch/architecture_space.h"
+#include "core/model/latency_model.h"
+
+namespace maplex::core {
+
+class MeasurementPlanner {
+ public:
+  // Factors the devices among `devices` that cover the whole space (the others are
+  // ignored). InvalidArgument when none does.
+  static absl::StatusOr<MeasurementPlanner> Build(const std::vector<DeviceData>& devices,
+                                                  const ArchitectureSpace& space,
+                                                  int factors = 4);
+
+  // Up to `count` architectures to measure next, most informative first, none of them in
+  // `measured` (indices outside the space are ignored there).
+  std::vector<int32_t> Next(absl::Span<const int32_t> measured, int count) const;
+
+  int factors() const { return static_cast<int>(coordinates_.cols()) - 1; }
+
+ private:
+  MeasurementPlanner(Eigen::MatrixXd coordinates, std::vector<bool> eligible)
+      : coordinates_(std::move(coordinates)), eligible_(std::move(eligible)) {}
+
+  Eigen::MatrixXd coordinates_;  // one row per architecture: [1, factor scores...]
+  std::vector<bool> eligible_;   // output connected
+};
+
+// A fixed, diverse set for when no planner is available (no reference device yet):
+// `count` connected cells spread evenly over the range of compute (MACs), deterministic.
+std::vector<int32_t> DiverseArchitectures(const ArchitectureSpace& space, int count);
+
+}  // namespace maplex::core
+
+#endif  // MAPLEX_CORE_PLANNING_MEASUREMENT_PLANNER_H_

@@ -1,0 +1,80 @@
+#include "core/planning/measurement_planner.h"
+
+#include <cmath>
+#include <set>
+
+#include "core/arch/nb201_space.h"
+#include "gtest/gtest.h"
+
+namespace maplex::core {
+namespace {
+
+// Synthetic devices whose log-latency is a mix of two architecture traits (compute and
+// the count of pooling edges), weighted differently per device.
+std::vector<DeviceData> TwoFactorDevices() {
+  const Nb201Space& space = Nb201Space::Get();
+  std::vector<DeviceData> devices;
+  const double weights[][2] = {{1.0, 0.1}, {0.8, 0.5}, {0.3, 1.0}, {1.2, -0.2}};
+  for (int d = 0; d < 4; ++d) {
+    DeviceData& dev = devices.emplace_back();
+    dev.device = "dev" + std::to_string(d);
+    for (int a = 0; a < space.size(); ++a) {
+      double compute = std::log1p(static_cast<double>(space.Cost(a).macs) / 1e6);
+      double pools = 0;
+      Nb201Cell cell = space.CellAt(a);
+      for (Nb201Op op : cell) pools += op == Nb201Op::kAvgPool3x3;
+      dev.samples.push_back({a, std::exp(weights[d][0] * compute + weights[d][1] * pools)});
+    }
+  }
+  return devices;
+}
+
+TEST(MeasurementPlannerTest, ProposesDistinctConnectedUnmeasuredCells) {
+  auto planner = MeasurementPlanner::Build(TwoFactorDevices(), Nb201Space::Get());
+  ASSERT_TRUE(planner.ok()) << planner.status();
+  std::vector<int32_t> measured = {0, 1, 2};
+  std::vector<int32_t> next = planner->Next(measured, 20);
+  ASSERT_EQ(next.size(), 20u);
+  std::set<int32_t> unique(next.begin(), next.end());
+  EXPECT_EQ(unique.size(), 20u);
+  for (int32_t a : next) {
+    EXPECT_TRUE(Nb201Space::Get().IsOutputConnected(a)) << a;
+    EXPECT_FALSE(unique.count(0) || unique.count(1) || unique.count(2));
+  }
+  // Deterministic.
+  EXPECT_EQ(planner->Next(measured, 20), next);
+}
+
+TEST(MeasurementPlannerTest, PicksSpreadOverCompute) {
+  auto devices = TwoFactorDevices();
+  auto planner = MeasurementPlanner::Build(devices, Nb201Space::Get(), 2);
+  ASSERT_TRUE(planner.ok());
+  std::vector<int32_t> planned = planner->Next({}, 6);
+  std::set<int64_t> distinct_macs;
+  for (int32_t a : planned) distinct_macs.insert(Nb201Space::Get().Cost(a).macs);
+  // D-optimal picks spread over compute rather than bunching at one level.
+  EXPECT_GE(distinct_macs.size(), 3u);
+}
+
+TEST(MeasurementPlannerTest, NeedsACompleteDevice) {
+  std::vector<DeviceData> partial(1);
+  partial[0].device = "p";
+  partial[0].samples = {{1, 2.0}};
+  EXPECT_EQ(MeasurementPlanner::Build(partial, Nb201Space::Get()).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(DiverseArchitecturesTest, SpreadsOverComputeAndSkipsDisconnectedCells) {
+  const Nb201Space& space = Nb201Space::Get();
+  std::vector<int32_t> d = DiverseArchitectures(space, 10);
+  ASSERT_EQ(d.size(), 10u);
+  for (size_t i = 1; i < d.size(); ++i) {
+    EXPECT_LE(space.Cost(d[i - 1]).macs, space.Cost(d[i]).macs);
+    EXPECT_TRUE(space.IsOutputConnected(d[i]));
+  }
+  EXPECT_LT(space.Cost(d.front()).macs, space.Cost(d.back()).macs);
+  EXPECT_EQ(DiverseArchitectures(space, 10), d);
+}
+
+}  // namespace
+}  // namespace maplex::core
