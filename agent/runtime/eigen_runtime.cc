@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include <Eigen/Core>
+#include <omp.h>
 
 #include "absl/status/status.h"
 
@@ -52,45 +53,63 @@ GemmConv ToGemm(const FoldedConv& folded) {
   return conv;
 }
 
-// out (=, or += when `accumulate`) conv(in). `scratch` holds the im2col patches.
+// Output rows per GEMM block: enough that the block's patches (rows x k*k*C_in floats)
+// stay within ~256 KiB, so they are still in L2 when the GEMM reads them back.
+int64_t BlockRows(int64_t cols) { return std::max<int64_t>(32, (int64_t{64} << 10) / cols); }
+
+// out (=, or += when `accumulate`) conv(in), block of output rows by block; blocks are
+// shared among `threads` OpenMP threads. `scratch` holds one patch buffer per thread.
 void Convolve(const GemmConv& conv, const Tensor& in, Tensor& out, bool accumulate,
-              std::vector<float>& scratch, int threads) {
+              std::vector<std::vector<float>>& scratch, int threads) {
   const int k = conv.kernel, s = conv.stride, pad = (k - 1) / 2;
   const int oh = (in.h + 2 * pad - k) / s + 1, ow = (in.w + 2 * pad - k) / s + 1;
   if (!accumulate) out.Reshape(in.n, oh, ow, conv.out_channels);
   const int64_t rows = int64_t{in.n} * oh * ow;
   const int64_t cols = int64_t{k} * k * in.c;
-  const float* patches = in.data.data();
-  if (k != 1 || s != 1) {
-    scratch.resize(rows * cols);
-    const size_t channel_bytes = sizeof(float) * in.c;
-#pragma omp parallel for num_threads(threads) if (threads > 1)
-    for (int64_t row = 0; row < rows; ++row) {
-      const int x = row % ow, y = (row / ow) % oh, b = row / (int64_t{ow} * oh);
-      float* dst = scratch.data() + row * cols;
-      for (int kh = 0; kh < k; ++kh) {
-        const int iy = y * s - pad + kh;
-        for (int kw = 0; kw < k; ++kw, dst += in.c) {
-          const int ix = x * s - pad + kw;
-          if (iy < 0 || iy >= in.h || ix < 0 || ix >= in.w) {
-            std::fill(dst, dst + in.c, 0.0f);
-          } else {
-            std::memcpy(dst, in.data.data() + ((int64_t{b} * in.h + iy) * in.w + ix) * in.c,
-                        channel_bytes);
+  const bool gather = k != 1 || s != 1;  // a 1x1 stride-1 conv reads its input as is
+  const int64_t block = BlockRows(cols);
+  const int64_t blocks = (rows + block - 1) / block;
+  scratch.resize(std::max<size_t>(scratch.size(), threads));
+  const size_t channel_bytes = sizeof(float) * in.c;
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+  for (int64_t index = 0; index < blocks; ++index) {
+    const int64_t first = index * block, count = std::min(block, rows - first);
+    const float* patches = in.data.data() + first * cols;
+    if (gather) {
+      std::vector<float>& buffer = scratch[omp_get_thread_num()];
+      buffer.resize(block * cols);
+      for (int64_t row = first; row < first + count; ++row) {
+        const int x = row % ow, y = (row / ow) % oh, b = row / (int64_t{ow} * oh);
+        float* dst = buffer.data() + (row - first) * cols;
+        // The taps of one kernel row are neighbouring pixels, contiguous in NHWC: copy the
+        // in-image ones at once and zero the padding.
+        const int x0 = x * s - pad;
+        const int first_tap = std::max(0, -x0), last_tap = std::min(k, in.w - x0);
+        for (int kh = 0; kh < k; ++kh, dst += int64_t{k} * in.c) {
+          const int iy = y * s - pad + kh;
+          if (iy < 0 || iy >= in.h || first_tap >= last_tap) {
+            std::fill(dst, dst + int64_t{k} * in.c, 0.0f);
+            continue;
           }
+          std::fill(dst, dst + int64_t{first_tap} * in.c, 0.0f);
+          std::memcpy(dst + int64_t{first_tap} * in.c,
+                      in.data.data() + ((int64_t{b} * in.h + iy) * in.w + x0 + first_tap) * in.c,
+                      channel_bytes * (last_tap - first_tap));
+          std::fill(dst + int64_t{last_tap} * in.c, dst + int64_t{k} * in.c, 0.0f);
         }
       }
+      patches = buffer.data();
     }
-    patches = scratch.data();
-  }
-  ConstMatrixMap a(patches, rows, cols);
-  MatrixMap c = out.matrix();
-  if (accumulate) {
+    ConstMatrixMap a(patches, count, cols);
+    MatrixMap c(out.data.data() + first * conv.out_channels, count, conv.out_channels);
+    // Starting from the bias saves the pass Eigen would spend zeroing the output.
+    if (accumulate) {
+      c.rowwise() += conv.bias;
+    } else {
+      c.rowwise() = conv.bias;
+    }
     c.noalias() += a * conv.weights;
-  } else {
-    c.noalias() = a * conv.weights;
   }
-  c.rowwise() += conv.bias;
 }
 
 void Relu(const Tensor& in, Tensor& out) {
@@ -143,6 +162,51 @@ void AvgPool2x2(const Tensor& in, Tensor& out) {
   }
 }
 
+// The convolutions of one cell that read the same node with the same kernel size, run
+// as one GEMM over their concatenated output channels: the patches are gathered once
+// and the GEMM is wider (16 output columns are too few to keep AVX-512 busy).
+struct ConvGroup {
+  int source = 0;          // node read
+  std::vector<int> edges;  // edges in the group; edge g owns output columns [g*C, (g+1)*C)
+  GemmConv conv;
+};
+
+struct CellPlan {
+  std::vector<ConvGroup> groups;
+  // For each conv edge: its group and the column where its output starts.
+  std::array<int, 6> group_of{}, column_of{};
+};
+
+CellPlan PlanCell(const Nb201Cell& cell, const Nb201CellWeights& weights) {
+  CellPlan plan;
+  for (int source = 0; source < 3; ++source) {
+    for (Nb201Op kind : {Nb201Op::kConv1x1, Nb201Op::kConv3x3}) {
+      FoldedConv merged;
+      ConvGroup group;
+      group.source = source;
+      for (int to = source + 1; to <= 3; ++to) {
+        const int edge = Nb201Cell::EdgeIndex(to, source);
+        if (cell.edges[edge] != kind) continue;
+        const FoldedConv& conv = *weights.convs[edge];
+        if (group.edges.empty()) {
+          merged = conv;
+        } else {  // OIHW: more output channels are appended rows
+          merged.out_channels += conv.out_channels;
+          merged.weights.insert(merged.weights.end(), conv.weights.begin(), conv.weights.end());
+          merged.bias.insert(merged.bias.end(), conv.bias.begin(), conv.bias.end());
+        }
+        plan.group_of[edge] = static_cast<int>(plan.groups.size());
+        plan.column_of[edge] = static_cast<int>(group.edges.size()) * conv.out_channels;
+        group.edges.push_back(edge);
+      }
+      if (group.edges.empty()) continue;
+      group.conv = ToGemm(merged);
+      plan.groups.push_back(std::move(group));
+    }
+  }
+  return plan;
+}
+
 }  // namespace
 
 struct EigenRuntime::Plan {
@@ -150,7 +214,7 @@ struct EigenRuntime::Plan {
   int batch = 0;
   int threads = 1;
   GemmConv stem;
-  std::vector<std::array<std::optional<GemmConv>, 6>> cells;
+  std::vector<CellPlan> cells;
   struct Reduction {
     GemmConv conv_a, conv_b, shortcut;
   };
@@ -161,48 +225,71 @@ struct EigenRuntime::Plan {
   Tensor input;
   // Working buffers, reused across runs.
   Tensor x, nodes[4], relus[4], tmp;
-  std::vector<float> scratch;
+  std::vector<Tensor> group_outputs;
+  std::vector<std::vector<float>> scratch;  // im2col patches, one buffer per thread
   RowMatrix logits;
   bool ran = false;
 
-  void RunCell(const std::array<std::optional<GemmConv>, 6>& convs) {
+  void RunCell(const CellPlan& plan) {
     // nodes[0] is the cell input; it is swapped in from x and back out at the end.
     std::swap(nodes[0], x);
-    for (int to = 1; to <= 3; ++to) {
-      bool written = false;
-      for (int from = 0; from < to; ++from) {
-        const Nb201Op op = cell.op(to, from);
-        const Tensor& source = nodes[from];
-        switch (op) {
-          case Nb201Op::kNone:
-            continue;
-          case Nb201Op::kSkipConnect:
-            if (written) {
-              nodes[to].matrix() += source.matrix();
-            } else {
-              nodes[to].Reshape(source.n, source.h, source.w, source.c);
-              nodes[to].data.assign(source.data.begin(), source.data.end());
-            }
-            break;
-          case Nb201Op::kConv1x1:
-          case Nb201Op::kConv3x3:
-            Convolve(*convs[Nb201Cell::EdgeIndex(to, from)], relus[from], nodes[to], written,
-                     scratch, threads);
-            break;
-          case Nb201Op::kAvgPool3x3:
-            AvgPool3x3(source, nodes[to], written, threads);
-            break;
-        }
-        written = true;
+    group_outputs.resize(std::max(group_outputs.size(), plan.groups.size()));
+    for (int node = 0; node <= 3; ++node) {
+      if (node > 0) AssembleNode(plan, node);
+      if (node == 3) break;
+      // Every convolution reading this node, now that it is complete.
+      if (Nb201NodeFeedsConv(cell, node)) Relu(nodes[node], relus[node]);
+      for (size_t g = 0; g < plan.groups.size(); ++g) {
+        if (plan.groups[g].source != node) continue;
+        Convolve(plan.groups[g].conv, relus[node], group_outputs[g], false, scratch, threads);
       }
-      if (!written) {  // only "none" edges: the node is zero
-        nodes[to].Reshape(nodes[0].n, nodes[0].h, nodes[0].w, nodes[0].c);
-        std::fill(nodes[to].data.begin(), nodes[to].data.end(), 0.0f);
-      }
-      // ReLU of the new node, once, if a later convolution reads it.
-      if (to < 3 && Nb201NodeFeedsConv(cell, to)) Relu(nodes[to], relus[to]);
     }
     std::swap(x, nodes[3]);
+  }
+
+  // node = sum over its in-edges; convolution results come from the group outputs.
+  void AssembleNode(const CellPlan& plan, int node) {
+    Tensor& out = nodes[node];
+    const Tensor& shape = nodes[0];
+    bool written = false;
+    for (int from = 0; from < node; ++from) {
+      const int edge = Nb201Cell::EdgeIndex(node, from);
+      const Tensor& source = nodes[from];
+      switch (cell.edges[edge]) {
+        case Nb201Op::kNone:
+          continue;
+        case Nb201Op::kSkipConnect:
+          if (written) {
+            out.matrix() += source.matrix();
+          } else {
+            out.Reshape(source.n, source.h, source.w, source.c);
+            out.data.assign(source.data.begin(), source.data.end());
+          }
+          break;
+        case Nb201Op::kConv1x1:
+        case Nb201Op::kConv3x3: {
+          const Tensor& group = group_outputs[plan.group_of[edge]];
+          Eigen::Map<const RowMatrix, 0, Eigen::OuterStride<>> slice(
+              group.data.data() + plan.column_of[edge], group.pixels(), shape.c,
+              Eigen::OuterStride<>(group.c));
+          if (written) {
+            out.matrix() += slice;
+          } else {
+            out.Reshape(shape.n, shape.h, shape.w, shape.c);
+            out.matrix() = slice;
+          }
+          break;
+        }
+        case Nb201Op::kAvgPool3x3:
+          AvgPool3x3(source, out, written, threads);
+          break;
+      }
+      written = true;
+    }
+    if (!written) {  // only "none" edges: the node is zero
+      out.Reshape(shape.n, shape.h, shape.w, shape.c);
+      std::fill(out.data.begin(), out.data.end(), 0.0f);
+    }
   }
 
   void Forward() {
@@ -219,8 +306,6 @@ struct EigenRuntime::Plan {
         std::swap(x, nodes[2]);
       }
       for (int c = 0; c < kNb201CellsPerStage; ++c) {
-        // Relu of the cell input, if a convolution reads it.
-        if (Nb201NodeFeedsConv(cell, 0)) Relu(x, relus[0]);
         RunCell(cells[stage * kNb201CellsPerStage + c]);
       }
     }
@@ -254,11 +339,7 @@ absl::Status EigenRuntime::Prepare(const Nb201Cell& cell, int batch, int threads
   plan->threads = threads;
   plan->stem = ToGemm(net.stem);
   for (const Nb201CellWeights& weights : net.cells) {
-    std::array<std::optional<GemmConv>, 6> convs;
-    for (int e = 0; e < 6; ++e) {
-      if (weights.convs[e]) convs[e] = ToGemm(*weights.convs[e]);
-    }
-    plan->cells.push_back(std::move(convs));
+    plan->cells.push_back(PlanCell(cell, weights));
   }
   for (const Nb201ReductionWeights& r : net.reductions) {
     plan->reductions.push_back({ToGemm(r.conv_a), ToGemm(r.conv_b), ToGemm(r.shortcut)});
@@ -292,9 +373,9 @@ absl::Status EigenRuntime::Prepare(const Nb201Cell& cell, int batch, int threads
 
 absl::StatusOr<std::optional<double>> EigenRuntime::Run() {
   if (!plan_) return absl::FailedPreconditionError("EigenRuntime::Run before Prepare");
-  // Eigen's GEMM reads a process-wide thread count; set it on every run in case another
-  // runtime changed it.
-  Eigen::setNbThreads(plan_->threads);
+  // Threads split the convolutions' row blocks; each block's GEMM runs single-threaded.
+  // Eigen's thread count is process-wide, so it is set on every run.
+  Eigen::setNbThreads(1);
   plan_->Forward();
   plan_->ran = true;
   return std::optional<double>();

@@ -5,11 +5,13 @@
 //   runtime.Prepare(cell, /*batch=*/1, /*threads=*/1);
 //   runtime.Run();
 //
-// Layout NHWC, so a convolution is one GEMM: the input patches (im2col; a 1x1 stride-1
-// convolution needs none) times the weights reshaped to [k*k*C_in][C_out]. Sums of cell
-// edges accumulate straight into the node (C += A*B), and ReLU of a node is computed
-// once however many convolutions read it. Threads: Eigen's GEMM and the im2col/pooling
-// loops run on OpenMP with `threads` threads.
+// Layout NHWC, so a convolution is a GEMM: the input patches (im2col; a 1x1 stride-1
+// convolution needs none) times the weights reshaped to [k*k*C_in][C_out]. It runs in
+// blocks of output rows whose patches fit in L2, so patches are gathered and consumed
+// while still in cache. In a cell, the convolutions reading the same node with the same
+// kernel size run as one GEMM over their concatenated output channels (patches gathered
+// once, a wider GEMM); ReLU of a node is computed once. Threads: OpenMP over the row
+// blocks and the pooling loops, `threads` of them; each block's GEMM is single-threaded.
 #ifndef MAPLEX_AGENT_RUNTIME_EIGEN_RUNTIME_H_
 #define MAPLEX_AGENT_RUNTIME_EIGEN_RUNTIME_H_
 

@@ -83,7 +83,9 @@ TEST(PerfCounterSourceTest, FullMapleEdgeSet) {
     }
   }
   const core::CounterReading& task_clock = report->readings[11];
-  if (task_clock.available) EXPECT_GT(task_clock.value, 0);
+  if (task_clock.available) {
+    EXPECT_GT(task_clock.value, 0);
+  }
   if (!hidden.empty()) GTEST_SKIP() << "hardware counters unavailable: " << hidden;
   const core::CounterReading& cycles = report->readings[0];
   const core::CounterReading& instructions = report->readings[1];
