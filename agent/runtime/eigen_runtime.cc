@@ -78,8 +78,13 @@ void Convolve(const GemmConv& conv, const Tensor& in, Tensor& out, bool accumula
     if (gather) {
       std::vector<float>& buffer = scratch[omp_get_thread_num()];
       buffer.resize(block * cols);
-      for (int64_t row = first; row < first + count; ++row) {
-        const int x = row % ow, y = (row / ow) % oh, b = row / (int64_t{ow} * oh);
+      // (b, y, x) of the block's first row, then stepped along: no divisions per row.
+      int x = first % ow, y = (first / ow) % oh, b = first / (int64_t{ow} * oh);
+      for (int64_t row = first; row < first + count; ++row, ++x) {
+        if (x == ow) {
+          x = 0;
+          if (++y == oh) y = 0, ++b;
+        }
         float* dst = buffer.data() + (row - first) * cols;
         // The taps of one kernel row are neighbouring pixels, contiguous in NHWC: copy the
         // in-image ones at once and zero the padding.
