@@ -71,7 +71,7 @@ void Convolve(const GemmConv& conv, const Tensor& in, Tensor& out, bool accumula
   const int64_t blocks = (rows + block - 1) / block;
   scratch.resize(std::max<size_t>(scratch.size(), threads));
   const size_t channel_bytes = sizeof(float) * in.c;
-#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1 && blocks > 1)
   for (int64_t index = 0; index < blocks; ++index) {
     const int64_t first = index * block, count = std::min(block, rows - first);
     const float* patches = in.data.data() + first * cols;
