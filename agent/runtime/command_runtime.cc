@@ -45,9 +45,7 @@ std::string CommandRuntime::name() const {
 }
 
 absl::Status CommandRuntime::Prepare(const Nb201Cell& cell, int batch, int threads) {
-  if (batch < 1 || threads < 1) {
-    return absl::InvalidArgumentError("batch and threads must be at least 1");
-  }
+  if (absl::Status valid = ValidateRuntimeConfig(batch, threads); !valid.ok()) return valid;
   Stop(/*grace_ms=*/2000);
   std::vector<std::string> args = {options_.program};
   args.insert(args.end(), options_.args.begin(), options_.args.end());

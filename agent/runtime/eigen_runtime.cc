@@ -334,9 +334,7 @@ EigenRuntime::EigenRuntime(uint64_t seed) : seed_(seed) {}
 EigenRuntime::~EigenRuntime() = default;
 
 absl::Status EigenRuntime::Prepare(const Nb201Cell& cell, int batch, int threads) {
-  if (batch < 1 || threads < 1) {
-    return absl::InvalidArgumentError("batch and threads must be at least 1");
-  }
+  if (absl::Status valid = ValidateRuntimeConfig(batch, threads); !valid.ok()) return valid;
   const Nb201Network net = BuildNb201Network(cell, seed_);
   auto plan = std::make_unique<Plan>();
   plan->cell = cell;

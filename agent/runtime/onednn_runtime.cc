@@ -273,9 +273,7 @@ OneDnnRuntime::OneDnnRuntime(uint64_t seed) : seed_(seed) {}
 OneDnnRuntime::~OneDnnRuntime() = default;
 
 absl::Status OneDnnRuntime::Prepare(const Nb201Cell& cell, int batch, int threads) {
-  if (batch < 1 || threads < 1) {
-    return absl::InvalidArgumentError("batch and threads must be at least 1");
-  }
+  if (absl::Status valid = ValidateRuntimeConfig(batch, threads); !valid.ok()) return valid;
   plan_.reset();
   try {
     // oneDNN sizes its work split by the thread count at primitive creation.

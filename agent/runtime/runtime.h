@@ -44,6 +44,13 @@ class Runtime {
   virtual absl::StatusOr<std::vector<float>> Output() const = 0;
 };
 
+// The check every Runtime::Prepare starts with: InvalidArgument unless batch and threads
+// are at least 1.
+inline absl::Status ValidateRuntimeConfig(int batch, int threads) {
+  if (batch >= 1 && threads >= 1) return absl::OkStatus();
+  return absl::InvalidArgumentError("batch and threads must be at least 1");
+}
+
 }  // namespace maplex::agent
 
 #endif  // MAPLEX_AGENT_RUNTIME_RUNTIME_H_

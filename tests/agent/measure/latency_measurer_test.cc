@@ -108,15 +108,19 @@ TEST(MeasureLatencyTest, SteadyLatencyConvergesAtMinRepeats) {
   EXPECT_EQ(m->config.batch, 4);
 }
 
-TEST(MeasureLatencyTest, NoisyLatencyStopsAtMaxRepeats) {
+// Measures a runtime alternating between `fast` and `slow` ms, without warm-ups.
+absl::StatusOr<Measurement> MeasureAlternating(double fast, double slow,
+                                               MeasurementOptions options) {
   ManualClock clock;
-  std::vector<double> noisy;
-  for (int i = 0; i < 40; ++i) noisy.push_back(i % 2 ? 10 : 2);
-  ScriptedRuntime runtime(clock, noisy);
-  MeasurementOptions options = Options();
+  std::vector<double> latencies;
+  for (int i = 0; i < 40; ++i) latencies.push_back(i % 2 ? slow : fast);
+  ScriptedRuntime runtime(clock, latencies);
   options.warmups = 0;
-  absl::StatusOr<Measurement> m =
-      MeasureLatency(runtime, kCell, Config(1, 1), options, clock, nullptr);
+  return MeasureLatency(runtime, kCell, Config(1, 1), options, clock, nullptr);
+}
+
+TEST(MeasureLatencyTest, NoisyLatencyStopsAtMaxRepeats) {
+  absl::StatusOr<Measurement> m = MeasureAlternating(2, 10, Options());
   ASSERT_TRUE(m.ok());
   EXPECT_EQ(m->stats.repeats, 10);
   EXPECT_EQ(m->protocol.stop_reason, "max_repeats");
@@ -125,15 +129,9 @@ TEST(MeasureLatencyTest, NoisyLatencyStopsAtMaxRepeats) {
 }
 
 TEST(MeasureLatencyTest, TimeBoundStopsEarly) {
-  ManualClock clock;
-  std::vector<double> noisy;
-  for (int i = 0; i < 40; ++i) noisy.push_back(i % 2 ? 300 : 100);
-  ScriptedRuntime runtime(clock, noisy);
   MeasurementOptions options = Options();
-  options.warmups = 0;
   options.max_seconds = 1.0;  // 100 + 300 + 100 + 300 + 100 + 300 ms crosses it on run 6
-  absl::StatusOr<Measurement> m =
-      MeasureLatency(runtime, kCell, Config(1, 1), options, clock, nullptr);
+  absl::StatusOr<Measurement> m = MeasureAlternating(100, 300, options);
   ASSERT_TRUE(m.ok());
   EXPECT_EQ(m->protocol.stop_reason, "max_time");
   EXPECT_EQ(m->stats.repeats, 6);
@@ -186,32 +184,22 @@ TEST(MeasureLatencyTest, RecordsPinningAndAlwaysUnpins) {
 TEST(MeasureLatencyTest, RejectsBadInputAndPassesPrepareErrorsOn) {
   ManualClock clock;
   ScriptedRuntime runtime(clock, {5});
-  MeasurementOptions options = Options();
+  auto code = [&](const DeviceConfig& config, const MeasurementOptions& options) {
+    return MeasureLatency(runtime, kCell, config, options, clock, nullptr).status().code();
+  };
   DeviceConfig int8 = Config(1, 1);
   int8.precision = "int8";
-  EXPECT_EQ(MeasureLatency(runtime, kCell, int8, options, clock, nullptr).status().code(),
-            absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(MeasureLatency(runtime, kCell, Config(0, 1), options, clock, nullptr)
-                .status()
-                .code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(code(int8, Options()), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(code(Config(0, 1), Options()), absl::StatusCode::kInvalidArgument);
+  MeasurementOptions options = Options();
   options.max_repeats = 1;  // below min_repeats
-  EXPECT_EQ(MeasureLatency(runtime, kCell, Config(1, 1), options, clock, nullptr)
-                .status()
-                .code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(code(Config(1, 1), options), absl::StatusCode::kInvalidArgument);
   options = Options();
   options.pin_threads = true;  // without a pinner
-  EXPECT_EQ(MeasureLatency(runtime, kCell, Config(1, 1), options, clock, nullptr)
-                .status()
-                .code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(code(Config(1, 1), options), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(runtime.prepares, 0);
   runtime.prepare_status = absl::UnavailableError("no device");
-  EXPECT_EQ(MeasureLatency(runtime, kCell, Config(1, 1), Options(), clock, nullptr)
-                .status()
-                .code(),
-            absl::StatusCode::kUnavailable);
+  EXPECT_EQ(code(Config(1, 1), Options()), absl::StatusCode::kUnavailable);
   EXPECT_EQ(runtime.runs, 0);
 }
 

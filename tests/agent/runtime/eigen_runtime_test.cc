@@ -5,6 +5,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/agent/runtime/runtime_test_util.h"
 
 namespace maplex::agent {
 namespace {
@@ -130,20 +131,9 @@ std::vector<float> ReferenceLogits(const Nb201Cell& cell, uint64_t seed) {
   return logits;
 }
 
-double MaxRelativeError(const std::vector<float>& actual, const std::vector<float>& expected) {
-  double scale = 0, error = 0;
-  for (float v : expected) scale = std::max(scale, std::abs(double(v)));
-  for (size_t i = 0; i < expected.size(); ++i) {
-    error = std::max(error, std::abs(double(actual[i]) - expected[i]));
-  }
-  return error / std::max(scale, 1e-12);
-}
-
 std::vector<float> RunEigen(const Nb201Cell& cell, int batch, int threads) {
   EigenRuntime runtime(kDefaultNb201Seed);
-  EXPECT_TRUE(runtime.Prepare(cell, batch, threads).ok());
-  EXPECT_TRUE(runtime.Run().ok());
-  return *runtime.Output();
+  return RunOnce(runtime, cell, batch, threads);
 }
 
 TEST(EigenRuntimeTest, MatchesNaiveReference) {
