@@ -187,7 +187,14 @@ class Session {
   }
 
   bool user_only() const { return user_only_; }
-  std::vector<core::CounterReading> TakeReadings() { return std::move(readings_); }
+  std::vector<core::CounterReading> TakeReadings() {
+    for (core::CounterReading& reading : readings_) {
+      if (!reading.available && reading.unavailable_reason.empty()) {
+        reading.unavailable_reason = "not in the group's read-out";
+      }
+    }
+    return std::move(readings_);
+  }
 
  private:
   int OpenWithFallback(const PerfEventType& type, int group_fd, bool grouped) {
