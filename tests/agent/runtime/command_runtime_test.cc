@@ -1,0 +1,84 @@
+#include "agent/runtime/command_runtime.h"
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "agent/runtime/internal/cell_string.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace maplex::agent {
+namespace {
+
+using ::testing::HasSubstr;
+
+CommandRuntimeOptions FakeDevice(std::vector<std::string> flags) {
+  const char* source = std::getenv("MAPLEX_SOURCE_DIR");
+  CommandRuntimeOptions options;
+  options.program = "/bin/sh";
+  options.args = {std::string(source ? source : ".") +
+                  "/tests/agent/runtime/fake_device_runtime.sh"};
+  options.args.insert(options.args.end(), flags.begin(), flags.end());
+  options.reply_timeout_ms = 5000;
+  return options;
+}
+
+const Nb201Cell kCell = *Nb201Cell::FromOpCodes({3, 0, 1, 2, 4, 3});
+
+TEST(CommandRuntimeTest, PassesTheConfigurationAndReturnsTheProgramsLatencies) {
+  const std::string record = ::testing::TempDir() + "/command_runtime_record";
+  CommandRuntime runtime(FakeDevice({"--record=" + record}));
+  EXPECT_EQ(runtime.name(), "command:sh");
+  ASSERT_TRUE(runtime.Prepare(kCell, 4, 2).ok());
+  std::ifstream in(record);
+  std::stringstream recorded;
+  recorded << in.rdbuf();
+  EXPECT_EQ(recorded.str(),
+            runtime_internal::Nb201CellString(kCell) + " 4 2\n");
+  for (int run = 1; run <= 3; ++run) {
+    absl::StatusOr<std::optional<double>> ms = runtime.Run();
+    ASSERT_TRUE(ms.ok()) << ms.status();
+    ASSERT_TRUE(ms->has_value());
+    EXPECT_DOUBLE_EQ(**ms, 42 + run / 10.0);
+  }
+  EXPECT_EQ(runtime.Output().status().code(), absl::StatusCode::kUnimplemented);
+  // A second Prepare starts a fresh program: run numbers start again.
+  ASSERT_TRUE(runtime.Prepare(kCell, 1, 1).ok());
+  EXPECT_DOUBLE_EQ(**runtime.Run(), 11.1);
+}
+
+TEST(CommandRuntimeTest, ReportsAProgramThatFailsToPrepare) {
+  CommandRuntime runtime(FakeDevice({"--fail-prepare"}));
+  absl::Status status = runtime.Prepare(kCell, 1, 1);
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(status.message(), HasSubstr("exited with status 3"));
+  EXPECT_EQ(runtime.Run().status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(CommandRuntimeTest, ReportsBadReplies) {
+  CommandRuntime failing(FakeDevice({"--fail-run"}));
+  ASSERT_TRUE(failing.Prepare(kCell, 1, 1).ok());
+  EXPECT_THAT(failing.Run().status().message(), HasSubstr("error device lost"));
+  CommandRuntime garbage(FakeDevice({"--garbage"}));
+  ASSERT_TRUE(garbage.Prepare(kCell, 1, 1).ok());
+  EXPECT_THAT(garbage.Run().status().message(), HasSubstr("not a positive latency"));
+}
+
+TEST(CommandRuntimeTest, TimesOutASilentProgram) {
+  CommandRuntimeOptions options = FakeDevice({"--silent"});
+  options.reply_timeout_ms = 200;
+  CommandRuntime runtime(options);
+  ASSERT_TRUE(runtime.Prepare(kCell, 1, 1).ok());
+  EXPECT_EQ(runtime.Run().status().code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(runtime.Run().status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(CommandRuntimeTest, ReportsAMissingProgram) {
+  CommandRuntime runtime({"/nonexistent/runtime", {}, 1000});
+  EXPECT_EQ(runtime.Prepare(kCell, 1, 1).code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(runtime.Prepare(kCell, 0, 1).code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace maplex::agent
