@@ -130,7 +130,7 @@ absl::StatusOr<EvaluationReport> RunEvaluation(const std::vector<DeviceData>& de
   for (const Fold& fold : *folds) {
     if (fold.references.empty()) return absl::InvalidArgumentError("a fold has no training device");
     absl::StatusOr<std::unique_ptr<core::ModelTrainer>> trainer =
-        core::ModelTrainer::Create(fold.references, /*seed=*/1);
+        core::ModelTrainer::Create(fold.references, /*seed=*/1, options.maple);
     if (!trainer.ok()) return trainer.status();
     for (const DeviceData* test : fold.tests) {
       device_order.push_back(test->device);

@@ -16,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "core/eval/metrics.h"
 #include "core/model/latency_model.h"
+#include "core/model/maple_model.h"
 
 namespace maplex::bench {
 
@@ -31,6 +32,7 @@ struct EvaluationOptions {
   // The device's predictions at this k and the first seed are kept for the scatter plots.
   int scatter_k = 10;
   int scatter_points = 500;
+  core::MapleConfig maple;
 };
 
 // Metrics of one (method, k, device), averaged over seeds.

@@ -3,7 +3,7 @@
 //   maplex-eval --latency data/nb201_latency.csv.gz --devices data/nb201_devices.csv
 //       [--train a,b,...] [--test x,y,...] [--k 3,5,10,20] [--seeds 5]
 //       [--methods baseline,maple,maple+ve,maple+w,maplex]
-//       [--json OUT] [--markdown OUT] [--svg-dir DIR]
+//       [--json OUT] [--markdown OUT] [--svg-dir DIR] [--maple rank=8,virtual_weight=0.2,...]
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -26,7 +26,7 @@ int Usage(const std::string& error) {
                "maplex-eval: %s\nusage: maplex-eval --latency F.csv.gz --devices D.csv "
                "[--train a,b] [--test x,y] [--k 3,5,10,20] [--seeds 5] "
                "[--methods baseline,maple,maple+ve,maple+w,maplex] [--json OUT] "
-               "[--markdown OUT] [--svg-dir DIR]\n",
+               "[--markdown OUT] [--svg-dir DIR] [--maple name=value,...]\n",
                error.c_str());
   return 2;
 }
@@ -70,6 +70,11 @@ int main(int argc, char** argv) {
         absl::StatusOr<maplex::core::Method> method = maplex::core::ParseMethod(m);
         if (!method.ok()) return Usage(std::string(method.status().message()));
         flags.evaluation.methods.push_back(*method);
+      }
+    } else if (name == "--maple") {
+      if (absl::Status s = maplex::core::ApplyMapleConfigOverrides(value, &flags.evaluation.maple);
+          !s.ok()) {
+        return Usage(std::string(s.message()));
       }
     } else if (name == "--json") {
       flags.json = value;

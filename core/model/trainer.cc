@@ -1,28 +1,39 @@
 #include "core/model/trainer.h"
 
+#include "absl/strings/str_cat.h"
 #include "core/arch/nb201_space.h"
 #include "core/model/baseline.h"
+#include "core/model/maple_model.h"
 
 namespace maplex::core {
-
-// Filled in by core/model/maple_model.h once MAPLE lands.
-class MapleContext {};
 
 ModelTrainer::~ModelTrainer() = default;
 
 absl::StatusOr<std::unique_ptr<ModelTrainer>> ModelTrainer::Create(
-    const std::vector<const DeviceData*>& references, uint64_t /*seed*/) {
+    const std::vector<const DeviceData*>& references, uint64_t /*seed*/,
+    const MapleConfig& config) {
   if (references.empty()) return absl::InvalidArgumentError("no reference device");
   absl::StatusOr<ReferenceSet> refs = BuildReferenceSet(references, Nb201Space::Get().size());
   if (!refs.ok()) return refs.status();
   std::unique_ptr<ModelTrainer> trainer(new ModelTrainer());
   trainer->references_ = *std::move(refs);
+  // MAPLE needs two references to factorise; with one, only the baseline is available.
+  if (trainer->references_.size() >= 2) {
+    absl::StatusOr<std::unique_ptr<MapleContext>> maple =
+        MapleContext::Create(trainer->references_, config);
+    if (!maple.ok()) return maple.status();
+    trainer->maple_ = *std::move(maple);
+  }
   return trainer;
 }
 
 absl::StatusOr<DeviceTable> ModelTrainer::Fit(const DeviceData& device, Method method) const {
   if (method != Method::kBaseline) {
-    return absl::UnimplementedError("MAPLE methods are not committed yet; use baseline");
+    if (maple_ == nullptr) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(MethodName(method), " needs at least two reference devices"));
+    }
+    return maple_->Fit(device, method);
   }
   return BaselineTable(references_, FitBaseline(references_, ToLogSamples(device)), device);
 }

@@ -14,18 +14,19 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/model/maple_model.h"
 #include "core/model/reference_set.h"
 #include "core/model/tabulated_model.h"
 
 namespace maplex::core {
 
-class MapleContext;  // core/model/maple_model.h
 
 class ModelTrainer {
  public:
   // InvalidArgument when `references` is empty or holds a device without samples.
   static absl::StatusOr<std::unique_ptr<ModelTrainer>> Create(
-      const std::vector<const DeviceData*>& references, uint64_t seed);
+      const std::vector<const DeviceData*>& references, uint64_t seed,
+      const MapleConfig& config = MapleConfig());
   ~ModelTrainer();
 
   // The table of `device` (a target with its k samples, or one of the references with all

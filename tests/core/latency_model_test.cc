@@ -105,7 +105,8 @@ TEST_P(LatencyModelTest, TargetPredictionsTrackTheTruth) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllMethods, LatencyModelTest,
-                         ::testing::Values(Method::kBaseline),
+                         ::testing::Values(Method::kBaseline, Method::kMaple, Method::kMapleVirtualExamples,
+                                           Method::kMapleWeights, Method::kMapleX),
                          [](const auto& info) {
                            std::string name = MethodName(info.param);
                            for (char& c : name) c = std::isalnum(c) ? c : '_';

@@ -1,0 +1,396 @@
+#include "core/model/maple_model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <numeric>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "core/arch/nb201_space.h"
+
+namespace maplex::core {
+namespace {
+
+bool UsesVirtualExamples(Method m) {
+  return m == Method::kMapleVirtualExamples || m == Method::kMapleX;
+}
+bool UsesWeights(Method m) { return m == Method::kMapleWeights || m == Method::kMapleX; }
+
+// The r leading latent factors of the standardised columns `cols` of `x`, scaled to unit
+// variance over the architectures (N x r).
+Eigen::MatrixXd LatentFactors(const Eigen::MatrixXd& x, const Eigen::MatrixXd& gram,
+                              const std::vector<int>& cols, int rank) {
+  const int m = static_cast<int>(cols.size());
+  Eigen::MatrixXd g(m, m);
+  Eigen::MatrixXd xs(x.rows(), m);
+  for (int i = 0; i < m; ++i) {
+    xs.col(i) = x.col(cols[i]);
+    for (int j = 0; j < m; ++j) g(i, j) = gram(cols[i], cols[j]);
+  }
+  Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(g);
+  const int r = std::min(rank, m);
+  Eigen::MatrixXd factors(x.rows(), r);
+  const double n = static_cast<double>(x.rows());
+  for (int j = 0; j < r; ++j) {
+    const int e = m - 1 - j;  // eigenvalues ascend
+    const double lambda = std::max(eig.eigenvalues()(e), 1e-12);
+    factors.col(j) = xs * eig.eigenvectors().col(e) * std::sqrt(n / lambda);
+  }
+  return factors;
+}
+
+// Analytic architecture features, standardised over the space: log FLOPs, log parameters,
+// log activations and the five op counts.
+Eigen::MatrixXd AnalyticFeatures(int n) {
+  const Nb201Space& space = Nb201Space::Get();
+  Eigen::MatrixXd f(n, 8);
+  std::vector<double> row(space.feature_dim());
+  for (int a = 0; a < n; ++a) {
+    space.Features(a, absl::MakeSpan(row));
+    f(a, 0) = row[35];
+    f(a, 1) = row[36];
+    f(a, 2) = row[37];
+    for (int o = 0; o < 5; ++o) f(a, 3 + o) = row[30 + o];
+  }
+  for (int j = 0; j < f.cols(); ++j) {
+    const double mean = f.col(j).mean();
+    f.col(j).array() -= mean;
+    const double sd = std::sqrt(f.col(j).squaredNorm() / n);
+    if (sd > 0) f.col(j) /= sd;
+  }
+  return f;
+}
+
+// Least-squares coefficients of every column of `y` on `basis`, and the residual variances.
+void ProjectColumns(const Eigen::MatrixXd& basis, const Eigen::MatrixXd& y,
+                    Eigen::MatrixXd* coefficients, Eigen::VectorXd* residual_var) {
+  const Eigen::MatrixXd gram = basis.transpose() * basis;
+  *coefficients = gram.ldlt().solve(basis.transpose() * y);
+  const Eigen::MatrixXd residual = y - basis * *coefficients;
+  *residual_var = residual.colwise().squaredNorm().transpose() / static_cast<double>(y.rows());
+}
+
+}  // namespace
+
+absl::Status ApplyMapleConfigOverrides(std::string_view overrides, MapleConfig* config) {
+  struct Field {
+    const char* name;
+    double* real;
+    int* integer;
+    bool* flag;
+  };
+  const Field fields[] = {
+      {"rank", nullptr, &config->rank, nullptr},
+      {"analytic_features", nullptr, nullptr, &config->analytic_features},
+      {"analytic_prior_sd", &config->analytic_prior_sd, nullptr, nullptr},
+      {"prior_scale", &config->prior_scale, nullptr, nullptr},
+      {"unweighted_share", &config->unweighted_share, nullptr, nullptr},
+      {"beta_sd", &config->beta_sd, nullptr, nullptr},
+      {"intercept_sd", &config->intercept_sd, nullptr, nullptr},
+      {"spec_bandwidth", &config->spec_bandwidth, nullptr, nullptr},
+      {"agreement_scale", &config->agreement_scale, nullptr, nullptr},
+      {"virtual_per_sample", nullptr, &config->virtual_per_sample, nullptr},
+      {"virtual_weight", &config->virtual_weight, nullptr, nullptr},
+      {"virtual_label_devices", nullptr, &config->virtual_label_devices, nullptr},
+      {"virtual_max_samples", nullptr, &config->virtual_max_samples, nullptr},
+      {"interval_scale", &config->interval_scale, nullptr, nullptr},
+      {"agreement_power", &config->agreement_power, nullptr, nullptr},
+      {"noise_prior_samples", &config->noise_prior_samples, nullptr, nullptr},
+      {"posterior_variance_scale", &config->posterior_variance_scale, nullptr, nullptr},
+  };
+  const std::string text(overrides);
+  for (absl::string_view item : absl::StrSplit(text, ',', absl::SkipEmpty())) {
+    const std::vector<std::string> kv = absl::StrSplit(item, absl::MaxSplits('=', 1));
+    const Field* field = nullptr;
+    for (const Field& f : fields) {
+      if (kv[0] == f.name) field = &f;
+    }
+    if (field == nullptr || kv.size() != 2) {
+      return absl::InvalidArgumentError(absl::StrCat("unknown MAPLE setting \"", item, "\""));
+    }
+    double v;
+    if (!absl::SimpleAtod(kv[1], &v) || !std::isfinite(v)) {
+      return absl::InvalidArgumentError(absl::StrCat("MAPLE setting ", kv[0], ": bad value \"",
+                                                     kv[1], "\""));
+    }
+    if (field->real) *field->real = v;
+    if (field->integer) *field->integer = static_cast<int>(v);
+    if (field->flag) *field->flag = v != 0;
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<MapleContext>> MapleContext::Create(const ReferenceSet& refs,
+                                                                   const MapleConfig& config) {
+  if (refs.size() < 2) {
+    return absl::InvalidArgumentError("MAPLE needs at least two reference devices");
+  }
+  std::unique_ptr<MapleContext> ctx(new MapleContext(refs));
+  ctx->config_ = config;
+  const Eigen::MatrixXd& l = refs.log_latency;
+  const int n = static_cast<int>(l.rows());
+  const int d_count = refs.size();
+  ctx->rank_ = std::max(1, std::min(config.rank, d_count));
+
+  Eigen::MatrixXd x = l;
+  for (int d = 0; d < d_count; ++d) {
+    const double mean = x.col(d).mean();
+    x.col(d).array() -= mean;
+    const double sd = std::sqrt(x.col(d).squaredNorm() / n);
+    if (sd > 0) x.col(d) /= sd;
+  }
+  const Eigen::MatrixXd gram = x.transpose() * x;
+  ctx->profiles_ = x.transpose().cast<float>();
+
+  const Eigen::MatrixXd analytic =
+      config.analytic_features ? AnalyticFeatures(n) : Eigen::MatrixXd(n, 0);
+  auto basis_for = [&](const std::vector<int>& cols) {
+    const Eigen::MatrixXd factors = LatentFactors(x, gram, cols, ctx->rank_);
+    Eigen::MatrixXd basis(n, 1 + factors.cols() + analytic.cols());
+    basis << Eigen::VectorXd::Ones(n), factors, analytic;
+    return basis;
+  };
+  std::vector<int> all(d_count);
+  std::iota(all.begin(), all.end(), 0);
+  ctx->basis_ = basis_for(all);
+  Eigen::VectorXd in_sample_var;
+  ProjectColumns(ctx->basis_, l, &ctx->loadings_, &in_sample_var);
+
+  // The noise a new device leaves outside the factor space: refit the factors without each
+  // reference hardware and project its configurations.
+  std::map<std::string, std::vector<int>> by_hardware;
+  for (int d = 0; d < d_count; ++d) by_hardware[refs.hardware[d]].push_back(d);
+  ctx->residual_var_ = in_sample_var;
+  if (by_hardware.size() > 1) {
+    for (const auto& [hardware, members] : by_hardware) {
+      std::vector<int> others;
+      for (int d = 0; d < d_count; ++d) {
+        if (refs.hardware[d] != hardware) others.push_back(d);
+      }
+      const Eigen::MatrixXd basis = basis_for(others);
+      Eigen::MatrixXd y(n, members.size()), coefficients;
+      for (size_t i = 0; i < members.size(); ++i) y.col(i) = l.col(members[i]);
+      Eigen::VectorXd var;
+      ProjectColumns(basis, y, &coefficients, &var);
+      for (size_t i = 0; i < members.size(); ++i) ctx->residual_var_(members[i]) = var(i);
+    }
+  }
+
+  ctx->encoder_ = DescriptorEncoder::Fit(refs.descriptors);
+  for (const HardwareDescriptor& d : refs.descriptors) ctx->encoded_.push_back(ctx->encoder_.Encode(d));
+  return ctx;
+}
+
+std::vector<double> MapleContext::AffineResidualVariances(const LogSamples& samples) const {
+  const size_t k = samples.archs.size();
+  std::vector<double> ms(refs_.size(), 0);
+  if (k < 3) return ms;
+  for (int d = 0; d < refs_.size(); ++d) {
+    double sx = 0, sy = 0, sxx = 0, sxy = 0;
+    for (size_t i = 0; i < k; ++i) {
+      const double xv = refs_.log_latency(samples.archs[i], d), yv = samples.log_latency[i];
+      sx += xv, sy += yv, sxx += xv * xv, sxy += xv * yv;
+    }
+    const double kn = static_cast<double>(k);
+    const double var = sxx - sx * sx / kn;
+    double beta = var > 1e-12 ? (sxy - sx * sy / kn) / var : 1;
+    if (beta <= 0) beta = 1;  // as the baseline: a falling slope is noise
+    const double alpha = (sy - beta * sx) / kn;
+    double rss = 0;
+    for (size_t i = 0; i < k; ++i) {
+      const double r = samples.log_latency[i] - alpha - beta * refs_.log_latency(samples.archs[i], d);
+      rss += r * r;
+    }
+    ms[d] = rss / static_cast<double>(k - 2);
+  }
+  return ms;
+}
+
+std::vector<double> MapleContext::ImportanceWeights(const EncodedDescriptor& target,
+                                                    const LogSamples& samples) const {
+  const int d_count = refs_.size();
+  std::vector<double> log_w(d_count, 0);
+  // Spec (and counter) similarity: an RBF over standardised fields both devices know.
+  if (target.has_spec() || target.has_counters()) {
+    for (int d = 0; d < d_count; ++d) {
+      log_w[d] += std::log(
+          std::max(encoder_.Similarity(target, encoded_[d], config_.spec_bandwidth), 1e-300));
+    }
+  }
+  // Agreement with the k samples (ours): residual variance of the affine fit of the
+  // target's log latencies on the device's, as the baseline measures it; needs k >= 3 for
+  // a residual to exist.
+  const size_t k = samples.archs.size();
+  if (k >= 3) {
+    const std::vector<double> ms = AffineResidualVariances(samples);
+    const double s2 = config_.agreement_scale * config_.agreement_scale;
+    if (config_.agreement_power > 0) {
+      // Profile likelihood of "the target is an affine copy of d" under Gaussian noise:
+      // RSS^(-(k-2)/2), tempered; a floor keeps a perfect fit finite.
+      for (int d = 0; d < d_count; ++d) {
+        log_w[d] += -0.5 * config_.agreement_power * static_cast<double>(k - 2) *
+                    std::log(ms[d] + 1e-4 * s2);
+      }
+    } else {
+      const double best = *std::min_element(ms.begin(), ms.end());
+      for (int d = 0; d < d_count; ++d) log_w[d] += -0.5 * (ms[d] - best) / s2;
+    }
+  }
+  const double top = *std::max_element(log_w.begin(), log_w.end());
+  std::vector<double> w(d_count);
+  double sum = 0;
+  for (int d = 0; d < d_count; ++d) sum += (w[d] = std::exp(log_w[d] - top));
+  for (double& v : w) v /= sum;
+  return w;
+}
+
+DeviceTable MapleContext::Fit(const DeviceData& device, Method method, MapleFitInfo* info) const {
+  const int n = static_cast<int>(basis_.rows());
+  const int p = static_cast<int>(basis_.cols());
+  const int d_count = refs_.size();
+  const LogSamples samples = ToLogSamples(device);
+  const size_t k = samples.archs.size();
+  const EncodedDescriptor target = encoder_.Encode(device.descriptor);
+  const bool use_weights = UsesWeights(method);
+  const bool use_virtual = UsesVirtualExamples(method) && k >= 1 &&
+                           static_cast<int>(k) <= config_.virtual_max_samples;
+
+  const std::vector<double> similarity = ImportanceWeights(target, samples);
+  const std::vector<double> uniform(d_count, 1.0 / d_count);
+  const std::vector<double>& w = use_weights ? similarity : uniform;
+
+  // Prior over the target's coefficients from the references' (empirical Bayes).
+  const Eigen::Map<const Eigen::VectorXd> wv(w.data(), d_count);
+  const Eigen::Map<const Eigen::VectorXd> uv(uniform.data(), d_count);
+  const Eigen::VectorXd mean = loadings_ * wv;
+  auto spread = [&](const Eigen::VectorXd& weights, const Eigen::VectorXd& centre) {
+    const Eigen::MatrixXd dev = loadings_.colwise() - centre;
+    return Eigen::MatrixXd(dev * weights.asDiagonal() * dev.transpose());
+  };
+  Eigen::MatrixXd prior = config_.prior_scale * spread(wv, mean) +
+                          config_.unweighted_share * spread(uv, loadings_ * uv);
+  // Free scaling along the prior mean of the factor loadings: the target may be a faster
+  // or slower version of what its similar devices are.
+  Eigen::VectorXd direction = mean;
+  direction(0) = 0;
+  prior += config_.beta_sd * config_.beta_sd * direction * direction.transpose();
+  prior.row(0).setZero();
+  prior.col(0).setZero();
+  prior(0, 0) = config_.intercept_sd * config_.intercept_sd;
+  for (int j = 1 + rank_; j < p; ++j) prior(j, j) += config_.analytic_prior_sd * config_.analytic_prior_sd;
+  prior.diagonal().array() += 1e-8;
+  const Eigen::MatrixXd prior_precision = prior.ldlt().solve(Eigen::MatrixXd::Identity(p, p));
+
+  double noise_var = 0;
+  for (int d = 0; d < d_count; ++d) noise_var += w[d] * residual_var_(d);
+
+  // Observations: the real samples (weight 1) and, for MAPLE-X, virtual ones.
+  std::vector<int32_t> rows(samples.archs);
+  std::vector<double> targets(samples.log_latency);
+  std::vector<double> row_weight(k, 1.0);
+  if (use_virtual) {
+    // Label devices: the most similar references, by the MAPLE-X similarity.
+    std::vector<int> order(d_count);
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(),
+                     [&](int a, int b) { return similarity[a] > similarity[b]; });
+    const int label_count = std::min(config_.virtual_label_devices, d_count);
+    double label_sum = 0;
+    for (int i = 0; i < label_count; ++i) label_sum += similarity[order[i]];
+    std::vector<bool> taken(n, false);
+    for (int32_t a : samples.archs) taken[a] = true;
+    for (size_t i = 0; i < k; ++i) {
+      const int32_t source = samples.archs[i];
+      const Eigen::VectorXf distance =
+          (profiles_.colwise() - profiles_.col(source)).colwise().squaredNorm().transpose();
+      std::vector<int32_t> candidates(n);
+      std::iota(candidates.begin(), candidates.end(), 0);
+      const int want = std::min(config_.virtual_per_sample + static_cast<int>(k) + 1, n);
+      std::partial_sort(candidates.begin(), candidates.begin() + want, candidates.end(),
+                        [&](int32_t a, int32_t b) {
+                          return distance(a) < distance(b) || (distance(a) == distance(b) && a < b);
+                        });
+      int added = 0;
+      for (int c = 0; c < want && added < config_.virtual_per_sample; ++c) {
+        const int32_t neighbour = candidates[c];
+        if (taken[neighbour]) continue;
+        taken[neighbour] = true;
+        double log_ratio = 0;
+        for (int j = 0; j < label_count; ++j) {
+          const int d = order[j];
+          const double share = label_sum > 0 ? similarity[d] / label_sum : 1.0 / label_count;
+          log_ratio += share * (refs_.log_latency(neighbour, d) - refs_.log_latency(source, d));
+        }
+        rows.push_back(neighbour);
+        targets.push_back(samples.log_latency[i] + log_ratio);
+        row_weight.push_back(config_.virtual_weight);
+        ++added;
+      }
+    }
+  }
+
+  // Posterior of the coefficients (Bayesian linear regression, known noise variance).
+  const size_t m = rows.size();
+  Eigen::MatrixXd phi(m, p);
+  Eigen::VectorXd y(m), omega(m);
+  for (size_t i = 0; i < m; ++i) {
+    phi.row(i) = basis_.row(rows[i]);
+    y(i) = targets[i];
+    omega(i) = row_weight[i] / noise_var;
+  }
+  const Eigen::MatrixXd precision =
+      prior_precision + phi.transpose() * omega.asDiagonal() * phi;
+  const Eigen::VectorXd rhs = prior_precision * mean + phi.transpose() * (omega.asDiagonal() * y);
+  const Eigen::LDLT<Eigen::MatrixXd> solver(precision);
+  const Eigen::VectorXd coefficients = solver.solve(rhs);
+  const Eigen::MatrixXd covariance = solver.solve(Eigen::MatrixXd::Identity(p, p));
+  const Eigen::LLT<Eigen::MatrixXd> chol(covariance);
+  const Eigen::MatrixXd spread_factor = basis_ * Eigen::MatrixXd(chol.matrixL());
+
+  // The interval's noise (ours): the references' out-of-factor-space noise as a prior worth
+  // noise_prior_samples observations, pooled with how far the target's samples sit from an
+  // affine copy of each reference, weighted by similarity — k - 2 degrees of freedom, as the baseline's
+  // spread — so that a target unlike its similar references widens its interval.
+  double interval_noise_var = noise_var;
+  if (k >= 3) {
+    const std::vector<double> ms = AffineResidualVariances(samples);
+    double observed = 0;
+    for (int d = 0; d < d_count; ++d) observed += similarity[d] * ms[d];
+    const double dof = static_cast<double>(k - 2);
+    interval_noise_var = (config_.noise_prior_samples * noise_var + dof * observed) /
+                         (config_.noise_prior_samples + dof);
+  }
+
+  DeviceTable t;
+  t.device = device.device;
+  t.hardware = device.hardware.empty() ? device.device : device.hardware;
+  const bool similarity_used = use_weights || use_virtual;
+  t.use.spec = similarity_used && target.has_spec();
+  t.use.counters = similarity_used && target.has_counters();
+  t.use.measured_latencies = k > 0;
+  t.sample_count = static_cast<int>(k);
+  const Eigen::VectorXd log_mean = basis_ * coefficients;
+  t.log_latency.assign(log_mean.data(), log_mean.data() + n);
+  t.log_half_width.resize(n);
+  for (int a = 0; a < n; ++a) {
+    t.log_half_width[a] = kZ90 * config_.interval_scale *
+                          std::sqrt(config_.posterior_variance_scale * spread_factor.row(a).squaredNorm() +
+                                    interval_noise_var);
+  }
+  int heaviest = 0;
+  for (int d = 1; d < d_count; ++d) heaviest = w[d] > w[heaviest] ? d : heaviest;
+  t.fit = absl::StrFormat("%s: %d samples + %d virtual, rank %d, noise sd %.3f, heaviest %s (%.2f)",
+                          MethodName(method), k, m - k, rank_, std::sqrt(noise_var),
+                          refs_.devices[heaviest], w[heaviest]);
+  if (info != nullptr) {
+    info->weights = w;
+    info->virtual_examples = static_cast<int>(m - k);
+    info->noise_sd = std::sqrt(noise_var);
+  }
+  return t;
+}
+
+}  // namespace maplex::core
