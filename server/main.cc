@@ -25,7 +25,7 @@ ABSL_FLAG(std::string, listen, EnvOr("MAPLEX_LISTEN", "127.0.0.1:50051"),
           "address to listen on (env MAPLEX_LISTEN); loopback unless security is configured");
 ABSL_FLAG(std::string, db, EnvOr("MAPLEX_DB", "maplex.db"),
           "SQLite database file, created when missing (env MAPLEX_DB)");
-ABSL_FLAG(std::string, method, EnvOr("MAPLEX_METHOD", "baseline"),
+ABSL_FLAG(std::string, method, EnvOr("MAPLEX_METHOD", "maplex"),
           "model to train: baseline, maple, maple+ve, maple+w, maplex (env MAPLEX_METHOD)");
 ABSL_FLAG(double, retrain_debounce_seconds,
           std::atof(EnvOr("MAPLEX_RETRAIN_DEBOUNCE_SECONDS", "2").c_str()),

@@ -7,7 +7,7 @@
 #include "core/arch/nb201_space.h"
 #include "core/eval/metrics.h"
 #include "core/hardware/spec_proto.h"
-#include "server/log.h"
+#include "platform/log.h"
 
 namespace maplex::server {
 namespace {
@@ -156,6 +156,16 @@ absl::StatusOr<v1::ModelInfo> Trainer::TrainNow() {
   if (devices.empty()) return absl::FailedPreconditionError("no measurements to train on");
   absl::StatusOr<std::unique_ptr<core::LatencyModel>> model =
       core::TrainLatencyModel(devices, options_.train);
+  if (absl::IsFailedPrecondition(model.status()) &&
+      options_.train.method != core::Method::kBaseline) {
+    // Too little data for the chosen method (e.g. MAPLE-X wants two reference devices):
+    // serve the reference baseline until there is more, rather than nothing.
+    LogWarning("training_fallback", {{"method", core::MethodName(options_.train.method)},
+                                     {"reason", std::string(model.status().message())}});
+    core::TrainOptions baseline = options_.train;
+    baseline.method = core::Method::kBaseline;
+    model = core::TrainLatencyModel(devices, baseline);
+  }
   if (!model.ok()) return model.status();
 
   auto served = std::make_shared<ServedModel>();

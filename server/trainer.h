@@ -26,7 +26,6 @@
 namespace maplex::server {
 
 struct TrainerOptions {
-  TrainerOptions() { train.method = core::Method::kBaseline; }
   core::TrainOptions train;
   // Train once no new data arrived for `debounce`, or at the latest `max_delay` after the
   // first unhandled notification, so a steady stream still gets fresh models.

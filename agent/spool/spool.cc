@@ -3,7 +3,7 @@
 #include <sqlite3.h>
 
 #include "absl/strings/str_cat.h"
-#include "sqlite/sqlite.h"
+#include "platform/sqlite.h"
 
 namespace maplex::agent {
 namespace {

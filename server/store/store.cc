@@ -8,7 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
-#include "sqlite/sqlite.h"
+#include "platform/sqlite.h"
 
 namespace maplex::server {
 namespace {

@@ -5,8 +5,8 @@
 //   s.Bind(1, "desktop_gpu");
 //   while (s.Step()) Use(s.ColumnText(0));
 //   if (!s.status().ok()) return s.status();
-#ifndef MAPLEX_SQLITE_SQLITE_H_
-#define MAPLEX_SQLITE_SQLITE_H_
+#ifndef MAPLEX_PLATFORM_SQLITE_H_
+#define MAPLEX_PLATFORM_SQLITE_H_
 
 #include <sqlite3.h>
 
@@ -79,4 +79,4 @@ class Transaction {
 
 }  // namespace maplex
 
-#endif  // MAPLEX_SQLITE_SQLITE_H_
+#endif  // MAPLEX_PLATFORM_SQLITE_H_

@@ -1,4 +1,4 @@
-#include "sqlite/sqlite.h"
+#include "platform/sqlite.h"
 
 #include "absl/strings/str_cat.h"
 

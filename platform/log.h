@@ -2,8 +2,8 @@
 //
 //   LogInfo("model_served", {{"version", "3"}, {"method", "maplex"}});
 //   // ts=2026-11-26T15:00:00.123Z level=info event=model_served version=3 method=maplex
-#ifndef MAPLEX_SERVER_LOG_H_
-#define MAPLEX_SERVER_LOG_H_
+#ifndef MAPLEX_PLATFORM_LOG_H_
+#define MAPLEX_PLATFORM_LOG_H_
 
 #include <cstdio>
 #include <initializer_list>
@@ -15,7 +15,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 
-namespace maplex::server {
+namespace maplex {
 
 using LogFields = std::initializer_list<std::pair<absl::string_view, std::string>>;
 
@@ -51,6 +51,6 @@ inline void LogError(absl::string_view event, LogFields fields = {}) {
   LogEvent("error", event, fields);
 }
 
-}  // namespace maplex::server
+}  // namespace maplex
 
-#endif  // MAPLEX_SERVER_LOG_H_
+#endif  // MAPLEX_PLATFORM_LOG_H_

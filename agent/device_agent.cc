@@ -1,0 +1,287 @@
+#include "agent/device_agent.h"
+
+#include <grpcpp/grpcpp.h>
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <random>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "agent/common/clock.h"
+#include "agent/counters/counter_profile.h"
+#include "agent/counters/perf_counter_source.h"
+#include "agent/counters/reference_workload.h"
+#include "agent/measure/thread_pinner.h"
+#include "agent/probe/device_probe.h"
+#include "agent/probe/file_system.h"
+#include "agent/probe/micro_benchmark.h"
+#include "agent/runtime/command_runtime.h"
+#include "agent/runtime/eigen_runtime.h"
+#include "agent/runtime/onednn_runtime.h"
+#include "agent/spool/spool.h"
+#include "agent/uplink/uplink.h"
+#include "core/arch/nb201_space.h"
+#include "core/hardware/spec_proto.h"
+#include "core/planning/measurement_planner.h"
+#include "maplex/v1/ingest.grpc.pb.h"
+#include "maplex/v1/registry.grpc.pb.h"
+#include "platform/log.h"
+
+namespace maplex::agent {
+namespace {
+
+absl::Status FromGrpc(const grpc::Status& s) {
+  return s.ok() ? absl::OkStatus()
+                : absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+}
+
+// Calls `rpc` until it succeeds, fails for good, or `timeout` passes (jittered backoff).
+template <typename Rpc>
+absl::Status CallWithRetry(Rpc rpc, absl::Duration timeout, const std::string& what) {
+  Backoff backoff(absl::Milliseconds(200), absl::Seconds(5), 0.5, std::random_device()());
+  absl::Time deadline = absl::Now() + timeout;
+  while (true) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    absl::Status s = FromGrpc(rpc(&context));
+    if (s.ok() || !IsRetryable(s)) return s;
+    absl::Duration wait = backoff.Next();
+    if (absl::Now() + wait > deadline) {
+      return absl::Status(s.code(), absl::StrCat(what, ": ", s.message()));
+    }
+    LogWarning("retrying", {{"call", what}, {"error", s.ToString()}});
+    absl::SleepFor(wait);
+  }
+}
+
+// A measurement id no other run or device will make: the device id and 128 random bits.
+std::string NewMeasurementId(const std::string& device_id, std::mt19937_64& rng) {
+  return absl::StrFormat("%s:%016x%016x", device_id, rng(), rng());
+}
+
+maplex::v1::Measurement ToProto(const Measurement& m, const std::string& id,
+                                const std::string& device_id, int32_t arch_index) {
+  maplex::v1::Measurement out;
+  out.set_id(id);
+  out.set_device_id(device_id);
+  out.mutable_arch()->set_index(arch_index);
+  out.mutable_stats()->set_median_ms(m.stats.median_ms);
+  out.mutable_stats()->set_p90_ms(m.stats.p90_ms);
+  out.mutable_stats()->set_stddev_ms(m.stats.stddev_ms);
+  out.mutable_stats()->set_repeats(m.stats.repeats);
+  maplex::v1::MeasurementProtocol* p = out.mutable_protocol();
+  p->set_tool(absl::StrCat("maplex-agent protocol v", m.protocol.version, " ", m.config.runtime));
+  p->set_warmups(m.protocol.warmups);
+  p->set_min_repeats(m.protocol.min_repeats);
+  p->set_max_repeats(m.protocol.max_repeats);
+  p->set_target_cv(m.protocol.target_median_cv);
+  p->set_threads_pinned(m.protocol.pinned);
+  p->set_notes(absl::StrFormat(
+      "stop=%s timing=%s cv=%.4f median_cv=%.4f min_ms=%.4f max_ms=%.4f max_seconds=%g%s%s",
+      m.protocol.stop_reason, m.protocol.timing_source, m.stats.cv, m.stats.median_cv,
+      m.stats.min_ms, m.stats.max_ms, m.protocol.max_seconds,
+      m.protocol.pinning_note.empty() ? "" : " pinning=", m.protocol.pinning_note));
+  out.set_measured_at_unix_ms(absl::ToUnixMillis(absl::Now()));
+  return out;
+}
+
+absl::StatusOr<Nb201Cell> CellOf(int32_t index) {
+  core::Nb201Cell cell = core::Nb201Space::Get().CellAt(index);
+  std::array<int, 6> codes;
+  for (int i = 0; i < 6; ++i) codes[i] = static_cast<int>(cell[i]);
+  return Nb201Cell::FromOpCodes(codes);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Runtime>> MakeRuntime(const AgentOptions& options) {
+  if (options.runtime == "eigen") return std::make_unique<EigenRuntime>();
+  if (options.runtime == "onednn") return std::make_unique<OneDnnRuntime>();
+  if (options.runtime == "command") {
+    if (options.command.empty()) {
+      return absl::InvalidArgumentError("the command runtime needs --command PROGRAM");
+    }
+    CommandRuntimeOptions c;
+    c.program = options.command;
+    c.args = options.command_args;
+    return std::make_unique<CommandRuntime>(std::move(c));
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("runtime \"", options.runtime, "\" is not one of eigen, onednn, command"));
+}
+
+absl::StatusOr<AgentReport> RunDeviceAgent(const AgentOptions& options,
+                                           const std::atomic<bool>& stop) {
+  absl::StatusOr<std::unique_ptr<Runtime>> runtime = MakeRuntime(options);
+  if (!runtime.ok()) return runtime.status();
+
+  // 1. Describe the device.
+  absl::StatusOr<DeviceProbe> probe = ProbeDevice(RealFileSystem());
+  if (!probe.ok()) return probe.status();
+  LogInfo("probed", {{"cpu", probe->cpu_model},
+                     {"fingerprint", probe->fingerprint},
+                     {"cores", absl::StrCat(probe->cores)},
+                     {"threads", absl::StrCat(probe->threads)}});
+
+  // 2. Enroll it as hardware x runtime x precision x batch x threads.
+  auto channel = grpc::CreateChannel(options.server, grpc::InsecureChannelCredentials());
+  auto registry = maplex::v1::DeviceRegistry::NewStub(channel);
+  auto ingest = maplex::v1::Ingest::NewStub(channel);
+  maplex::v1::RegisterDeviceRequest enroll;
+  enroll.set_id(options.device_id);
+  enroll.set_hardware_fingerprint(probe->fingerprint);
+  enroll.set_hardware_name(probe->board.empty() ? probe->cpu_model
+                                                : absl::StrCat(probe->board, " (", probe->cpu_model, ")"));
+  core::HardwareSpec spec = probe->spec;
+  spec.batch_size = options.batch;
+  spec.runtime_threads = options.threads;
+  core::SpecToProto(spec, enroll.mutable_spec(), enroll.mutable_config());
+  enroll.mutable_config()->set_runtime((*runtime)->name());
+  for (const auto& [k, v] : options.labels) (*enroll.mutable_labels())[k] = v;
+  maplex::v1::RegisterDeviceResponse enrolled;
+  if (absl::Status s = CallWithRetry(
+          [&](grpc::ClientContext* c) { return registry->RegisterDevice(c, enroll, &enrolled); },
+          options.connect_timeout, "RegisterDevice");
+      !s.ok()) {
+    return s;
+  }
+  AgentReport report;
+  report.device_id = enrolled.device().id();
+  LogInfo("enrolled", {{"device", report.device_id},
+                       {"created", enrolled.created() ? "true" : "false"},
+                       {"runtime", (*runtime)->name()}});
+
+  // 3. Counters around the reference workload, micro-benchmarks: the descriptor.
+  maplex::v1::ReportDescriptorRequest descriptor;
+  descriptor.set_device_id(report.device_id);
+  PerfCounterSource perf(RealClock());
+  absl::StatusOr<CounterReport> counters =
+      CountReferenceWorkload(perf, **runtime, options.reference_runs);
+  if (counters.ok()) {
+    core::HardwareDescriptor d = MakeHardwareDescriptor(spec, *counters);
+    int available = 0;
+    for (const core::CounterReading& r : d.counters) {
+      maplex::v1::CounterValue* c = descriptor.add_counters();
+      c->set_name(r.name);
+      c->set_available(r.available);
+      c->set_unavailable_reason(r.unavailable_reason);
+      if (r.available) {
+        c->set_value(r.value);
+        ++available;
+      }
+    }
+    descriptor.set_reference_workload_seconds(d.reference_workload_seconds);
+    LogInfo("counters_read", {{"available", absl::StrCat(available)},
+                              {"total", absl::StrCat(d.counters.size())}});
+  } else {
+    LogWarning("counters_failed", {{"error", counters.status().ToString()}});
+  }
+  if (options.micro_benchmarks) {
+    absl::StatusOr<MicroBenchmarkFingerprint> mb =
+        RunMicroBenchmarks(MicroBenchmarkOptions(), RealClock());
+    if (mb.ok()) {
+      (*descriptor.mutable_microbenchmarks())["memory_bandwidth_gbs"] = mb->memory_bandwidth_gbs;
+      (*descriptor.mutable_microbenchmarks())["gemm_gflops"] = mb->gemm_gflops;
+      (*descriptor.mutable_microbenchmarks())["cache_knee_bytes"] =
+          static_cast<double>(mb->cache_knee_bytes);
+    }
+  }
+  maplex::v1::ReportDescriptorResponse reported;
+  if (absl::Status s = CallWithRetry(
+          [&](grpc::ClientContext* c) { return ingest->ReportDescriptor(c, descriptor, &reported); },
+          options.connect_timeout, "ReportDescriptor");
+      !s.ok()) {
+    return s;
+  }
+
+  // 4. The spool; deliver what an earlier run left behind.
+  absl::StatusOr<std::unique_ptr<Spool>> spool = Spool::Open(options.spool_path);
+  if (!spool.ok()) return spool.status();
+  UplinkOptions uplink_options;
+  uplink_options.seed = std::random_device()();
+  Uplink uplink(spool->get(), channel, uplink_options);
+  if (absl::Status s = uplink.SendPending(); !s.ok()) {
+    LogWarning("uplink_deferred", {{"error", s.ToString()}});
+  }
+
+  // 5. Measure what the server asks for, until the budget is spent.
+  std::mt19937_64 rng(std::random_device{}());
+  AffinityThreadPinner pinner;
+  std::set<int32_t> done;
+  bool stepped_back = false;
+  while (report.measured < options.budget && !stop) {
+    if (report.measured >= options.k && !stepped_back) {
+      // The first k make the device predictable; the rest must not disturb its owner.
+      setpriority(PRIO_PROCESS, 0, 10);
+      stepped_back = true;
+      LogInfo("lowered_priority", {{"after", absl::StrCat(report.measured)}});
+    }
+    maplex::v1::NextTasksRequest ask;
+    ask.set_device_id(report.device_id);
+    ask.set_count(std::min(10, options.budget - report.measured));
+    maplex::v1::NextTasksResponse tasks;
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    std::vector<int32_t> archs;
+    if (ingest->NextTasks(&context, ask, &tasks).ok()) {
+      for (const auto& a : tasks.archs()) archs.push_back(a.index());
+      report.task_strategy = tasks.strategy();
+    }
+    archs.erase(std::remove_if(archs.begin(), archs.end(), [&](int32_t a) { return done.count(a); }),
+                archs.end());
+    if (archs.empty()) {
+      // The server has no opinion (or cannot be reached): the fixed diverse set.
+      for (int32_t a : core::DiverseArchitectures(core::Nb201Space::Get(), options.budget + 1)) {
+        if (!done.count(a)) archs.push_back(a);
+        if (static_cast<int>(archs.size()) >= ask.count()) break;
+      }
+      report.task_strategy = "local-diverse";
+      if (archs.empty()) break;
+    }
+    for (int32_t arch : archs) {
+      if (report.measured >= options.budget || stop) break;
+      absl::StatusOr<Nb201Cell> cell = CellOf(arch);
+      if (!cell.ok()) return cell.status();
+      DeviceConfig config;
+      config.hardware_fingerprint = probe->fingerprint;
+      config.batch = options.batch;
+      config.threads = options.threads;
+      absl::StatusOr<Measurement> m = MeasureLatency(**runtime, *cell, config, options.measurement,
+                                                     RealClock(), &pinner);
+      if (!m.ok()) return m.status();
+      maplex::v1::Measurement proto =
+          ToProto(*m, NewMeasurementId(report.device_id, rng), report.device_id, arch);
+      if (absl::Status s = (*spool)->Add(proto); !s.ok()) return s;
+      done.insert(arch);
+      ++report.measured;
+      LogInfo("measured", {{"arch", absl::StrCat(arch)},
+                           {"median_ms", absl::StrFormat("%.4f", m->stats.median_ms)},
+                           {"repeats", absl::StrCat(m->stats.repeats)},
+                           {"stop", m->protocol.stop_reason}});
+      if (absl::Status s = uplink.SendPending(); !s.ok()) {
+        LogWarning("uplink_deferred", {{"error", s.ToString()}});
+      }
+    }
+  }
+
+  // 6. Deliver everything; as a daemon, keep the spool drained until stopped.
+  absl::Status drained = uplink.Drain(absl::Now() + options.connect_timeout);
+  while (options.daemon && !stop) {
+    absl::SleepFor(absl::Milliseconds(500));
+    absl::StatusOr<int64_t> depth = (*spool)->Depth();
+    if (depth.ok() && *depth > 0) drained = uplink.SendPending();
+  }
+  report.delivered = uplink.acked();
+  absl::StatusOr<int64_t> left = (*spool)->Depth();
+  report.left_in_spool = left.ok() ? *left : -1;
+  if (!drained.ok()) LogWarning("undelivered", {{"error", drained.ToString()}});
+  LogInfo("agent_done", {{"device", report.device_id},
+                         {"measured", absl::StrCat(report.measured)},
+                         {"delivered", absl::StrCat(report.delivered)},
+                         {"left_in_spool", absl::StrCat(report.left_in_spool)}});
+  return report;
+}
+
+}  // namespace maplex::agent

@@ -1,0 +1,71 @@
+// The agent's job, start to finish: describe this device, enroll it, measure the
+// architectures the server asks for, and deliver every measurement through the spool.
+//
+//   AgentOptions options;
+//   options.server = "127.0.0.1:50051";
+//   options.runtime = "onednn";
+//   options.threads = 2;
+//   absl::StatusOr<AgentReport> report = RunDeviceAgent(options, stop);
+//
+// Steps: probe (specs, fingerprint, micro-benchmarks) -> RegisterDevice -> counters around
+// the reference workload -> ReportDescriptor -> deliver what an earlier run left in the
+// spool -> loop { NextTasks (or a fixed diverse set when the server has none) -> measure
+// -> spool -> send } until the budget is spent -> drain the spool. After the first k
+// measurements the process lowers its priority. In daemon mode it then stays up, keeping
+// the spool drained, until stopped.
+#ifndef MAPLEX_AGENT_DEVICE_AGENT_H_
+#define MAPLEX_AGENT_DEVICE_AGENT_H_
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "agent/measure/latency_measurer.h"
+#include "agent/runtime/runtime.h"
+
+namespace maplex::agent {
+
+struct AgentOptions {
+  std::string server = "127.0.0.1:50051";
+  std::string device_id;         // empty: the server derives one from fingerprint + config
+  std::string runtime = "eigen";  // "eigen", "onednn" or "command"
+  std::string command;           // the command runtime's program
+  std::vector<std::string> command_args;
+  int batch = 1;
+  int threads = 1;
+  std::string spool_path = "maplex-agent-spool.db";
+  int k = 10;        // measurements at normal priority before the agent steps back
+  int budget = 50;   // measurements in this run
+  bool daemon = false;
+  bool micro_benchmarks = true;
+  int reference_runs = 10;  // reference-workload inferences the counters are read around
+  MeasurementOptions measurement;
+  std::map<std::string, std::string> labels;
+  absl::Duration connect_timeout = absl::Minutes(2);  // enrolling, and draining at the end
+};
+
+struct AgentReport {
+  std::string device_id;
+  int measured = 0;         // measurements taken in this run
+  int64_t delivered = 0;    // acknowledged by the server in this run (earlier runs' too)
+  int64_t left_in_spool = 0;
+  std::string task_strategy;  // how the last tasks were chosen
+};
+
+// The runtime named by options.runtime. InvalidArgument for an unknown name, or
+// "command" without a program.
+absl::StatusOr<std::unique_ptr<Runtime>> MakeRuntime(const AgentOptions& options);
+
+// Runs the agent until the budget is spent (and, as a daemon, until `stop` is set).
+// Fails when the device cannot be enrolled or measured; a server that cannot be reached
+// at the end leaves the measurements in the spool (reported in left_in_spool).
+absl::StatusOr<AgentReport> RunDeviceAgent(const AgentOptions& options,
+                                           const std::atomic<bool>& stop);
+
+}  // namespace maplex::agent
+
+#endif  // MAPLEX_AGENT_DEVICE_AGENT_H_

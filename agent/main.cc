@@ -1,0 +1,112 @@
+// maplex-agent: parses flags (with MAPLEX_AGENT_* environment fallbacks) into
+// AgentOptions and runs the agent; SIGTERM/SIGINT stop it after the current measurement,
+// with the spool drained as far as the server allows.
+#include <signal.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_split.h"
+#include "agent/device_agent.h"
+
+namespace {
+
+std::string EnvOr(const char* name, const char* fallback) {
+  const char* value = std::getenv(name);
+  return value != nullptr && *value != '\0' ? value : fallback;
+}
+
+}  // namespace
+
+ABSL_FLAG(std::string, server, EnvOr("MAPLEX_SERVER", "127.0.0.1:50051"),
+          "maplex-server address (env MAPLEX_SERVER)");
+ABSL_FLAG(std::string, device_id, EnvOr("MAPLEX_AGENT_DEVICE_ID", ""),
+          "device id to register; empty lets the server derive one (env MAPLEX_AGENT_DEVICE_ID)");
+ABSL_FLAG(std::string, runtime, EnvOr("MAPLEX_AGENT_RUNTIME", "eigen"),
+          "eigen, onednn or command (env MAPLEX_AGENT_RUNTIME)");
+ABSL_FLAG(std::string, command, "",
+          "for --runtime=command: the program and its arguments, space-separated");
+ABSL_FLAG(int, threads, 1, "threads the runtime uses");
+ABSL_FLAG(int, batch, 1, "images per inference");
+ABSL_FLAG(std::string, spool, EnvOr("MAPLEX_AGENT_SPOOL", "maplex-agent-spool.db"),
+          "on-disk spool of measurements not yet acknowledged (env MAPLEX_AGENT_SPOOL)");
+ABSL_FLAG(int, k, 10, "measurements taken at normal priority before the agent steps back");
+ABSL_FLAG(int, budget, 50, "measurements to take in this run");
+ABSL_FLAG(bool, once, false, "measure the budget, deliver, and exit (default: stay as a daemon)");
+ABSL_FLAG(bool, micro_benchmarks, true, "run the micro-benchmark fingerprint at enrollment");
+ABSL_FLAG(int, max_repeats, 200, "timed runs per measurement at most");
+ABSL_FLAG(double, max_seconds, 10, "timed seconds per measurement at most");
+ABSL_FLAG(double, target_cv, 0.01, "stop repeating once the median's CV is below this");
+ABSL_FLAG(std::vector<std::string>, label, {}, "KEY=VALUE labels for the device (repeatable, comma-separated)");
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "maplex-agent: enrolls this device with a maplex server, measures NAS-Bench-201\n"
+      "latencies and streams them, never losing one.\n"
+      "Usage: maplex-agent --server=HOST:PORT [--runtime=eigen|onednn|command] [--threads=N]\n"
+      "       [--batch=N] [--spool=FILE] [--budget=N] [--k=N] [--once]");
+  absl::ParseCommandLine(argc, argv);
+
+  maplex::agent::AgentOptions options;
+  options.server = absl::GetFlag(FLAGS_server);
+  options.device_id = absl::GetFlag(FLAGS_device_id);
+  options.runtime = absl::GetFlag(FLAGS_runtime);
+  std::vector<std::string> command =
+      absl::StrSplit(absl::GetFlag(FLAGS_command), ' ', absl::SkipEmpty());
+  if (!command.empty()) {
+    options.command = command[0];
+    options.command_args.assign(command.begin() + 1, command.end());
+  }
+  options.threads = absl::GetFlag(FLAGS_threads);
+  options.batch = absl::GetFlag(FLAGS_batch);
+  options.spool_path = absl::GetFlag(FLAGS_spool);
+  options.k = absl::GetFlag(FLAGS_k);
+  options.budget = absl::GetFlag(FLAGS_budget);
+  options.daemon = !absl::GetFlag(FLAGS_once);
+  options.micro_benchmarks = absl::GetFlag(FLAGS_micro_benchmarks);
+  options.measurement.max_repeats = absl::GetFlag(FLAGS_max_repeats);
+  options.measurement.max_seconds = absl::GetFlag(FLAGS_max_seconds);
+  options.measurement.target_median_cv = absl::GetFlag(FLAGS_target_cv);
+  for (const std::string& label : absl::GetFlag(FLAGS_label)) {
+    size_t eq = label.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      std::fprintf(stderr, "maplex-agent: --label wants KEY=VALUE, got \"%s\"\n", label.c_str());
+      return 2;
+    }
+    options.labels[label.substr(0, eq)] = label.substr(eq + 1);
+  }
+  if (options.budget < 0 || options.k < 0 || options.threads < 1 || options.batch < 1) {
+    std::fprintf(stderr, "maplex-agent: --budget and --k must be >= 0, --threads and --batch >= 1\n");
+    return 2;
+  }
+
+  // SIGTERM/SIGINT set `stop`; the agent finishes the measurement at hand and delivers.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  std::atomic<bool> stop{false};
+  std::thread([&stop, stop_signals] {
+    int signal = 0;
+    sigwait(&stop_signals, &signal);
+    stop = true;
+  }).detach();
+
+  absl::StatusOr<maplex::agent::AgentReport> report = maplex::agent::RunDeviceAgent(options, stop);
+  if (!report.ok()) {
+    std::fprintf(stderr, "maplex-agent: %s\n", report.status().ToString().c_str());
+    return 1;
+  }
+  std::printf("device %s: measured %d, delivered %lld, left in spool %lld (tasks: %s)\n",
+              report->device_id.c_str(), report->measured,
+              static_cast<long long>(report->delivered),
+              static_cast<long long>(report->left_in_spool), report->task_strategy.c_str());
+  return report->left_in_spool == 0 ? 0 : 1;
+}
