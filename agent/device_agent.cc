@@ -112,6 +112,33 @@ absl::StatusOr<std::unique_ptr<Runtime>> MakeRuntime(const AgentOptions& options
       absl::StrCat("runtime \"", options.runtime, "\" is not one of eigen, onednn, command"));
 }
 
+absl::StatusOr<std::vector<std::pair<int32_t, Measurement>>> MeasureArchitectures(
+    const AgentOptions& options, const std::vector<int32_t>& archs) {
+  absl::StatusOr<std::unique_ptr<Runtime>> runtime = MakeRuntime(options);
+  if (!runtime.ok()) return runtime.status();
+  absl::StatusOr<DeviceProbe> probe = ProbeDevice(RealFileSystem());
+  if (!probe.ok()) return probe.status();
+  AffinityThreadPinner pinner;
+  std::vector<std::pair<int32_t, Measurement>> out;
+  for (int32_t arch : archs) {
+    if (arch < 0 || arch >= core::kNb201CellCount) {
+      return absl::InvalidArgumentError(absl::StrCat("architecture index ", arch, " is outside 0..",
+                                                     core::kNb201CellCount - 1));
+    }
+    absl::StatusOr<Nb201Cell> cell = CellOf(arch);
+    if (!cell.ok()) return cell.status();
+    DeviceConfig config;
+    config.hardware_fingerprint = probe->fingerprint;
+    config.batch = options.batch;
+    config.threads = options.threads;
+    absl::StatusOr<Measurement> m =
+        MeasureLatency(**runtime, *cell, config, options.measurement, RealClock(), &pinner);
+    if (!m.ok()) return m.status();
+    out.emplace_back(arch, *std::move(m));
+  }
+  return out;
+}
+
 absl::StatusOr<AgentReport> RunDeviceAgent(const AgentOptions& options,
                                            const std::atomic<bool>& stop) {
   absl::StatusOr<std::unique_ptr<Runtime>> runtime = MakeRuntime(options);

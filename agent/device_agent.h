@@ -66,6 +66,12 @@ absl::StatusOr<std::unique_ptr<Runtime>> MakeRuntime(const AgentOptions& options
 absl::StatusOr<AgentReport> RunDeviceAgent(const AgentOptions& options,
                                            const std::atomic<bool>& stop);
 
+// Measures `archs` (NB201 indices) with the runtime and configuration of `options`,
+// locally: nothing is enrolled, spooled or sent. For checking a device's predictions
+// against fresh measurements. Pairs are (arch index, measurement), in `archs` order.
+absl::StatusOr<std::vector<std::pair<int32_t, Measurement>>> MeasureArchitectures(
+    const AgentOptions& options, const std::vector<int32_t>& archs);
+
 }  // namespace maplex::agent
 
 #endif  // MAPLEX_AGENT_DEVICE_AGENT_H_

@@ -7,11 +7,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <fstream>
 #include <thread>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "agent/device_agent.h"
 
@@ -43,6 +45,9 @@ ABSL_FLAG(bool, micro_benchmarks, true, "run the micro-benchmark fingerprint at 
 ABSL_FLAG(int, max_repeats, 200, "timed runs per measurement at most");
 ABSL_FLAG(double, max_seconds, 10, "timed seconds per measurement at most");
 ABSL_FLAG(double, target_cv, 0.01, "stop repeating once the median's CV is below this");
+ABSL_FLAG(std::string, measure_only, "",
+          "measure the NB201 indices listed in this file (one per line) locally and print CSV; "
+          "nothing is sent to a server");
 ABSL_FLAG(std::vector<std::string>, label, {}, "KEY=VALUE labels for the device (repeatable, comma-separated)");
 
 int main(int argc, char** argv) {
@@ -84,6 +89,36 @@ int main(int argc, char** argv) {
   if (options.budget < 0 || options.k < 0 || options.threads < 1 || options.batch < 1) {
     std::fprintf(stderr, "maplex-agent: --budget and --k must be >= 0, --threads and --batch >= 1\n");
     return 2;
+  }
+
+  if (std::string path = absl::GetFlag(FLAGS_measure_only); !path.empty()) {
+    std::ifstream in(path);
+    if (!in) {
+      std::fprintf(stderr, "maplex-agent: cannot read %s\n", path.c_str());
+      return 1;
+    }
+    std::vector<int32_t> archs;
+    for (std::string line; std::getline(in, line);) {
+      int32_t index = 0;
+      if (line.empty() || line[0] == '#') continue;
+      if (!absl::SimpleAtoi(line, &index)) {
+        std::fprintf(stderr, "maplex-agent: %s: \"%s\" is not an NB201 index\n", path.c_str(),
+                     line.c_str());
+        return 2;
+      }
+      archs.push_back(index);
+    }
+    auto measured = maplex::agent::MeasureArchitectures(options, archs);
+    if (!measured.ok()) {
+      std::fprintf(stderr, "maplex-agent: %s\n", measured.status().ToString().c_str());
+      return 1;
+    }
+    std::printf("arch_index,median_ms,p90_ms,stddev_ms,repeats,stop_reason\n");
+    for (const auto& [arch, m] : *measured) {
+      std::printf("%d,%.6f,%.6f,%.6f,%d,%s\n", arch, m.stats.median_ms, m.stats.p90_ms,
+                  m.stats.stddev_ms, m.stats.repeats, m.protocol.stop_reason.c_str());
+    }
+    return 0;
   }
 
   // SIGTERM/SIGINT set `stop`; the agent finishes the measurement at hand and delivers.

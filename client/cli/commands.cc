@@ -15,6 +15,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -165,8 +166,9 @@ const Command kCommands[] = {
      "              [--format table|csv|json] [--output FILE] [--compare-with LATENCY.csv[.gz]]\n"
      "  ARCH is an NB201 index (0..15624) or cell string |op~0|+|op~0|op~1|+|op~0|op~1|op~2|.\n"
      "  --file: one ARCH per line ('#' starts a comment). --all: every NB201 cell.\n"
-     "  --compare-with: a wide latency CSV holding the device's measured column; prints the\n"
-     "  accuracy of the predictions against it (cells with a connected output).",
+     "  --compare-with: measured latencies — a wide latency CSV with the device's column, or\n"
+     "  the CSV of maplex-agent --measure_only; prints the accuracy of the predictions\n"
+     "  against them (cells with a connected output).",
      Predict},
     {"models list", "list model versions, newest first", "[--format table|json]", ModelsList},
     {"models show", "show a model version and its per-device accuracy",
@@ -315,14 +317,30 @@ v1::Architecture ParseArch(const std::string& text) {
   return client::Nb201Cell(text);
 }
 
-// The measured latencies of `device` in a wide latency CSV, by NB201 index.
-absl::StatusOr<absl::flat_hash_map<int32_t, double>> MeasuredColumn(const std::string& path,
-                                                                    const std::string& device) {
+// The measured latencies of `device` by NB201 index, from either a wide latency CSV (the
+// device's column) or the CSV `maplex-agent --measure_only` prints (arch_index,median_ms,...).
+absl::StatusOr<absl::flat_hash_map<int32_t, double>> MeasuredLatencies(const std::string& path,
+                                                                       const std::string& device) {
+  absl::StatusOr<std::string> text = client::ReadMaybeGzippedFile(path);
+  if (!text.ok()) return text.status();
+  absl::flat_hash_map<int32_t, double> measured;
+  if (absl::StartsWith(*text, "arch_index,median_ms")) {
+    std::vector<absl::string_view> lines = absl::StrSplit(*text, '\n', absl::SkipEmpty());
+    for (size_t i = 1; i < lines.size(); ++i) {
+      std::vector<absl::string_view> f = absl::StrSplit(lines[i], ',');
+      int32_t arch = 0;
+      double ms = 0;
+      if (f.size() < 2 || !absl::SimpleAtoi(f[0], &arch) || !absl::SimpleAtod(f[1], &ms)) {
+        return absl::InvalidArgumentError(absl::StrCat(path, ":", i + 1, ": not arch_index,median_ms"));
+      }
+      measured[arch] = ms;
+    }
+    return measured;
+  }
   absl::StatusOr<std::vector<core::DeviceData>> table = client::LoadLatencyData(path, "");
   if (!table.ok()) return table.status();
   for (const core::DeviceData& d : *table) {
     if (d.device != device) continue;
-    absl::flat_hash_map<int32_t, double> measured;
     for (const core::LatencySample& s : d.samples) measured[s.arch_index] = s.latency_ms;
     return measured;
   }
@@ -374,7 +392,7 @@ int Predict(const Globals& g, const std::vector<std::string>& argv) {
 
   std::optional<absl::flat_hash_map<int32_t, double>> measured;
   if (std::optional<std::string> path = args->Get("compare-with")) {
-    absl::StatusOr<absl::flat_hash_map<int32_t, double>> m = MeasuredColumn(*path, *device);
+    absl::StatusOr<absl::flat_hash_map<int32_t, double>> m = MeasuredLatencies(*path, *device);
     if (!m.ok()) return Fail(m.status());
     measured = *std::move(m);
   }

@@ -1,0 +1,198 @@
+"""End-to-end: real maplex-agent processes onboarding this machine against a real
+maplex-server on 127.0.0.1 holding the bundled data; and the fault cases (kill -9 of the
+server while an agent streams, kill -9 of the agent) after which every measurement is
+stored exactly once."""
+
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import maplex_processes as mp  # noqa: E402
+
+# Short measurements keep the suite fast; the protocol's statistics still apply.
+QUICK = ["--max_repeats=15", "--max_seconds=1", "--micro_benchmarks=false"]
+
+
+def agent_cmd(address, *args):
+    return [os.path.join(mp.BIN_DIR, "maplex-agent"), f"--server={address}", *QUICK, *args]
+
+
+def spearman(a, b):
+    def ranks(v):
+        order = sorted(range(len(v)), key=lambda i: v[i])
+        r = [0.0] * len(v)
+        i = 0
+        while i < len(order):
+            j = i
+            while j + 1 < len(order) and v[order[j + 1]] == v[order[i]]:
+                j += 1
+            for t in range(i, j + 1):
+                r[order[t]] = (i + j) / 2
+            i = j + 1
+        return r
+    ra, rb = ranks(a), ranks(b)
+    ma, mb = sum(ra) / len(ra), sum(rb) / len(rb)
+    cov = sum((x - ma) * (y - mb) for x, y in zip(ra, rb))
+    va = sum((x - ma) ** 2 for x in ra) ** 0.5
+    vb = sum((y - mb) ** 2 for y in rb) ** 0.5
+    return cov / (va * vb)
+
+
+def stored(db_path, device):
+    db = sqlite3.connect(db_path)
+    try:
+        rows = db.execute("SELECT measurement_id FROM measurements WHERE device_id = ?",
+                          (device,)).fetchall()
+    finally:
+        db.close()
+    return [r[0] for r in rows]
+
+
+def spooled(spool_path):
+    if not os.path.exists(spool_path):
+        return []
+    db = sqlite3.connect(spool_path)
+    try:
+        return [r[0] for r in db.execute("SELECT measurement_id FROM spool").fetchall()]
+    finally:
+        db.close()
+
+
+class OnboardingTest(unittest.TestCase):
+    def test_new_device_is_predicted_from_ten_measurements(self):
+        server = mp.ServerProcess().start()
+        tmp = tempfile.TemporaryDirectory(prefix="maplex_agent_e2e_")
+        try:
+            mp.cli(server.address, "import", "--latency", mp.LATENCY_CSV, "--devices",
+                   mp.DEVICES_CSV)
+            mp.cli(server.address, "retrain")
+            # Agent A: the built-in eigen runtime, one thread, a few hundred cells.
+            a = subprocess.run(agent_cmd(server.address, "--runtime=eigen", "--threads=1",
+                                         "--device_id=local_eigen_1t", "--budget=200", "--once",
+                                         f"--spool={tmp.name}/a.db"),
+                               capture_output=True, text=True, timeout=900)
+            self.assertEqual(a.returncode, 0, a.stderr[-3000:])
+            self.assertIn("measured 200, delivered 200, left in spool 0", a.stdout)
+            # Agent B: oneDNN, two threads, a new device onboarded with k = 10.
+            start = time.time()
+            b = subprocess.run(agent_cmd(server.address, "--runtime=onednn", "--threads=2",
+                                         "--device_id=local_onednn_2t", "--budget=10", "--k=10",
+                                         "--once", f"--spool={tmp.name}/b.db"),
+                               capture_output=True, text=True, timeout=600)
+            self.assertEqual(b.returncode, 0, b.stderr[-3000:])
+            self.assertIn("(tasks: d-optimal)", b.stdout)
+            # The server retrains on its own (debounced); wait until B is modelled.
+            deadline = time.time() + 120
+            while time.time() < deadline:
+                r = mp.cli(server.address, "predict", "--device", "local_onednn_2t", "0",
+                           check=False)
+                if r.returncode == 0:
+                    break
+                time.sleep(0.2)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            onboarding_seconds = time.time() - start
+            # B's real latencies on 100 other connected cells, measured locally.
+            db = sqlite3.connect(server.db_path)
+            taken = {row[0] for row in db.execute(
+                "SELECT arch_index FROM measurements WHERE device_id = 'local_onednn_2t'")}
+            db.close()
+            self.assertEqual(len(taken), 10)
+            rng = random.Random(5)
+            candidates = [i for i in range(15625) if i not in taken]
+            check = rng.sample(candidates, 130)
+            archs_file = os.path.join(tmp.name, "check.txt")
+            with open(archs_file, "w") as f:
+                f.write("\n".join(map(str, check)) + "\n")
+            local = subprocess.run(
+                [os.path.join(mp.BIN_DIR, "maplex-agent"), "--runtime=onednn", "--threads=2",
+                 "--max_repeats=25", "--max_seconds=2", f"--measure_only={archs_file}"],
+                capture_output=True, text=True, timeout=900)
+            self.assertEqual(local.returncode, 0, local.stderr[-2000:])
+            truth = {}
+            for line in local.stdout.strip().splitlines()[1:]:
+                fields = line.split(",")
+                truth[int(fields[0])] = float(fields[1])
+            pred_out = mp.cli(server.address, "predict", "--device", "local_onednn_2t",
+                              "--format", "csv", *map(str, check)).stdout
+            predicted = {}
+            for line in pred_out.strip().splitlines()[1:]:
+                fields = line.split(",")
+                predicted[int(fields[0])] = float(fields[2])
+            # 100 of them (the 130 drawn leave room; all measured latencies are positive).
+            connected = check[:100]
+            p = [predicted[a] for a in connected]
+            t = [truth[a] for a in connected]
+            rho = spearman(p, t)
+            within10 = sum(abs(x - y) / y <= 0.10 for x, y in zip(p, t)) / len(t)
+            print(f"onboarding: predictable {onboarding_seconds:.1f} s after agent B started; "
+                  f"Spearman {rho:.3f}, within ±10% {within10:.2f} on {len(t)} cells")
+            self.assertGreaterEqual(rho, 0.9)
+        finally:
+            server.stop()
+            server.cleanup()
+            tmp.cleanup()
+
+
+class FaultTest(unittest.TestCase):
+    def setUp(self):
+        self.server = mp.ServerProcess().start()
+        self.tmp = tempfile.TemporaryDirectory(prefix="maplex_agent_fault_")
+        self.spool = os.path.join(self.tmp.name, "spool.db")
+
+    def tearDown(self):
+        self.server.stop()
+        self.server.cleanup()
+        self.tmp.cleanup()
+
+    def test_kill_9_server_while_agent_streams(self):
+        agent = subprocess.Popen(
+            agent_cmd(self.server.address, "--device_id=fault_server", "--budget=40", "--once",
+                      f"--spool={self.spool}"),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # Wait until some measurements are stored, then kill the server mid-stream.
+        deadline = time.time() + 120
+        while time.time() < deadline and len(stored(self.server.db_path, "fault_server")) < 5:
+            time.sleep(0.1)
+        self.server.process.send_signal(signal.SIGKILL)
+        self.server.process.wait()
+        time.sleep(1.5)
+        self.server.start()
+        out, err = agent.communicate(timeout=600)
+        self.assertEqual(agent.returncode, 0, err[-3000:])
+        self.assertIn("measured 40", out)
+        ids = stored(self.server.db_path, "fault_server")
+        self.assertEqual(len(ids), 40)
+        self.assertEqual(len(set(ids)), 40)
+        self.assertEqual(spooled(self.spool), [])
+
+    def test_kill_9_agent_and_restart(self):
+        cmd = agent_cmd(self.server.address, "--device_id=fault_agent", "--once",
+                        f"--spool={self.spool}")
+        agent = subprocess.Popen(cmd + ["--budget=200"], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE)
+        deadline = time.time() + 120
+        while time.time() < deadline and len(stored(self.server.db_path, "fault_agent")) < 8:
+            time.sleep(0.05)
+        agent.send_signal(signal.SIGKILL)
+        agent.wait()
+        # Everything the agent had spooled: stored already, or still in the spool.
+        spooled_before = set(spooled(self.spool)) | set(stored(self.server.db_path, "fault_agent"))
+        self.assertGreaterEqual(len(spooled_before), 8)
+        again = subprocess.run(cmd + ["--budget=5"], capture_output=True, text=True, timeout=600)
+        self.assertEqual(again.returncode, 0, again.stderr[-3000:])
+        ids = stored(self.server.db_path, "fault_agent")
+        self.assertEqual(len(ids), len(set(ids)), "a measurement was stored twice")
+        self.assertTrue(spooled_before <= set(ids), "a spooled measurement was lost")
+        self.assertEqual(len(ids), len(spooled_before) + 5)
+        self.assertEqual(spooled(self.spool), [])
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
