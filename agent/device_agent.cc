@@ -94,6 +94,24 @@ absl::StatusOr<Nb201Cell> CellOf(int32_t index) {
   return Nb201Cell::FromOpCodes(codes);
 }
 
+// Measures NB201 cell `arch` with the configuration of `options` (the protocol of
+// agent/measure/latency_measurer.h).
+absl::StatusOr<Measurement> MeasureArch(Runtime& runtime, int32_t arch,
+                                        const std::string& fingerprint,
+                                        const AgentOptions& options, ThreadPinner& pinner) {
+  if (arch < 0 || arch >= core::kNb201CellCount) {
+    return absl::InvalidArgumentError(absl::StrCat("architecture index ", arch, " is outside 0..",
+                                                   core::kNb201CellCount - 1));
+  }
+  absl::StatusOr<Nb201Cell> cell = CellOf(arch);
+  if (!cell.ok()) return cell.status();
+  DeviceConfig config;
+  config.hardware_fingerprint = fingerprint;
+  config.batch = options.batch;
+  config.threads = options.threads;
+  return MeasureLatency(runtime, *cell, config, options.measurement, RealClock(), &pinner);
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Runtime>> MakeRuntime(const AgentOptions& options) {
@@ -121,18 +139,7 @@ absl::StatusOr<std::vector<std::pair<int32_t, Measurement>>> MeasureArchitecture
   AffinityThreadPinner pinner;
   std::vector<std::pair<int32_t, Measurement>> out;
   for (int32_t arch : archs) {
-    if (arch < 0 || arch >= core::kNb201CellCount) {
-      return absl::InvalidArgumentError(absl::StrCat("architecture index ", arch, " is outside 0..",
-                                                     core::kNb201CellCount - 1));
-    }
-    absl::StatusOr<Nb201Cell> cell = CellOf(arch);
-    if (!cell.ok()) return cell.status();
-    DeviceConfig config;
-    config.hardware_fingerprint = probe->fingerprint;
-    config.batch = options.batch;
-    config.threads = options.threads;
-    absl::StatusOr<Measurement> m =
-        MeasureLatency(**runtime, *cell, config, options.measurement, RealClock(), &pinner);
+    absl::StatusOr<Measurement> m = MeasureArch(**runtime, arch, probe->fingerprint, options, pinner);
     if (!m.ok()) return m.status();
     out.emplace_back(arch, *std::move(m));
   }
@@ -269,14 +276,8 @@ absl::StatusOr<AgentReport> RunDeviceAgent(const AgentOptions& options,
     }
     for (int32_t arch : archs) {
       if (report.measured >= options.budget || stop) break;
-      absl::StatusOr<Nb201Cell> cell = CellOf(arch);
-      if (!cell.ok()) return cell.status();
-      DeviceConfig config;
-      config.hardware_fingerprint = probe->fingerprint;
-      config.batch = options.batch;
-      config.threads = options.threads;
-      absl::StatusOr<Measurement> m = MeasureLatency(**runtime, *cell, config, options.measurement,
-                                                     RealClock(), &pinner);
+      absl::StatusOr<Measurement> m =
+          MeasureArch(**runtime, arch, probe->fingerprint, options, pinner);
       if (!m.ok()) return m.status();
       maplex::v1::Measurement proto =
           ToProto(*m, NewMeasurementId(report.device_id, rng), report.device_id, arch);
