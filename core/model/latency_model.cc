@@ -1,5 +1,6 @@
 #include "core/model/latency_model.h"
 
+#include <cmath>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -63,6 +64,9 @@ absl::StatusOr<std::unique_ptr<LatencyModel>> TrainLatencyModel(
     absl::StatusOr<DeviceTable> table = (*trainer)->Fit(d, options.method);
     if (!table.ok()) return table.status();
     table->reference = Coverage(d, space_size) >= options.reference_min_coverage;
+    // Where the device measured an arch, the served prediction is the measurement (ours:
+    // the model is for what was not measured); the interval stays the model's.
+    for (const LatencySample& s : d.samples) table->log_latency[s.arch_index] = std::log(s.latency_ms);
     tables.push_back(*std::move(table));
   }
   return MakeTabulatedModel(options.method, options.seed, std::move(tables));

@@ -180,7 +180,10 @@ absl::StatusOr<std::unique_ptr<MapleContext>> MapleContext::Create(const Referen
   }
 
   ctx->encoder_ = DescriptorEncoder::Fit(refs.descriptors);
-  for (const HardwareDescriptor& d : refs.descriptors) ctx->encoded_.push_back(ctx->encoder_.Encode(d));
+  for (const HardwareDescriptor& d : refs.descriptors) {
+    ctx->encoded_.push_back(ctx->encoder_.Encode(d));
+    ctx->references_have_counters_ |= ctx->encoded_.back().has_counters();
+  }
   return ctx;
 }
 
@@ -369,7 +372,7 @@ DeviceTable MapleContext::Fit(const DeviceData& device, Method method, MapleFitI
   t.hardware = device.hardware.empty() ? device.device : device.hardware;
   const bool similarity_used = use_weights || use_virtual;
   t.use.spec = similarity_used && target.has_spec();
-  t.use.counters = similarity_used && target.has_counters();
+  t.use.counters = similarity_used && target.has_counters() && references_have_counters_;
   t.use.measured_latencies = k > 0;
   t.sample_count = static_cast<int>(k);
   const Eigen::VectorXd log_mean = basis_ * coefficients;

@@ -117,6 +117,7 @@ class MapleContext {
   Eigen::MatrixXf profiles_;      // D x N: standardised log latencies (neighbour search)
   DescriptorEncoder encoder_;
   std::vector<EncodedDescriptor> encoded_;
+  bool references_have_counters_ = false;
 };
 
 }  // namespace maplex::core
