@@ -164,7 +164,7 @@ absl::StatusOr<EvaluationReport> RunEvaluation(const std::vector<DeviceData>& de
             r.seed_count += 1;
             Accumulate(Score(*table, scored, measured), &r.connected);
             Accumulate(Score(*table, disconnected, measured), &r.disconnected);
-            if (k == options.scatter_k && seed == 0) {
+            if (k == options.scatter_k && seed == 0 && method == options.methods.back()) {
               ScatterSeries series{method, test->device, {}, {}};
               const size_t step = std::max<size_t>(1, scored.size() / options.scatter_points);
               for (size_t i = 0; i < scored.size(); i += step) {

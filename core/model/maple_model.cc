@@ -100,6 +100,7 @@ absl::Status ApplyMapleConfigOverrides(std::string_view overrides, MapleConfig* 
       {"agreement_power", &config->agreement_power, nullptr, nullptr},
       {"noise_prior_samples", &config->noise_prior_samples, nullptr, nullptr},
       {"posterior_variance_scale", &config->posterior_variance_scale, nullptr, nullptr},
+      {"curvature_sd", &config->curvature_sd, nullptr, nullptr},
   };
   const std::string text(overrides);
   for (absl::string_view item : absl::StrSplit(text, ',', absl::SkipEmpty())) {
@@ -252,7 +253,7 @@ std::vector<double> MapleContext::ImportanceWeights(const EncodedDescriptor& tar
 
 DeviceTable MapleContext::Fit(const DeviceData& device, Method method, MapleFitInfo* info) const {
   const int n = static_cast<int>(basis_.rows());
-  const int p = static_cast<int>(basis_.cols());
+  const int p_shared = static_cast<int>(basis_.cols());
   const int d_count = refs_.size();
   const LogSamples samples = ToLogSamples(device);
   const size_t k = samples.archs.size();
@@ -268,22 +269,44 @@ DeviceTable MapleContext::Fit(const DeviceData& device, Method method, MapleFitI
   // Prior over the target's coefficients from the references' (empirical Bayes).
   const Eigen::Map<const Eigen::VectorXd> wv(w.data(), d_count);
   const Eigen::Map<const Eigen::VectorXd> uv(uniform.data(), d_count);
-  const Eigen::VectorXd mean = loadings_ * wv;
+  const Eigen::VectorXd shared_mean = loadings_ * wv;
   auto spread = [&](const Eigen::VectorXd& weights, const Eigen::VectorXd& centre) {
     const Eigen::MatrixXd dev = loadings_.colwise() - centre;
     return Eigen::MatrixXd(dev * weights.asDiagonal() * dev.transpose());
   };
-  Eigen::MatrixXd prior = config_.prior_scale * spread(wv, mean) +
+  Eigen::MatrixXd prior = config_.prior_scale * spread(wv, shared_mean) +
                           config_.unweighted_share * spread(uv, loadings_ * uv);
   // Free scaling along the prior mean of the factor loadings: the target may be a faster
   // or slower version of what its similar devices are.
-  Eigen::VectorXd direction = mean;
+  Eigen::VectorXd direction = shared_mean;
   direction(0) = 0;
   prior += config_.beta_sd * config_.beta_sd * direction * direction.transpose();
   prior.row(0).setZero();
   prior.col(0).setZero();
   prior(0, 0) = config_.intercept_sd * config_.intercept_sd;
-  for (int j = 1 + rank_; j < p; ++j) prior(j, j) += config_.analytic_prior_sd * config_.analytic_prior_sd;
+  for (int j = 1 + rank_; j < p_shared; ++j) {
+    prior(j, j) += config_.analytic_prior_sd * config_.analytic_prior_sd;
+  }
+  // Curvature (ours): a term quadratic in the prior's standardised profile, so that the
+  // target may bend away from an affine copy of its similar devices (e.g. a fixed
+  // overhead that flattens fast architectures); zero-mean prior, sd curvature_sd.
+  const bool curved = config_.curvature_sd > 0;
+  const int p = p_shared + (curved ? 1 : 0);
+  Eigen::MatrixXd basis(n, p);
+  basis.leftCols(p_shared) = basis_;
+  Eigen::VectorXd mean = Eigen::VectorXd::Zero(p);
+  mean.head(p_shared) = shared_mean;
+  if (curved) {
+    Eigen::VectorXd z = basis_ * shared_mean;
+    z.array() -= z.mean();
+    const double sd = std::sqrt(z.squaredNorm() / n);
+    if (sd > 0) z /= sd;
+    basis.col(p_shared) = z.array().square() - 1;
+    prior.conservativeResize(p, p);
+    prior.row(p_shared).setZero();
+    prior.col(p_shared).setZero();
+    prior(p_shared, p_shared) = config_.curvature_sd * config_.curvature_sd;
+  }
   prior.diagonal().array() += 1e-8;
   const Eigen::MatrixXd prior_precision = prior.ldlt().solve(Eigen::MatrixXd::Identity(p, p));
 
@@ -340,7 +363,7 @@ DeviceTable MapleContext::Fit(const DeviceData& device, Method method, MapleFitI
   Eigen::MatrixXd phi(m, p);
   Eigen::VectorXd y(m), omega(m);
   for (size_t i = 0; i < m; ++i) {
-    phi.row(i) = basis_.row(rows[i]);
+    phi.row(i) = basis.row(rows[i]);
     y(i) = targets[i];
     omega(i) = row_weight[i] / noise_var;
   }
@@ -351,7 +374,7 @@ DeviceTable MapleContext::Fit(const DeviceData& device, Method method, MapleFitI
   const Eigen::VectorXd coefficients = solver.solve(rhs);
   const Eigen::MatrixXd covariance = solver.solve(Eigen::MatrixXd::Identity(p, p));
   const Eigen::LLT<Eigen::MatrixXd> chol(covariance);
-  const Eigen::MatrixXd spread_factor = basis_ * Eigen::MatrixXd(chol.matrixL());
+  const Eigen::MatrixXd spread_factor = basis * Eigen::MatrixXd(chol.matrixL());
 
   // The interval's noise (ours): the references' out-of-factor-space noise as a prior worth
   // noise_prior_samples observations, pooled with how far the target's samples sit from an
@@ -375,7 +398,7 @@ DeviceTable MapleContext::Fit(const DeviceData& device, Method method, MapleFitI
   t.use.counters = similarity_used && target.has_counters() && references_have_counters_;
   t.use.measured_latencies = k > 0;
   t.sample_count = static_cast<int>(k);
-  const Eigen::VectorXd log_mean = basis_ * coefficients;
+  const Eigen::VectorXd log_mean = basis * coefficients;
   t.log_latency.assign(log_mean.data(), log_mean.data() + n);
   t.log_half_width.resize(n);
   for (int a = 0; a < n; ++a) {

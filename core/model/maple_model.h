@@ -52,6 +52,8 @@ struct MapleConfig {
   double unweighted_share = 0.01;
   double beta_sd = 0.1;
   double intercept_sd = 10;  // the level is left to the samples
+  // Prior sd of a curvature term (quadratic in the prior profile); 0 switches it off.
+  double curvature_sd = 0;
   // Importance weights: spec RBF bandwidth (in standardised units) and how sharply the
   // agreement with the k samples selects (per-sample rms log residual scale).
   double spec_bandwidth = 1.0;
