@@ -42,29 +42,12 @@ BaselineFit FitBaseline(const ReferenceSet& refs, const LogSamples& samples) {
     return best;
   }
   for (int d = 0; d < refs.size(); ++d) {
-    double sx = 0, sy = 0, sxx = 0, sxy = 0;
-    for (size_t i = 0; i < k; ++i) {
-      const double x = refs.log_latency(samples.archs[i], d), y = samples.log_latency[i];
-      sx += x, sy += y, sxx += x * x, sxy += x * y;
-    }
-    const double n = static_cast<double>(k);
-    const double var = sxx - sx * sx / n;
-    double beta = 1;
-    if (k >= 2 && var > 1e-12) beta = (sxy - sx * sy / n) / var;
-    // Latency grows with latency: a falling slope is noise in a few samples, so such a
-    // device competes with the slope fixed to 1 instead (ours; the protocol does not say).
-    if (beta <= 0) beta = 1;
-    const double alpha = (sy - beta * sx) / n;
-    double rss = 0;
-    for (size_t i = 0; i < k; ++i) {
-      const double r = samples.log_latency[i] - alpha - beta * refs.log_latency(samples.archs[i], d);
-      rss += r * r;
-    }
-    if (rss < best.residual_rss) {
+    const AffineFit fit = FitAffineToDevice(refs, d, samples);
+    if (fit.rss < best.residual_rss) {
       best.reference = d;
-      best.alpha = alpha;
-      best.beta = beta;
-      best.residual_rss = rss;
+      best.alpha = fit.alpha;
+      best.beta = fit.beta;
+      best.residual_rss = fit.rss;
     }
   }
   const double n = static_cast<double>(k);

@@ -193,22 +193,7 @@ std::vector<double> MapleContext::AffineResidualVariances(const LogSamples& samp
   std::vector<double> ms(refs_.size(), 0);
   if (k < 3) return ms;
   for (int d = 0; d < refs_.size(); ++d) {
-    double sx = 0, sy = 0, sxx = 0, sxy = 0;
-    for (size_t i = 0; i < k; ++i) {
-      const double xv = refs_.log_latency(samples.archs[i], d), yv = samples.log_latency[i];
-      sx += xv, sy += yv, sxx += xv * xv, sxy += xv * yv;
-    }
-    const double kn = static_cast<double>(k);
-    const double var = sxx - sx * sx / kn;
-    double beta = var > 1e-12 ? (sxy - sx * sy / kn) / var : 1;
-    if (beta <= 0) beta = 1;  // as the baseline: a falling slope is noise
-    const double alpha = (sy - beta * sx) / kn;
-    double rss = 0;
-    for (size_t i = 0; i < k; ++i) {
-      const double r = samples.log_latency[i] - alpha - beta * refs_.log_latency(samples.archs[i], d);
-      rss += r * r;
-    }
-    ms[d] = rss / static_cast<double>(k - 2);
+    ms[d] = FitAffineToDevice(refs_, d, samples).rss / static_cast<double>(k - 2);
   }
   return ms;
 }

@@ -45,6 +45,28 @@ LogSamples ToLogSamples(const DeviceData& device) {
   return out;
 }
 
+AffineFit FitAffineToDevice(const ReferenceSet& refs, int device, const LogSamples& samples) {
+  const size_t k = samples.archs.size();
+  AffineFit fit;
+  if (k == 0) return fit;
+  double sx = 0, sy = 0, sxx = 0, sxy = 0;
+  for (size_t i = 0; i < k; ++i) {
+    const double x = refs.log_latency(samples.archs[i], device), y = samples.log_latency[i];
+    sx += x, sy += y, sxx += x * x, sxy += x * y;
+  }
+  const double n = static_cast<double>(k);
+  const double var = sxx - sx * sx / n;
+  if (k >= 2 && var > 1e-12) fit.beta = (sxy - sx * sy / n) / var;
+  if (fit.beta <= 0) fit.beta = 1;
+  fit.alpha = (sy - fit.beta * sx) / n;
+  for (size_t i = 0; i < k; ++i) {
+    const double r = samples.log_latency[i] - fit.alpha -
+                     fit.beta * refs.log_latency(samples.archs[i], device);
+    fit.rss += r * r;
+  }
+  return fit;
+}
+
 double Coverage(const DeviceData& device, int32_t space_size) {
   return space_size > 0 ? static_cast<double>(device.samples.size()) / space_size : 0;
 }

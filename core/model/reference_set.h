@@ -45,6 +45,17 @@ struct LogSamples {
 };
 LogSamples ToLogSamples(const DeviceData& device);
 
+// Least-squares fit of log y = alpha + beta * log L_d(a) of `samples` on reference device
+// column `device` (the reference baseline's relation). With one sample beta is 1. A falling
+// slope is noise in a few samples — latency grows with latency — so it is replaced by the
+// fit with beta fixed to 1 (ours; the protocol does not say).
+struct AffineFit {
+  double alpha = 0;
+  double beta = 1;
+  double rss = 0;  // residual sum of squares
+};
+AffineFit FitAffineToDevice(const ReferenceSet& refs, int device, const LogSamples& samples);
+
 // Share of the space a device's samples cover.
 double Coverage(const DeviceData& device, int32_t space_size);
 
