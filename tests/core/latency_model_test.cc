@@ -1,6 +1,8 @@
 #include "core/model/latency_model.h"
 
+#include <atomic>
 #include <cmath>
+#include <thread>
 
 #include "core/arch/nb201_space.h"
 #include "gmock/gmock.h"
@@ -112,6 +114,39 @@ INSTANTIATE_TEST_SUITE_P(AllMethods, LatencyModelTest,
                            for (char& c : name) c = std::isalnum(c) ? c : '_';
                            return name;
                          });
+
+TEST(LatencyModelContractTest, ConcurrentReadsAgree) {
+  auto model = TrainLatencyModel(Devices(), Options(Method::kMapleX));
+  ASSERT_TRUE(model.ok());
+  const std::vector<int32_t> archs = AllArchs();
+  std::vector<LatencyPrediction> expected(archs.size());
+  ASSERT_TRUE((*model)->Predict("target", archs, absl::MakeSpan(expected)).ok());
+  std::vector<std::thread> readers;
+  std::atomic<int> mismatches{0};
+  for (int r = 0; r < 4; ++r) {
+    readers.emplace_back([&] {
+      std::vector<LatencyPrediction> out(archs.size());
+      for (int i = 0; i < 5; ++i) {
+        if (!(*model)->Predict("target", archs, absl::MakeSpan(out)).ok()) ++mismatches;
+        for (size_t a = 0; a < archs.size(); a += 101) {
+          if (out[a].latency_ms != expected[a].latency_ms) ++mismatches;
+        }
+      }
+    });
+  }
+  for (std::thread& t : readers) t.join();
+  EXPECT_EQ(mismatches.load(), 0);
+}
+
+TEST(LatencyModelContractTest, ServesMeasurementsWhereTheDeviceHasThem) {
+  const std::vector<DeviceData> devices = Devices();
+  auto model = TrainLatencyModel(devices, Options(Method::kMapleX));
+  ASSERT_TRUE(model.ok());
+  const LatencySample s = devices.back().samples[1];
+  LatencyPrediction p;
+  ASSERT_TRUE((*model)->Predict("target", {&s.arch_index, 1}, {&p, 1}).ok());
+  EXPECT_DOUBLE_EQ(p.latency_ms, s.latency_ms);
+}
 
 TEST(LatencyModelContractTest, BaselineReproducesReferenceDevices) {
   auto model = TrainLatencyModel(Devices(), Options(Method::kBaseline));

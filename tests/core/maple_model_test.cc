@@ -127,6 +127,33 @@ TEST(MapleModelTest, ReportsWhichDescriptorPartsItUsed) {
   for (double v : none.log_latency) ASSERT_TRUE(std::isfinite(v));
 }
 
+TEST(MapleModelTest, CountersEnterTheSimilarityWhenBothSidesHaveThem) {
+  // References with counters: the two CPUs miss the cache far more than the GPUs' hosts.
+  std::vector<DeviceData> storage;
+  const double misses[] = {1e5, 1e5, 5e7, 6e7};
+  for (int i = 0; i < 4; ++i) {
+    storage.push_back(SyntheticDevice(testing::ReferenceShapes()[i]));
+    HardwareDescriptor& d = storage.back().descriptor;
+    d.spec = HardwareSpec();  // no specs: counters only
+    d.reference_workload_seconds = 1;
+    d.counters = {{"instructions", true, 1e9, ""}, {"cache-misses", true, misses[i], ""}};
+  }
+  std::vector<const DeviceData*> ptrs;
+  for (const DeviceData& d : storage) ptrs.push_back(&d);
+  const ReferenceSet refs = *BuildReferenceSet(ptrs, kNb201CellCount);
+  auto context = *MapleContext::Create(refs, MapleConfig());
+  DeviceData target;
+  target.device = "t";
+  target.descriptor.reference_workload_seconds = 1;
+  target.descriptor.counters = {{"instructions", true, 1e9, ""}, {"cache-misses", true, 5.5e7, ""}};
+  MapleFitInfo info;
+  const DeviceTable t = context->Fit(target, Method::kMapleWeights, &info);
+  EXPECT_TRUE(t.use.counters);
+  EXPECT_FALSE(t.use.measured_latencies);
+  // The CPUs (similar miss rate) outweigh the GPUs.
+  EXPECT_GT(std::min(info.weights[2], info.weights[3]), 1.5 * std::max(info.weights[0], info.weights[1]));
+}
+
 TEST(MapleModelTest, ConfigOverridesParseAndReject) {
   MapleConfig c;
   ASSERT_TRUE(ApplyMapleConfigOverrides("rank=3,virtual_weight=0.5,analytic_features=1", &c).ok());
