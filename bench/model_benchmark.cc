@@ -8,8 +8,8 @@
 #include <memory>
 #include <vector>
 
-#include "benchmark/benchmark.h"
 #include "bench/data_files.h"
+#include "benchmark/benchmark.h"
 #include "core/model/latency_model.h"
 
 namespace {
@@ -35,7 +35,8 @@ std::vector<DeviceData> WithSparseTargets() {
   for (DeviceData& d : devices) {
     if (d.descriptor.spec.category != maplex::core::DeviceCategory::kMobile) continue;
     std::vector<maplex::core::LatencySample> keep;
-    for (size_t i = 0; i < d.samples.size() && keep.size() < 10; i += 1531) keep.push_back(d.samples[i]);
+    for (size_t i = 0; i < d.samples.size() && keep.size() < 10; i += 1531)
+      keep.push_back(d.samples[i]);
     d.samples = keep;
   }
   return devices;

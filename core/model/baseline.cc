@@ -65,8 +65,8 @@ DeviceTable BaselineTable(const ReferenceSet& refs, const BaselineFit& fit,
   t.hardware = device.hardware.empty() ? device.device : device.hardware;
   t.use.measured_latencies = !device.samples.empty();
   t.sample_count = static_cast<int>(device.samples.size());
-  t.fit = absl::StrCat("log y = ", fit.alpha, " + ", fit.beta, " * log L(", refs.devices[fit.reference],
-                       "); rss ", fit.residual_rss);
+  t.fit = absl::StrCat("log y = ", fit.alpha, " + ", fit.beta, " * log L(",
+                       refs.devices[fit.reference], "); rss ", fit.residual_rss);
   const Eigen::Index n = refs.log_latency.rows();
   t.log_latency.resize(n);
   t.log_half_width.assign(n, fit.log_half_width);

@@ -5,8 +5,8 @@
 #include <map>
 #include <numeric>
 
-#include "absl/strings/str_cat.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "core/arch/nb201_space.h"
@@ -114,8 +114,8 @@ absl::Status ApplyMapleConfigOverrides(std::string_view overrides, MapleConfig* 
     }
     double v;
     if (!absl::SimpleAtod(kv[1], &v) || !std::isfinite(v)) {
-      return absl::InvalidArgumentError(absl::StrCat("MAPLE setting ", kv[0], ": bad value \"",
-                                                     kv[1], "\""));
+      return absl::InvalidArgumentError(
+          absl::StrCat("MAPLE setting ", kv[0], ": bad value \"", kv[1], "\""));
     }
     if (field->real) *field->real = v;
     if (field->integer) *field->integer = static_cast<int>(v);
@@ -244,8 +244,8 @@ DeviceTable MapleContext::Fit(const DeviceData& device, Method method, MapleFitI
   const size_t k = samples.archs.size();
   const EncodedDescriptor target = encoder_.Encode(device.descriptor);
   const bool use_weights = UsesWeights(method);
-  const bool use_virtual = UsesVirtualExamples(method) && k >= 1 &&
-                           static_cast<int>(k) <= config_.virtual_max_samples;
+  const bool use_virtual =
+      UsesVirtualExamples(method) && k >= 1 && static_cast<int>(k) <= config_.virtual_max_samples;
 
   const std::vector<double> similarity = ImportanceWeights(target, samples);
   const std::vector<double> uniform(d_count, 1.0 / d_count);
@@ -352,8 +352,7 @@ DeviceTable MapleContext::Fit(const DeviceData& device, Method method, MapleFitI
     y(i) = targets[i];
     omega(i) = row_weight[i] / noise_var;
   }
-  const Eigen::MatrixXd precision =
-      prior_precision + phi.transpose() * omega.asDiagonal() * phi;
+  const Eigen::MatrixXd precision = prior_precision + phi.transpose() * omega.asDiagonal() * phi;
   const Eigen::VectorXd rhs = prior_precision * mean + phi.transpose() * (omega.asDiagonal() * y);
   const Eigen::LDLT<Eigen::MatrixXd> solver(precision);
   const Eigen::VectorXd coefficients = solver.solve(rhs);
@@ -363,8 +362,8 @@ DeviceTable MapleContext::Fit(const DeviceData& device, Method method, MapleFitI
 
   // The interval's noise (ours): the references' out-of-factor-space noise as a prior worth
   // noise_prior_samples observations, pooled with how far the target's samples sit from an
-  // affine copy of each reference, weighted by similarity — k - 2 degrees of freedom, as the baseline's
-  // spread — so that a target unlike its similar references widens its interval.
+  // affine copy of each reference, weighted by similarity — k - 2 degrees of freedom, as the
+  // baseline's spread — so that a target unlike its similar references widens its interval.
   double interval_noise_var = noise_var;
   if (k >= 3) {
     const std::vector<double> ms = AffineResidualVariances(samples);
@@ -387,9 +386,10 @@ DeviceTable MapleContext::Fit(const DeviceData& device, Method method, MapleFitI
   t.log_latency.assign(log_mean.data(), log_mean.data() + n);
   t.log_half_width.resize(n);
   for (int a = 0; a < n; ++a) {
-    t.log_half_width[a] = kZ90 * config_.interval_scale *
-                          std::sqrt(config_.posterior_variance_scale * spread_factor.row(a).squaredNorm() +
-                                    interval_noise_var);
+    t.log_half_width[a] =
+        kZ90 * config_.interval_scale *
+        std::sqrt(config_.posterior_variance_scale * spread_factor.row(a).squaredNorm() +
+                  interval_noise_var);
   }
   int heaviest = 0;
   for (int d = 1; d < d_count; ++d) heaviest = w[d] > w[heaviest] ? d : heaviest;

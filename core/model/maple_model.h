@@ -28,11 +28,10 @@
 #ifndef MAPLEX_CORE_MODEL_MAPLE_MODEL_H_
 #define MAPLEX_CORE_MODEL_MAPLE_MODEL_H_
 
+#include <Eigen/Dense>
 #include <memory>
 #include <string_view>
 #include <vector>
-
-#include <Eigen/Dense>
 
 #include "absl/status/statusor.h"
 #include "core/hardware/descriptor_features.h"

@@ -18,8 +18,8 @@ absl::Status ValidateDevices(const std::vector<DeviceData>& devices, int32_t spa
     for (const LatencySample& s : d.samples) {
       if (s.arch_index < 0 || s.arch_index >= space_size) {
         return absl::InvalidArgumentError(absl::StrCat("device \"", d.device, "\": arch index ",
-                                                       s.arch_index, " outside [0, ",
-                                                       space_size, ")"));
+                                                       s.arch_index, " outside [0, ", space_size,
+                                                       ")"));
       }
       if (!std::isfinite(s.latency_ms) || s.latency_ms <= 0) {
         return absl::InvalidArgumentError(absl::StrCat("device \"", d.device, "\": latency ",
@@ -27,8 +27,8 @@ absl::Status ValidateDevices(const std::vector<DeviceData>& devices, int32_t spa
                                                        " is not a finite positive number"));
       }
       if (seen[s.arch_index]) {
-        return absl::InvalidArgumentError(absl::StrCat("device \"", d.device, "\": arch ",
-                                                       s.arch_index, " measured twice"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("device \"", d.device, "\": arch ", s.arch_index, " measured twice"));
       }
       seen[s.arch_index] = true;
     }
@@ -60,8 +60,8 @@ AffineFit FitAffineToDevice(const ReferenceSet& refs, int device, const LogSampl
   if (fit.beta <= 0) fit.beta = 1;
   fit.alpha = (sy - fit.beta * sx) / n;
   for (size_t i = 0; i < k; ++i) {
-    const double r = samples.log_latency[i] - fit.alpha -
-                     fit.beta * refs.log_latency(samples.archs[i], device);
+    const double r =
+        samples.log_latency[i] - fit.alpha - fit.beta * refs.log_latency(samples.archs[i], device);
     fit.rss += r * r;
   }
   return fit;
@@ -82,8 +82,8 @@ absl::StatusOr<ReferenceSet> BuildReferenceSet(const std::vector<const DeviceDat
   for (int d = 0; d < d_count; ++d) {
     const DeviceData& dev = *devices[d];
     if (dev.samples.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat("reference device \"", dev.device,
-                                                     "\" has no sample"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("reference device \"", dev.device, "\" has no sample"));
     }
     refs.devices.push_back(dev.device);
     refs.hardware.push_back(dev.hardware.empty() ? dev.device : dev.hardware);

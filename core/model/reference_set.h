@@ -7,10 +7,9 @@
 #ifndef MAPLEX_CORE_MODEL_REFERENCE_SET_H_
 #define MAPLEX_CORE_MODEL_REFERENCE_SET_H_
 
+#include <Eigen/Dense>
 #include <string>
 #include <vector>
-
-#include <Eigen/Dense>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"

@@ -20,7 +20,6 @@
 
 namespace maplex::core {
 
-
 class ModelTrainer {
  public:
   // InvalidArgument when `references` is empty or holds a device without samples.

@@ -36,7 +36,8 @@ TEST(DescriptorFeaturesTest, SimilarityPrefersCloserDevices) {
   const DescriptorEncoder enc = DescriptorEncoder::Fit({Cpu(4, 2.0), Cpu(16, 3.0)});
   const EncodedDescriptor a = enc.Encode(Cpu(4, 2.0));
   EXPECT_DOUBLE_EQ(enc.Similarity(a, a), 1);
-  EXPECT_GT(enc.Similarity(a, enc.Encode(Cpu(5, 2.1))), enc.Similarity(a, enc.Encode(Cpu(16, 3.0))));
+  EXPECT_GT(enc.Similarity(a, enc.Encode(Cpu(5, 2.1))),
+            enc.Similarity(a, enc.Encode(Cpu(16, 3.0))));
   // Fields one side does not know are left out, not counted as differences.
   EXPECT_DOUBLE_EQ(enc.Similarity(a, enc.Encode(Cpu(4, std::nullopt))), 1);
 }
@@ -49,10 +50,12 @@ TEST(DescriptorFeaturesTest, CountersArePerInstructionAndLogScaled) {
                 {"LLC-loads", false, 0, "not exposed"}};
   const std::vector<double> raw = RawCounterVector(d);
   const auto& names = KnownCounterNames();
-  auto at = [&](const char* n) { return raw[std::find(names.begin(), names.end(), n) - names.begin()]; };
-  EXPECT_NEAR(at("instructions"), std::log(2e9), 1e-9);     // per second
-  EXPECT_NEAR(at("cache-misses"), std::log1p(1.0), 1e-9);   // 1 per 1000 instructions
-  EXPECT_TRUE(std::isnan(at("LLC-loads")));                 // unavailable, never made up
+  auto at = [&](const char* n) {
+    return raw[std::find(names.begin(), names.end(), n) - names.begin()];
+  };
+  EXPECT_NEAR(at("instructions"), std::log(2e9), 1e-9);    // per second
+  EXPECT_NEAR(at("cache-misses"), std::log1p(1.0), 1e-9);  // 1 per 1000 instructions
+  EXPECT_TRUE(std::isnan(at("LLC-loads")));                // unavailable, never made up
   EXPECT_TRUE(std::isnan(at("cpu-cycles")));
 }
 

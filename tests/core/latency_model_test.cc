@@ -21,8 +21,8 @@ using testing::SyntheticLogLatency;
 std::vector<DeviceData> Devices() {
   std::vector<DeviceData> devices;
   for (const auto& s : ReferenceShapes()) devices.push_back(SyntheticDevice(s));
-  const testing::DeviceShape target_shape{"target", "target", 1.5, 0.6, 0.08, 0.075,
-                                          DeviceCategory::kDesktopCpu, 12};
+  const testing::DeviceShape target_shape{
+      "target", "target", 1.5, 0.6, 0.08, 0.075, DeviceCategory::kDesktopCpu, 12};
   DeviceData target = SyntheticDevice(target_shape, 2601);
   devices.push_back(target);
   return devices;
@@ -45,7 +45,8 @@ std::vector<int32_t> AllArchs() {
 class LatencyModelTest : public ::testing::TestWithParam<Method> {};
 
 TEST_P(LatencyModelTest, SnapshotRoundTripPredictsIdentically) {
-  absl::StatusOr<std::unique_ptr<LatencyModel>> model = TrainLatencyModel(Devices(), Options(GetParam()));
+  absl::StatusOr<std::unique_ptr<LatencyModel>> model =
+      TrainLatencyModel(Devices(), Options(GetParam()));
   ASSERT_TRUE(model.ok()) << model.status();
   const maplex::v1::ModelSnapshot snapshot = (*model)->ToProto();
   EXPECT_EQ(snapshot.format_version(), 1u);
@@ -102,13 +103,15 @@ TEST_P(LatencyModelTest, TargetPredictionsTrackTheTruth) {
   std::vector<LatencyPrediction> out(archs.size());
   ASSERT_TRUE((*model)->Predict("target", archs, absl::MakeSpan(out)).ok());
   double abs_log_error = 0;
-  for (int32_t a : archs) abs_log_error += std::abs(std::log(out[a].latency_ms) - SyntheticLogLatency(truth, a));
+  for (int32_t a : archs)
+    abs_log_error += std::abs(std::log(out[a].latency_ms) - SyntheticLogLatency(truth, a));
   EXPECT_LT(abs_log_error / archs.size(), 0.08);
 }
 
 INSTANTIATE_TEST_SUITE_P(AllMethods, LatencyModelTest,
-                         ::testing::Values(Method::kBaseline, Method::kMaple, Method::kMapleVirtualExamples,
-                                           Method::kMapleWeights, Method::kMapleX),
+                         ::testing::Values(Method::kBaseline, Method::kMaple,
+                                           Method::kMapleVirtualExamples, Method::kMapleWeights,
+                                           Method::kMapleX),
                          [](const auto& info) {
                            std::string name = MethodName(info.param);
                            for (char& c : name) c = std::isalnum(c) ? c : '_';

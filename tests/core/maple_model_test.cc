@@ -49,8 +49,8 @@ double MeanAbsLogError(const DeviceTable& t, const DeviceShape& truth) {
 }
 
 // A CPU close to cpu_b (index 3).
-const DeviceShape kCpuLike{"new_cpu", "new_cpu", 2.4, 0.72, 0.15, 0.05,
-                           DeviceCategory::kDesktopCpu, 16};
+const DeviceShape kCpuLike{"new_cpu", "new_cpu", 2.4, 0.72, 0.15, 0.05, DeviceCategory::kDesktopCpu,
+                           16};
 
 TEST(MapleModelTest, ImportanceConcentratesOnTheSimilarDevice) {
   Fixture f;
@@ -151,7 +151,8 @@ TEST(MapleModelTest, CountersEnterTheSimilarityWhenBothSidesHaveThem) {
   EXPECT_TRUE(t.use.counters);
   EXPECT_FALSE(t.use.measured_latencies);
   // The CPUs (similar miss rate) outweigh the GPUs.
-  EXPECT_GT(std::min(info.weights[2], info.weights[3]), 1.5 * std::max(info.weights[0], info.weights[1]));
+  EXPECT_GT(std::min(info.weights[2], info.weights[3]),
+            1.5 * std::max(info.weights[0], info.weights[1]));
 }
 
 TEST(MapleModelTest, ConfigOverridesParseAndReject) {
