@@ -42,7 +42,8 @@ absl::StatusOr<std::vector<Fold>> MakeFolds(const std::vector<DeviceData>& devic
     }
     for (const std::string& h : hardware) {
       Fold fold;
-      for (const DeviceData& d : devices) (d.hardware == h ? fold.tests : fold.references).push_back(&d);
+      for (const DeviceData& d : devices)
+        (d.hardware == h ? fold.tests : fold.references).push_back(&d);
       folds.push_back(std::move(fold));
     }
     return folds;
@@ -143,8 +144,8 @@ absl::StatusOr<EvaluationReport> RunEvaluation(const std::vector<DeviceData>& de
       std::sort(pool.begin(), pool.end());
       for (int k : options.ks) {
         if (k <= 0 || static_cast<size_t>(k) >= pool.size()) {
-          return absl::InvalidArgumentError(absl::StrCat("k = ", k, " leaves nothing to score on ",
-                                                         test->device));
+          return absl::InvalidArgumentError(
+              absl::StrCat("k = ", k, " leaves nothing to score on ", test->device));
         }
         for (int seed = 0; seed < options.seeds; ++seed) {
           DeviceData target = *test;
@@ -164,7 +165,7 @@ absl::StatusOr<EvaluationReport> RunEvaluation(const std::vector<DeviceData>& de
             r.seed_count += 1;
             Accumulate(Score(*table, scored, measured), &r.connected);
             Accumulate(Score(*table, disconnected, measured), &r.disconnected);
-            if (k == options.scatter_k && seed == 0) {
+            if (k == options.scatter_k && seed == 0 && method == options.methods.back()) {
               ScatterSeries series{method, test->device, {}, {}};
               const size_t step = std::max<size_t>(1, scored.size() / options.scatter_points);
               for (size_t i = 0; i < scored.size(); i += step) {
@@ -242,8 +243,9 @@ std::string ReportMarkdown(const EvaluationReport& report, const std::string& co
     }
   }
   for (int k : ks) {
-    absl::StrAppend(&out, "\nPer device at k = ", k,
-                    " (Spearman ρ / ±10 %; disconnected cells: MAPE of the last method)\n\n| device |");
+    absl::StrAppend(
+        &out, "\nPer device at k = ", k,
+        " (Spearman ρ / ±10 %; disconnected cells: MAPE of the last method)\n\n| device |");
     for (Method m : methods) absl::StrAppend(&out, " ", core::MethodName(m), " |");
     out += " disconnected MAPE |\n|---|";
     for (size_t i = 0; i <= methods.size(); ++i) out += "---:|";
@@ -266,8 +268,8 @@ std::string ReportMarkdown(const EvaluationReport& report, const std::string& co
 
 namespace {
 
-constexpr const char* kColours[] = {"#7f7f7f", "#1f77b4", "#2ca02c", "#ff7f0e", "#d62728",
-                                    "#9467bd"};
+constexpr const char* kColours[] = {"#7f7f7f", "#1f77b4", "#2ca02c",
+                                    "#ff7f0e", "#d62728", "#9467bd"};
 
 std::string SvgText(double x, double y, const std::string& text, const char* anchor = "middle") {
   return absl::StrFormat(
@@ -296,7 +298,8 @@ std::string ScatterSvg(const ScatterSeries& series) {
   std::string svg = absl::StrFormat(
       "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\">\n"
       "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
-      "<rect x=\"%.0f\" y=\"%.0f\" width=\"%.0f\" height=\"%.0f\" fill=\"none\" stroke=\"black\"/>\n",
+      "<rect x=\"%.0f\" y=\"%.0f\" width=\"%.0f\" height=\"%.0f\" fill=\"none\" "
+      "stroke=\"black\"/>\n",
       static_cast<int>(kSize), static_cast<int>(kSize), kMargin, kMargin, kPlot, kPlot);
   // y = x and the +-10 % band.
   const double a = std::pow(10, lo), b = std::pow(10, hi);
@@ -324,9 +327,9 @@ std::string ScatterSvg(const ScatterSeries& series) {
       "<text x=\"14\" y=\"%.0f\" font-family=\"sans-serif\" font-size=\"12\" "
       "text-anchor=\"middle\" transform=\"rotate(-90 14 %.0f)\">predicted (ms)</text>\n",
       kSize / 2, kSize / 2);
-  svg += SvgText(kSize / 2, 30,
-                 absl::StrCat(series.device, ": ", core::MethodName(series.method),
-                              " (dashed: ±10 %)"));
+  svg += SvgText(
+      kSize / 2, 30,
+      absl::StrCat(series.device, ": ", core::MethodName(series.method), " (dashed: ±10 %)"));
   svg += "</svg>\n";
   return svg;
 }

@@ -29,9 +29,10 @@ struct EvaluationOptions {
   std::vector<core::Method> methods = {core::Method::kBaseline, core::Method::kMaple,
                                        core::Method::kMapleVirtualExamples,
                                        core::Method::kMapleWeights, core::Method::kMapleX};
-  // The device's predictions at this k and the first seed are kept for the scatter plots.
+  // Predictions of the last method at this k and the first seed are kept for the scatter
+  // plots (one per test device).
   int scatter_k = 10;
-  int scatter_points = 500;
+  int scatter_points = 300;
   core::MapleConfig maple;
 };
 

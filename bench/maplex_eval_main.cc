@@ -86,7 +86,8 @@ int main(int argc, char** argv) {
       return Usage("unknown flag " + name);
     }
   }
-  if (flags.latency.empty() || flags.devices.empty()) return Usage("--latency and --devices are required");
+  if (flags.latency.empty() || flags.devices.empty())
+    return Usage("--latency and --devices are required");
 
   auto devices = maplex::client::LoadLatencyData(flags.latency, flags.devices);
   if (!devices.ok()) return Usage(std::string(devices.status().message()));
@@ -99,7 +100,8 @@ int main(int argc, char** argv) {
   if (!flags.json.empty()) outputs.push_back({flags.json, maplex::bench::ReportJson(*report)});
   if (!flags.markdown.empty()) outputs.push_back({flags.markdown, markdown});
   if (!flags.svg_dir.empty()) {
-    outputs.push_back({flags.svg_dir + "/accuracy_vs_k.svg", maplex::bench::AccuracyVsKSvg(*report)});
+    outputs.push_back(
+        {flags.svg_dir + "/accuracy_vs_k.svg", maplex::bench::AccuracyVsKSvg(*report)});
     for (const auto& series : report->scatter) {
       outputs.push_back({flags.svg_dir + "/scatter_" + maplex::core::MethodName(series.method) +
                              "_" + series.device + ".svg",

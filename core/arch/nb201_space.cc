@@ -13,7 +13,7 @@ extern const uint16_t kNb201OpCodes[kNb201CellCount];  // generated at build tim
 namespace {
 
 constexpr const char* kOpNames[kNb201OpCount] = {"none", "skip_connect", "nor_conv_1x1",
-                                                  "nor_conv_3x3", "avg_pool_3x3"};
+                                                 "nor_conv_3x3", "avg_pool_3x3"};
 // Source node of each edge, in edge order.
 constexpr int kEdgeSource[kNb201EdgeCount] = {0, 0, 1, 0, 1, 2};
 
@@ -56,8 +56,9 @@ absl::StatusOr<Nb201Cell> Nb201Space::ParseCell(std::string_view text) {
   size_t pos = 0;
   int edge = 0;
   auto fault = [&](std::string_view what) {
-    return absl::InvalidArgumentError(absl::StrCat("NAS-Bench-201 cell \"", std::string(text), "\": ", std::string(what),
-                                                   " at character ", pos));
+    return absl::InvalidArgumentError(absl::StrCat("NAS-Bench-201 cell \"", std::string(text),
+                                                   "\": ", std::string(what), " at character ",
+                                                   pos));
   };
   for (int node = 1; node <= 3; ++node) {
     if (node > 1) {

@@ -78,7 +78,8 @@ absl::StatusOr<std::vector<DeviceRow>> ParseDevicesCsv(std::string_view devices_
   const std::vector<std::string> header = SplitCsvLine(lines[0]);
   std::map<std::string, size_t> column;
   for (size_t c = 0; c < header.size(); ++c) column[header[c]] = c;
-  if (!column.count("device")) return absl::InvalidArgumentError("devices CSV has no device column");
+  if (!column.count("device"))
+    return absl::InvalidArgumentError("devices CSV has no device column");
 
   std::vector<DeviceRow> rows;
   for (size_t l = 1; l < lines.size(); ++l) {
@@ -109,10 +110,14 @@ absl::StatusOr<std::vector<DeviceRow>> ParseDevicesCsv(std::string_view devices_
       std::optional<double>* field;
     };
     const NumericSpec numeric[] = {
-        {"compute_units", &spec.compute_units},   {"threads", &spec.threads},
-        {"base_clock_ghz", &spec.base_clock_ghz}, {"boost_clock_ghz", &spec.boost_clock_ghz},
-        {"l2_mib", &spec.l2_mib},                 {"llc_mib", &spec.llc_mib},
-        {"memory_gib", &spec.memory_gib},         {"memory_bandwidth_gbs", &spec.memory_bandwidth_gbs},
+        {"compute_units", &spec.compute_units},
+        {"threads", &spec.threads},
+        {"base_clock_ghz", &spec.base_clock_ghz},
+        {"boost_clock_ghz", &spec.boost_clock_ghz},
+        {"l2_mib", &spec.l2_mib},
+        {"llc_mib", &spec.llc_mib},
+        {"memory_gib", &spec.memory_gib},
+        {"memory_bandwidth_gbs", &spec.memory_bandwidth_gbs},
         {"tdp_w", &spec.tdp_w},
     };
     for (const NumericSpec& n : numeric) {
@@ -146,8 +151,8 @@ absl::StatusOr<std::vector<DeviceData>> ParseLatencyTable(std::string_view laten
     DeviceData& d = devices[c - 2];
     d.device = header[c];
     if (seen[d.device]++) {
-      return absl::InvalidArgumentError(absl::StrCat("latency CSV: device ", d.device,
-                                                     " appears twice in the header"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("latency CSV: device ", d.device, " appears twice in the header"));
     }
     auto it = row_of.find(d.device);
     d.hardware = it == row_of.end() ? d.device : it->second->hardware;

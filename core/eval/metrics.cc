@@ -10,8 +10,7 @@ std::vector<double> AverageRanks(absl::Span<const double> values) {
   const size_t n = values.size();
   std::vector<size_t> order(n);
   std::iota(order.begin(), order.end(), 0);
-  std::sort(order.begin(), order.end(),
-            [&](size_t i, size_t j) { return values[i] < values[j]; });
+  std::sort(order.begin(), order.end(), [&](size_t i, size_t j) { return values[i] < values[j]; });
   std::vector<double> ranks(n);
   for (size_t start = 0; start < n;) {
     size_t end = start + 1;

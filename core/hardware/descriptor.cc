@@ -8,9 +8,12 @@ struct CategoryName {
   const char* name;
 };
 constexpr CategoryName kCategoryNames[] = {
-    {DeviceCategory::kUnknown, "unknown"},       {DeviceCategory::kDesktopGpu, "desktop_gpu"},
-    {DeviceCategory::kDesktopCpu, "desktop_cpu"}, {DeviceCategory::kMobile, "mobile"},
-    {DeviceCategory::kEdgeCpu, "edge_cpu"},       {DeviceCategory::kAsic, "asic"},
+    {DeviceCategory::kUnknown, "unknown"},
+    {DeviceCategory::kDesktopGpu, "desktop_gpu"},
+    {DeviceCategory::kDesktopCpu, "desktop_cpu"},
+    {DeviceCategory::kMobile, "mobile"},
+    {DeviceCategory::kEdgeCpu, "edge_cpu"},
+    {DeviceCategory::kAsic, "asic"},
     {DeviceCategory::kFpga, "fpga"},
 };
 

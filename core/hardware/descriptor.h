@@ -26,9 +26,9 @@ const char* DeviceCategoryName(DeviceCategory category);
 // (nullopt) where unknown: public data often does not say which chip it was.
 struct HardwareSpec {
   DeviceCategory category = DeviceCategory::kUnknown;
-  std::string isa;                       // "x86_64", "aarch64", "cuda", ...
-  std::optional<double> compute_units;   // CUDA cores, CPU cores or PEs
-  std::optional<double> threads;         // hardware threads (CPUs)
+  std::string isa;                      // "x86_64", "aarch64", "cuda", ...
+  std::optional<double> compute_units;  // CUDA cores, CPU cores or PEs
+  std::optional<double> threads;        // hardware threads (CPUs)
   std::optional<double> base_clock_ghz;
   std::optional<double> boost_clock_ghz;
   std::optional<double> l2_mib;
@@ -38,8 +38,8 @@ struct HardwareSpec {
   std::optional<double> tdp_w;
   // The configuration the latencies were measured in.
   int batch_size = 1;
-  std::string precision = "fp32";        // "fp32", "fp16", "int8"
-  int runtime_threads = 0;               // threads the runtime used; 0 = not stated
+  std::string precision = "fp32";  // "fp32", "fp16", "int8"
+  int runtime_threads = 0;         // threads the runtime used; 0 = not stated
 };
 
 // One hardware performance counter read around the reference workload. A counter the

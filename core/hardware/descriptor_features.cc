@@ -60,18 +60,23 @@ bool Any(const std::vector<bool>& flags) {
 
 const std::vector<std::string>& KnownCounterNames() {
   static const auto* names = new std::vector<std::string>{
-      "cpu-cycles",       "instructions",  "cache-references", "cache-misses",
-      "L1-dcache-loads",  "L1-dcache-load-misses", "LLC-loads", "LLC-load-misses",
-      "LLC-stores",       "LLC-store-misses",      "cpu-migrations"};
+      "cpu-cycles",      "instructions",          "cache-references", "cache-misses",
+      "L1-dcache-loads", "L1-dcache-load-misses", "LLC-loads",        "LLC-load-misses",
+      "LLC-stores",      "LLC-store-misses",      "cpu-migrations"};
   return *names;
 }
 
 const std::vector<std::string>& SpecFieldNames() {
-  static const auto* names = new std::vector<std::string>{
-      "is_desktop_gpu", "is_desktop_cpu", "is_mobile", "is_edge_cpu", "is_asic", "is_fpga",
-      "log_compute_units", "log_threads", "base_clock_ghz", "boost_clock_ghz", "log_l2_mib",
-      "log_llc_mib", "log_memory_gib", "log_memory_bandwidth_gbs", "log_tdp_w", "log_batch_size",
-      "precision_bits"};
+  static const auto* names =
+      new std::vector<std::string>{"is_desktop_gpu",    "is_desktop_cpu",
+                                   "is_mobile",         "is_edge_cpu",
+                                   "is_asic",           "is_fpga",
+                                   "log_compute_units", "log_threads",
+                                   "base_clock_ghz",    "boost_clock_ghz",
+                                   "log_l2_mib",        "log_llc_mib",
+                                   "log_memory_gib",    "log_memory_bandwidth_gbs",
+                                   "log_tdp_w",         "log_batch_size",
+                                   "precision_bits"};
   return *names;
 }
 

@@ -31,12 +31,12 @@ const std::vector<std::string>& SpecFieldNames();
 std::vector<double> RawCounterVector(const HardwareDescriptor& descriptor);
 
 struct EncodedDescriptor {
-  std::vector<double> spec;            // standardised, imputed (0) where missing
-  std::vector<bool> spec_known;        // per spec field
-  std::vector<double> counters;        // standardised log counters, 0 where unavailable
-  std::vector<bool> counter_known;     // per counter
-  bool has_spec() const;               // any spec field known
-  bool has_counters() const;           // any counter known
+  std::vector<double> spec;         // standardised, imputed (0) where missing
+  std::vector<bool> spec_known;     // per spec field
+  std::vector<double> counters;     // standardised log counters, 0 where unavailable
+  std::vector<bool> counter_known;  // per counter
+  bool has_spec() const;            // any spec field known
+  bool has_counters() const;        // any counter known
 };
 
 class DescriptorEncoder {

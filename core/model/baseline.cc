@@ -42,29 +42,12 @@ BaselineFit FitBaseline(const ReferenceSet& refs, const LogSamples& samples) {
     return best;
   }
   for (int d = 0; d < refs.size(); ++d) {
-    double sx = 0, sy = 0, sxx = 0, sxy = 0;
-    for (size_t i = 0; i < k; ++i) {
-      const double x = refs.log_latency(samples.archs[i], d), y = samples.log_latency[i];
-      sx += x, sy += y, sxx += x * x, sxy += x * y;
-    }
-    const double n = static_cast<double>(k);
-    const double var = sxx - sx * sx / n;
-    double beta = 1;
-    if (k >= 2 && var > 1e-12) beta = (sxy - sx * sy / n) / var;
-    // Latency grows with latency: a falling slope is noise in a few samples, so such a
-    // device competes with the slope fixed to 1 instead (ours; the protocol does not say).
-    if (beta <= 0) beta = 1;
-    const double alpha = (sy - beta * sx) / n;
-    double rss = 0;
-    for (size_t i = 0; i < k; ++i) {
-      const double r = samples.log_latency[i] - alpha - beta * refs.log_latency(samples.archs[i], d);
-      rss += r * r;
-    }
-    if (rss < best.residual_rss) {
+    const AffineFit fit = FitAffineToDevice(refs, d, samples);
+    if (fit.rss < best.residual_rss) {
       best.reference = d;
-      best.alpha = alpha;
-      best.beta = beta;
-      best.residual_rss = rss;
+      best.alpha = fit.alpha;
+      best.beta = fit.beta;
+      best.residual_rss = fit.rss;
     }
   }
   const double n = static_cast<double>(k);
@@ -82,8 +65,8 @@ DeviceTable BaselineTable(const ReferenceSet& refs, const BaselineFit& fit,
   t.hardware = device.hardware.empty() ? device.device : device.hardware;
   t.use.measured_latencies = !device.samples.empty();
   t.sample_count = static_cast<int>(device.samples.size());
-  t.fit = absl::StrCat("log y = ", fit.alpha, " + ", fit.beta, " * log L(", refs.devices[fit.reference],
-                       "); rss ", fit.residual_rss);
+  t.fit = absl::StrCat("log y = ", fit.alpha, " + ", fit.beta, " * log L(",
+                       refs.devices[fit.reference], "); rss ", fit.residual_rss);
   const Eigen::Index n = refs.log_latency.rows();
   t.log_latency.resize(n);
   t.log_half_width.assign(n, fit.log_half_width);

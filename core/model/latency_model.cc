@@ -1,5 +1,6 @@
 #include "core/model/latency_model.h"
 
+#include <cmath>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -35,8 +36,8 @@ absl::StatusOr<Method> ParseMethod(std::string_view name) {
   for (Method m : kMethods) {
     if (name == MethodName(m)) return m;
   }
-  return absl::InvalidArgumentError(
-      absl::StrCat("unknown method \"", std::string(name), "\" (baseline, maple, maple+ve, maple+w, maplex)"));
+  return absl::InvalidArgumentError(absl::StrCat(
+      "unknown method \"", std::string(name), "\" (baseline, maple, maple+ve, maple+w, maplex)"));
 }
 
 absl::StatusOr<std::unique_ptr<LatencyModel>> TrainLatencyModel(
@@ -48,9 +49,9 @@ absl::StatusOr<std::unique_ptr<LatencyModel>> TrainLatencyModel(
     if (Coverage(d, space_size) >= options.reference_min_coverage) references.push_back(&d);
   }
   if (references.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "no device covers ", options.reference_min_coverage,
-        " of the architecture space, so none can serve as a reference device"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("no device covers ", options.reference_min_coverage,
+                     " of the architecture space, so none can serve as a reference device"));
   }
   absl::StatusOr<std::unique_ptr<ModelTrainer>> trainer =
       ModelTrainer::Create(references, options.seed);
@@ -63,6 +64,10 @@ absl::StatusOr<std::unique_ptr<LatencyModel>> TrainLatencyModel(
     absl::StatusOr<DeviceTable> table = (*trainer)->Fit(d, options.method);
     if (!table.ok()) return table.status();
     table->reference = Coverage(d, space_size) >= options.reference_min_coverage;
+    // Where the device measured an arch, the served prediction is the measurement (ours:
+    // the model is for what was not measured); the interval stays the model's.
+    for (const LatencySample& s : d.samples)
+      table->log_latency[s.arch_index] = std::log(s.latency_ms);
     tables.push_back(*std::move(table));
   }
   return MakeTabulatedModel(options.method, options.seed, std::move(tables));
@@ -71,10 +76,9 @@ absl::StatusOr<std::unique_ptr<LatencyModel>> TrainLatencyModel(
 absl::StatusOr<std::unique_ptr<LatencyModel>> LoadLatencyModel(
     const maplex::v1::ModelSnapshot& snapshot) {
   if (snapshot.format_version() != kModelFormatVersion) {
-    return absl::InvalidArgumentError(absl::StrCat("model snapshot format_version ",
-                                                   snapshot.format_version(),
-                                                   " is not supported (this build reads ",
-                                                   kModelFormatVersion, ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("model snapshot format_version ", snapshot.format_version(),
+                     " is not supported (this build reads ", kModelFormatVersion, ")"));
   }
   absl::StatusOr<Method> method = ParseMethod(snapshot.method());
   if (!method.ok()) return method.status();

@@ -5,8 +5,8 @@
 #include <map>
 #include <numeric>
 
-#include "absl/strings/str_cat.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "core/arch/nb201_space.h"
@@ -100,6 +100,7 @@ absl::Status ApplyMapleConfigOverrides(std::string_view overrides, MapleConfig* 
       {"agreement_power", &config->agreement_power, nullptr, nullptr},
       {"noise_prior_samples", &config->noise_prior_samples, nullptr, nullptr},
       {"posterior_variance_scale", &config->posterior_variance_scale, nullptr, nullptr},
+      {"curvature_sd", &config->curvature_sd, nullptr, nullptr},
   };
   const std::string text(overrides);
   for (absl::string_view item : absl::StrSplit(text, ',', absl::SkipEmpty())) {
@@ -113,8 +114,8 @@ absl::Status ApplyMapleConfigOverrides(std::string_view overrides, MapleConfig* 
     }
     double v;
     if (!absl::SimpleAtod(kv[1], &v) || !std::isfinite(v)) {
-      return absl::InvalidArgumentError(absl::StrCat("MAPLE setting ", kv[0], ": bad value \"",
-                                                     kv[1], "\""));
+      return absl::InvalidArgumentError(
+          absl::StrCat("MAPLE setting ", kv[0], ": bad value \"", kv[1], "\""));
     }
     if (field->real) *field->real = v;
     if (field->integer) *field->integer = static_cast<int>(v);
@@ -180,7 +181,10 @@ absl::StatusOr<std::unique_ptr<MapleContext>> MapleContext::Create(const Referen
   }
 
   ctx->encoder_ = DescriptorEncoder::Fit(refs.descriptors);
-  for (const HardwareDescriptor& d : refs.descriptors) ctx->encoded_.push_back(ctx->encoder_.Encode(d));
+  for (const HardwareDescriptor& d : refs.descriptors) {
+    ctx->encoded_.push_back(ctx->encoder_.Encode(d));
+    ctx->references_have_counters_ |= ctx->encoded_.back().has_counters();
+  }
   return ctx;
 }
 
@@ -189,22 +193,7 @@ std::vector<double> MapleContext::AffineResidualVariances(const LogSamples& samp
   std::vector<double> ms(refs_.size(), 0);
   if (k < 3) return ms;
   for (int d = 0; d < refs_.size(); ++d) {
-    double sx = 0, sy = 0, sxx = 0, sxy = 0;
-    for (size_t i = 0; i < k; ++i) {
-      const double xv = refs_.log_latency(samples.archs[i], d), yv = samples.log_latency[i];
-      sx += xv, sy += yv, sxx += xv * xv, sxy += xv * yv;
-    }
-    const double kn = static_cast<double>(k);
-    const double var = sxx - sx * sx / kn;
-    double beta = var > 1e-12 ? (sxy - sx * sy / kn) / var : 1;
-    if (beta <= 0) beta = 1;  // as the baseline: a falling slope is noise
-    const double alpha = (sy - beta * sx) / kn;
-    double rss = 0;
-    for (size_t i = 0; i < k; ++i) {
-      const double r = samples.log_latency[i] - alpha - beta * refs_.log_latency(samples.archs[i], d);
-      rss += r * r;
-    }
-    ms[d] = rss / static_cast<double>(k - 2);
+    ms[d] = FitAffineToDevice(refs_, d, samples).rss / static_cast<double>(k - 2);
   }
   return ms;
 }
@@ -249,14 +238,14 @@ std::vector<double> MapleContext::ImportanceWeights(const EncodedDescriptor& tar
 
 DeviceTable MapleContext::Fit(const DeviceData& device, Method method, MapleFitInfo* info) const {
   const int n = static_cast<int>(basis_.rows());
-  const int p = static_cast<int>(basis_.cols());
+  const int p_shared = static_cast<int>(basis_.cols());
   const int d_count = refs_.size();
   const LogSamples samples = ToLogSamples(device);
   const size_t k = samples.archs.size();
   const EncodedDescriptor target = encoder_.Encode(device.descriptor);
   const bool use_weights = UsesWeights(method);
-  const bool use_virtual = UsesVirtualExamples(method) && k >= 1 &&
-                           static_cast<int>(k) <= config_.virtual_max_samples;
+  const bool use_virtual =
+      UsesVirtualExamples(method) && k >= 1 && static_cast<int>(k) <= config_.virtual_max_samples;
 
   const std::vector<double> similarity = ImportanceWeights(target, samples);
   const std::vector<double> uniform(d_count, 1.0 / d_count);
@@ -265,22 +254,44 @@ DeviceTable MapleContext::Fit(const DeviceData& device, Method method, MapleFitI
   // Prior over the target's coefficients from the references' (empirical Bayes).
   const Eigen::Map<const Eigen::VectorXd> wv(w.data(), d_count);
   const Eigen::Map<const Eigen::VectorXd> uv(uniform.data(), d_count);
-  const Eigen::VectorXd mean = loadings_ * wv;
+  const Eigen::VectorXd shared_mean = loadings_ * wv;
   auto spread = [&](const Eigen::VectorXd& weights, const Eigen::VectorXd& centre) {
     const Eigen::MatrixXd dev = loadings_.colwise() - centre;
     return Eigen::MatrixXd(dev * weights.asDiagonal() * dev.transpose());
   };
-  Eigen::MatrixXd prior = config_.prior_scale * spread(wv, mean) +
+  Eigen::MatrixXd prior = config_.prior_scale * spread(wv, shared_mean) +
                           config_.unweighted_share * spread(uv, loadings_ * uv);
   // Free scaling along the prior mean of the factor loadings: the target may be a faster
   // or slower version of what its similar devices are.
-  Eigen::VectorXd direction = mean;
+  Eigen::VectorXd direction = shared_mean;
   direction(0) = 0;
   prior += config_.beta_sd * config_.beta_sd * direction * direction.transpose();
   prior.row(0).setZero();
   prior.col(0).setZero();
   prior(0, 0) = config_.intercept_sd * config_.intercept_sd;
-  for (int j = 1 + rank_; j < p; ++j) prior(j, j) += config_.analytic_prior_sd * config_.analytic_prior_sd;
+  for (int j = 1 + rank_; j < p_shared; ++j) {
+    prior(j, j) += config_.analytic_prior_sd * config_.analytic_prior_sd;
+  }
+  // Curvature (ours): a term quadratic in the prior's standardised profile, so that the
+  // target may bend away from an affine copy of its similar devices (e.g. a fixed
+  // overhead that flattens fast architectures); zero-mean prior, sd curvature_sd.
+  const bool curved = config_.curvature_sd > 0;
+  const int p = p_shared + (curved ? 1 : 0);
+  Eigen::MatrixXd basis(n, p);
+  basis.leftCols(p_shared) = basis_;
+  Eigen::VectorXd mean = Eigen::VectorXd::Zero(p);
+  mean.head(p_shared) = shared_mean;
+  if (curved) {
+    Eigen::VectorXd z = basis_ * shared_mean;
+    z.array() -= z.mean();
+    const double sd = std::sqrt(z.squaredNorm() / n);
+    if (sd > 0) z /= sd;
+    basis.col(p_shared) = z.array().square() - 1;
+    prior.conservativeResize(p, p);
+    prior.row(p_shared).setZero();
+    prior.col(p_shared).setZero();
+    prior(p_shared, p_shared) = config_.curvature_sd * config_.curvature_sd;
+  }
   prior.diagonal().array() += 1e-8;
   const Eigen::MatrixXd prior_precision = prior.ldlt().solve(Eigen::MatrixXd::Identity(p, p));
 
@@ -337,23 +348,22 @@ DeviceTable MapleContext::Fit(const DeviceData& device, Method method, MapleFitI
   Eigen::MatrixXd phi(m, p);
   Eigen::VectorXd y(m), omega(m);
   for (size_t i = 0; i < m; ++i) {
-    phi.row(i) = basis_.row(rows[i]);
+    phi.row(i) = basis.row(rows[i]);
     y(i) = targets[i];
     omega(i) = row_weight[i] / noise_var;
   }
-  const Eigen::MatrixXd precision =
-      prior_precision + phi.transpose() * omega.asDiagonal() * phi;
+  const Eigen::MatrixXd precision = prior_precision + phi.transpose() * omega.asDiagonal() * phi;
   const Eigen::VectorXd rhs = prior_precision * mean + phi.transpose() * (omega.asDiagonal() * y);
   const Eigen::LDLT<Eigen::MatrixXd> solver(precision);
   const Eigen::VectorXd coefficients = solver.solve(rhs);
   const Eigen::MatrixXd covariance = solver.solve(Eigen::MatrixXd::Identity(p, p));
   const Eigen::LLT<Eigen::MatrixXd> chol(covariance);
-  const Eigen::MatrixXd spread_factor = basis_ * Eigen::MatrixXd(chol.matrixL());
+  const Eigen::MatrixXd spread_factor = basis * Eigen::MatrixXd(chol.matrixL());
 
   // The interval's noise (ours): the references' out-of-factor-space noise as a prior worth
   // noise_prior_samples observations, pooled with how far the target's samples sit from an
-  // affine copy of each reference, weighted by similarity — k - 2 degrees of freedom, as the baseline's
-  // spread — so that a target unlike its similar references widens its interval.
+  // affine copy of each reference, weighted by similarity — k - 2 degrees of freedom, as the
+  // baseline's spread — so that a target unlike its similar references widens its interval.
   double interval_noise_var = noise_var;
   if (k >= 3) {
     const std::vector<double> ms = AffineResidualVariances(samples);
@@ -369,16 +379,17 @@ DeviceTable MapleContext::Fit(const DeviceData& device, Method method, MapleFitI
   t.hardware = device.hardware.empty() ? device.device : device.hardware;
   const bool similarity_used = use_weights || use_virtual;
   t.use.spec = similarity_used && target.has_spec();
-  t.use.counters = similarity_used && target.has_counters();
+  t.use.counters = similarity_used && target.has_counters() && references_have_counters_;
   t.use.measured_latencies = k > 0;
   t.sample_count = static_cast<int>(k);
-  const Eigen::VectorXd log_mean = basis_ * coefficients;
+  const Eigen::VectorXd log_mean = basis * coefficients;
   t.log_latency.assign(log_mean.data(), log_mean.data() + n);
   t.log_half_width.resize(n);
   for (int a = 0; a < n; ++a) {
-    t.log_half_width[a] = kZ90 * config_.interval_scale *
-                          std::sqrt(config_.posterior_variance_scale * spread_factor.row(a).squaredNorm() +
-                                    interval_noise_var);
+    t.log_half_width[a] =
+        kZ90 * config_.interval_scale *
+        std::sqrt(config_.posterior_variance_scale * spread_factor.row(a).squaredNorm() +
+                  interval_noise_var);
   }
   int heaviest = 0;
   for (int d = 1; d < d_count; ++d) heaviest = w[d] > w[heaviest] ? d : heaviest;

@@ -28,11 +28,10 @@
 #ifndef MAPLEX_CORE_MODEL_MAPLE_MODEL_H_
 #define MAPLEX_CORE_MODEL_MAPLE_MODEL_H_
 
+#include <Eigen/Dense>
 #include <memory>
 #include <string_view>
 #include <vector>
-
-#include <Eigen/Dense>
 
 #include "absl/status/statusor.h"
 #include "core/hardware/descriptor_features.h"
@@ -52,6 +51,8 @@ struct MapleConfig {
   double unweighted_share = 0.01;
   double beta_sd = 0.1;
   double intercept_sd = 10;  // the level is left to the samples
+  // Prior sd of a curvature term (quadratic in the prior profile); 0 switches it off.
+  double curvature_sd = 0;
   // Importance weights: spec RBF bandwidth (in standardised units) and how sharply the
   // agreement with the k samples selects (per-sample rms log residual scale).
   double spec_bandwidth = 1.0;
@@ -117,6 +118,7 @@ class MapleContext {
   Eigen::MatrixXf profiles_;      // D x N: standardised log latencies (neighbour search)
   DescriptorEncoder encoder_;
   std::vector<EncodedDescriptor> encoded_;
+  bool references_have_counters_ = false;
 };
 
 }  // namespace maplex::core

@@ -18,8 +18,8 @@ absl::Status ValidateDevices(const std::vector<DeviceData>& devices, int32_t spa
     for (const LatencySample& s : d.samples) {
       if (s.arch_index < 0 || s.arch_index >= space_size) {
         return absl::InvalidArgumentError(absl::StrCat("device \"", d.device, "\": arch index ",
-                                                       s.arch_index, " outside [0, ",
-                                                       space_size, ")"));
+                                                       s.arch_index, " outside [0, ", space_size,
+                                                       ")"));
       }
       if (!std::isfinite(s.latency_ms) || s.latency_ms <= 0) {
         return absl::InvalidArgumentError(absl::StrCat("device \"", d.device, "\": latency ",
@@ -27,8 +27,8 @@ absl::Status ValidateDevices(const std::vector<DeviceData>& devices, int32_t spa
                                                        " is not a finite positive number"));
       }
       if (seen[s.arch_index]) {
-        return absl::InvalidArgumentError(absl::StrCat("device \"", d.device, "\": arch ",
-                                                       s.arch_index, " measured twice"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("device \"", d.device, "\": arch ", s.arch_index, " measured twice"));
       }
       seen[s.arch_index] = true;
     }
@@ -43,6 +43,28 @@ LogSamples ToLogSamples(const DeviceData& device) {
     out.log_latency.push_back(std::log(s.latency_ms));
   }
   return out;
+}
+
+AffineFit FitAffineToDevice(const ReferenceSet& refs, int device, const LogSamples& samples) {
+  const size_t k = samples.archs.size();
+  AffineFit fit;
+  if (k == 0) return fit;
+  double sx = 0, sy = 0, sxx = 0, sxy = 0;
+  for (size_t i = 0; i < k; ++i) {
+    const double x = refs.log_latency(samples.archs[i], device), y = samples.log_latency[i];
+    sx += x, sy += y, sxx += x * x, sxy += x * y;
+  }
+  const double n = static_cast<double>(k);
+  const double var = sxx - sx * sx / n;
+  if (k >= 2 && var > 1e-12) fit.beta = (sxy - sx * sy / n) / var;
+  if (fit.beta <= 0) fit.beta = 1;
+  fit.alpha = (sy - fit.beta * sx) / n;
+  for (size_t i = 0; i < k; ++i) {
+    const double r =
+        samples.log_latency[i] - fit.alpha - fit.beta * refs.log_latency(samples.archs[i], device);
+    fit.rss += r * r;
+  }
+  return fit;
 }
 
 double Coverage(const DeviceData& device, int32_t space_size) {
@@ -60,8 +82,8 @@ absl::StatusOr<ReferenceSet> BuildReferenceSet(const std::vector<const DeviceDat
   for (int d = 0; d < d_count; ++d) {
     const DeviceData& dev = *devices[d];
     if (dev.samples.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat("reference device \"", dev.device,
-                                                     "\" has no sample"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("reference device \"", dev.device, "\" has no sample"));
     }
     refs.devices.push_back(dev.device);
     refs.hardware.push_back(dev.hardware.empty() ? dev.device : dev.hardware);

@@ -7,10 +7,9 @@
 #ifndef MAPLEX_CORE_MODEL_REFERENCE_SET_H_
 #define MAPLEX_CORE_MODEL_REFERENCE_SET_H_
 
+#include <Eigen/Dense>
 #include <string>
 #include <vector>
-
-#include <Eigen/Dense>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -44,6 +43,17 @@ struct LogSamples {
   std::vector<double> log_latency;
 };
 LogSamples ToLogSamples(const DeviceData& device);
+
+// Least-squares fit of log y = alpha + beta * log L_d(a) of `samples` on reference device
+// column `device` (the reference baseline's relation). With one sample beta is 1. A falling
+// slope is noise in a few samples — latency grows with latency — so it is replaced by the
+// fit with beta fixed to 1 (ours; the protocol does not say).
+struct AffineFit {
+  double alpha = 0;
+  double beta = 1;
+  double rss = 0;  // residual sum of squares
+};
+AffineFit FitAffineToDevice(const ReferenceSet& refs, int device, const LogSamples& samples);
 
 // Share of the space a device's samples cover.
 double Coverage(const DeviceData& device, int32_t space_size);

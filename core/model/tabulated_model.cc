@@ -48,16 +48,16 @@ class TabulatedLatencyModel final : public LatencyModel {
     auto it = index_.find(absl::string_view(device.data(), device.size()));
     if (it == index_.end()) return UnknownDevice(device);
     if (out.size() != archs.size()) {
-      return absl::InvalidArgumentError(absl::StrCat("Predict: ", archs.size(),
-                                                     " archs but room for ", out.size()));
+      return absl::InvalidArgumentError(
+          absl::StrCat("Predict: ", archs.size(), " archs but room for ", out.size()));
     }
     const std::vector<LatencyPrediction>& table = predictions_[it->second];
     const int32_t size = static_cast<int32_t>(table.size());
     // Validate everything first so that nothing is written on failure.
     for (size_t i = 0; i < archs.size(); ++i) {
       if (archs[i] < 0 || archs[i] >= size) {
-        return absl::InvalidArgumentError(absl::StrCat("arch index ", archs[i], " (position ", i,
-                                                       ") outside [0, ", size, ")"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("arch index ", archs[i], " (position ", i, ") outside [0, ", size, ")"));
       }
     }
     for (size_t i = 0; i < archs.size(); ++i) out[i] = table[archs[i]];
@@ -107,7 +107,7 @@ LatencyPrediction PredictionFromLog(double log_latency, double log_half_width) {
 }
 
 absl::StatusOr<std::unique_ptr<LatencyModel>> MakeTabulatedModel(Method method, uint64_t seed,
-                                                                  std::vector<DeviceTable> tables) {
+                                                                 std::vector<DeviceTable> tables) {
   const size_t size = static_cast<size_t>(Nb201Space::Get().size());
   absl::flat_hash_map<std::string, int> seen;
   for (const DeviceTable& t : tables) {
@@ -115,9 +115,9 @@ absl::StatusOr<std::unique_ptr<LatencyModel>> MakeTabulatedModel(Method method, 
       return absl::InvalidArgumentError(absl::StrCat("device \"", t.device, "\" appears twice"));
     }
     if (t.log_latency.size() != size || t.log_half_width.size() != size) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "device \"", t.device, "\": tables of ", t.log_latency.size(), " and ",
-          t.log_half_width.size(), " entries, the space has ", size));
+      return absl::InvalidArgumentError(
+          absl::StrCat("device \"", t.device, "\": tables of ", t.log_latency.size(), " and ",
+                       t.log_half_width.size(), " entries, the space has ", size));
     }
     for (size_t a = 0; a < size; ++a) {
       if (!std::isfinite(t.log_latency[a]) || !std::isfinite(t.log_half_width[a]) ||

@@ -39,7 +39,7 @@ LatencyPrediction PredictionFromLog(double log_latency, double log_half_width);
 // Builds the served model. InvalidArgument when a table's size differs from the
 // NAS-Bench-201 space, holds a non-finite or negative entry, or a device repeats.
 absl::StatusOr<std::unique_ptr<LatencyModel>> MakeTabulatedModel(Method method, uint64_t seed,
-                                                                  std::vector<DeviceTable> tables);
+                                                                 std::vector<DeviceTable> tables);
 
 // Snapshot format written by this library.
 inline constexpr uint32_t kModelFormatVersion = 1;

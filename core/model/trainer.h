@@ -20,10 +20,11 @@
 
 namespace maplex::core {
 
-
 class ModelTrainer {
  public:
-  // InvalidArgument when `references` is empty or holds a device without samples.
+  // InvalidArgument when `references` is empty or holds a device without samples. `seed`
+  // is reserved: no current method draws random numbers, so equal input gives bit-equal
+  // tables.
   static absl::StatusOr<std::unique_ptr<ModelTrainer>> Create(
       const std::vector<const DeviceData*>& references, uint64_t seed,
       const MapleConfig& config = MapleConfig());

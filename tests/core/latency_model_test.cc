@@ -1,6 +1,8 @@
 #include "core/model/latency_model.h"
 
+#include <atomic>
 #include <cmath>
+#include <thread>
 
 #include "core/arch/nb201_space.h"
 #include "gmock/gmock.h"
@@ -19,8 +21,8 @@ using testing::SyntheticLogLatency;
 std::vector<DeviceData> Devices() {
   std::vector<DeviceData> devices;
   for (const auto& s : ReferenceShapes()) devices.push_back(SyntheticDevice(s));
-  const testing::DeviceShape target_shape{"target", "target", 1.5, 0.6, 0.08, 0.075,
-                                          DeviceCategory::kDesktopCpu, 12};
+  const testing::DeviceShape target_shape{
+      "target", "target", 1.5, 0.6, 0.08, 0.075, DeviceCategory::kDesktopCpu, 12};
   DeviceData target = SyntheticDevice(target_shape, 2601);
   devices.push_back(target);
   return devices;
@@ -43,7 +45,8 @@ std::vector<int32_t> AllArchs() {
 class LatencyModelTest : public ::testing::TestWithParam<Method> {};
 
 TEST_P(LatencyModelTest, SnapshotRoundTripPredictsIdentically) {
-  absl::StatusOr<std::unique_ptr<LatencyModel>> model = TrainLatencyModel(Devices(), Options(GetParam()));
+  absl::StatusOr<std::unique_ptr<LatencyModel>> model =
+      TrainLatencyModel(Devices(), Options(GetParam()));
   ASSERT_TRUE(model.ok()) << model.status();
   const maplex::v1::ModelSnapshot snapshot = (*model)->ToProto();
   EXPECT_EQ(snapshot.format_version(), 1u);
@@ -100,18 +103,53 @@ TEST_P(LatencyModelTest, TargetPredictionsTrackTheTruth) {
   std::vector<LatencyPrediction> out(archs.size());
   ASSERT_TRUE((*model)->Predict("target", archs, absl::MakeSpan(out)).ok());
   double abs_log_error = 0;
-  for (int32_t a : archs) abs_log_error += std::abs(std::log(out[a].latency_ms) - SyntheticLogLatency(truth, a));
+  for (int32_t a : archs)
+    abs_log_error += std::abs(std::log(out[a].latency_ms) - SyntheticLogLatency(truth, a));
   EXPECT_LT(abs_log_error / archs.size(), 0.08);
 }
 
 INSTANTIATE_TEST_SUITE_P(AllMethods, LatencyModelTest,
-                         ::testing::Values(Method::kBaseline, Method::kMaple, Method::kMapleVirtualExamples,
-                                           Method::kMapleWeights, Method::kMapleX),
+                         ::testing::Values(Method::kBaseline, Method::kMaple,
+                                           Method::kMapleVirtualExamples, Method::kMapleWeights,
+                                           Method::kMapleX),
                          [](const auto& info) {
                            std::string name = MethodName(info.param);
                            for (char& c : name) c = std::isalnum(c) ? c : '_';
                            return name;
                          });
+
+TEST(LatencyModelContractTest, ConcurrentReadsAgree) {
+  auto model = TrainLatencyModel(Devices(), Options(Method::kMapleX));
+  ASSERT_TRUE(model.ok());
+  const std::vector<int32_t> archs = AllArchs();
+  std::vector<LatencyPrediction> expected(archs.size());
+  ASSERT_TRUE((*model)->Predict("target", archs, absl::MakeSpan(expected)).ok());
+  std::vector<std::thread> readers;
+  std::atomic<int> mismatches{0};
+  for (int r = 0; r < 4; ++r) {
+    readers.emplace_back([&] {
+      std::vector<LatencyPrediction> out(archs.size());
+      for (int i = 0; i < 5; ++i) {
+        if (!(*model)->Predict("target", archs, absl::MakeSpan(out)).ok()) ++mismatches;
+        for (size_t a = 0; a < archs.size(); a += 101) {
+          if (out[a].latency_ms != expected[a].latency_ms) ++mismatches;
+        }
+      }
+    });
+  }
+  for (std::thread& t : readers) t.join();
+  EXPECT_EQ(mismatches.load(), 0);
+}
+
+TEST(LatencyModelContractTest, ServesMeasurementsWhereTheDeviceHasThem) {
+  const std::vector<DeviceData> devices = Devices();
+  auto model = TrainLatencyModel(devices, Options(Method::kMapleX));
+  ASSERT_TRUE(model.ok());
+  const LatencySample s = devices.back().samples[1];
+  LatencyPrediction p;
+  ASSERT_TRUE((*model)->Predict("target", {&s.arch_index, 1}, {&p, 1}).ok());
+  EXPECT_DOUBLE_EQ(p.latency_ms, s.latency_ms);
+}
 
 TEST(LatencyModelContractTest, BaselineReproducesReferenceDevices) {
   auto model = TrainLatencyModel(Devices(), Options(Method::kBaseline));

@@ -19,8 +19,8 @@ std::string Row(int32_t index, const std::string& rest) {
 }
 
 TEST(LatencyTableTest, ParsesSpecsGroupingAndBlankCells) {
-  const std::string latency = "arch_index,arch_str,gpu_1,gpu_32,phone\r\n" + Row(0, "1.5,2.5,30") +
-                              Row(7, "1.25,,31");
+  const std::string latency =
+      "arch_index,arch_str,gpu_1,gpu_32,phone\r\n" + Row(0, "1.5,2.5,30") + Row(7, "1.25,,31");
   absl::StatusOr<std::vector<DeviceData>> d =
       ParseLatencyTable(latency, kDevices, Nb201Space::Get());
   ASSERT_TRUE(d.ok()) << d.status();

@@ -26,8 +26,8 @@ TEST(MetricsTest, AccuracyWithinMapeAndCoverage) {
       {100, 90, 110}, {104, 105, 110}, {90, 80, 95}, {60, 40, 70}};
   AccuracyMetrics m = ComputeAccuracy(p, measured);
   EXPECT_EQ(m.count, 4);
-  EXPECT_DOUBLE_EQ(m.acc5, 0.5);   // 0 % and 4 %
-  EXPECT_DOUBLE_EQ(m.acc10, 0.75); // and exactly 10 %
+  EXPECT_DOUBLE_EQ(m.acc5, 0.5);    // 0 % and 4 %
+  EXPECT_DOUBLE_EQ(m.acc10, 0.75);  // and exactly 10 %
   EXPECT_NEAR(m.mape, (0 + 0.04 + 0.10 + 0.20) / 4, 1e-12);
   EXPECT_DOUBLE_EQ(m.coverage90, 0.5);  // 1st and 4th intervals hold the measurement
   EXPECT_NEAR(m.spearman, SpearmanRho({100, 104, 90, 60}, measured), 1e-12);

@@ -80,11 +80,11 @@ TEST(Nb201SpaceTest, ExactlyThreeHundredFortyOneCellsAreDisconnected) {
   for (int32_t i = 0; i < space.size(); ++i) disconnected += space.IsOutputConnected(i) ? 0 : 1;
   EXPECT_EQ(disconnected, 341);
   // Only 1<-0 and 3<-1 survive: a path 0 -> 1 -> 3.
-  EXPECT_TRUE(Nb201Space::CellOutputConnected(*Nb201Space::ParseCell(
-      "|skip_connect~0|+|none~0|none~1|+|none~0|nor_conv_1x1~1|none~2|")));
+  EXPECT_TRUE(Nb201Space::CellOutputConnected(
+      *Nb201Space::ParseCell("|skip_connect~0|+|none~0|none~1|+|none~0|nor_conv_1x1~1|none~2|")));
   // 2<-1 exists but nothing reaches 1; 3 hangs off 2 only.
-  EXPECT_FALSE(Nb201Space::CellOutputConnected(*Nb201Space::ParseCell(
-      "|none~0|+|none~0|skip_connect~1|+|none~0|none~1|skip_connect~2|")));
+  EXPECT_FALSE(Nb201Space::CellOutputConnected(
+      *Nb201Space::ParseCell("|none~0|+|none~0|skip_connect~1|+|none~0|none~1|skip_connect~2|")));
 }
 
 absl::StatusOr<NetworkCost> CostOf(const char* cell) {
@@ -123,16 +123,16 @@ TEST(Nb201SpaceTest, CostsMatchHandArithmetic) {
   EXPECT_EQ(all_3x3->parameters, 1531546);
   EXPECT_EQ(none->parameters, 73306);
   // Pooling and skips cost no MACs.
-  auto pools = CostOf(
-      "|avg_pool_3x3~0|+|skip_connect~0|avg_pool_3x3~1|+|none~0|none~1|skip_connect~2|");
+  auto pools =
+      CostOf("|avg_pool_3x3~0|+|skip_connect~0|avg_pool_3x3~1|+|none~0|none~1|skip_connect~2|");
   EXPECT_EQ(pools->macs, 7783040);
   EXPECT_GT(pools->activation_elements, none->activation_elements);
 }
 
 TEST(Nb201SpaceTest, FeaturesAreOneHotPerEdgeWithCounts) {
   const Nb201Space& space = Nb201Space::Get();
-  absl::StatusOr<int32_t> i =
-      space.IndexOf("|nor_conv_3x3~0|+|none~0|skip_connect~1|+|none~0|avg_pool_3x3~1|nor_conv_1x1~2|");
+  absl::StatusOr<int32_t> i = space.IndexOf(
+      "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|none~0|avg_pool_3x3~1|nor_conv_1x1~2|");
   ASSERT_TRUE(i.ok());
   std::vector<double> f(space.feature_dim());
   space.Features(*i, absl::MakeSpan(f));

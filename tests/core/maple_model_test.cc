@@ -1,0 +1,177 @@
+#include "core/model/maple_model.h"
+
+#include <cmath>
+
+#include "core/arch/nb201_space.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/core/synthetic_devices.h"
+
+namespace maplex::core {
+namespace {
+
+using testing::DeviceShape;
+using testing::SyntheticDevice;
+using testing::SyntheticLogLatency;
+
+// Reference devices: two GPU-like and two CPU-like shapes (tests/core/synthetic_devices.h),
+// whose profiles differ in how much FLOPs, 3x3 convolutions and pooling cost.
+struct Fixture {
+  std::vector<DeviceData> storage;
+  ReferenceSet refs;
+  std::unique_ptr<MapleContext> context;
+
+  explicit Fixture(MapleConfig config = MapleConfig()) {
+    for (const auto& s : testing::ReferenceShapes()) storage.push_back(SyntheticDevice(s));
+    std::vector<const DeviceData*> ptrs;
+    for (const DeviceData& d : storage) ptrs.push_back(&d);
+    refs = *BuildReferenceSet(ptrs, kNb201CellCount);
+    context = *MapleContext::Create(refs, config);
+  }
+};
+
+DeviceData Target(const DeviceShape& shape, const std::vector<int32_t>& archs) {
+  DeviceData d;
+  d.device = shape.name;
+  d.hardware = shape.name;
+  d.descriptor.spec.category = shape.category;
+  d.descriptor.spec.compute_units = shape.cores;
+  for (int32_t a : archs) d.samples.push_back({a, std::exp(SyntheticLogLatency(shape, a))});
+  return d;
+}
+
+double MeanAbsLogError(const DeviceTable& t, const DeviceShape& truth) {
+  double sum = 0;
+  for (int32_t a = 0; a < kNb201CellCount; ++a) {
+    sum += std::abs(t.log_latency[a] - SyntheticLogLatency(truth, a));
+  }
+  return sum / kNb201CellCount;
+}
+
+// A CPU close to cpu_b (index 3).
+const DeviceShape kCpuLike{"new_cpu", "new_cpu", 2.4, 0.72, 0.15, 0.05, DeviceCategory::kDesktopCpu,
+                           16};
+
+TEST(MapleModelTest, ImportanceConcentratesOnTheSimilarDevice) {
+  Fixture f;
+  const DeviceData target = Target(kCpuLike, {10, 500, 2500, 7000, 12000});
+  MapleFitInfo info;
+  f.context->Fit(target, Method::kMapleWeights, &info);
+  ASSERT_EQ(info.weights.size(), 4u);
+  // cpu_b (cores 18, same slopes) must dominate; the GPUs must be negligible.
+  EXPECT_GT(info.weights[3], 0.5);
+  EXPECT_LT(info.weights[0] + info.weights[1], 0.05);
+  // Specs alone (no samples) already favour the CPUs.
+  DeviceData specs_only = target;
+  specs_only.samples.clear();
+  const std::vector<double> w = f.context->ImportanceWeights(
+      DescriptorEncoder::Fit(f.refs.descriptors).Encode(specs_only.descriptor), LogSamples());
+  EXPECT_GT(w[2] + w[3], w[0] + w[1]);
+  // Plain MAPLE weighs every reference alike.
+  f.context->Fit(target, Method::kMaple, &info);
+  for (double v : info.weights) EXPECT_DOUBLE_EQ(v, 0.25);
+}
+
+TEST(MapleModelTest, WeightsImproveATargetLikeOneReference) {
+  Fixture f;
+  const DeviceData target = Target(kCpuLike, {10, 500, 2500});
+  const double plain = MeanAbsLogError(f.context->Fit(target, Method::kMaple), kCpuLike);
+  const double weighted = MeanAbsLogError(f.context->Fit(target, Method::kMapleWeights), kCpuLike);
+  EXPECT_LT(weighted, plain);
+}
+
+TEST(MapleModelTest, VirtualExamplesImproveASparseTarget) {
+  Fixture f;
+  const DeviceData target = Target(kCpuLike, {10, 7000, 12000});
+  MapleFitInfo info;
+  const double plain = MeanAbsLogError(f.context->Fit(target, Method::kMaple), kCpuLike);
+  const double with_ve =
+      MeanAbsLogError(f.context->Fit(target, Method::kMapleVirtualExamples, &info), kCpuLike);
+  EXPECT_EQ(info.virtual_examples, 3 * f.context->config().virtual_per_sample);
+  EXPECT_LT(with_ve, plain);
+}
+
+TEST(MapleModelTest, MoreSamplesNarrowTheIntervalAndFitBetter) {
+  Fixture f;
+  std::vector<int32_t> few = {10, 500, 2500}, many;
+  for (int32_t a = 3; a < kNb201CellCount; a += 400) many.push_back(a);
+  const DeviceTable a = f.context->Fit(Target(kCpuLike, few), Method::kMapleX);
+  const DeviceTable b = f.context->Fit(Target(kCpuLike, many), Method::kMapleX);
+  EXPECT_LE(MeanAbsLogError(b, kCpuLike), MeanAbsLogError(a, kCpuLike) + 1e-9);
+  EXPECT_LT(b.log_half_width[123], a.log_half_width[123]);
+}
+
+TEST(MapleModelTest, FitIsDeterministic) {
+  Fixture f1, f2;
+  const DeviceData target = Target(kCpuLike, {10, 500, 2500, 7000});
+  const DeviceTable a = f1.context->Fit(target, Method::kMapleX);
+  const DeviceTable b = f2.context->Fit(target, Method::kMapleX);
+  EXPECT_EQ(a.log_latency, b.log_latency);
+  EXPECT_EQ(a.log_half_width, b.log_half_width);
+}
+
+TEST(MapleModelTest, ReportsWhichDescriptorPartsItUsed) {
+  Fixture f;
+  DeviceData target = Target(kCpuLike, {10, 500, 2500});
+  EXPECT_TRUE(f.context->Fit(target, Method::kMapleX).use.spec);
+  EXPECT_FALSE(f.context->Fit(target, Method::kMaple).use.spec);  // MAPLE ignores specs
+  EXPECT_TRUE(f.context->Fit(target, Method::kMaple).use.measured_latencies);
+  target.descriptor.counters.push_back({"instructions", true, 1e9, ""});
+  target.descriptor.counters.push_back({"cache-misses", true, 1e6, ""});
+  target.descriptor.reference_workload_seconds = 0.5;
+  // No reference has counters, so there is nothing to compare them with.
+  EXPECT_FALSE(f.context->Fit(target, Method::kMapleX).use.counters);
+  target.samples.clear();
+  const DeviceTable none = f.context->Fit(target, Method::kMapleX);
+  EXPECT_FALSE(none.use.measured_latencies);
+  for (double v : none.log_latency) ASSERT_TRUE(std::isfinite(v));
+}
+
+TEST(MapleModelTest, CountersEnterTheSimilarityWhenBothSidesHaveThem) {
+  // References with counters: the two CPUs miss the cache far more than the GPUs' hosts.
+  std::vector<DeviceData> storage;
+  const double misses[] = {1e5, 1e5, 5e7, 6e7};
+  for (int i = 0; i < 4; ++i) {
+    storage.push_back(SyntheticDevice(testing::ReferenceShapes()[i]));
+    HardwareDescriptor& d = storage.back().descriptor;
+    d.spec = HardwareSpec();  // no specs: counters only
+    d.reference_workload_seconds = 1;
+    d.counters = {{"instructions", true, 1e9, ""}, {"cache-misses", true, misses[i], ""}};
+  }
+  std::vector<const DeviceData*> ptrs;
+  for (const DeviceData& d : storage) ptrs.push_back(&d);
+  const ReferenceSet refs = *BuildReferenceSet(ptrs, kNb201CellCount);
+  auto context = *MapleContext::Create(refs, MapleConfig());
+  DeviceData target;
+  target.device = "t";
+  target.descriptor.reference_workload_seconds = 1;
+  target.descriptor.counters = {{"instructions", true, 1e9, ""}, {"cache-misses", true, 5.5e7, ""}};
+  MapleFitInfo info;
+  const DeviceTable t = context->Fit(target, Method::kMapleWeights, &info);
+  EXPECT_TRUE(t.use.counters);
+  EXPECT_FALSE(t.use.measured_latencies);
+  // The CPUs (similar miss rate) outweigh the GPUs.
+  EXPECT_GT(std::min(info.weights[2], info.weights[3]),
+            1.5 * std::max(info.weights[0], info.weights[1]));
+}
+
+TEST(MapleModelTest, ConfigOverridesParseAndReject) {
+  MapleConfig c;
+  ASSERT_TRUE(ApplyMapleConfigOverrides("rank=3,virtual_weight=0.5,analytic_features=1", &c).ok());
+  EXPECT_EQ(c.rank, 3);
+  EXPECT_EQ(c.virtual_weight, 0.5);
+  EXPECT_TRUE(c.analytic_features);
+  EXPECT_THAT(std::string(ApplyMapleConfigOverrides("colour=3", &c).message()),
+              ::testing::HasSubstr("colour"));
+  EXPECT_FALSE(ApplyMapleConfigOverrides("rank=x", &c).ok());
+}
+
+TEST(MapleModelTest, NeedsTwoReferences) {
+  std::vector<DeviceData> one = {SyntheticDevice(testing::ReferenceShapes()[0])};
+  const ReferenceSet refs = *BuildReferenceSet({&one[0]}, kNb201CellCount);
+  EXPECT_EQ(MapleContext::Create(refs, MapleConfig()).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace maplex::core
