@@ -1,11 +1,11 @@
 #include "agent/runtime/eigen_runtime.h"
 
+#include <omp.h>
+
+#include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-
-#include <Eigen/Core>
-#include <omp.h>
 
 #include "absl/status/status.h"
 
@@ -158,8 +158,8 @@ void AvgPool2x2(const Tensor& in, Tensor& out) {
           return Eigen::Map<const Eigen::ArrayXf>(
               in.data.data() + ((int64_t{b} * in.h + iy) * in.w + ix) * in.c, in.c);
         };
-        Eigen::Map<Eigen::ArrayXf>(
-            out.data.data() + ((int64_t{b} * out.h + y) * out.w + x) * out.c, out.c) =
+        Eigen::Map<Eigen::ArrayXf>(out.data.data() + ((int64_t{b} * out.h + y) * out.w + x) * out.c,
+                                   out.c) =
             0.25f * (at(2 * y, 2 * x) + at(2 * y, 2 * x + 1) + at(2 * y + 1, 2 * x) +
                      at(2 * y + 1, 2 * x + 1));
       }
@@ -319,11 +319,11 @@ struct EigenRuntime::Plan {
     RowMatrix pooled(x.n, x.c);
     for (int b = 0; b < x.n; ++b) {
       ConstMatrixMap image(x.data.data() + b * area * x.c, area, x.c);
-      pooled.row(b) = ((image.array().rowwise() * head_scale.array()).rowwise() +
-                       head_shift.array())
-                          .max(0.0f)
-                          .colwise()
-                          .mean();
+      pooled.row(b) =
+          ((image.array().rowwise() * head_scale.array()).rowwise() + head_shift.array())
+              .max(0.0f)
+              .colwise()
+              .mean();
     }
     logits.noalias() = pooled * classifier;
     logits.rowwise() += classifier_bias;
@@ -355,8 +355,8 @@ absl::Status EigenRuntime::Prepare(const Nb201Cell& cell, int batch, int threads
     plan->head_scale[c] = bn.gamma[c] / std::sqrt(bn.variance[c] + bn.epsilon);
     plan->head_shift[c] = bn.beta[c] - bn.mean[c] * plan->head_scale[c];
   }
-  plan->classifier = ConstMatrixMap(net.classifier_weights.data(), kNb201Classes, channels)
-                         .transpose();
+  plan->classifier =
+      ConstMatrixMap(net.classifier_weights.data(), kNb201Classes, channels).transpose();
   plan->classifier_bias =
       Eigen::Map<const Eigen::RowVectorXf>(net.classifier_bias.data(), kNb201Classes);
   // NCHW images -> NHWC once, outside the timed runs.
