@@ -54,8 +54,10 @@ GemmConv ToGemm(const FoldedConv& folded) {
 }
 
 // Output rows per GEMM block: enough that the block's patches (rows x k*k*C_in floats)
-// stay within ~256 KiB, so they are still in L2 when the GEMM reads them back.
-int64_t BlockRows(int64_t cols) { return std::max<int64_t>(32, (int64_t{64} << 10) / cols); }
+// stay within ~256 KiB, so they are still in L2 when the GEMM reads them back; but at
+// least 256, because Eigen repacks the weights on every GEMM call and in stage 3 the
+// weights (576 x 64..192) outweigh a small block of patches.
+int64_t BlockRows(int64_t cols) { return std::max<int64_t>(256, (int64_t{64} << 10) / cols); }
 
 // out (=, or += when `accumulate`) conv(in), block of output rows by block; blocks are
 // shared among `threads` OpenMP threads. `scratch` holds one patch buffer per thread.
