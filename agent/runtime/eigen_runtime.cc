@@ -133,19 +133,15 @@ void AvgPool3x3(const Tensor& in, Tensor& out, bool accumulate, int threads) {
     const int x = p % in.w, y = (p / in.w) % in.h, b = p / (int64_t{in.w} * in.h);
     const int y0 = std::max(y - 1, 0), y1 = std::min(y + 1, in.h - 1);
     const int x0 = std::max(x - 1, 0), x1 = std::min(x + 1, in.w - 1);
-    Eigen::Map<Eigen::ArrayXf> dst(out.data.data() + p * in.c, in.c);
-    Eigen::ArrayXf sum = Eigen::ArrayXf::Zero(in.c);
+    // Scaled taps summed straight into the output: no per-pixel temporary.
+    const float scale = 1.0f / static_cast<float>((y1 - y0 + 1) * (x1 - x0 + 1));
+    float* dst = out.data.data() + p * in.c;
+    if (!accumulate) std::fill(dst, dst + in.c, 0.0f);
     for (int iy = y0; iy <= y1; ++iy) {
       for (int ix = x0; ix <= x1; ++ix) {
-        sum += Eigen::Map<const Eigen::ArrayXf>(
-            in.data.data() + ((int64_t{b} * in.h + iy) * in.w + ix) * in.c, in.c);
+        const float* src = in.data.data() + ((int64_t{b} * in.h + iy) * in.w + ix) * in.c;
+        for (int c = 0; c < in.c; ++c) dst[c] += scale * src[c];
       }
-    }
-    sum /= static_cast<float>((y1 - y0 + 1) * (x1 - x0 + 1));
-    if (accumulate) {
-      dst += sum;
-    } else {
-      dst = sum;
     }
   }
 }
