@@ -177,8 +177,7 @@ class Session {
     for (const OpenedEvent& event : set.events) {
       uint64_t values[3] = {0, 0, 0};  // value, time_enabled, time_running
       if (read(event.fd, values, sizeof(values)) != static_cast<ssize_t>(sizeof(values))) {
-        readings_[event.index].unavailable_reason =
-            absl::StrCat("read: ", std::strerror(errno));
+        readings_[event.index].unavailable_reason = absl::StrCat("read: ", std::strerror(errno));
         continue;
       }
       Record(event.index, values[0], values[1], values[2]);
@@ -264,8 +263,8 @@ std::string DescribePerfOpenError(int error) {
   return absl::StrCat(name ? name : absl::StrCat("errno ", error), " \u2014 ", hint);
 }
 
-absl::StatusOr<CounterReport> PerfCounterSource::CountAround(
-    const std::vector<std::string>& names, absl::FunctionRef<void()> workload) {
+absl::StatusOr<CounterReport> PerfCounterSource::CountAround(const std::vector<std::string>& names,
+                                                             absl::FunctionRef<void()> workload) {
   std::vector<PerfEventType> types;
   std::vector<size_t> hardware, software;
   for (size_t i = 0; i < names.size(); ++i) {

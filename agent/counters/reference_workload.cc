@@ -17,14 +17,13 @@ absl::StatusOr<CounterReport> CountReferenceWorkload(CounterSource& source, Runt
     return warm.status();
   }
   absl::Status failed;
-  absl::StatusOr<CounterReport> report =
-      source.CountAround(MapleEdgeCounterNames(), [&] {
-        for (int i = 0; i < runs && failed.ok(); ++i) {
-          if (absl::StatusOr<std::optional<double>> run = runtime.Run(); !run.ok()) {
-            failed = run.status();
-          }
-        }
-      });
+  absl::StatusOr<CounterReport> report = source.CountAround(MapleEdgeCounterNames(), [&] {
+    for (int i = 0; i < runs && failed.ok(); ++i) {
+      if (absl::StatusOr<std::optional<double>> run = runtime.Run(); !run.ok()) {
+        failed = run.status();
+      }
+    }
+  });
   if (!failed.ok()) return failed;
   return report;
 }

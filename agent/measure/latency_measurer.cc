@@ -16,9 +16,8 @@ absl::Status Validate(const DeviceConfig& config, const MeasurementOptions& opti
     return absl::InvalidArgumentError(
         absl::StrCat("precision \"", config.precision, "\" not supported; only fp32"));
   }
-  if (options.warmups < 0 || options.min_repeats < 1 ||
-      options.max_repeats < options.min_repeats || !(options.max_seconds > 0) ||
-      !(options.target_median_cv > 0)) {
+  if (options.warmups < 0 || options.min_repeats < 1 || options.max_repeats < options.min_repeats ||
+      !(options.max_seconds > 0) || !(options.target_median_cv > 0)) {
     return absl::InvalidArgumentError(
         "measurement options need warmups >= 0, 1 <= min_repeats <= max_repeats, "
         "max_seconds > 0 and target_median_cv > 0");
@@ -44,8 +43,7 @@ class PinScope {
 }  // namespace
 
 absl::StatusOr<Measurement> MeasureLatency(Runtime& runtime, const Nb201Cell& cell,
-                                           DeviceConfig config,
-                                           const MeasurementOptions& options,
+                                           DeviceConfig config, const MeasurementOptions& options,
                                            const Clock& clock, ThreadPinner* pinner) {
   if (absl::Status valid = Validate(config, options, pinner); !valid.ok()) return valid;
   Measurement measurement;
@@ -77,8 +75,7 @@ absl::StatusOr<Measurement> MeasureLatency(Runtime& runtime, const Nb201Cell& ce
   }
   PinScope unpin(pinned_with);
 
-  if (absl::Status prepared = runtime.Prepare(cell, config.batch, config.threads);
-      !prepared.ok()) {
+  if (absl::Status prepared = runtime.Prepare(cell, config.batch, config.threads); !prepared.ok()) {
     return prepared;
   }
   for (int i = 0; i < options.warmups; ++i) {

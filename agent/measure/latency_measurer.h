@@ -1,9 +1,11 @@
 // The measurement protocol: how the agent turns a runtime into one latency figure.
 //
+//   DeviceConfig config;
+//   config.hardware_fingerprint = probe.fingerprint;
+//   config.threads = 2;
 //   AffinityThreadPinner pinner;
-//   absl::StatusOr<Measurement> m = MeasureLatency(
-//       runtime, cell, {.hardware_fingerprint = probe.fingerprint, .batch = 1, .threads = 2},
-//       MeasurementOptions(), RealClock(), &pinner);
+//   absl::StatusOr<Measurement> m =
+//       MeasureLatency(runtime, cell, config, MeasurementOptions(), RealClock(), &pinner);
 //
 // Procedure (MeasurementProtocol::version 1):
 //   1. Pin the calling thread to `threads` CPUs if asked (before Prepare, so that worker
@@ -41,8 +43,7 @@ struct MeasurementOptions {
 // the built-in runtimes execute), or batch/threads < 1. Errors from Prepare or Run are
 // returned as they are; nothing partial is returned.
 absl::StatusOr<Measurement> MeasureLatency(Runtime& runtime, const Nb201Cell& cell,
-                                           DeviceConfig config,
-                                           const MeasurementOptions& options,
+                                           DeviceConfig config, const MeasurementOptions& options,
                                            const Clock& clock, ThreadPinner* pinner);
 
 }  // namespace maplex::agent

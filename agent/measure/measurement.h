@@ -48,12 +48,12 @@ struct MeasurementProtocol {
 struct LatencyStats {
   int repeats = 0;
   double median_ms = 0;
-  double p90_ms = 0;     // linear interpolation between order statistics
+  double p90_ms = 0;  // linear interpolation between order statistics
   double mean_ms = 0;
   double stddev_ms = 0;  // sample standard deviation (n - 1)
   double min_ms = 0;
   double max_ms = 0;
-  double cv = 0;         // stddev / mean: spread of single runs
+  double cv = 0;  // stddev / mean: spread of single runs
   // Estimated coefficient of variation of the median itself,
   // 1.2533 * stddev / (sqrt(n) * median): the asymptotic standard error of a median for
   // roughly normal samples. What the protocol drives below its target.

@@ -24,8 +24,7 @@ absl::StatusOr<std::vector<int>> AffinityThreadPinner::Pin(int threads) {
     }
   }
   if (sched_setaffinity(0, sizeof(wanted), &wanted) != 0) {
-    return absl::PermissionDeniedError(
-        absl::StrCat("sched_setaffinity: ", std::strerror(errno)));
+    return absl::PermissionDeniedError(absl::StrCat("sched_setaffinity: ", std::strerror(errno)));
   }
   if (!pinned_) saved_ = allowed;
   pinned_ = true;

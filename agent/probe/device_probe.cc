@@ -28,8 +28,7 @@ const std::set<std::string>& RelevantFeatures() {
   static const auto* features = new std::set<std::string>{
       // x86
       "sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512dq", "avx512bw", "avx512vl",
-      "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni", "amx_tile", "amx_int8",
-      "amx_bf16",
+      "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16",
       // ARM
       "neon", "asimd", "asimdhp", "asimddp", "fphp", "sve", "sve2", "i8mm", "bf16", "sme"};
   return *features;
@@ -53,7 +52,8 @@ CpuInfo ParseCpuInfo(const std::string& text) {
     if (key == "processor") ++info.processors;
     if (key == "physical id") info.physical_ids.insert(value);
     double mhz;
-    if (key == "cpu MHz" && absl::SimpleAtod(value, &mhz)) info.max_mhz = std::max(info.max_mhz, mhz);
+    if (key == "cpu MHz" && absl::SimpleAtod(value, &mhz))
+      info.max_mhz = std::max(info.max_mhz, mhz);
     info.first.emplace(key, value);
   }
   return info;
@@ -100,8 +100,10 @@ std::vector<int> ParseCpuList(absl::string_view list) {
 // sysfs cache sizes: "48K", "1024K", "32768K", occasionally "2M".
 std::optional<int64_t> ParseCacheSize(absl::string_view text) {
   int64_t multiplier = 1;
-  if (absl::ConsumeSuffix(&text, "K")) multiplier = 1024;
-  else if (absl::ConsumeSuffix(&text, "M")) multiplier = 1024 * 1024;
+  if (absl::ConsumeSuffix(&text, "K"))
+    multiplier = 1024;
+  else if (absl::ConsumeSuffix(&text, "M"))
+    multiplier = 1024 * 1024;
   int64_t value;
   if (!absl::SimpleAtoi(text, &value) || value <= 0) return std::nullopt;
   return value * multiplier;
@@ -109,8 +111,7 @@ std::optional<int64_t> ParseCacheSize(absl::string_view text) {
 
 std::string DetectIsa(const CpuInfo& info) {
   if (info.first.count("flags")) {
-    return absl::StrContains(absl::StrCat(" ", Get(info, "flags"), " "), " lm ") ? "x86_64"
-                                                                                  : "x86";
+    return absl::StrContains(absl::StrCat(" ", Get(info, "flags"), " "), " lm ") ? "x86_64" : "x86";
   }
   if (info.first.count("Features")) {
     const std::string features = absl::StrCat(" ", Get(info, "Features"), " ");
@@ -128,11 +129,11 @@ std::string DetectIsa(const CpuInfo& info) {
 // ARM kernels often print no model name; the implementer/part pair names the core.
 std::string ArmCoreName(const CpuInfo& info) {
   static const auto* parts = new std::map<std::string, std::string>{
-      {"0xd03", "Cortex-A53"}, {"0xd04", "Cortex-A35"},   {"0xd05", "Cortex-A55"},
-      {"0xd07", "Cortex-A57"}, {"0xd08", "Cortex-A72"},   {"0xd09", "Cortex-A73"},
-      {"0xd0a", "Cortex-A75"}, {"0xd0b", "Cortex-A76"},   {"0xd0c", "Neoverse-N1"},
-      {"0xd0d", "Cortex-A77"}, {"0xd40", "Neoverse-V1"},  {"0xd41", "Cortex-A78"},
-      {"0xd44", "Cortex-X1"},  {"0xd49", "Neoverse-N2"},  {"0xd4f", "Neoverse-V2"}};
+      {"0xd03", "Cortex-A53"}, {"0xd04", "Cortex-A35"},  {"0xd05", "Cortex-A55"},
+      {"0xd07", "Cortex-A57"}, {"0xd08", "Cortex-A72"},  {"0xd09", "Cortex-A73"},
+      {"0xd0a", "Cortex-A75"}, {"0xd0b", "Cortex-A76"},  {"0xd0c", "Neoverse-N1"},
+      {"0xd0d", "Cortex-A77"}, {"0xd40", "Neoverse-V1"}, {"0xd41", "Cortex-A78"},
+      {"0xd44", "Cortex-X1"},  {"0xd49", "Neoverse-N2"}, {"0xd4f", "Neoverse-V2"}};
   const std::string implementer = Get(info, "CPU implementer");
   const std::string part = Get(info, "CPU part");
   if (implementer.empty() && part.empty()) return "";
@@ -176,8 +177,7 @@ std::vector<CacheLevel> ProbeCaches(const FileSystem& fs, const std::vector<int>
   }
   std::vector<CacheLevel> caches;
   for (const auto& [key, value] : seen) {
-    caches.push_back({key.first, key.second, value.first,
-                      static_cast<int>(value.second.size())});
+    caches.push_back({key.first, key.second, value.first, static_cast<int>(value.second.size())});
   }
   return caches;
 }
@@ -225,8 +225,9 @@ absl::StatusOr<DeviceProbe> ProbeDevice(const FileSystem& fs) {
     cpus = ParseCpuList(*online);
   }
   if (cpus.empty()) {
-    probe.notes.push_back("threads: /sys/devices/system/cpu/online unreadable, counted "
-                          "processors in /proc/cpuinfo");
+    probe.notes.push_back(
+        "threads: /sys/devices/system/cpu/online unreadable, counted "
+        "processors in /proc/cpuinfo");
     for (int cpu = 0; cpu < info.processors; ++cpu) cpus.push_back(cpu);
   }
   probe.threads = static_cast<int>(cpus.size());
@@ -245,8 +246,8 @@ absl::StatusOr<DeviceProbe> ProbeDevice(const FileSystem& fs) {
   if (!physical_cores.empty()) {
     probe.cores = static_cast<int>(physical_cores.size());
   } else if (absl::SimpleAtoi(Get(info, "cpu cores"), &cores_per_package)) {
-    probe.cores = static_cast<int>(cores_per_package *
-                                   std::max<size_t>(1, info.physical_ids.size()));
+    probe.cores =
+        static_cast<int>(cores_per_package * std::max<size_t>(1, info.physical_ids.size()));
     probe.notes.push_back("cores: from /proc/cpuinfo 'cpu cores' (no sysfs topology)");
   } else {
     probe.cores = probe.threads;
@@ -270,8 +271,9 @@ absl::StatusOr<DeviceProbe> ProbeDevice(const FileSystem& fs) {
     probe.base_clock_ghz = *max_khz / 1e6;
   } else if (info.max_mhz > 0) {
     probe.base_clock_ghz = info.max_mhz / 1e3;
-    probe.notes.push_back("base clock: no cpufreq in sysfs (VM?), used /proc/cpuinfo "
-                          "'cpu MHz', the current clock");
+    probe.notes.push_back(
+        "base clock: no cpufreq in sysfs (VM?), used /proc/cpuinfo "
+        "'cpu MHz', the current clock");
   } else {
     probe.notes.push_back("base clock: unknown");
   }
@@ -324,8 +326,8 @@ absl::StatusOr<DeviceProbe> ProbeDevice(const FileSystem& fs) {
 std::string FingerprintCanonicalForm(const DeviceProbe& probe) {
   std::vector<std::string> caches;
   for (const CacheLevel& cache : probe.caches) {
-    caches.push_back(absl::StrCat("L", cache.level, cache.type.substr(0, 1), ":",
-                                  cache.size_bytes, "x", cache.instances));
+    caches.push_back(absl::StrCat("L", cache.level, cache.type.substr(0, 1), ":", cache.size_bytes,
+                                  "x", cache.instances));
   }
   return absl::StrCat(
       "model=", probe.cpu_model, ";board=", probe.board, ";isa=", probe.isa,

@@ -31,8 +31,7 @@ class PosixFileSystem : public FileSystem {
     return content.str();
   }
 
-  absl::StatusOr<std::vector<std::string>> ListDirectory(
-      const std::string& path) const override {
+  absl::StatusOr<std::vector<std::string>> ListDirectory(const std::string& path) const override {
     DIR* dir = opendir(path.c_str());
     if (dir == nullptr) {
       return absl::NotFoundError(absl::StrCat(path, ": ", std::strerror(errno)));

@@ -25,8 +25,7 @@ class FileSystem {
   virtual absl::StatusOr<std::string> ReadFile(const std::string& path) const = 0;
   // Names (not paths) of the entries directly under `path`, sorted; NotFound if `path` is
   // not a directory.
-  virtual absl::StatusOr<std::vector<std::string>> ListDirectory(
-      const std::string& path) const = 0;
+  virtual absl::StatusOr<std::vector<std::string>> ListDirectory(const std::string& path) const = 0;
 };
 
 // The host's file system. Thread-safe; not owned by the caller.
@@ -37,8 +36,7 @@ class InMemoryFileSystem : public FileSystem {
  public:
   void AddFile(const std::string& path, const std::string& content);
   absl::StatusOr<std::string> ReadFile(const std::string& path) const override;
-  absl::StatusOr<std::vector<std::string>> ListDirectory(
-      const std::string& path) const override;
+  absl::StatusOr<std::vector<std::string>> ListDirectory(const std::string& path) const override;
 
  private:
   std::map<std::string, std::string> files_;

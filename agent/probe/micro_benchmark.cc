@@ -1,12 +1,11 @@
 #include "agent/probe/micro_benchmark.h"
 
+#include <Eigen/Core>
 #include <algorithm>
 #include <cstddef>
 #include <limits>
 #include <numeric>
 #include <random>
-
-#include <Eigen/Core>
 
 #include "absl/status/status.h"
 
@@ -19,9 +18,7 @@ void KeepAlive(const T& value) {
   asm volatile("" : : "r,m"(value) : "memory");
 }
 
-double SecondsSince(const Clock& clock, int64_t start) {
-  return (clock.NowNanos() - start) / 1e9;
-}
+double SecondsSince(const Clock& clock, int64_t start) { return (clock.NowNanos() - start) / 1e9; }
 
 double MeasureReadBandwidth(const MicroBenchmarkOptions& options, const Clock& clock) {
   std::vector<uint64_t> buffer(options.bandwidth_bytes / sizeof(uint64_t));
@@ -86,11 +83,11 @@ double MeasureChase(int64_t bytes, int64_t loads, const Clock& clock) {
 
 }  // namespace
 
-absl::StatusOr<MicroBenchmarkFingerprint> RunMicroBenchmarks(
-    const MicroBenchmarkOptions& options, const Clock& clock) {
-  if (options.bandwidth_bytes < 4096 || options.bandwidth_passes <= 0 ||
-      options.gemm_size <= 0 || options.gemm_repeats <= 0 || options.chase_loads <= 0 ||
-      options.chase_min_bytes < 128 || options.chase_max_bytes < options.chase_min_bytes ||
+absl::StatusOr<MicroBenchmarkFingerprint> RunMicroBenchmarks(const MicroBenchmarkOptions& options,
+                                                             const Clock& clock) {
+  if (options.bandwidth_bytes < 4096 || options.bandwidth_passes <= 0 || options.gemm_size <= 0 ||
+      options.gemm_repeats <= 0 || options.chase_loads <= 0 || options.chase_min_bytes < 128 ||
+      options.chase_max_bytes < options.chase_min_bytes ||
       options.chase_max_bytes > (int64_t{1} << 30)) {
     return absl::InvalidArgumentError("micro-benchmark options out of range");
   }
@@ -110,8 +107,7 @@ int64_t FindLatencyKnee(const std::vector<LatencyPoint>& curve) {
   int64_t knee = 0;
   double steepest = 0;
   for (size_t i = 0; i + 1 < curve.size(); ++i) {
-    const double ratio =
-        curve[i + 1].nanos_per_load / std::max(curve[i].nanos_per_load, 1e-12);
+    const double ratio = curve[i + 1].nanos_per_load / std::max(curve[i].nanos_per_load, 1e-12);
     if (ratio > steepest) {
       steepest = ratio;
       knee = curve[i].working_set_bytes;

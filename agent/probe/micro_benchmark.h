@@ -45,13 +45,13 @@ struct MicroBenchmarkFingerprint {
   double gemm_gflops = 0;           // single-thread fp32 GEMM
   int64_t cache_knee_bytes = 0;     // see FindLatencyKnee()
   std::vector<LatencyPoint> latency_curve;
-  double elapsed_seconds = 0;       // wall time of the whole run
+  double elapsed_seconds = 0;  // wall time of the whole run
 };
 
 // Runs the three micro-benchmarks, timing them with `clock`. InvalidArgument for
 // non-positive sizes or counts, or a chase range that is empty or above 1 GiB.
-absl::StatusOr<MicroBenchmarkFingerprint> RunMicroBenchmarks(
-    const MicroBenchmarkOptions& options, const Clock& clock);
+absl::StatusOr<MicroBenchmarkFingerprint> RunMicroBenchmarks(const MicroBenchmarkOptions& options,
+                                                             const Clock& clock);
 
 // The working set just before the steepest rise in load latency (largest ratio between
 // consecutive points): the effective capacity of the cache level whose overflow hurts

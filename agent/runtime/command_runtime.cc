@@ -39,9 +39,8 @@ CommandRuntime::~CommandRuntime() { Stop(/*grace_ms=*/2000); }
 
 std::string CommandRuntime::name() const {
   const size_t slash = options_.program.rfind('/');
-  return absl::StrCat("command:", slash == std::string::npos
-                                      ? options_.program
-                                      : options_.program.substr(slash + 1));
+  return absl::StrCat("command:", slash == std::string::npos ? options_.program
+                                                             : options_.program.substr(slash + 1));
 }
 
 absl::Status CommandRuntime::Prepare(const Nb201Cell& cell, int batch, int threads) {
@@ -74,8 +73,8 @@ absl::Status CommandRuntime::Prepare(const Nb201Cell& cell, int batch, int threa
   posix_spawnattr_init(&attributes);
   posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETPGROUP);
   posix_spawnattr_setpgroup(&attributes, 0);
-  const int error = posix_spawnp(&child_, options_.program.c_str(), &actions, &attributes,
-                                 argv.data(), environ);
+  const int error =
+      posix_spawnp(&child_, options_.program.c_str(), &actions, &attributes, argv.data(), environ);
   posix_spawnattr_destroy(&attributes);
   posix_spawn_file_actions_destroy(&actions);
   close(in_pipe[0]);
@@ -108,9 +107,8 @@ absl::StatusOr<std::optional<double>> CommandRuntime::Run() {
   }
   double millis;
   if (!absl::SimpleAtod(*reply, &millis) || !std::isfinite(millis) || millis <= 0) {
-    return absl::InternalError(absl::StrCat(options_.program,
-                                            " replied \"", *reply,
-                                            "\", not a positive latency in ms"));
+    return absl::InternalError(
+        absl::StrCat(options_.program, " replied \"", *reply, "\", not a positive latency in ms"));
   }
   return std::optional<double>(millis);
 }
@@ -134,8 +132,8 @@ absl::StatusOr<std::string> CommandRuntime::ReadLine() {
     if (ready < 0 && errno == EINTR) continue;
     if (ready == 0) {
       Stop(0);
-      return absl::DeadlineExceededError(absl::StrCat(
-          options_.program, " sent no reply within ", options_.reply_timeout_ms, " ms"));
+      return absl::DeadlineExceededError(absl::StrCat(options_.program, " sent no reply within ",
+                                                      options_.reply_timeout_ms, " ms"));
     }
     char buffer[4096];
     const ssize_t got = read(from_child_, buffer, sizeof(buffer));
@@ -164,8 +162,8 @@ absl::Status CommandRuntime::WriteLine(const std::string& line) {
   }
   pthread_sigmask(SIG_SETMASK, &old_set, nullptr);
   if (wrote != static_cast<ssize_t>(text.size())) {
-    return absl::UnavailableError(absl::StrCat(options_.program, " stopped reading: ",
-                                               std::strerror(error), "; ", DescribeExit()));
+    return absl::UnavailableError(absl::StrCat(
+        options_.program, " stopped reading: ", std::strerror(error), "; ", DescribeExit()));
   }
   return absl::OkStatus();
 }

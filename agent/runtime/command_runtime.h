@@ -1,7 +1,10 @@
 // "command": drives an external program that runs the network itself, e.g. a vendor
 // runtime on an NPU or a Python script around a framework, and takes its latencies.
 //
-//   CommandRuntime runtime({.program = "/opt/npu/bench", .args = {"--model-dir=/m"}});
+//   CommandRuntimeOptions options;
+//   options.program = "/opt/npu/bench";
+//   options.args = {"--model-dir=/m"};
+//   CommandRuntime runtime(options);
 //   runtime.Prepare(cell, /*batch=*/1, /*threads=*/4);
 //   absl::StatusOr<std::optional<double>> ms = runtime.Run();   // the program's figure
 //

@@ -1,11 +1,11 @@
 #include "agent/runtime/eigen_runtime.h"
 
+#include <omp.h>
+
+#include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-
-#include <Eigen/Core>
-#include <omp.h>
 
 #include "absl/status/status.h"
 
@@ -54,8 +54,10 @@ GemmConv ToGemm(const FoldedConv& folded) {
 }
 
 // Output rows per GEMM block: enough that the block's patches (rows x k*k*C_in floats)
-// stay within ~256 KiB, so they are still in L2 when the GEMM reads them back.
-int64_t BlockRows(int64_t cols) { return std::max<int64_t>(32, (int64_t{64} << 10) / cols); }
+// stay within ~256 KiB, so they are still in L2 when the GEMM reads them back; but at
+// least 256, because Eigen repacks the weights on every GEMM call and in stage 3 the
+// weights (576 x 64..192) outweigh a small block of patches.
+int64_t BlockRows(int64_t cols) { return std::max<int64_t>(256, (int64_t{64} << 10) / cols); }
 
 // out (=, or += when `accumulate`) conv(in), block of output rows by block; blocks are
 // shared among `threads` OpenMP threads. `scratch` holds one patch buffer per thread.
@@ -131,19 +133,15 @@ void AvgPool3x3(const Tensor& in, Tensor& out, bool accumulate, int threads) {
     const int x = p % in.w, y = (p / in.w) % in.h, b = p / (int64_t{in.w} * in.h);
     const int y0 = std::max(y - 1, 0), y1 = std::min(y + 1, in.h - 1);
     const int x0 = std::max(x - 1, 0), x1 = std::min(x + 1, in.w - 1);
-    Eigen::Map<Eigen::ArrayXf> dst(out.data.data() + p * in.c, in.c);
-    Eigen::ArrayXf sum = Eigen::ArrayXf::Zero(in.c);
+    // Scaled taps summed straight into the output: no per-pixel temporary.
+    const float scale = 1.0f / static_cast<float>((y1 - y0 + 1) * (x1 - x0 + 1));
+    float* dst = out.data.data() + p * in.c;
+    if (!accumulate) std::fill(dst, dst + in.c, 0.0f);
     for (int iy = y0; iy <= y1; ++iy) {
       for (int ix = x0; ix <= x1; ++ix) {
-        sum += Eigen::Map<const Eigen::ArrayXf>(
-            in.data.data() + ((int64_t{b} * in.h + iy) * in.w + ix) * in.c, in.c);
+        const float* src = in.data.data() + ((int64_t{b} * in.h + iy) * in.w + ix) * in.c;
+        for (int c = 0; c < in.c; ++c) dst[c] += scale * src[c];
       }
-    }
-    sum /= static_cast<float>((y1 - y0 + 1) * (x1 - x0 + 1));
-    if (accumulate) {
-      dst += sum;
-    } else {
-      dst = sum;
     }
   }
 }
@@ -158,8 +156,8 @@ void AvgPool2x2(const Tensor& in, Tensor& out) {
           return Eigen::Map<const Eigen::ArrayXf>(
               in.data.data() + ((int64_t{b} * in.h + iy) * in.w + ix) * in.c, in.c);
         };
-        Eigen::Map<Eigen::ArrayXf>(
-            out.data.data() + ((int64_t{b} * out.h + y) * out.w + x) * out.c, out.c) =
+        Eigen::Map<Eigen::ArrayXf>(out.data.data() + ((int64_t{b} * out.h + y) * out.w + x) * out.c,
+                                   out.c) =
             0.25f * (at(2 * y, 2 * x) + at(2 * y, 2 * x + 1) + at(2 * y + 1, 2 * x) +
                      at(2 * y + 1, 2 * x + 1));
       }
@@ -319,11 +317,11 @@ struct EigenRuntime::Plan {
     RowMatrix pooled(x.n, x.c);
     for (int b = 0; b < x.n; ++b) {
       ConstMatrixMap image(x.data.data() + b * area * x.c, area, x.c);
-      pooled.row(b) = ((image.array().rowwise() * head_scale.array()).rowwise() +
-                       head_shift.array())
-                          .max(0.0f)
-                          .colwise()
-                          .mean();
+      pooled.row(b) =
+          ((image.array().rowwise() * head_scale.array()).rowwise() + head_shift.array())
+              .max(0.0f)
+              .colwise()
+              .mean();
     }
     logits.noalias() = pooled * classifier;
     logits.rowwise() += classifier_bias;
@@ -355,8 +353,8 @@ absl::Status EigenRuntime::Prepare(const Nb201Cell& cell, int batch, int threads
     plan->head_scale[c] = bn.gamma[c] / std::sqrt(bn.variance[c] + bn.epsilon);
     plan->head_shift[c] = bn.beta[c] - bn.mean[c] * plan->head_scale[c];
   }
-  plan->classifier = ConstMatrixMap(net.classifier_weights.data(), kNb201Classes, channels)
-                         .transpose();
+  plan->classifier =
+      ConstMatrixMap(net.classifier_weights.data(), kNb201Classes, channels).transpose();
   plan->classifier_bias =
       Eigen::Map<const Eigen::RowVectorXf>(net.classifier_bias.data(), kNb201Classes);
   // NCHW images -> NHWC once, outside the timed runs.

@@ -37,8 +37,7 @@ BatchNormParams MakeBatchNorm(int channels, WeightStream& stream) {
   return bn;
 }
 
-FoldedConv MakeConv(int in, int out, int kernel, int stride, bool with_bn,
-                    WeightStream& stream) {
+FoldedConv MakeConv(int in, int out, int kernel, int stride, bool with_bn, WeightStream& stream) {
   FoldedConv conv;
   conv.in_channels = in;
   conv.out_channels = out;
@@ -113,15 +112,16 @@ Nb201Network BuildNb201Network(const Nb201Cell& cell, uint64_t seed) {
   for (int i = 0; i < kNb201Classes * last; ++i) {
     net.classifier_weights.push_back(stream.Uniform(-bound, bound));
   }
-  for (int i = 0; i < kNb201Classes; ++i) net.classifier_bias.push_back(stream.Uniform(-0.1f, 0.1f));
+  for (int i = 0; i < kNb201Classes; ++i)
+    net.classifier_bias.push_back(stream.Uniform(-0.1f, 0.1f));
   return net;
 }
 
 std::vector<float> MakeNb201Input(int batch, uint64_t seed) {
   // A stream apart from the weights' so that the input does not echo the stem weights.
   WeightStream stream(seed ^ 0x5eed1a9e5eed1a9eull);
-  std::vector<float> input(static_cast<size_t>(batch) * kNb201InputChannels *
-                           kNb201ImageSize * kNb201ImageSize);
+  std::vector<float> input(static_cast<size_t>(batch) * kNb201InputChannels * kNb201ImageSize *
+                           kNb201ImageSize);
   for (float& x : input) x = stream.Uniform(-1.0f, 1.0f);
   return input;
 }

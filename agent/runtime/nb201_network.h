@@ -56,9 +56,7 @@ struct Nb201Cell {
 };
 
 // The ops that convolve, and so read the ReLU of their input node.
-inline bool IsNb201Conv(Nb201Op op) {
-  return op == Nb201Op::kConv1x1 || op == Nb201Op::kConv3x3;
-}
+inline bool IsNb201Conv(Nb201Op op) { return op == Nb201Op::kConv1x1 || op == Nb201Op::kConv3x3; }
 // True if a convolution edge reads node `node` (0..2), i.e. its ReLU is needed.
 bool Nb201NodeFeedsConv(const Nb201Cell& cell, int node);
 
@@ -98,11 +96,11 @@ struct Nb201ReductionWeights {
 struct Nb201Network {
   Nb201Cell cell;
   FoldedConv stem;
-  std::vector<Nb201CellWeights> cells;              // 15: stage 0 first
-  std::vector<Nb201ReductionWeights> reductions;    // 2: after stage 0 and stage 1
-  BatchNormParams head_bn;                          // 64 channels
-  std::vector<float> classifier_weights;            // [10][64]
-  std::vector<float> classifier_bias;               // [10]
+  std::vector<Nb201CellWeights> cells;            // 15: stage 0 first
+  std::vector<Nb201ReductionWeights> reductions;  // 2: after stage 0 and stage 1
+  BatchNormParams head_bn;                        // 64 channels
+  std::vector<float> classifier_weights;          // [10][64]
+  std::vector<float> classifier_bias;             // [10]
 };
 
 // The network for `cell` with weights drawn from `seed`.

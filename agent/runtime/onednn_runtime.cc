@@ -42,8 +42,8 @@ struct OneDnnRuntime::Plan {
     const memory::dims weight_dims = {conv.out_channels, conv.in_channels, conv.kernel,
                                       conv.kernel};
     dnnl::convolution_forward::desc desc(
-        dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
-        src.get_desc(), memory::desc(weight_dims, DataType::f32, Tag::any),
+        dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src.get_desc(),
+        memory::desc(weight_dims, DataType::f32, Tag::any),
         memory::desc({conv.out_channels}, DataType::f32, Tag::x), dst.get_desc(),
         {conv.stride, conv.stride}, {pad, pad}, {pad, pad});
     dnnl::post_ops post_ops;
@@ -73,8 +73,7 @@ struct OneDnnRuntime::Plan {
 
   void Relu(const memory& src, const memory& dst) {
     dnnl::eltwise_forward::desc desc(dnnl::prop_kind::forward_inference,
-                                     dnnl::algorithm::eltwise_relu, src.get_desc(), 0.0f,
-                                     0.0f);
+                                     dnnl::algorithm::eltwise_relu, src.get_desc(), 0.0f, 0.0f);
     dnnl::eltwise_forward primitive({desc, engine});
     steps.push_back([this, primitive, src, dst] {
       primitive.execute(stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}});
@@ -85,8 +84,7 @@ struct OneDnnRuntime::Plan {
   void AvgPool(const memory& src, const memory& dst, int kernel, int stride, int pad) {
     dnnl::pooling_forward::desc desc(
         dnnl::prop_kind::forward_inference, dnnl::algorithm::pooling_avg_exclude_padding,
-        src.get_desc(), dst.get_desc(), {stride, stride}, {kernel, kernel}, {pad, pad},
-        {pad, pad});
+        src.get_desc(), dst.get_desc(), {stride, stride}, {kernel, kernel}, {pad, pad}, {pad, pad});
     dnnl::pooling_forward primitive({desc, engine});
     steps.push_back([this, primitive, src, dst] {
       primitive.execute(stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}});
@@ -158,8 +156,8 @@ struct OneDnnRuntime::Plan {
             break;
           case Nb201Op::kConv1x1:
           case Nb201Op::kConv3x3:
-            Conv(*weights.convs[Nb201Cell::EdgeIndex(to, from)], relus[from], nodes[to],
-                 written, /*relu_after=*/false);
+            Conv(*weights.convs[Nb201Cell::EdgeIndex(to, from)], relus[from], nodes[to], written,
+                 /*relu_after=*/false);
             break;
           case Nb201Op::kAvgPool3x3:
             if (written) {
@@ -194,9 +192,9 @@ struct OneDnnRuntime::Plan {
   }
 
   void Build(const Nb201Network& net, const std::vector<float>& nchw_input) {
-    memory user_input({{batch, kNb201InputChannels, kNb201ImageSize, kNb201ImageSize},
-                       DataType::f32, Tag::nchw},
-                      engine);
+    memory user_input(
+        {{batch, kNb201InputChannels, kNb201ImageSize, kNb201ImageSize}, DataType::f32, Tag::nchw},
+        engine);
     CopyInto(user_input, nchw_input);
     memory input = Activation(kNb201InputChannels, kNb201ImageSize);
     dnnl::reorder(user_input, input).execute(stream, user_input, input);
@@ -208,8 +206,7 @@ struct OneDnnRuntime::Plan {
     for (int stage = 0; stage < 3; ++stage) {
       const int channels = kNb201StageChannels[stage];
       if (stage > 0) {
-        x = Reduction(net.reductions[stage - 1], x, kNb201StageChannels[stage - 1], channels,
-                      size);
+        x = Reduction(net.reductions[stage - 1], x, kNb201StageChannels[stage - 1], channels, size);
         size /= 2;
       }
       StageBuffers buffers = MakeStageBuffers(channels, size);
@@ -226,8 +223,8 @@ struct OneDnnRuntime::Plan {
             dnnl::normalization_flags::use_shift | dnnl::normalization_flags::fuse_norm_relu);
     dnnl::batch_normalization_forward bn_primitive({bn_desc, engine});
     const memory::desc channel_desc({channels}, DataType::f32, Tag::x);
-    memory mean(channel_desc, engine), variance(channel_desc, engine),
-        scale(channel_desc, engine), shift(channel_desc, engine);
+    memory mean(channel_desc, engine), variance(channel_desc, engine), scale(channel_desc, engine),
+        shift(channel_desc, engine);
     CopyInto(mean, bn.mean);
     CopyInto(variance, bn.variance);
     CopyInto(scale, bn.gamma);

@@ -20,6 +20,7 @@
 
 namespace maplex::agent {
 
+// A Runtime is used from one thread at a time; it may start worker threads of its own.
 class Runtime {
  public:
   virtual ~Runtime() = default;

@@ -40,8 +40,7 @@ absl::StatusOr<Nb201Cell> ParseNb201CellString(absl::string_view text) {
     if (node.size() < 2 || node.front() != '|' || node.back() != '|') {
       return absl::InvalidArgumentError(absl::StrCat("malformed node ", to, ": \"", node, "\""));
     }
-    std::vector<absl::string_view> inputs =
-        absl::StrSplit(node.substr(1, node.size() - 2), '|');
+    std::vector<absl::string_view> inputs = absl::StrSplit(node.substr(1, node.size() - 2), '|');
     if (static_cast<int>(inputs.size()) != to) {
       return absl::InvalidArgumentError(
           absl::StrCat("node ", to, " needs ", to, " inputs: \"", node, "\""));

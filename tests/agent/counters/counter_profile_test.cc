@@ -89,8 +89,8 @@ TEST(NormalizeCountersTest, AllCountersGiveAllRatios) {
 }
 
 TEST(NormalizeCountersTest, HiddenPmuLeavesOnlySoftwareRatesWithReasons) {
-  FakeCounterSource vm({{"task-clock", 1e9}, {"page-faults", 10}, {"context-switches", 2},
-                        {"cpu-migrations", 1}});
+  FakeCounterSource vm(
+      {{"task-clock", 1e9}, {"page-faults", 10}, {"context-switches", 2}, {"cpu-migrations", 1}});
   CounterReport report = *vm.CountAround(MapleEdgeCounterNames(), [] {});
   std::vector<core::CounterReading> rates = NormalizeCounters(report);
   const core::CounterReading& ipc = Named(rates, "ipc");
@@ -111,8 +111,7 @@ TEST(NormalizeCountersTest, ZeroDenominatorIsUnavailableNotInfinite) {
   const core::CounterReading& ratio = Named(rates, "llc_load_miss_ratio");
   EXPECT_FALSE(ratio.available);
   EXPECT_THAT(ratio.unavailable_reason, HasSubstr("LLC-loads is zero"));
-  EXPECT_THAT(Named(rates, "ipc").unavailable_reason,
-              HasSubstr("instructions not read"));
+  EXPECT_THAT(Named(rates, "ipc").unavailable_reason, HasSubstr("instructions not read"));
 }
 
 TEST(MakeHardwareDescriptorTest, KeepsRawThenDerivedAndTheWorkloadTime) {

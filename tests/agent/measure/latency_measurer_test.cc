@@ -165,9 +165,7 @@ TEST(MeasureLatencyTest, RecordsPinningAndAlwaysUnpins) {
 
   // A failing run still unpins.
   runtime.fail_on_run = runtime.runs + 3;
-  EXPECT_EQ(MeasureLatency(runtime, kCell, Config(1, 1), options, clock, &pinner)
-                .status()
-                .code(),
+  EXPECT_EQ(MeasureLatency(runtime, kCell, Config(1, 1), options, clock, &pinner).status().code(),
             absl::StatusCode::kInternal);
   EXPECT_EQ(pinner.unpinned, 2);
 

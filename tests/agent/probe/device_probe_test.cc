@@ -20,8 +20,7 @@ std::string X86CpuInfo(int processors, const std::string& mhz) {
     absl::StrAppend(&text, "processor\t: ", i,
                     "\nmodel name\t: Intel(R) Core(TM) i7-8700 CPU @ 3.20GHz\n"
                     "physical id\t: 0\ncpu cores\t: 6\ncpu MHz\t\t: ",
-                    mhz,
-                    "\nflags\t\t: fpu lm sse4_2 avx avx2 fma f16c pti md_clear\n\n");
+                    mhz, "\nflags\t\t: fpu lm sse4_2 avx avx2 fma f16c pti md_clear\n\n");
   }
   return text;
 }

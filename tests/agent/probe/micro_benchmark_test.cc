@@ -6,10 +6,10 @@ namespace maplex::agent {
 namespace {
 
 TEST(FindLatencyKneeTest, PicksTheSizeBeforeTheSteepestRise) {
-  std::vector<LatencyPoint> curve = {
-      {16 << 10, 1.0}, {32 << 10, 1.1}, {64 << 10, 3.0},  // L1 -> L2: x2.7
-      {128 << 10, 3.1}, {256 << 10, 12.0},                 // L2 -> L3: x3.9
-      {512 << 10, 12.5}, {1 << 20, 80.0}};                 // L3 -> DRAM: x6.4
+  std::vector<LatencyPoint> curve = {{16 << 10, 1.0},   {32 << 10, 1.1},
+                                     {64 << 10, 3.0},                       // L1 -> L2: x2.7
+                                     {128 << 10, 3.1},  {256 << 10, 12.0},  // L2 -> L3: x3.9
+                                     {512 << 10, 12.5}, {1 << 20, 80.0}};   // L3 -> DRAM: x6.4
   EXPECT_EQ(FindLatencyKnee(curve), 512 << 10);
   EXPECT_EQ(FindLatencyKnee({}), 0);
   EXPECT_EQ(FindLatencyKnee({{1024, 1.0}}), 0);

@@ -34,8 +34,7 @@ TEST(CommandRuntimeTest, PassesTheConfigurationAndReturnsTheProgramsLatencies) {
   std::ifstream in(record);
   std::stringstream recorded;
   recorded << in.rdbuf();
-  EXPECT_EQ(recorded.str(),
-            runtime_internal::Nb201CellString(kCell) + " 4 2\n");
+  EXPECT_EQ(recorded.str(), runtime_internal::Nb201CellString(kCell) + " 4 2\n");
   for (int run = 1; run <= 3; ++run) {
     absl::StatusOr<std::optional<double>> ms = runtime.Run();
     ASSERT_TRUE(ms.ok()) << ms.status();

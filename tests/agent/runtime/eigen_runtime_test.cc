@@ -138,15 +138,14 @@ std::vector<float> RunEigen(const Nb201Cell& cell, int batch, int threads) {
 
 TEST(EigenRuntimeTest, MatchesNaiveReference) {
   // Every op, a zero node (node 1 only has "none") and a 1x1 / pool / skip mix.
-  for (const std::array<int, 6>& codes : {std::array<int, 6>{2, 4, 1, 0, 3, 2},
-                                          std::array<int, 6>{0, 1, 0, 0, 0, 3}}) {
+  for (const std::array<int, 6>& codes :
+       {std::array<int, 6>{2, 4, 1, 0, 3, 2}, std::array<int, 6>{0, 1, 0, 0, 0, 3}}) {
     Nb201Cell cell = *Nb201Cell::FromOpCodes(codes);
     std::vector<float> expected = ReferenceLogits(cell, kDefaultNb201Seed);
     std::vector<float> actual = RunEigen(cell, 1, 1);
     ASSERT_EQ(actual.size(), 10u);
-    EXPECT_LT(MaxRelativeError(actual, expected), 1e-4) << "cell " << codes[0] << codes[1]
-                                                        << codes[2] << codes[3] << codes[4]
-                                                        << codes[5];
+    EXPECT_LT(MaxRelativeError(actual, expected), 1e-4)
+        << "cell " << codes[0] << codes[1] << codes[2] << codes[3] << codes[4] << codes[5];
   }
 }
 

@@ -13,8 +13,7 @@ namespace maplex::agent {
 
 // Prepares `runtime`, runs it once and returns its logits (empty, with a test failure,
 // if any step fails).
-inline std::vector<float> RunOnce(Runtime& runtime, const Nb201Cell& cell, int batch,
-                                  int threads) {
+inline std::vector<float> RunOnce(Runtime& runtime, const Nb201Cell& cell, int batch, int threads) {
   absl::Status prepared = runtime.Prepare(cell, batch, threads);
   EXPECT_TRUE(prepared.ok()) << prepared;
   EXPECT_TRUE(runtime.Run().ok());

@@ -31,14 +31,12 @@ TEST(CellStringTest, WritesTheNb201Form) {
 TEST(CellStringTest, RejectsMalformedStrings) {
   EXPECT_THAT(ParseNb201CellString("|none~0|+|none~0|none~1|").status().message(),
               HasSubstr("3 '+'-separated"));
-  EXPECT_THAT(ParseNb201CellString("|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|")
-                  .status()
-                  .message(),
-              HasSubstr("unknown op"));
-  EXPECT_THAT(ParseNb201CellString("|none~1|+|none~0|none~1|+|none~0|none~1|none~2|")
-                  .status()
-                  .message(),
-              HasSubstr("must be op~0"));
+  EXPECT_THAT(
+      ParseNb201CellString("|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|").status().message(),
+      HasSubstr("unknown op"));
+  EXPECT_THAT(
+      ParseNb201CellString("|none~1|+|none~0|none~1|+|none~0|none~1|none~2|").status().message(),
+      HasSubstr("must be op~0"));
   EXPECT_FALSE(ParseNb201CellString("|none~0|+|none~0|+|none~0|none~1|none~2|").ok());
   EXPECT_FALSE(ParseNb201CellString("none~0+|none~0|none~1|+|none~0|none~1|none~2|").ok());
 }
