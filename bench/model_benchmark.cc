@@ -8,7 +8,7 @@
 #include <memory>
 #include <vector>
 
-#include "bench/data_files.h"
+#include "client/data_files.h"
 #include "benchmark/benchmark.h"
 #include "core/model/latency_model.h"
 
@@ -18,7 +18,7 @@ using maplex::core::DeviceData;
 
 const std::vector<DeviceData>& Bundled() {
   static const auto* devices = [] {
-    auto d = maplex::bench::LoadLatencyData("data/nb201_latency.csv.gz", "data/nb201_devices.csv");
+    auto d = maplex::client::LoadLatencyData("data/nb201_latency.csv.gz", "data/nb201_devices.csv");
     if (!d.ok()) {
       std::fprintf(stderr, "model_benchmark: %s (run from the source tree)\n",
                    std::string(d.status().message()).c_str());
