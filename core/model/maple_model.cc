@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <numeric>
 
@@ -64,6 +65,39 @@ Eigen::MatrixXd AnalyticFeatures(int n) {
   return f;
 }
 
+// Number of non-"none" edges of every cell minus its mean over the space. Dead edges
+// (not on an input-output path) count too: frameworks still execute them.
+Eigen::VectorXd PrimitiveCounts(int n) {
+  const Nb201Space& space = Nb201Space::Get();
+  Eigen::VectorXd c(n);
+  for (int a = 0; a < n; ++a) {
+    const Nb201Cell cell = space.CellAt(a);
+    c(a) = static_cast<double>(
+        std::count_if(cell.begin(), cell.end(), [](Nb201Op op) { return op != Nb201Op::kNone; }));
+  }
+  c.array() -= c.mean();
+  return c;
+}
+
+// Log marginal likelihood (up to a constant) of targets y at design rows phi under
+// coefficients ~ N(mean, prior) and independent noise of variance noise_var, computed in
+// coefficient space (p x p) so that it stays cheap for a reference's full column.
+double LogEvidence(const Eigen::MatrixXd& phi, const Eigen::VectorXd& y,
+                   const Eigen::VectorXd& mean, const Eigen::MatrixXd& prior, double noise_var) {
+  const int p = static_cast<int>(prior.rows());
+  const Eigen::VectorXd r = y - phi * mean;
+  const Eigen::MatrixXd g = phi.transpose() * phi;
+  const Eigen::VectorXd u = phi.transpose() * r;
+  // S = noise_var I + phi prior phi'; Woodbury and the determinant lemma.
+  const Eigen::MatrixXd inner = noise_var * Eigen::MatrixXd::Identity(p, p) + g * prior;
+  const Eigen::PartialPivLU<Eigen::MatrixXd> lu(inner);
+  const double quad = (r.squaredNorm() - u.dot(prior * lu.solve(u))) / noise_var;
+  const Eigen::MatrixXd lemma = Eigen::MatrixXd::Identity(p, p) + g * prior / noise_var;
+  const double log_det = static_cast<double>(y.size()) * std::log(noise_var) +
+                         std::log(std::max(lemma.partialPivLu().determinant(), 1e-300));
+  return -0.5 * (log_det + quad);
+}
+
 // Least-squares coefficients of every column of `y` on `basis`, and the residual variances.
 void ProjectColumns(const Eigen::MatrixXd& basis, const Eigen::MatrixXd& y,
                     Eigen::MatrixXd* coefficients, Eigen::VectorXd* residual_var) {
@@ -101,6 +135,10 @@ absl::Status ApplyMapleConfigOverrides(std::string_view overrides, MapleConfig* 
       {"noise_prior_samples", &config->noise_prior_samples, nullptr, nullptr},
       {"posterior_variance_scale", &config->posterior_variance_scale, nullptr, nullptr},
       {"curvature_sd", &config->curvature_sd, nullptr, nullptr},
+      {"primitive_sd", &config->primitive_sd, nullptr, nullptr},
+      {"primitive_max_samples", nullptr, &config->primitive_max_samples, nullptr},
+      {"primitive_min_samples", nullptr, &config->primitive_min_samples, nullptr},
+      {"primitive_min_log_evidence", &config->primitive_min_log_evidence, nullptr, nullptr},
   };
   const std::string text(overrides);
   for (absl::string_view item : absl::StrSplit(text, ',', absl::SkipEmpty())) {
@@ -180,6 +218,7 @@ absl::StatusOr<std::unique_ptr<MapleContext>> MapleContext::Create(const Referen
     }
   }
 
+  ctx->primitive_counts_ = PrimitiveCounts(n);
   ctx->encoder_ = DescriptorEncoder::Fit(refs.descriptors);
   for (const HardwareDescriptor& d : refs.descriptors) {
     ctx->encoded_.push_back(ctx->encoder_.Encode(d));
@@ -276,7 +315,11 @@ DeviceTable MapleContext::Fit(const DeviceData& device, Method method, MapleFitI
   // target may bend away from an affine copy of its similar devices (e.g. a fixed
   // overhead that flattens fast architectures); zero-mean prior, sd curvature_sd.
   const bool curved = config_.curvature_sd > 0;
-  const int p = p_shared + (curved ? 1 : 0);
+  const bool primitive = config_.primitive_sd > 0 &&
+                         static_cast<int>(k) >= std::max(config_.primitive_min_samples, 3) &&
+                         static_cast<int>(k) <= config_.primitive_max_samples;
+  const int p_curved = p_shared + (curved ? 1 : 0);
+  const int p = p_curved + (primitive ? 1 : 0);
   Eigen::MatrixXd basis(n, p);
   basis.leftCols(p_shared) = basis_;
   Eigen::VectorXd mean = Eigen::VectorXd::Zero(p);
@@ -292,11 +335,60 @@ DeviceTable MapleContext::Fit(const DeviceData& device, Method method, MapleFitI
     prior.col(p_shared).setZero();
     prior(p_shared, p_shared) = config_.curvature_sd * config_.curvature_sd;
   }
-  prior.diagonal().array() += 1e-8;
-  const Eigen::MatrixXd prior_precision = prior.ldlt().solve(Eigen::MatrixXd::Identity(p, p));
 
   double noise_var = 0;
   for (int d = 0; d < d_count; ++d) noise_var += w[d] * residual_var_(d);
+
+  double primitive_sd = 0;
+  if (primitive) {
+    basis.col(p_curved) = primitive_counts_;
+    prior.conservativeResize(p, p);
+    prior.row(p_curved).setZero();
+    prior.col(p_curved).setZero();
+    // Empirical Bayes over a short grid: the real samples decide whether the target pays
+    // per primitive beyond what its similar references do.
+    Eigen::MatrixXd phi(k, p);
+    Eigen::VectorXd y(k);
+    for (size_t i = 0; i < k; ++i) {
+      phi.row(i) = basis.row(samples.archs[i]);
+      y(i) = samples.log_latency[i];
+    }
+    double best = -std::numeric_limits<double>::infinity();
+    for (double share : {0.0, 0.125, 0.25, 0.5, 1.0}) {
+      const double sd = share * config_.primitive_sd;
+      prior(p_curved, p_curved) = sd * sd;
+      Eigen::MatrixXd jittered = prior;
+      jittered.diagonal().array() += 1e-8;
+      // The term must beat "off" by a margin: with few samples the evidence is noisy, and
+      // a term switched on by chance costs more than one switched off by chance.
+      const double evidence = LogEvidence(phi, y, mean, jittered, noise_var) -
+                              (sd > 0 ? config_.primitive_min_log_evidence : 0.0);
+      if (evidence > best + 1e-9) {
+        best = evidence;
+        primitive_sd = sd;
+      }
+    }
+    prior(p_curved, p_curved) = primitive_sd * primitive_sd;
+  }
+  prior.diagonal().array() += 1e-8;
+  const Eigen::MatrixXd prior_precision = prior.ldlt().solve(Eigen::MatrixXd::Identity(p, p));
+  // The per-primitive cost the real samples alone imply (posterior mean without virtual
+  // examples): virtual labels come from references that lack it, so they carry it over
+  // explicitly instead of pulling it back to zero.
+  double primitive_cost = 0;
+  if (primitive && primitive_sd > 0) {
+    Eigen::MatrixXd phi(k, p);
+    Eigen::VectorXd y(k);
+    for (size_t i = 0; i < k; ++i) {
+      phi.row(i) = basis.row(samples.archs[i]);
+      y(i) = samples.log_latency[i];
+    }
+    const Eigen::VectorXd c =
+        (prior_precision + phi.transpose() * phi / noise_var)
+            .ldlt()
+            .solve(prior_precision * mean + phi.transpose() * y / noise_var);
+    primitive_cost = c(p_curved);
+  }
 
   // Observations: the real samples (weight 1) and, for MAPLE-X, virtual ones.
   std::vector<int32_t> rows(samples.archs);
@@ -334,6 +426,9 @@ DeviceTable MapleContext::Fit(const DeviceData& device, Method method, MapleFitI
           const int d = order[j];
           const double share = label_sum > 0 ? similarity[d] / label_sum : 1.0 / label_count;
           log_ratio += share * (refs_.log_latency(neighbour, d) - refs_.log_latency(source, d));
+        }
+        if (primitive_cost != 0) {
+          log_ratio += primitive_cost * (primitive_counts_(neighbour) - primitive_counts_(source));
         }
         rows.push_back(neighbour);
         targets.push_back(samples.log_latency[i] + log_ratio);
@@ -393,13 +488,15 @@ DeviceTable MapleContext::Fit(const DeviceData& device, Method method, MapleFitI
   }
   int heaviest = 0;
   for (int d = 1; d < d_count; ++d) heaviest = w[d] > w[heaviest] ? d : heaviest;
-  t.fit = absl::StrFormat("%s: %d samples + %d virtual, rank %d, noise sd %.3f, heaviest %s (%.2f)",
-                          MethodName(method), k, m - k, rank_, std::sqrt(noise_var),
-                          refs_.devices[heaviest], w[heaviest]);
+  t.fit = absl::StrFormat(
+      "%s: %d samples + %d virtual, rank %d, noise sd %.3f, heaviest %s (%.2f), primitive sd %.3f",
+      MethodName(method), k, m - k, rank_, std::sqrt(noise_var), refs_.devices[heaviest],
+      w[heaviest], primitive_sd);
   if (info != nullptr) {
     info->weights = w;
     info->virtual_examples = static_cast<int>(m - k);
     info->noise_sd = std::sqrt(noise_var);
+    info->primitive_sd = primitive_sd;
   }
   return t;
 }

@@ -53,6 +53,22 @@ struct MapleConfig {
   double intercept_sd = 10;  // the level is left to the samples
   // Prior sd of a curvature term (quadratic in the prior profile); 0 switches it off.
   double curvature_sd = 0;
+  // Primitive count (ours): a term linear in the number of non-"none" edges of the cell —
+  // each one a separately dispatched primitive whose fixed cost (kernel launch, framework
+  // overhead) dominates small batch-1 workloads on some runtimes and which the references'
+  // factors may not span. Zero-mean prior whose sd is chosen per target among
+  // {0, 1/8, 1/4, 1/2, 1} x primitive_sd by the marginal likelihood of its real samples;
+  // 0 switches it off. Virtual examples' labels carry the
+  // per-primitive cost the real samples imply.
+  double primitive_sd = 0.2;
+  // Only sparse targets get it: at least primitive_min_samples (at k = 3 the evidence
+  // over ~10 coefficients is noise: LOHO rho 0.948 -> 0.941) and at most
+  // primitive_max_samples (at k = 20 LOHO +-10 % 0.860 -> 0.857; a CPU device with 200
+  // samples fitted worse on held-out cells, Spearman 0.980 -> 0.971), as measured in
+  // docs/ACCURACY.md. The term must beat "off" by primitive_min_log_evidence.
+  int primitive_min_samples = 5;
+  int primitive_max_samples = 16;
+  double primitive_min_log_evidence = 0;
   // Importance weights: spec RBF bandwidth (in standardised units) and how sharply the
   // agreement with the k samples selects (per-sample rms log residual scale).
   double spec_bandwidth = 1.0;
@@ -83,6 +99,7 @@ struct MapleFitInfo {
   std::vector<double> weights;  // normalised importance per reference device
   int virtual_examples = 0;
   double noise_sd = 0;
+  double primitive_sd = 0;  // prior sd of the primitive-count term the evidence chose
 };
 
 class MapleContext {
@@ -115,6 +132,7 @@ class MapleContext {
   Eigen::MatrixXd basis_;         // N x p: [1, F_1..F_r, analytic...]
   Eigen::MatrixXd loadings_;      // p x D: coefficients of each reference device
   Eigen::VectorXd residual_var_;  // D: residual variance leaving the device's hardware out
+  Eigen::VectorXd primitive_counts_;  // N: centred non-"none" edge counts
   Eigen::MatrixXf profiles_;      // D x N: standardised log latencies (neighbour search)
   DescriptorEncoder encoder_;
   std::vector<EncodedDescriptor> encoded_;

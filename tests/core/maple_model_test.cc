@@ -101,6 +101,48 @@ TEST(MapleModelTest, MoreSamplesNarrowTheIntervalAndFitBetter) {
   EXPECT_LT(b.log_half_width[123], a.log_half_width[123]);
 }
 
+// A target that pays a fixed cost per executed op (non-"none" edge), which none of the
+// references does: the primitive-count term, its prior sd chosen by the evidence of the
+// samples, must take it up; a target without that cost must not be hurt by it.
+TEST(MapleModelTest, PrimitiveCountTermLearnsAPerOpOverhead) {
+  MapleConfig off;
+  off.primitive_sd = 0;
+  Fixture with, without(off);
+  const double per_op = 0.15;
+  auto overhead_truth = [&](int32_t a) {
+    const Nb201Cell cell = Nb201Space::Get().CellAt(a);
+    int ops = 0;
+    for (Nb201Op op : cell) ops += op != Nb201Op::kNone;
+    return SyntheticLogLatency(kCpuLike, a) + per_op * ops;
+  };
+  DeviceData target = Target(kCpuLike, {});
+  std::vector<int32_t> archs;
+  for (int32_t a = 7; a < kNb201CellCount; a += 1500) archs.push_back(a);
+  for (int32_t a : archs) target.samples.push_back({a, std::exp(overhead_truth(a))});
+  auto error = [&](const DeviceTable& t) {
+    double sum = 0;
+    for (int32_t a = 0; a < kNb201CellCount; ++a) {
+      sum += std::abs(t.log_latency[a] - overhead_truth(a));
+    }
+    return sum / kNb201CellCount;
+  };
+  MapleFitInfo info;
+  const double learnt = error(with.context->Fit(target, Method::kMapleX, &info));
+  const double plain = error(without.context->Fit(target, Method::kMapleX));
+  EXPECT_GT(info.primitive_sd, 0);
+  EXPECT_LT(learnt, 0.7 * plain);
+
+  const DeviceData clean = Target(kCpuLike, archs);
+  const double clean_with = MeanAbsLogError(with.context->Fit(clean, Method::kMapleX), kCpuLike);
+  const double clean_without =
+      MeanAbsLogError(without.context->Fit(clean, Method::kMapleX), kCpuLike);
+  EXPECT_LT(clean_with, clean_without + 0.01);
+  // Too few samples cannot tell the term from the noise: it stays off.
+  target.samples.resize(2);
+  with.context->Fit(target, Method::kMapleX, &info);
+  EXPECT_EQ(info.primitive_sd, 0);
+}
+
 TEST(MapleModelTest, FitIsDeterministic) {
   Fixture f1, f2;
   const DeviceData target = Target(kCpuLike, {10, 500, 2500, 7000});
