@@ -16,15 +16,9 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "agent/device_agent.h"
+#include "platform/process.h"
 
-namespace {
-
-std::string EnvOr(const char* name, const char* fallback) {
-  const char* value = std::getenv(name);
-  return value != nullptr && *value != '\0' ? value : fallback;
-}
-
-}  // namespace
+using maplex::EnvOr;
 
 ABSL_FLAG(std::string, server, EnvOr("MAPLEX_SERVER", "127.0.0.1:50051"),
           "maplex-server address (env MAPLEX_SERVER)");
@@ -122,11 +116,7 @@ int main(int argc, char** argv) {
   }
 
   // SIGTERM/SIGINT set `stop`; the agent finishes the measurement at hand and delivers.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  sigset_t stop_signals = maplex::BlockStopSignals();
   std::atomic<bool> stop{false};
   std::thread([&stop, stop_signals] {
     int signal = 0;

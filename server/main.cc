@@ -11,15 +11,9 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "server/server.h"
+#include "platform/process.h"
 
-namespace {
-
-std::string EnvOr(const char* name, const char* fallback) {
-  const char* value = std::getenv(name);
-  return value != nullptr && *value != '\0' ? value : fallback;
-}
-
-}  // namespace
+using maplex::EnvOr;
 
 ABSL_FLAG(std::string, listen, EnvOr("MAPLEX_LISTEN", "127.0.0.1:50051"),
           "address to listen on (env MAPLEX_LISTEN); loopback unless security is configured");
@@ -54,11 +48,7 @@ int main(int argc, char** argv) {
   options.trainer.train.method = *method;
 
   // Block the stop signals in every thread; one waits for them below.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  sigset_t stop_signals = maplex::BlockStopSignals();
 
   absl::StatusOr<std::unique_ptr<maplex::server::MaplexServer>> server =
       maplex::server::MaplexServer::Start(options);

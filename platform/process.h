@@ -1,0 +1,38 @@
+// Process plumbing shared by maplex-server and maplex-agent: flag defaults from the
+// environment, and stop signals handled on a thread of our choosing.
+//
+//   ABSL_FLAG(std::string, db, EnvOr("MAPLEX_DB", "maplex.db"), "...");
+//   sigset_t stop = BlockStopSignals();   // before any thread starts
+//   int signal = 0;
+//   sigwait(&stop, &signal);              // SIGTERM or SIGINT arrived
+#ifndef MAPLEX_PLATFORM_PROCESS_H_
+#define MAPLEX_PLATFORM_PROCESS_H_
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <cstdlib>
+#include <string>
+
+namespace maplex {
+
+// The environment variable `name`, or `fallback` when it is unset or empty.
+inline std::string EnvOr(const char* name, const char* fallback) {
+  const char* value = std::getenv(name);
+  return value != nullptr && *value != '\0' ? value : fallback;
+}
+
+// Blocks SIGTERM and SIGINT in the calling thread and every thread it starts later, so
+// that they can be taken with sigwait() on the returned set instead of interrupting work.
+inline sigset_t BlockStopSignals() {
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGTERM);
+  sigaddset(&stop, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+  return stop;
+}
+
+}  // namespace maplex
+
+#endif  // MAPLEX_PLATFORM_PROCESS_H_
