@@ -16,6 +16,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
@@ -40,6 +41,10 @@ struct ServerOptions {
   TrainerOptions trainer;
   Limits limits;
   int max_message_bytes = 64 << 20;
+  // Registered on the same grpc::Server next to maplex's services; not owned, must outlive
+  // the server. For benchmarks that need a baseline RPC on the same transport
+  // (bench/service_bench.cc); main.cc leaves it empty.
+  std::vector<grpc::Service*> extra_services;
 };
 
 class MaplexServer {
