@@ -121,6 +121,10 @@ def render(m, s, g, quick, minutes):
     add("/usr/bin/python3 bench/run_all.py%s" % (" --quick" if quick else ""))
     add("```")
     add("")
+    add("`--quick` checks the harness in under a minute (4 devices, short windows) and writes "
+        "`build/bench/BENCHMARKS.quick.md` instead of this file; `--no-build` skips the build. "
+        "Raw figures of this run: `build/bench/*.json`.")
+    add("")
     if quick:
         add("**Quick mode (harness check): 4 devices, sub-second load windows; the figures "
             "are rough.**")
