@@ -138,9 +138,11 @@ def render(m, s, g, quick, minutes):
         "fresh database (the bundled data ingested through gRPC); the baseline RPC "
         "`maplex.bench.v1.Echo/Predict` (bench/proto) takes and returns the same messages "
         "and is registered on the same `grpc::Server` (`ServerOptions::extra_services`). "
-        "Client: the async load generator (`bench/load_generator.h`), %d channels, "
-        "%.3g s windows after a warm-up, %d interleaved repetitions (medians)."
-        % (2, s["predict.load_seconds"], s["predict.reps"]))
+        "Client: the async load generator (`bench/load_generator.h`), %d channels. Single "
+        "cell: Echo and Predict alternate in %d slices of %.3g s each (order drawn per "
+        "pair), latencies pooled per RPC; batches and the retraining comparison: one "
+        "%.3g s window each, after a warm-up."
+        % (2, s["predict.slices"], s["predict.slice_seconds"], s["predict.load_seconds"]))
     add("")
     add("| path | figure | limit (same run) | ratio | target | |")
     add("|---|---:|---:|---:|---|---|")

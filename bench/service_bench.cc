@@ -416,25 +416,38 @@ int main(int argc, char** argv) {
   LoadOptions load;
   load.duration = quick ? absl::Milliseconds(800) : absl::Seconds(4);
   load.warmup = quick ? absl::Milliseconds(200) : absl::Seconds(1);
-  const int reps = quick ? 1 : 3;
   f.Set("predict.load_seconds", absl::ToDoubleSeconds(load.duration));
-  f.Set("predict.reps", reps);
-  // Single cell: Echo and Predict interleaved, at 1 and at 8 calls in flight.
+  // Single cell, at 1 and at 8 calls in flight: Echo and Predict alternate in short slices
+  // (order drawn per pair) and each kind's latencies are pooled, so that both see the same
+  // moments of a shared machine rather than one kind getting a quiet window.
+  LoadOptions slice = load;
+  slice.duration = quick ? absl::Milliseconds(150) : absl::Seconds(1);
+  slice.warmup = quick ? absl::Milliseconds(50) : absl::Milliseconds(200);
+  const int slices = quick ? 4 : 16;
+  f.Set("predict.slices", slices);
+  f.Set("predict.slice_seconds", absl::ToDoubleSeconds(slice.duration));
+  std::mt19937 order(5);
   for (int in_flight : {1, 8}) {
-    std::map<std::string, std::vector<double>> per_rep;
-    for (int rep = 0; rep < reps; ++rep) {
-      for (bool is_echo : {true, false}) {
-        load.outstanding = in_flight;
-        LoadResult r = RunPredictLoad(target, is_echo, one, load, channels);
-        const std::string kind = is_echo ? "echo" : "predict";
-        per_rep[kind + ".p50_us"].push_back(r.Percentile(0.50));
-        per_rep[kind + ".p99_us"].push_back(r.Percentile(0.99));
-        per_rep[kind + ".calls_per_s"].push_back(r.CallsPerSecond());
-        per_rep[kind + ".errors"].push_back(static_cast<double>(r.errors));
+    slice.outstanding = in_flight;
+    LoadResult pooled[2];  // [0] Predict, [1] Echo
+    for (int i = 0; i < slices; ++i) {
+      const bool echo_first = order() % 2 == 0;
+      for (bool is_echo : {echo_first, !echo_first}) {
+        LoadResult r = RunPredictLoad(target, is_echo, one, slice, channels);
+        LoadResult& p = pooled[is_echo ? 1 : 0];
+        p.calls += r.calls;
+        p.errors += r.errors;
+        p.seconds += r.seconds;
+        p.latencies_us.insert(p.latencies_us.end(), r.latencies_us.begin(), r.latencies_us.end());
       }
     }
-    for (const auto& [k, v] : per_rep) {
-      f.Set(absl::StrCat("unary", in_flight, ".", k), Median(v));
+    for (bool is_echo : {true, false}) {
+      LoadResult& p = pooled[is_echo ? 1 : 0];
+      const std::string key = absl::StrCat("unary", in_flight, ".", is_echo ? "echo" : "predict");
+      f.Set(key + ".p50_us", p.Percentile(0.50));
+      f.Set(key + ".p99_us", p.Percentile(0.99));
+      f.Set(key + ".calls_per_s", p.CallsPerSecond());
+      f.Set(key + ".errors", static_cast<double>(p.errors));
     }
   }
   // A whole device: 15,625 cells per call, one call in flight (latency), then two.
