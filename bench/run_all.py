@@ -140,8 +140,8 @@ def render(m, s, g, quick, minutes):
         "and is registered on the same `grpc::Server` (`ServerOptions::extra_services`). "
         "Client: the async load generator (`bench/load_generator.h`), %d channels. Single "
         "cell: Echo and Predict alternate in %d slices of %.3g s each (order drawn per "
-        "pair), latencies pooled per RPC; batches and the retraining comparison: one "
-        "%.3g s window each, after a warm-up."
+        "pair), latencies pooled per RPC; batches: one %.3g s window each, after a "
+        "warm-up."
         % (2, s["predict.slices"], s["predict.slice_seconds"], s["predict.load_seconds"]))
     add("")
     add("| path | figure | limit (same run) | ratio | target | |")
@@ -219,8 +219,11 @@ def render(m, s, g, quick, minutes):
             "%.2f" % (ba["real_s"] / 0.2), "≤ 200 ms", ba["real_s"] <= 0.2)
     for q in ("p50", "p99"):
         busy, quiet = s["during_retrain.%s_us" % q], s["without_retrain.%s_us" % q]
-        row("Predict (1 cell) %s while retraining (%d retrains in the window)"
-            % (q, s["during_retrain.retrains"]), fmt_time(busy * us),
+        row("Predict (1 cell, 1 in flight) %s while retraining (%d retrains; %d pairs of "
+            "%.3g s slices with and without)" % (q, s["during_retrain.retrains"],
+                                                 s["retrain_load.pairs"],
+                                                 s["retrain_load.slice_seconds"]),
+            fmt_time(busy * us),
             "without: %s" % fmt_time(quiet * us), "%.2f×" % (busy / quiet),
             "≤ 1.2×" if q == "p99" else "—", busy / quiet <= 1.2 if q == "p99" else None)
     add("")

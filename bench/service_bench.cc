@@ -35,6 +35,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
 #include "bench/load_generator.h"
 #include "client/client.h"
 #include "client/data_files.h"
@@ -483,33 +484,68 @@ int main(int argc, char** argv) {
   }
 
   // ---- single-cell Predict latency while retraining runs, and without ----
+  // Slices with a retrain loop running alternate with slices without (order drawn per
+  // pair); a slice without starts only after the last retrain finished.
   {
-    load.outstanding = 1;
-    std::vector<double> quiet_p50, quiet_p99;
-    auto quiet = [&] {
-      LoadResult r = RunPredictLoad(target, false, one, load, channels);
-      quiet_p50.push_back(r.Percentile(0.50));
-      quiet_p99.push_back(r.Percentile(0.99));
-    };
-    quiet();
-    std::atomic<bool> stop{false};
-    std::atomic<int> retrains{0};
+    absl::Mutex mu;
+    bool want_training = false, stop = false, training = false;
+    int retrains = 0;
     std::thread trainer([&] {
-      while (!stop.load()) {
+      while (true) {
+        {
+          absl::MutexLock lock(&mu);
+          // `stop` also sets want_training, so one condition covers both.
+          mu.Await(absl::Condition(
+              +[](bool* go) { return *go; }, &want_training));
+          if (stop) return;
+          training = true;
+        }
         OrDie(server->trainer().TrainNow(), "retrain under load");
+        absl::MutexLock lock(&mu);
+        training = false;
         ++retrains;
       }
     });
-    LoadResult busy = RunPredictLoad(target, false, one, load, channels);
-    stop = true;
+    LoadOptions slice = load;
+    slice.outstanding = 1;
+    slice.duration = quick ? absl::Milliseconds(400) : absl::Seconds(2);
+    slice.warmup = quick ? absl::Milliseconds(50) : absl::Milliseconds(200);
+    const int pairs = quick ? 2 : 8;
+    f.Set("retrain_load.pairs", pairs);
+    f.Set("retrain_load.slice_seconds", absl::ToDoubleSeconds(slice.duration));
+    LoadResult pooled[2];  // [0] without, [1] during
+    for (int i = 0; i < pairs; ++i) {
+      const bool busy_first = order() % 2 == 0;
+      for (bool busy : {busy_first, !busy_first}) {
+        if (busy) {
+          absl::MutexLock lock(&mu);
+          want_training = true;
+        }
+        LoadResult r = RunPredictLoad(target, false, one, slice, channels);
+        if (busy) {
+          absl::MutexLock lock(&mu);
+          want_training = false;
+          mu.Await(absl::Condition(
+              +[](bool* t) { return !*t; }, &training));
+        }
+        LoadResult& p = pooled[busy ? 1 : 0];
+        p.errors += r.errors;
+        p.latencies_us.insert(p.latencies_us.end(), r.latencies_us.begin(), r.latencies_us.end());
+      }
+    }
+    {
+      absl::MutexLock lock(&mu);
+      stop = true;
+      want_training = true;  // wakes the trainer thread, which sees `stop`
+    }
     trainer.join();
-    quiet();
-    f.Set("during_retrain.retrains", retrains.load());
-    f.Set("during_retrain.p50_us", busy.Percentile(0.50));
-    f.Set("during_retrain.p99_us", busy.Percentile(0.99));
-    f.Set("during_retrain.errors", static_cast<double>(busy.errors));
-    f.Set("without_retrain.p50_us", Median(quiet_p50));
-    f.Set("without_retrain.p99_us", Median(quiet_p99));
+    f.Set("during_retrain.retrains", retrains);
+    f.Set("during_retrain.p50_us", pooled[1].Percentile(0.50));
+    f.Set("during_retrain.p99_us", pooled[1].Percentile(0.99));
+    f.Set("during_retrain.errors", static_cast<double>(pooled[1].errors));
+    f.Set("without_retrain.p50_us", pooled[0].Percentile(0.50));
+    f.Set("without_retrain.p99_us", pooled[0].Percentile(0.99));
+    f.Set("without_retrain.errors", static_cast<double>(pooled[0].errors));
   }
 
   // ---- a new device from k samples: acknowledged, retrained, predictable ----
