@@ -45,7 +45,6 @@
 #include "maplex/v1/predictor.grpc.pb.h"
 #include "server/server.h"
 #include "server/services/predictor_service.h"
-#include "server/services/retired_devices.h"
 #include "server/store/store.h"
 
 ABSL_FLAG(bool, quick, false, "short runs and 4 devices: checks the harness, figures are rough");
@@ -474,9 +473,7 @@ int main(int argc, char** argv) {
             OrDie(served->model->Predict(predict_device, archs, absl::MakeSpan(out)), "predict");
           }));
     // The service's handler without the transport: validation, lookup, response message.
-    maplex::server::RetiredDevices retired;
-    maplex::server::PredictorService handler(&server->model_slot(), &retired, nullptr,
-                                             maplex::server::Limits{});
+    const maplex::server::PredictorService& handler = server->predictor();
     f.Set("inprocess.handler_cells_per_s", InProcessCellsPerSecond(seconds, kSpaceSize, [&] {
             v1::PredictResponse response;
             OrDie(handler.Answer(whole, &response), "answer");
