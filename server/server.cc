@@ -67,7 +67,6 @@ absl::StatusOr<std::unique_ptr<MaplexServer>> MaplexServer::Start(const ServerOp
                            &server->port_);
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.SetMaxSendMessageSize(options.max_message_bytes);
-  for (grpc::Service* extra : options.extra_services) builder.RegisterService(extra);
   builder.RegisterService(server->registry_.get());
   builder.RegisterService(server->ingest_.get());
   builder.RegisterService(server->predictor_.get());

@@ -16,7 +16,6 @@
 #include <memory>
 #include <string>
 #include <thread>
-#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
@@ -36,10 +35,6 @@ namespace maplex::server {
 struct ServerOptions {
   std::string listen_address = "127.0.0.1:50051";
   std::string database_path = "maplex.db";
-  // Registered on the same grpc::Server next to maplex's services; not owned, must outlive
-  // the server. For benchmarks that need a baseline RPC on the same transport
-  // (bench/service_bench.cc); main.cc leaves it empty.
-  std::vector<grpc::Service*> extra_services;
   // In-flight calls get this long to finish at shutdown before they are cancelled.
   absl::Duration shutdown_grace = absl::Seconds(10);
   TrainerOptions trainer;
@@ -65,7 +60,7 @@ class MaplexServer {
   // Blocks until Shutdown() has finished.
   void Wait();
 
-  // Direct access for in-process tests and benchmarks.
+  // Direct access for in-process tests.
   Trainer& trainer() { return *trainer_; }
   const ModelSlot& model_slot() const { return slot_; }
   const PredictorService& predictor() const { return *predictor_; }
