@@ -53,6 +53,9 @@ class MaplexServer {
   // The port actually bound (useful with port 0).
   int port() const { return port_; }
 
+  // The Predictor service itself, to time its handler without the transport (bench/).
+  const PredictorService& predictor() const { return *predictor_; }
+
   // Graceful stop: health NOT_SERVING, no new calls, in-flight calls drain for up to
   // shutdown_grace, trainer stopped, WAL checkpointed. Idempotent.
   void Shutdown();
@@ -63,7 +66,6 @@ class MaplexServer {
   // Direct access for in-process tests.
   Trainer& trainer() { return *trainer_; }
   const ModelSlot& model_slot() const { return slot_; }
-  const PredictorService& predictor() const { return *predictor_; }
 
  private:
   explicit MaplexServer(const ServerOptions& options) : options_(options) {}
