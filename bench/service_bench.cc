@@ -47,6 +47,7 @@
 #include "core/model/latency_model.h"
 #include "maplex/bench/v1/echo.grpc.pb.h"
 #include "maplex/v1/predictor.grpc.pb.h"
+#include "platform/process.h"
 #include "server/server.h"
 #include "server/services/predictor_service.h"
 #include "server/store/store.h"
@@ -510,6 +511,8 @@ int main(int argc, char** argv) {
     bool want_training = false, stop = false, training = false;
     int retrains = 0;
     std::thread trainer([&] {
+      // At the priority of the server's own retrain loop (TrainerOptions::background_nice).
+      maplex::LowerThreadPriority(options.trainer.background_nice);
       while (true) {
         {
           absl::MutexLock lock(&mu);

@@ -1,5 +1,6 @@
 // Process plumbing shared by maplex-server and maplex-agent: flag defaults from the
-// environment, and stop signals handled on a thread of our choosing.
+// environment, stop signals handled on a thread of our choosing, and background threads
+// that yield the CPU to foreground work.
 //
 //   ABSL_FLAG(std::string, db, EnvOr("MAPLEX_DB", "maplex.db"), "...");
 //   sigset_t stop = BlockStopSignals();   // before any thread starts
@@ -10,6 +11,11 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include <cstdlib>
 #include <string>
@@ -31,6 +37,17 @@ inline sigset_t BlockStopSignals() {
   sigaddset(&stop, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);
   return stop;
+}
+
+// Raises the calling thread's nice value by `steps` (on Linux the nice value belongs to
+// the thread), so that it runs only when foreground threads leave a core idle. False when
+// the kernel refuses; an unprivileged process cannot take the step back.
+inline bool LowerThreadPriority(int steps) {
+  const id_t thread = static_cast<id_t>(syscall(SYS_gettid));
+  errno = 0;
+  const int now = getpriority(PRIO_PROCESS, thread);
+  if (now == -1 && errno != 0) return false;
+  return setpriority(PRIO_PROCESS, thread, now + steps) == 0;
 }
 
 }  // namespace maplex

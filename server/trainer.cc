@@ -8,6 +8,7 @@
 #include "core/eval/metrics.h"
 #include "core/hardware/spec_proto.h"
 #include "platform/log.h"
+#include "platform/process.h"
 
 namespace maplex::server {
 namespace {
@@ -124,6 +125,9 @@ void Trainer::NotifyNewData() {
 }
 
 void Trainer::Loop() {
+  if (options_.background_nice > 0 && !LowerThreadPriority(options_.background_nice)) {
+    LogWarning("trainer_priority_unchanged", {{"nice_steps", absl::StrCat(options_.background_nice)}});
+  }
   while (true) {
     {
       absl::MutexLock lock(&mu_);

@@ -31,6 +31,10 @@ struct TrainerOptions {
   // first unhandled notification, so a steady stream still gets fresh models.
   absl::Duration debounce = absl::Seconds(2);
   absl::Duration max_delay = absl::Seconds(20);
+  // The background loop trains at this many nice steps below the server's threads, so
+  // Predict keeps its CPU while a model trains (docs/BENCHMARKS.md). Retrain RPCs train on
+  // the caller's thread, at normal priority.
+  int background_nice = 10;
 };
 
 // The store's view of devices as the core model wants them.

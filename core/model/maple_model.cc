@@ -239,6 +239,11 @@ std::vector<double> MapleContext::AffineResidualVariances(const LogSamples& samp
 
 std::vector<double> MapleContext::ImportanceWeights(const EncodedDescriptor& target,
                                                     const LogSamples& samples) const {
+  return ImportanceWeights(target, samples.archs.size(), AffineResidualVariances(samples));
+}
+
+std::vector<double> MapleContext::ImportanceWeights(
+    const EncodedDescriptor& target, size_t k, const std::vector<double>& residual_variances) const {
   const int d_count = refs_.size();
   std::vector<double> log_w(d_count, 0);
   // Spec (and counter) similarity: an RBF over standardised fields both devices know.
@@ -251,9 +256,8 @@ std::vector<double> MapleContext::ImportanceWeights(const EncodedDescriptor& tar
   // Agreement with the k samples (ours): residual variance of the affine fit of the
   // target's log latencies on the device's, as the baseline measures it; needs k >= 3 for
   // a residual to exist.
-  const size_t k = samples.archs.size();
   if (k >= 3) {
-    const std::vector<double> ms = AffineResidualVariances(samples);
+    const std::vector<double>& ms = residual_variances;
     const double s2 = config_.agreement_scale * config_.agreement_scale;
     if (config_.agreement_power > 0) {
       // Profile likelihood of "the target is an affine copy of d" under Gaussian noise:
@@ -286,7 +290,10 @@ DeviceTable MapleContext::Fit(const DeviceData& device, Method method, MapleFitI
   const bool use_virtual =
       UsesVirtualExamples(method) && k >= 1 && static_cast<int>(k) <= config_.virtual_max_samples;
 
-  const std::vector<double> similarity = ImportanceWeights(target, samples);
+  // Each an affine fit of the k samples on a whole reference column: computed once, used by
+  // the weights and by the interval.
+  const std::vector<double> residual_variances = AffineResidualVariances(samples);
+  const std::vector<double> similarity = ImportanceWeights(target, k, residual_variances);
   const std::vector<double> uniform(d_count, 1.0 / d_count);
   const std::vector<double>& w = use_weights ? similarity : uniform;
 
@@ -461,9 +468,8 @@ DeviceTable MapleContext::Fit(const DeviceData& device, Method method, MapleFitI
   // baseline's spread — so that a target unlike its similar references widens its interval.
   double interval_noise_var = noise_var;
   if (k >= 3) {
-    const std::vector<double> ms = AffineResidualVariances(samples);
     double observed = 0;
-    for (int d = 0; d < d_count; ++d) observed += similarity[d] * ms[d];
+    for (int d = 0; d < d_count; ++d) observed += similarity[d] * residual_variances[d];
     const double dof = static_cast<double>(k - 2);
     interval_noise_var = (config_.noise_prior_samples * noise_var + dof * observed) /
                          (config_.noise_prior_samples + dof);

@@ -116,6 +116,9 @@ class MapleContext {
   // Importance weights of the reference devices for `device` (normalised to sum 1).
   std::vector<double> ImportanceWeights(const EncodedDescriptor& target,
                                         const LogSamples& samples) const;
+  // The same from k samples' AffineResidualVariances, when the caller has them already.
+  std::vector<double> ImportanceWeights(const EncodedDescriptor& target, size_t k,
+                                        const std::vector<double>& residual_variances) const;
 
   // Per reference device: residual variance (k - 2 degrees of freedom) of the affine fit
   // of the samples' log latencies on the device's; zeros when k < 3.
