@@ -150,6 +150,7 @@ void Trainer::Loop() {
 absl::StatusOr<v1::ModelInfo> Trainer::TrainNow() {
   absl::MutexLock train_lock(&train_mu_);
   absl::Time start = absl::Now();
+  LogInfo("training_started");
   absl::StatusOr<std::vector<DeviceSamples>> stored = store_->LoadTrainingData();
   if (!stored.ok()) return stored.status();
   std::vector<core::DeviceData> devices = ToDeviceData(*stored);

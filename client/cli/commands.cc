@@ -30,6 +30,7 @@
 #include "core/dataset/latency_table.h"
 #include "core/eval/metrics.h"
 #include "core/hardware/spec_proto.h"
+#include "server/store/store.h"
 
 namespace maplex::cli {
 namespace {
@@ -45,7 +46,7 @@ struct Command {
   const char* name;  // "devices list"
   const char* summary;
   const char* usage;  // options, one per line
-  int (*run)(const Globals&, const std::vector<std::string>&);
+  int (*run)(const Command&, const Globals&, const std::vector<std::string>&);
 };
 
 int Fail(const absl::Status& status) {
@@ -142,19 +143,20 @@ bool CheckFormat(const Args& args, std::initializer_list<const char*> allowed, s
 constexpr char kDevicesListUsage[] =
     "[--category C] [--label KEY=VALUE]... [--all] [--format table|csv|json] [--output FILE]";
 
-int DevicesList(const Globals& g, const std::vector<std::string>& argv);
-int DevicesShow(const Globals& g, const std::vector<std::string>& argv);
-int DevicesRetire(const Globals& g, const std::vector<std::string>& argv);
-int DevicesLabel(const Globals& g, const std::vector<std::string>& argv);
-int Predict(const Globals& g, const std::vector<std::string>& argv);
-int ModelsList(const Globals& g, const std::vector<std::string>& argv);
-int ModelsShow(const Globals& g, const std::vector<std::string>& argv);
-int Retrain(const Globals& g, const std::vector<std::string>& argv);
-int Import(const Globals& g, const std::vector<std::string>& argv);
-int Health(const Globals& g, const std::vector<std::string>& argv);
-int TokensCreate(const Globals& g, const std::vector<std::string>& argv);
-int TokensList(const Globals& g, const std::vector<std::string>& argv);
-int TokensRevoke(const Globals& g, const std::vector<std::string>& argv);
+int DevicesList(const Command& c, const Globals& g, const std::vector<std::string>& argv);
+int DevicesShow(const Command& c, const Globals& g, const std::vector<std::string>& argv);
+int DevicesRetire(const Command& c, const Globals& g, const std::vector<std::string>& argv);
+int DevicesLabel(const Command& c, const Globals& g, const std::vector<std::string>& argv);
+int Predict(const Command& c, const Globals& g, const std::vector<std::string>& argv);
+int ModelsList(const Command& c, const Globals& g, const std::vector<std::string>& argv);
+int ModelsShow(const Command& c, const Globals& g, const std::vector<std::string>& argv);
+int Retrain(const Command& c, const Globals& g, const std::vector<std::string>& argv);
+int Import(const Command& c, const Globals& g, const std::vector<std::string>& argv);
+int Health(const Command& c, const Globals& g, const std::vector<std::string>& argv);
+int Backup(const Command& c, const Globals& g, const std::vector<std::string>& argv);
+int TokensCreate(const Command& c, const Globals& g, const std::vector<std::string>& argv);
+int TokensList(const Command& c, const Globals& g, const std::vector<std::string>& argv);
+int TokensRevoke(const Command& c, const Globals& g, const std::vector<std::string>& argv);
 
 const Command kCommands[] = {
     {"devices list", "list device configurations", kDevicesListUsage, DevicesList},
@@ -185,6 +187,11 @@ const Command kCommands[] = {
      "  --keep DEV=K imports only K randomly chosen cells of DEV (a new device with K samples).",
      Import},
     {"health", "grpc.health.v1 status of the server and each service", "", Health},
+    {"backup", "copy the server's database while it runs (on the server's host)",
+     "--db maplex.db --out BACKUP.db\n"
+     "  SQLite's online backup: one consistent snapshot, taken without stopping the server.\n"
+     "  Never overwrites BACKUP.db. Restore: stop the server, put the copy in place of --db.",
+     Backup},
     {"tokens create", "create a bearer token (operators); its secret is printed once",
      "--role agent|client|operator [--device ID] [--name TEXT]\n"
      "  agent: enrolls, describes and measures the one device --device (required);\n"
@@ -196,8 +203,7 @@ const Command kCommands[] = {
      TokensRevoke},
 };
 
-int DevicesList(const Globals& g, const std::vector<std::string>& argv) {
-  const Command& c = kCommands[0];
+int DevicesList(const Command& c, const Globals& g, const std::vector<std::string>& argv) {
   absl::StatusOr<Args> args = Args::Parse(argv, {"category", "label", "format", "output"}, {"all"});
   if (!args.ok()) return UsageError(c, args.status().message());
   std::string format;
@@ -236,8 +242,7 @@ int DevicesList(const Globals& g, const std::vector<std::string>& argv) {
   return Emit(*args, FormatRows(rows, format));
 }
 
-int DevicesShow(const Globals& g, const std::vector<std::string>& argv) {
-  const Command& c = kCommands[1];
+int DevicesShow(const Command& c, const Globals& g, const std::vector<std::string>& argv) {
   absl::StatusOr<Args> args = Args::Parse(argv, {"format"}, {});
   if (!args.ok()) return UsageError(c, args.status().message());
   if (args->positionals().size() != 1) return UsageError(c, "give exactly one device ID");
@@ -280,8 +285,7 @@ int DevicesShow(const Globals& g, const std::vector<std::string>& argv) {
   return Emit(*args, FormatRows(rows, "table"));
 }
 
-int DevicesRetire(const Globals& g, const std::vector<std::string>& argv) {
-  const Command& c = kCommands[2];
+int DevicesRetire(const Command& c, const Globals& g, const std::vector<std::string>& argv) {
   absl::StatusOr<Args> args = Args::Parse(argv, {}, {});
   if (!args.ok()) return UsageError(c, args.status().message());
   if (args->positionals().size() != 1) return UsageError(c, "give exactly one device ID");
@@ -293,8 +297,7 @@ int DevicesRetire(const Globals& g, const std::vector<std::string>& argv) {
   return 0;
 }
 
-int DevicesLabel(const Globals& g, const std::vector<std::string>& argv) {
-  const Command& c = kCommands[3];
+int DevicesLabel(const Command& c, const Globals& g, const std::vector<std::string>& argv) {
   absl::StatusOr<Args> args = Args::Parse(argv, {"remove"}, {});
   if (!args.ok()) return UsageError(c, args.status().message());
   if (args->positionals().empty()) return UsageError(c, "give the device ID");
@@ -359,8 +362,7 @@ absl::StatusOr<absl::flat_hash_map<int32_t, double>> MeasuredLatencies(const std
   return absl::NotFoundError(absl::StrCat(path, " has no column \"", device, "\""));
 }
 
-int Predict(const Globals& g, const std::vector<std::string>& argv) {
-  const Command& c = kCommands[4];
+int Predict(const Command& c, const Globals& g, const std::vector<std::string>& argv) {
   absl::StatusOr<Args> args = Args::Parse(
       argv, {"device", "file", "format", "output", "compare-with", "model-version"}, {"all"});
   if (!args.ok()) return UsageError(c, args.status().message());
@@ -467,8 +469,7 @@ Rows ModelRows(const std::vector<v1::ModelInfo>& models) {
   return rows;
 }
 
-int ModelsList(const Globals& g, const std::vector<std::string>& argv) {
-  const Command& c = kCommands[5];
+int ModelsList(const Command& c, const Globals& g, const std::vector<std::string>& argv) {
   absl::StatusOr<Args> args = Args::Parse(argv, {"format", "output"}, {});
   if (!args.ok()) return UsageError(c, args.status().message());
   std::string format;
@@ -485,8 +486,7 @@ int ModelsList(const Globals& g, const std::vector<std::string>& argv) {
   return Emit(*args, FormatRows(ModelRows(*models), "table"));
 }
 
-int ModelsShow(const Globals& g, const std::vector<std::string>& argv) {
-  const Command& c = kCommands[6];
+int ModelsShow(const Command& c, const Globals& g, const std::vector<std::string>& argv) {
   absl::StatusOr<Args> args = Args::Parse(argv, {"format", "output"}, {});
   if (!args.ok()) return UsageError(c, args.status().message());
   std::string format;
@@ -513,8 +513,7 @@ int ModelsShow(const Globals& g, const std::vector<std::string>& argv) {
   return Emit(*args, out);
 }
 
-int Retrain(const Globals& g, const std::vector<std::string>& argv) {
-  const Command& c = kCommands[7];
+int Retrain(const Command& c, const Globals& g, const std::vector<std::string>& argv) {
   absl::StatusOr<Args> args = Args::Parse(argv, {}, {});
   if (!args.ok()) return UsageError(c, args.status().message());
   if (!args->positionals().empty()) return UsageError(c, "takes no arguments");
@@ -544,8 +543,7 @@ std::string PublicFingerprint(const std::string& hardware) {
   return out;
 }
 
-int Import(const Globals& g, const std::vector<std::string>& argv) {
-  const Command& c = kCommands[8];
+int Import(const Command& c, const Globals& g, const std::vector<std::string>& argv) {
   absl::StatusOr<Args> args =
       Args::Parse(argv, {"latency", "devices", "only", "keep", "seed", "batch"}, {});
   if (!args.ok()) return UsageError(c, args.status().message());
@@ -630,8 +628,7 @@ int Import(const Globals& g, const std::vector<std::string>& argv) {
 
 // ---------- health ----------
 
-int Health(const Globals& g, const std::vector<std::string>& argv) {
-  const Command& c = kCommands[9];
+int Health(const Command& c, const Globals& g, const std::vector<std::string>& argv) {
   absl::StatusOr<Args> args = Args::Parse(argv, {}, {});
   if (!args.ok()) return UsageError(c, args.status().message());
   absl::StatusOr<MaplexClient> client = Connect(g);
@@ -657,8 +654,7 @@ std::string RoleName(v1::Role role) {
   return absl::AsciiStrToLower(absl::StripPrefix(name, "ROLE_"));
 }
 
-int TokensCreate(const Globals& g, const std::vector<std::string>& argv) {
-  const Command& c = kCommands[10];
+int TokensCreate(const Command& c, const Globals& g, const std::vector<std::string>& argv) {
   absl::StatusOr<Args> args = Args::Parse(argv, {"role", "device", "name"}, {});
   if (!args.ok()) return UsageError(c, args.status().message());
   if (!args->positionals().empty()) return UsageError(c, "takes no positional arguments");
@@ -687,8 +683,7 @@ int TokensCreate(const Globals& g, const std::vector<std::string>& argv) {
   return 0;
 }
 
-int TokensList(const Globals& g, const std::vector<std::string>& argv) {
-  const Command& c = kCommands[11];
+int TokensList(const Command& c, const Globals& g, const std::vector<std::string>& argv) {
   absl::StatusOr<Args> args = Args::Parse(argv, {"format"}, {});
   if (!args.ok()) return UsageError(c, args.status().message());
   std::string format;
@@ -712,8 +707,7 @@ int TokensList(const Globals& g, const std::vector<std::string>& argv) {
   return 0;
 }
 
-int TokensRevoke(const Globals& g, const std::vector<std::string>& argv) {
-  const Command& c = kCommands[12];
+int TokensRevoke(const Command& c, const Globals& g, const std::vector<std::string>& argv) {
   absl::StatusOr<Args> args = Args::Parse(argv, {}, {});
   if (!args.ok()) return UsageError(c, args.status().message());
   int64_t id = 0;
@@ -741,6 +735,21 @@ void PrintOverview() {
       "\nCommands:\n");
   for (const Command& c : kCommands) std::printf("  %-16s %s\n", c.name, c.summary);
   std::printf("\nmaplex COMMAND --help shows a command's options.\n");
+}
+
+// ---------- backup ----------
+
+int Backup(const Command& c, const Globals& /*g*/, const std::vector<std::string>& argv) {
+  absl::StatusOr<Args> args = Args::Parse(argv, {"db", "out"}, {});
+  if (!args.ok()) return UsageError(c, args.status().message());
+  std::optional<std::string> db = args->Get("db");
+  std::optional<std::string> out = args->Get("out");
+  if (!db || !out || !args->positionals().empty()) return UsageError(c, "needs --db and --out");
+  absl::StatusOr<int64_t> bytes = server::Store::Backup(*db, *out);
+  if (!bytes.ok()) return Fail(bytes.status());
+  std::printf("backed up %s to %s (%lld bytes, integrity_check ok)\n", db->c_str(), out->c_str(),
+              static_cast<long long>(*bytes));
+  return 0;
 }
 
 }  // namespace
@@ -815,7 +824,7 @@ int RunMaplexCli(const std::vector<std::string>& argv) {
       PrintCommandHelp(c);
       return 0;
     }
-    return c.run(g, rest);
+    return c.run(c, g, rest);
   }
   std::fprintf(stderr, "maplex: unknown command \"%s\" (see maplex --help)\n", argv[i].c_str());
   return 2;

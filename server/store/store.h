@@ -77,6 +77,14 @@ class Store {
   // not a maplex database, or from a newer maplex.
   static absl::StatusOr<std::unique_ptr<Store>> Open(const std::string& path);
 
+  // Copies the maplex database at `db_path` to the new file `out_path` with SQLite's
+  // online backup API: safe while a server writes to it (the copy is one consistent
+  // snapshot; writers are held up for one page batch at a time, never for the whole copy).
+  // The copy is written beside `out_path`, checked (integrity_check) and then renamed into
+  // place, so `out_path` never holds a partial copy. FailedPrecondition when `db_path` is
+  // not a maplex database or `out_path` exists. Returns the copy's size in bytes.
+  static absl::StatusOr<int64_t> Backup(const std::string& db_path, const std::string& out_path);
+
   // Checkpoints the WAL into the main file and closes.
   ~Store();
   Store(const Store&) = delete;

@@ -3,11 +3,14 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -314,6 +317,55 @@ TEST_F(StoreTest, TokensAreAddedListedAndRevoked) {
   EXPECT_EQ((*all)[0].token.name(), "bench 3");
   EXPECT_EQ((*all)[0].token.role(), v1::ROLE_AGENT);
   EXPECT_TRUE((*all)[0].token.revoked());
+}
+
+// The online backup runs while a writer commits batches: the copy is one consistent
+// snapshot (whole batches only), opens as a maplex database, and nothing is overwritten.
+TEST_F(StoreTest, BackupWhileWritingIsAConsistentSnapshot) {
+  auto store = OpenStore();
+  ASSERT_TRUE(store->RegisterDevice(Request("d", "fp", 1)).ok());
+  constexpr int kBatch = 50;
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    for (int b = 0; !stop && b < 300; ++b) {
+      std::vector<StoredMeasurement> batch;
+      for (int i = 0; i < kBatch; ++i) {
+        batch.push_back(M(absl::StrCat("m", b, "_", i), "d", (b * kBatch + i) % 15625, 1.0));
+      }
+      ASSERT_TRUE(store->AddMeasurements(batch).ok());
+    }
+  });
+  // Wait for some data, then copy while the writer goes on.
+  while (*store->MeasurementCount() < 10 * kBatch) std::this_thread::yield();
+  const std::string copy_path = (dir_ / "backup.db").string();
+  absl::StatusOr<int64_t> bytes = Store::Backup(path_, copy_path);
+  stop = true;
+  writer.join();
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  EXPECT_EQ(*bytes, static_cast<int64_t>(std::filesystem::file_size(copy_path)));
+  EXPECT_FALSE(std::filesystem::exists(copy_path + ".partial"));
+  {
+    absl::StatusOr<std::unique_ptr<Store>> copy = Store::Open(copy_path);
+    ASSERT_TRUE(copy.ok()) << copy.status();
+    const int64_t copied = *(*copy)->MeasurementCount();
+    EXPECT_GE(copied, 10 * kBatch);
+    EXPECT_EQ(copied % kBatch, 0) << "the copy holds part of a batch";
+    EXPECT_LE(copied, *store->MeasurementCount());
+  }
+  // Never overwrites, and refuses what is not a maplex database.
+  absl::StatusOr<int64_t> again = Store::Backup(path_, copy_path);
+  EXPECT_EQ(again.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(again.status().message(), HasSubstr("exists"));
+  const std::string foreign = (dir_ / "foreign.db").string();
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(foreign.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "CREATE TABLE songs (title TEXT)", nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  absl::StatusOr<int64_t> wrong = Store::Backup(foreign, (dir_ / "b2.db").string());
+  EXPECT_EQ(wrong.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "b2.db"));
+  EXPECT_FALSE(Store::Backup((dir_ / "missing.db").string(), (dir_ / "b3.db").string()).ok());
 }
 
 }  // namespace
