@@ -9,8 +9,8 @@
 #include <sstream>
 #include <vector>
 
-#include "absl/strings/str_cat.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
 
 namespace maplex {
 namespace {
@@ -22,7 +22,8 @@ class BearerTokenInterceptor : public gx::Interceptor {
  public:
   explicit BearerTokenInterceptor(const std::string& header) : header_(header) {}
   void Intercept(gx::InterceptorBatchMethods* methods) override {
-    if (methods->QueryInterceptionHookPoint(gx::InterceptionHookPoints::PRE_SEND_INITIAL_METADATA)) {
+    if (methods->QueryInterceptionHookPoint(
+            gx::InterceptionHookPoints::PRE_SEND_INITIAL_METADATA)) {
       methods->GetSendInitialMetadata()->insert({"authorization", header_});
     }
     methods->Proceed();

@@ -14,7 +14,8 @@ absl::Status IngestRateLimiter::Take(int64_t token_id, int count) {
   if (inserted) {
     b.level = burst_;
   } else {
-    b.level = std::min<double>(burst_, b.level + absl::ToDoubleSeconds(now - b.updated) * per_second_);
+    b.level =
+        std::min<double>(burst_, b.level + absl::ToDoubleSeconds(now - b.updated) * per_second_);
   }
   b.updated = now;
   if (count > b.level) {

@@ -79,7 +79,8 @@ absl::StatusOr<Caller> Authorizer::Authorize(const grpc::ServerContext& context,
   auto it = metadata.find("authorization");
   if (it == metadata.end()) {
     return absl::UnauthenticatedError(
-        "no credentials: send the metadata \"authorization: Bearer <token>\" (maplex --token)");
+        "no credentials: send the metadata \"authorization: Bearer <token>\" (--token or "
+        "--token_file)");
   }
   absl::string_view value(it->second.data(), it->second.size());
   constexpr absl::string_view kScheme = "bearer ";
@@ -97,8 +98,8 @@ absl::StatusOr<Caller> Authorizer::Authorize(const grpc::ServerContext& context,
                  (token->role() == maplex::v1::ROLE_CLIENT && policy->client);
   if (!allowed) {
     return absl::PermissionDeniedError(absl::StrCat("token ", token->id(), " has role ",
-                                                    RoleName(token->role()), ", which may not call ",
-                                                    method));
+                                                    RoleName(token->role()),
+                                                    ", which may not call ", method));
   }
   return Caller{token->role(), token->device_id(), token->id()};
 }

@@ -11,9 +11,10 @@
 // AuthMetadataProcessor needs secure credentials (not loopback plaintext), so each
 // handler calls Authorize first:
 //
-//   absl::StatusOr<Caller> caller = authorizer_->Authorize(*context, "/maplex.v1.Ingest/NextTasks");
+//   absl::StatusOr<Caller> caller =
+//       authorizer_->Authorize(*context, "/maplex.v1.Ingest/NextTasks");
 //   if (!caller.ok()) return ToGrpcStatus(caller.status());
-//   if (absl::Status s = Authorizer::CheckDevice(*caller, request->device_id(), "device_id"); ...
+//   absl::Status s = Authorizer::CheckDevice(*caller, request->device_id(), "device_id");
 //
 // The health and reflection services are gRPC's own and stay open: they reveal serving
 // status and the schema, no data.

@@ -35,9 +35,9 @@ absl::Status BootstrapOperatorToken(TokenRegistry& tokens, const std::string& pa
   // O_EXCL: never overwrite, never follow a planted symlink.
   int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "bootstrap token file ", path, ": ", std::strerror(errno),
-        " (it is created, never overwritten; remove it or name another)"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("bootstrap token file ", path, ": ", std::strerror(errno),
+                     " (it is created, never overwritten; remove it or name another)"));
   }
   absl::StatusOr<TokenRegistry::Created> created =
       tokens.Create(maplex::v1::ROLE_OPERATOR, "", "bootstrap");
@@ -47,8 +47,8 @@ absl::Status BootstrapOperatorToken(TokenRegistry& tokens, const std::string& pa
     return created.status();
   }
   std::string line = created->secret + "\n";
-  bool written = write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) &&
-                 fsync(fd) == 0;
+  bool written =
+      write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) && fsync(fd) == 0;
   int saved_errno = errno;
   close(fd);
   if (!written) {

@@ -22,8 +22,8 @@ absl::StatusOr<std::string> NewSecret() {
   if (RAND_bytes(bytes, sizeof(bytes)) != 1) {
     return absl::InternalError("the system random generator failed; no token was created");
   }
-  return absl::StrCat(
-      "mplx_", absl::BytesToHexString(absl::string_view(reinterpret_cast<char*>(bytes), sizeof(bytes))));
+  return absl::StrCat("mplx_", absl::BytesToHexString(absl::string_view(
+                                   reinterpret_cast<char*>(bytes), sizeof(bytes))));
 }
 
 }  // namespace

@@ -17,7 +17,8 @@ class TokensService final : public maplex::v1::Tokens::Service {
   grpc::Status CreateToken(grpc::ServerContext* context,
                            const maplex::v1::CreateTokenRequest* request,
                            maplex::v1::CreateTokenResponse* response) override;
-  grpc::Status ListTokens(grpc::ServerContext* context, const maplex::v1::ListTokensRequest* request,
+  grpc::Status ListTokens(grpc::ServerContext* context,
+                          const maplex::v1::ListTokensRequest* request,
                           maplex::v1::ListTokensResponse* response) override;
   grpc::Status RevokeToken(grpc::ServerContext* context,
                            const maplex::v1::RevokeTokenRequest* request,

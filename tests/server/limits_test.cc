@@ -111,7 +111,8 @@ TEST(LimitsTest, ClientDeadlinesEndSlowCallsAndTheServerStaysUp) {
   client::MaplexClient patient = Connect(**server);
   ASSERT_TRUE(patient.RegisterDevice(TestDevice("ref")).ok());
   std::vector<v1::Measurement> ref;
-  for (int i = 0; i < 15625; ++i) ref.push_back(TestMeasurement(std::to_string(i), "ref", i, 1.0 + i % 7));
+  for (int i = 0; i < 15625; ++i)
+    ref.push_back(TestMeasurement(std::to_string(i), "ref", i, 1.0 + i % 7));
   ASSERT_TRUE(patient.SendMeasurements(ref, 5000).ok());
   // Training on a whole device takes far longer than a millisecond.
   client::MaplexClient hasty = Connect(**server, "", absl::Milliseconds(1));

@@ -23,7 +23,8 @@ class Certificates {
   explicit Certificates(const TempDir& dir) : dir_(dir) {
     MakeCa("ca");
     MakeCa("rogue");
-    MakeLeaf("server", "ca", "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth");
+    MakeLeaf("server", "ca",
+             "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth");
     MakeLeaf("client", "ca", "extendedKeyUsage=clientAuth");
     MakeLeaf("rogue_client", "rogue", "extendedKeyUsage=clientAuth");
   }
@@ -103,22 +104,17 @@ TEST_F(SecurityTest, TlsServesClientsThatTrustItsCa) {
   EXPECT_TRUE(Call(**server, Security("ca")).ok());
   // Plaintext, or a CA that did not sign the server's certificate: no connection.
   EXPECT_EQ(Call(**server, Security("")).code(), absl::StatusCode::kUnavailable);
-  EXPECT_EQ(Call(**server, Security("rogue")).code(),
-            absl::StatusCode::kUnavailable);
+  EXPECT_EQ(Call(**server, Security("rogue")).code(), absl::StatusCode::kUnavailable);
 }
 
 TEST_F(SecurityTest, MutualTlsRefusesClientsWithoutAValidCertificate) {
   auto server = MaplexServer::Start(TlsOptions(true));
   ASSERT_TRUE(server.ok()) << server.status();
-  EXPECT_TRUE(Call(**server, Security("ca", "client"))
-                  .ok());
+  EXPECT_TRUE(Call(**server, Security("ca", "client")).ok());
   EXPECT_EQ(Call(**server, Security("ca")).code(), absl::StatusCode::kUnavailable);
-  EXPECT_EQ(Call(**server, Security("ca", "rogue_client"))
-                .code(),
-            absl::StatusCode::kUnavailable);
+  EXPECT_EQ(Call(**server, Security("ca", "rogue_client")).code(), absl::StatusCode::kUnavailable);
   // The server is unharmed by the refused handshakes.
-  EXPECT_TRUE(Call(**server, Security("ca", "client"))
-                  .ok());
+  EXPECT_TRUE(Call(**server, Security("ca", "client")).ok());
 }
 
 TEST_F(SecurityTest, TokensTravelOverTls) {
@@ -130,8 +126,7 @@ TEST_F(SecurityTest, TokensTravelOverTls) {
   std::string secret;
   std::getline(std::ifstream(options.bootstrap_token_file), secret);
   EXPECT_TRUE(Call(**server, Security("ca", "", secret)).ok());
-  EXPECT_EQ(Call(**server, Security("ca")).code(),
-            absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(Call(**server, Security("ca")).code(), absl::StatusCode::kUnauthenticated);
 }
 
 TEST_F(SecurityTest, BadTlsOptionsAreRefusedAtStart) {

@@ -2,8 +2,6 @@
 // an in-process server with --auth=token, and every RPC called as every kind of caller —
 // no token, an unknown token, a revoked token, and an agent, client and operator token —
 // each with the code the policy promises.
-#include "server/auth/authorizer.h"
-
 #include <google/protobuf/descriptor.h>
 #include <grpcpp/grpcpp.h>
 #include <sys/stat.h>
@@ -19,6 +17,7 @@
 #include "maplex/v1/predictor.grpc.pb.h"
 #include "maplex/v1/tokens.grpc.pb.h"
 #include "platform/grpc_channel.h"
+#include "server/auth/authorizer.h"
 #include "server/server.h"
 #include "tests/testing/test_server.h"
 
@@ -75,7 +74,8 @@ class AuthTest : public ::testing::Test {
       ASSERT_TRUE(op.client.RegisterDevice(TestDevice(id)).ok());
     }
     std::vector<v1::Measurement> a;
-    for (int i = 0; i < 20; ++i) a.push_back(TestMeasurement("a" + std::to_string(i), "dev-a", i * 700, 1.0 + i));
+    for (int i = 0; i < 20; ++i)
+      a.push_back(TestMeasurement("a" + std::to_string(i), "dev-a", i * 700, 1.0 + i));
     ASSERT_TRUE(op.client.SendMeasurements(a, 20).ok());
     ASSERT_TRUE(op.client.Retrain().ok());
 
@@ -128,7 +128,6 @@ MaplexServer* AuthTest::server_ = nullptr;
 std::string* AuthTest::operator_secret_ = nullptr;
 std::map<std::string, std::string>* AuthTest::secrets_ = nullptr;
 
-
 // One call of each RPC, made the way its caller would make it: an agent acts on dev-a.
 const std::map<std::string, std::function<absl::Status(Session&)>>& Calls() {
   static const auto* calls = new std::map<std::string, std::function<absl::Status(Session&)>>{
@@ -150,7 +149,8 @@ const std::map<std::string, std::function<absl::Status(Session&)>>& Calls() {
       {"/maplex.v1.Ingest/StreamMeasurements",
        [](Session& s) {
          return s.client
-             .SendMeasurements({TestMeasurement("u" + std::to_string(++unique), "dev-a", 3, 2.0)}, 1)
+             .SendMeasurements({TestMeasurement("u" + std::to_string(++unique), "dev-a", 3, 2.0)},
+                               1)
              .status();
        }},
       {"/maplex.v1.Ingest/ReportDescriptor",
