@@ -34,18 +34,27 @@ ABSL_FLAG(std::string, auth, EnvOr("MAPLEX_AUTH", "none"),
 ABSL_FLAG(std::string, bootstrap_token_file, EnvOr("MAPLEX_BOOTSTRAP_TOKEN_FILE", ""),
           "--auth=token: when no operator token is active, create one and write its secret to "
           "this new file (env MAPLEX_BOOTSTRAP_TOKEN_FILE)");
-ABSL_FLAG(bool, insecure_allow_unauthenticated, false,
-          "serve a non-loopback address without tokens or client certificates");
+ABSL_FLAG(bool, insecure_allow_unauthenticated,
+          EnvOr("MAPLEX_INSECURE_ALLOW_UNAUTHENTICATED", "false") == std::string("true"),
+          "serve a non-loopback address without tokens or client certificates "
+          "(env MAPLEX_INSECURE_ALLOW_UNAUTHENTICATED=true)");
 ABSL_FLAG(std::string, tls_cert, EnvOr("MAPLEX_TLS_CERT", ""),
           "server certificate chain (PEM): serve TLS (env MAPLEX_TLS_CERT)");
 ABSL_FLAG(std::string, tls_key, EnvOr("MAPLEX_TLS_KEY", ""),
           "private key (PEM) of --tls_cert (env MAPLEX_TLS_KEY)");
 ABSL_FLAG(std::string, tls_client_ca, EnvOr("MAPLEX_TLS_CLIENT_CA", ""),
           "CA bundle (PEM): require client certificates it signed (env MAPLEX_TLS_CLIENT_CA)");
-ABSL_FLAG(int, max_message_bytes, maplex::server::ServerOptions().max_message_bytes,
-          "largest request or response message, in bytes");
-ABSL_FLAG(double, agent_measurements_per_second, maplex::server::Limits().agent_measurements_per_second,
-          "ingest rate of each agent token");
+ABSL_FLAG(int, max_message_bytes,
+          std::atoi(EnvOr("MAPLEX_MAX_MESSAGE_BYTES",
+                          std::to_string(maplex::server::ServerOptions().max_message_bytes).c_str())
+                        .c_str()),
+          "largest request or response message, in bytes (env MAPLEX_MAX_MESSAGE_BYTES)");
+ABSL_FLAG(double, agent_measurements_per_second,
+          std::atof(EnvOr("MAPLEX_AGENT_MEASUREMENTS_PER_SECOND",
+                          std::to_string(maplex::server::Limits().agent_measurements_per_second)
+                              .c_str())
+                        .c_str()),
+          "ingest rate of each agent token (env MAPLEX_AGENT_MEASUREMENTS_PER_SECOND)");
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(

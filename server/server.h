@@ -70,6 +70,9 @@ class MaplexServer {
   // The port actually bound (useful with port 0).
   int port() const { return port_; }
 
+  // The Predictor service itself, to time its handler without the transport (bench/).
+  const PredictorService& predictor() const { return *predictor_; }
+
   // Graceful stop: health NOT_SERVING, no new calls, in-flight calls drain for up to
   // shutdown_grace, trainer stopped, WAL checkpointed. Idempotent.
   void Shutdown();

@@ -186,7 +186,9 @@ const Command kCommands[] = {
      "  id import:<device>:<arch_index>, so importing again stores nothing twice.\n"
      "  --keep DEV=K imports only K randomly chosen cells of DEV (a new device with K samples).",
      Import},
-    {"health", "grpc.health.v1 status of the server and each service", "", Health},
+    {"health", "grpc.health.v1 status of the server and each service",
+     "[--service NAME]   only this service (\"\" = the server); e.g. a container health check",
+     Health},
     {"backup", "copy the server's database while it runs (on the server's host)",
      "--db maplex.db --out BACKUP.db\n"
      "  SQLite's online backup: one consistent snapshot, taken without stopping the server.\n"
@@ -629,18 +631,20 @@ int Import(const Command& c, const Globals& g, const std::vector<std::string>& a
 // ---------- health ----------
 
 int Health(const Command& c, const Globals& g, const std::vector<std::string>& argv) {
-  absl::StatusOr<Args> args = Args::Parse(argv, {}, {});
+  absl::StatusOr<Args> args = Args::Parse(argv, {"service"}, {});
   if (!args.ok()) return UsageError(c, args.status().message());
+  std::vector<std::string> services = {"", "maplex.v1.DeviceRegistry", "maplex.v1.Ingest",
+                                       "maplex.v1.Predictor", "maplex.v1.Models"};
+  if (std::optional<std::string> only = args->Get("service")) services = {*only};
   absl::StatusOr<MaplexClient> client = Connect(g);
   if (!client.ok()) return Fail(client.status());
   int rc = 0;
   Rows rows = {{"SERVICE", "STATUS"}};
-  for (const char* service : {"", "maplex.v1.DeviceRegistry", "maplex.v1.Ingest",
-                              "maplex.v1.Predictor", "maplex.v1.Models"}) {
+  for (const std::string& service : services) {
     auto status = client->Health(service);
     if (!status.ok()) return Fail(status.status());
     if (*status != grpc::health::v1::HealthCheckResponse::SERVING) rc = 1;
-    rows.push_back({*service ? service : "(server)",
+    rows.push_back({service.empty() ? "(server)" : service,
                     grpc::health::v1::HealthCheckResponse::ServingStatus_Name(*status)});
   }
   std::printf("%s", FormatRows(rows, "table").c_str());

@@ -14,8 +14,6 @@ namespace {
 
 constexpr const char* kOpNames[kNb201OpCount] = {"none", "skip_connect", "nor_conv_1x1",
                                                  "nor_conv_3x3", "avg_pool_3x3"};
-// Source node of each edge, in edge order.
-constexpr int kEdgeSource[kNb201EdgeCount] = {0, 0, 1, 0, 1, 2};
 
 // One stage of the network: channels and spatial side of its five cells.
 struct Stage {

@@ -99,6 +99,21 @@ class CliTest(unittest.TestCase):
         self.assertIn("maplex.v1.Predictor", out)
         self.assertNotIn("NOT_SERVING", out)
 
+    def test_health_of_one_service(self):
+        out = mp.cli(self.addr, "health", "--service", "maplex.v1.Ingest").stdout
+        self.assertIn("maplex.v1.Ingest", out)
+        self.assertNotIn("maplex.v1.Predictor", out)
+        # Before any model the server as a whole is NOT_SERVING, its registry already serves:
+        # what a container health check of a fresh primary asks.
+        fresh = mp.ServerProcess().start()
+        try:
+            self.assertEqual(mp.cli(fresh.address, "health", check=False).returncode, 1)
+            registry = mp.cli(fresh.address, "health", "--service", "maplex.v1.DeviceRegistry")
+            self.assertIn("SERVING", registry.stdout)
+        finally:
+            fresh.stop()
+            fresh.cleanup()
+
     def test_failures_have_codes_and_messages(self):
         r = mp.cli(self.addr, "predict", "--device", "nobody", "1", check=False)
         self.assertEqual(r.returncode, 1)

@@ -1,0 +1,258 @@
+"""maplex.Client: one gRPC channel to maplex-server and a method per question a NAS loop or
+an operator asks. See the package docstring for a usage example."""
+
+import dataclasses
+import functools
+
+import grpc
+
+from maplex import errors
+
+try:
+    import health_pb2  # grpc.health.v1, generated top-level (grpcio owns the `grpc` package)
+    import health_pb2_grpc
+    from maplex.v1 import common_pb2, models_pb2, models_pb2_grpc
+    from maplex.v1 import predictor_pb2, predictor_pb2_grpc
+    from maplex.v1 import registry_pb2, registry_pb2_grpc
+except ImportError as e:
+    raise ImportError(
+        "maplex: the generated gRPC stubs are missing. Build with scripts/build and import "
+        "the package from build/python (PYTHONPATH=build/python), where the build places it "
+        f"next to the stubs: {e}") from e
+
+DEFAULT_TIMEOUT_SECONDS = 30.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Prediction:
+    """Predicted latency of one architecture on one device.
+
+    Attributes:
+        arch_index: NAS-Bench-201 index (0..15624) of the architecture asked for.
+        latency_ms: predicted latency in milliseconds.
+        lower_ms, upper_ms: the nominal 90 % interval around it.
+        model_version: the model version that answered.
+    """
+    arch_index: int
+    latency_ms: float
+    lower_ms: float
+    upper_ms: float
+    model_version: int
+
+
+def _architecture(arch):
+    """An Architecture message from an NB201 index (int) or cell string (str)."""
+    if isinstance(arch, common_pb2.Architecture):
+        return arch
+    if isinstance(arch, int) and not isinstance(arch, bool):
+        return common_pb2.Architecture(index=arch)
+    if isinstance(arch, str):
+        return common_pb2.Architecture(cell=arch)
+    raise TypeError(f"an architecture is an NB201 index (int) or cell string (str), "
+                    f"not {type(arch).__name__}: {arch!r}")
+
+
+def _predictions(response):
+    """The Prediction objects of a PredictResponse, in request order."""
+    return [Prediction(p.arch_index, p.latency_ms, p.lower_ms, p.upper_ms,
+                       response.model_version) for p in response.predictions]
+
+
+def _typed_errors(method):
+    """Makes `method` raise MaplexError subclasses instead of grpc.RpcError."""
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        try:
+            return method(*args, **kwargs)
+        except grpc.RpcError as e:
+            raise errors.from_rpc_error(e) from None
+    return wrapper
+
+
+class Client:
+    """A connection to one maplex-server.
+
+    Every unary call has a deadline: `timeout` seconds (the constructor's, default 30),
+    overridable per call. Failures raise maplex.MaplexError subclasses (maplex.NotFound,
+    maplex.InvalidArgument, maplex.Unavailable, ...). Use as a context manager or call
+    close().
+    """
+
+    def __init__(self, address, token=None, ca=None, timeout=DEFAULT_TIMEOUT_SECONDS,
+                 channel_options=()):
+        """Opens a channel to `address` ("host:port").
+
+        Args:
+            address: the server's host:port.
+            token: bearer token sent as "authorization: Bearer TOKEN" metadata on every call.
+            ca: path to a PEM CA bundle; when given the channel uses TLS verified against it,
+                otherwise it is plaintext (fine on loopback or inside a cluster network).
+            timeout: default deadline of each call, in seconds.
+            channel_options: gRPC channel arguments, e.g.
+                [("grpc.lb_policy_name", "round_robin")] with address
+                "dns:///maplex-predictor:50051" to spread calls over predictor replicas.
+        """
+        if ca is not None:
+            with open(ca, "rb") as f:
+                credentials = grpc.ssl_channel_credentials(root_certificates=f.read())
+            self._channel = grpc.secure_channel(address, credentials, options=channel_options)
+        else:
+            self._channel = grpc.insecure_channel(address, options=channel_options)
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        self._timeout = timeout
+        self._predictor = predictor_pb2_grpc.PredictorStub(self._channel)
+        self._registry = registry_pb2_grpc.DeviceRegistryStub(self._channel)
+        self._models = models_pb2_grpc.ModelsStub(self._channel)
+        self._health = health_pb2_grpc.HealthStub(self._channel)
+
+    def close(self):
+        """Closes the channel; calls in flight are cancelled."""
+        self._channel.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _deadline(self, timeout):
+        return self._timeout if timeout is None else timeout
+
+    # ---- predictions ----
+
+    @_typed_errors
+    def predict(self, device, archs, model_version=0, timeout=None):
+        """Predicts the latency of `archs` on `device`.
+
+        Args:
+            device: device configuration id, e.g. "pixel3".
+            archs: NAS-Bench-201 indices (int) and/or cell strings (str); at most the
+                server's per-request limit (20,000; the whole space of 15,625 fits).
+            model_version: 0 for the version being served, else that exact version
+                (FailedPrecondition if it is not the one served).
+            timeout: deadline in seconds (default: the client's).
+
+        Returns:
+            a list of Prediction, in the order of `archs`.
+        """
+        request = predictor_pb2.PredictRequest(
+            device_id=device, archs=[_architecture(a) for a in archs],
+            model_version=model_version)
+        response = self._predictor.Predict(request, timeout=self._deadline(timeout),
+                                           metadata=self._metadata)
+        return _predictions(response)
+
+    def predict_stream(self, device, batches, model_version=0, timeout=None):
+        """Predicts batch after batch over one PredictStream call, for loops that ask many
+        times: one request per batch, answered in order.
+
+        Args:
+            device: device configuration id.
+            batches: an iterable (may be a generator fed by the search) of lists of
+                architectures, each as in predict().
+            model_version: as in predict().
+            timeout: deadline of the whole stream in seconds (default: the client's); pass a
+                larger one for a long search.
+
+        Yields:
+            for each batch, the list of its Prediction, in order. Raises a MaplexError
+            subclass when the server rejects a batch (the stream ends there).
+        """
+        requests = (predictor_pb2.PredictRequest(
+            device_id=device, archs=[_architecture(a) for a in batch],
+            model_version=model_version) for batch in batches)
+        call = self._predictor.PredictStream(requests, timeout=self._deadline(timeout),
+                                             metadata=self._metadata)
+        try:
+            for response in call:
+                yield _predictions(response)
+        except grpc.RpcError as e:
+            raise errors.from_rpc_error(e) from None
+        finally:
+            call.cancel()
+
+    # ---- devices ----
+
+    @_typed_errors
+    def list_devices(self, category="", labels=None, include_retired=False, page_size=0,
+                     timeout=None):
+        """Lists device configurations, all pages, ordered by id.
+
+        Args:
+            category: only devices of this spec category (e.g. "mobile"); "" for all.
+            labels: only devices carrying all of these labels (dict).
+            include_retired: include retired devices.
+            page_size: devices fetched per call (0: the server's default).
+            timeout: deadline of each page's call in seconds (default: the client's).
+
+        Returns:
+            a list of maplex.v1 Device messages.
+        """
+        devices = []
+        token = ""
+        while True:
+            response = self._registry.ListDevices(
+                registry_pb2.ListDevicesRequest(category=category, labels=labels or {},
+                                                include_retired=include_retired,
+                                                page_size=page_size, page_token=token),
+                timeout=self._deadline(timeout), metadata=self._metadata)
+            devices.extend(response.devices)
+            token = response.next_page_token
+            if not token:
+                return devices
+
+    @_typed_errors
+    def get_device(self, device, timeout=None):
+        """Returns the Device message of `device` (NotFound when unknown)."""
+        return self._registry.GetDevice(registry_pb2.GetDeviceRequest(id=device),
+                                        timeout=self._deadline(timeout), metadata=self._metadata)
+
+    # ---- models ----
+
+    @_typed_errors
+    def list_models(self, timeout=None):
+        """Returns the ModelInfo messages of every trained model version, newest first."""
+        return list(self._models.ListModels(models_pb2.ListModelsRequest(),
+                                            timeout=self._deadline(timeout),
+                                            metadata=self._metadata).models)
+
+    @_typed_errors
+    def get_model(self, version=0, timeout=None):
+        """Returns the ModelInfo of `version` (0: the version being served; NotFound when
+        none is served yet or the version does not exist)."""
+        return self._models.GetModel(models_pb2.GetModelRequest(version=version),
+                                     timeout=self._deadline(timeout), metadata=self._metadata)
+
+    @_typed_errors
+    def retrain(self, timeout=None):
+        """Trains a new model on everything stored, waits for it and returns its ModelInfo."""
+        return self._models.Retrain(models_pb2.RetrainRequest(),
+                                    timeout=self._deadline(timeout), metadata=self._metadata)
+
+    def watch_models(self, timeout=None):
+        """Follows the served model: yields the ModelInfo being served now, then each newer
+        one as the server starts serving it.
+
+        A watch is meant to stay open, so unlike the other calls it has no deadline unless
+        `timeout` (seconds, for the whole watch) is given; close the generator to stop.
+        """
+        call = self._models.WatchModels(models_pb2.WatchModelsRequest(), timeout=timeout,
+                                        metadata=self._metadata)
+        try:
+            for update in call:
+                yield update.info
+        except grpc.RpcError as e:
+            raise errors.from_rpc_error(e) from None
+        finally:
+            call.cancel()
+
+    # ---- health ----
+
+    @_typed_errors
+    def health(self, service="", timeout=None):
+        """Returns the grpc.health.v1 status of `service` as a name: "SERVING" or
+        "NOT_SERVING". "" is the server as a whole (SERVING once a model is loaded);
+        services are named like "maplex.v1.Predictor" (NotFound for unknown names)."""
+        response = self._health.Check(health_pb2.HealthCheckRequest(service=service),
+                                      timeout=self._deadline(timeout), metadata=self._metadata)
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)

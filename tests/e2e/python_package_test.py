@@ -1,0 +1,207 @@
+"""The Python client package (client/python/maplex) against a real maplex-server on
+127.0.0.1: predictions, the prediction stream, device and model queries, health and typed
+errors. What the real server cannot show yet (it has no auth or TLS) — the bearer token on
+the wire, the TLS channel with a CA bundle, deadlines — is checked against a small
+in-process Python gRPC server that records what it receives."""
+
+import concurrent.futures
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+import grpc
+
+sys.path.insert(0, os.path.dirname(__file__))
+import maplex_processes as mp  # noqa: E402
+
+import maplex  # noqa: E402  (from build/python, assembled by the build)
+from maplex.v1 import predictor_pb2, predictor_pb2_grpc  # noqa: E402
+
+DEVICES = ["gold_6240", "pixel3", "silver_4114"]
+ALL_CONV3 = ("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|"
+             "+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|")
+
+
+class LiveServerTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.server = mp.ServerProcess().start()
+        mp.cli(cls.server.address, "import", "--latency", mp.LATENCY_CSV, "--devices",
+               mp.DEVICES_CSV, "--only", ",".join(DEVICES), "--keep", "gold_6240=10")
+        mp.cli(cls.server.address, "retrain")
+        cls.client = maplex.Client(cls.server.address, timeout=20)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.client.close()
+        cls.server.stop()
+        cls.server.cleanup()
+
+    def test_predict_by_index_and_cell(self):
+        predictions = self.client.predict("pixel3", [5, 0, ALL_CONV3])
+        self.assertEqual(len(predictions), 3)
+        self.assertEqual([p.arch_index for p in predictions[:2]], [5, 0])
+        version = self.client.get_model().version
+        for p in predictions:
+            self.assertIsInstance(p, maplex.Prediction)
+            self.assertEqual(p.model_version, version)
+            self.assertLess(0, p.lower_ms)
+            self.assertLessEqual(p.lower_ms, p.latency_ms)
+            self.assertLessEqual(p.latency_ms, p.upper_ms)
+        # The all-conv3x3 cell is the largest network: slower than the cell with index 0.
+        self.assertGreater(predictions[2].latency_ms, predictions[1].latency_ms)
+
+    def test_predict_stream_matches_unary(self):
+        batches = [list(range(0, 50)), [ALL_CONV3], list(range(15600, 15625))]
+        streamed = list(self.client.predict_stream("silver_4114", iter(batches)))
+        self.assertEqual(len(streamed), 3)
+        for batch, got in zip(batches, streamed):
+            self.assertEqual(got, self.client.predict("silver_4114", batch))
+
+    def test_predict_stream_error_is_typed(self):
+        with self.assertRaises(maplex.NotFound):
+            list(self.client.predict_stream("no_such_device", [[1, 2]]))
+
+    def test_devices(self):
+        devices = self.client.list_devices(page_size=1)  # three pages
+        self.assertEqual([d.id for d in devices], DEVICES)
+        self.assertEqual([d.id for d in self.client.list_devices(category="mobile")],
+                         ["pixel3"])
+        gold = self.client.get_device("gold_6240")
+        self.assertEqual(gold.measurement_count, 10)
+        self.assertEqual(gold.hardware_name, "Intel Xeon Gold 6240")
+
+    def test_models(self):
+        models = self.client.list_models()
+        self.assertGreaterEqual(len(models), 1)
+        served = self.client.get_model()
+        self.assertTrue(served.serving)
+        self.assertEqual(served.version, models[0].version)
+        self.assertEqual(self.client.get_model(served.version).method, served.method)
+        watch = self.client.watch_models(timeout=10)
+        self.assertEqual(next(watch).version, served.version)
+        watch.close()
+        with self.assertRaises(maplex.NotFound):
+            self.client.get_model(served.version + 1000)
+
+    def test_health(self):
+        for service in ("", "maplex.v1.Predictor", "maplex.v1.DeviceRegistry"):
+            self.assertEqual(self.client.health(service), "SERVING", service)
+        with self.assertRaises(maplex.NotFound):
+            self.client.health("maplex.v1.NoSuchService")
+
+    def test_errors_are_typed(self):
+        with self.assertRaises(maplex.InvalidArgument) as e:
+            self.client.predict("gold_6240", [99999])
+        self.assertIn("archs[0].index", e.exception.details)
+        self.assertEqual(e.exception.code, grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIsInstance(e.exception, maplex.MaplexError)
+        with self.assertRaises(maplex.NotFound):
+            self.client.predict("no_such_device", [1])
+        with self.assertRaises(maplex.NotFound):
+            self.client.get_device("no_such_device")
+        with self.assertRaises(maplex.ResourceExhausted):
+            self.client.predict("pixel3", [1] * 20001)
+        with self.assertRaises(maplex.FailedPrecondition):
+            self.client.predict("pixel3", [1], model_version=self.client.get_model().version + 1000)
+        with self.assertRaises(TypeError):
+            self.client.predict("pixel3", [1.5])
+
+    def test_token_is_accepted_by_a_server_without_auth(self):
+        with maplex.Client(self.server.address, token="secret") as client:
+            self.assertEqual(len(client.predict("pixel3", [1])), 1)
+
+    def test_unreachable_server_is_unavailable(self):
+        with maplex.Client(f"127.0.0.1:{mp.free_port()}", timeout=2) as client:
+            with self.assertRaises((maplex.Unavailable, maplex.DeadlineExceeded)):
+                client.predict("pixel3", [1])
+
+
+class RecordingPredictor(predictor_pb2_grpc.PredictorServicer):
+    """Answers Predict with latency = arch index and remembers each call's metadata; device
+    "slow" answers after two seconds."""
+
+    def __init__(self):
+        self.metadata = []
+        self.lock = threading.Lock()
+
+    def Predict(self, request, context):
+        with self.lock:
+            self.metadata.append(dict(context.invocation_metadata()))
+        if request.device_id == "slow":
+            time.sleep(2)
+        return predictor_pb2.PredictResponse(model_version=7, predictions=[
+            predictor_pb2.Prediction(arch_index=a.index, latency_ms=a.index,
+                                     lower_ms=a.index, upper_ms=a.index)
+            for a in request.archs])
+
+
+class WireTest(unittest.TestCase):
+    """Token, TLS and deadlines, seen from the server side."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory(prefix="maplex_pkg_")
+        cls.key = os.path.join(cls.tmp.name, "server.key")
+        cls.cert = os.path.join(cls.tmp.name, "server.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                        "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+                        "-keyout", cls.key, "-out", cls.cert],
+                       check=True, capture_output=True, timeout=30)
+        with open(cls.key, "rb") as k, open(cls.cert, "rb") as c:
+            credentials = grpc.ssl_server_credentials([(k.read(), c.read())])
+        cls.servicer = RecordingPredictor()
+        cls.grpc_server = grpc.server(concurrent.futures.ThreadPoolExecutor(max_workers=4))
+        predictor_pb2_grpc.add_PredictorServicer_to_server(cls.servicer, cls.grpc_server)
+        cls.plain_port = cls.grpc_server.add_insecure_port("127.0.0.1:0")
+        cls.tls_port = cls.grpc_server.add_secure_port("localhost:0", credentials)
+        cls.grpc_server.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.grpc_server.stop(grace=None)
+        cls.tmp.cleanup()
+
+    def last_metadata(self):
+        with self.servicer.lock:
+            return self.servicer.metadata[-1]
+
+    def test_token_is_sent_as_bearer_metadata(self):
+        with maplex.Client(f"127.0.0.1:{self.plain_port}", token="t0ken") as client:
+            self.assertEqual([p.latency_ms for p in client.predict("d", [3, 4])], [3.0, 4.0])
+        self.assertEqual(self.last_metadata().get("authorization"), "Bearer t0ken")
+
+    def test_no_token_no_metadata(self):
+        with maplex.Client(f"127.0.0.1:{self.plain_port}") as client:
+            client.predict("d", [1])
+        self.assertNotIn("authorization", self.last_metadata())
+
+    def test_tls_with_ca_bundle(self):
+        with maplex.Client(f"localhost:{self.tls_port}", token="t", ca=self.cert) as client:
+            predictions = client.predict("d", [9])
+        self.assertEqual(predictions, [maplex.Prediction(9, 9.0, 9.0, 9.0, 7)])
+        self.assertEqual(self.last_metadata().get("authorization"), "Bearer t")
+
+    def test_channel_options_are_passed(self):
+        # The form used to balance over predictor replicas (docs/OPERATIONS.md).
+        with maplex.Client(f"ipv4:127.0.0.1:{self.plain_port}",
+                           channel_options=[("grpc.lb_policy_name", "round_robin")]) as client:
+            self.assertEqual(len(client.predict("d", [1, 2])), 2)
+
+    def test_deadline_default_and_per_call(self):
+        with maplex.Client(f"127.0.0.1:{self.plain_port}", timeout=0.3) as client:
+            start = time.monotonic()
+            with self.assertRaises(maplex.DeadlineExceeded):
+                client.predict("slow", [1])
+            with self.assertRaises(maplex.DeadlineExceeded):
+                client.predict("slow", [1], timeout=0.1)
+            self.assertLess(time.monotonic() - start, 1.5)
+            self.assertEqual(len(client.predict("slow", [1], timeout=10)), 1)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
