@@ -9,8 +9,11 @@
 #   docker exec maplex maplex import --latency /usr/share/maplex/data/nb201_latency.csv.gz \
 #       --devices /usr/share/maplex/data/nb201_devices.csv
 #
-# The server has no authentication or TLS yet: publish the port only where every client is
-# trusted. Configure with MAPLEX_* variables or flags after the image name
+# The image serves 0.0.0.0 without authentication, said explicitly by
+# MAPLEX_INSECURE_ALLOW_UNAUTHENTICATED=true: publish the port only where every client is
+# trusted, or turn tokens on (-e MAPLEX_AUTH=token
+# -e MAPLEX_BOOTSTRAP_TOKEN_FILE=/var/lib/maplex/operator.token; README, "Security").
+# Configure with MAPLEX_* variables or flags after the image name
 # (docker run ... maplex --method=maple); see docs/OPERATIONS.md.
 
 FROM debian:12 AS build
@@ -27,7 +30,7 @@ FROM debian:12-slim
 # (tests/deploy/deploy_test.py checks this list against ldd), and sqlite3 for online backups.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libgrpc++1.51 libprotobuf32 libabsl20220623 libsqlite3-0 zlib1g sqlite3 \
+      libgrpc++1.51 libprotobuf32 libabsl20220623 libsqlite3-0 zlib1g libssl3 sqlite3 \
  && rm -rf /var/lib/apt/lists/*
 RUN useradd --system --uid 10001 --user-group --home-dir /var/lib/maplex --create-home \
       --shell /usr/sbin/nologin maplex
@@ -37,6 +40,7 @@ COPY data/ /usr/share/maplex/data/
 USER 10001:10001
 VOLUME /var/lib/maplex
 ENV MAPLEX_LISTEN=0.0.0.0:50051 \
+    MAPLEX_INSECURE_ALLOW_UNAUTHENTICATED=true \
     MAPLEX_DB=/var/lib/maplex/maplex.db \
     MAPLEX_SERVER=127.0.0.1:50051
 EXPOSE 50051

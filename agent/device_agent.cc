@@ -160,7 +160,10 @@ absl::StatusOr<AgentReport> RunDeviceAgent(const AgentOptions& options,
                      {"threads", absl::StrCat(probe->threads)}});
 
   // 2. Enroll it as hardware x runtime x precision x batch x threads.
-  auto channel = grpc::CreateChannel(options.server, grpc::InsecureChannelCredentials());
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> opened =
+      OpenChannel(options.server, options.security, grpc::ChannelArguments());
+  if (!opened.ok()) return opened.status();
+  std::shared_ptr<grpc::Channel> channel = *std::move(opened);
   auto registry = maplex::v1::DeviceRegistry::NewStub(channel);
   auto ingest = maplex::v1::Ingest::NewStub(channel);
   maplex::v1::RegisterDeviceRequest enroll;

@@ -26,11 +26,13 @@
 #include "absl/time/time.h"
 #include "agent/measure/latency_measurer.h"
 #include "agent/runtime/runtime.h"
+#include "platform/grpc_channel.h"
 
 namespace maplex::agent {
 
 struct AgentOptions {
   std::string server = "127.0.0.1:50051";
+  ChannelSecurity security;      // TLS and bearer token (an agent token names device_id)
   std::string device_id;         // empty: the server derives one from fingerprint + config
   std::string runtime = "eigen";  // "eigen", "onednn" or "command"
   std::string command;           // the command runtime's program

@@ -23,7 +23,15 @@ using maplex::EnvOr;
 ABSL_FLAG(std::string, server, EnvOr("MAPLEX_SERVER", "127.0.0.1:50051"),
           "maplex-server address (env MAPLEX_SERVER)");
 ABSL_FLAG(std::string, device_id, EnvOr("MAPLEX_AGENT_DEVICE_ID", ""),
-          "device id to register; empty lets the server derive one (env MAPLEX_AGENT_DEVICE_ID)");
+          "device id to register; empty lets the server derive one (env MAPLEX_AGENT_DEVICE_ID); "
+          "with an agent token, the device the token is bound to");
+ABSL_FLAG(std::string, token, "", "bearer token (default: env MAPLEX_TOKEN)");
+ABSL_FLAG(std::string, token_file, EnvOr("MAPLEX_AGENT_TOKEN_FILE", ""),
+          "file holding the bearer token (env MAPLEX_AGENT_TOKEN_FILE)");
+ABSL_FLAG(std::string, ca, EnvOr("MAPLEX_AGENT_CA", ""),
+          "CA bundle (PEM) that signed the server's certificate: use TLS (env MAPLEX_AGENT_CA)");
+ABSL_FLAG(std::string, client_cert, "", "this agent's certificate (PEM), for servers requiring one");
+ABSL_FLAG(std::string, client_key, "", "the private key (PEM) of --client_cert");
 ABSL_FLAG(std::string, runtime, EnvOr("MAPLEX_AGENT_RUNTIME", "eigen"),
           "eigen, onednn or command (env MAPLEX_AGENT_RUNTIME)");
 ABSL_FLAG(std::string, command, "",
@@ -49,11 +57,22 @@ int main(int argc, char** argv) {
       "maplex-agent: enrolls this device with a maplex server, measures NAS-Bench-201\n"
       "latencies and streams them, never losing one.\n"
       "Usage: maplex-agent --server=HOST:PORT [--runtime=eigen|onednn|command] [--threads=N]\n"
-      "       [--batch=N] [--spool=FILE] [--budget=N] [--k=N] [--once]");
+      "       [--batch=N] [--spool=FILE] [--budget=N] [--k=N] [--once]\n"
+      "       [--token_file=F --device_id=ID] [--ca=CA.pem [--client_cert=C --client_key=K]]");
   absl::ParseCommandLine(argc, argv);
 
   maplex::agent::AgentOptions options;
   options.server = absl::GetFlag(FLAGS_server);
+  absl::StatusOr<std::string> token =
+      maplex::ResolveToken(absl::GetFlag(FLAGS_token), absl::GetFlag(FLAGS_token_file));
+  if (!token.ok()) {
+    std::fprintf(stderr, "maplex-agent: %s\n", std::string(token.status().message()).c_str());
+    return 2;
+  }
+  options.security.token = *token;
+  options.security.ca_file = absl::GetFlag(FLAGS_ca);
+  options.security.client_cert_file = absl::GetFlag(FLAGS_client_cert);
+  options.security.client_key_file = absl::GetFlag(FLAGS_client_key);
   options.device_id = absl::GetFlag(FLAGS_device_id);
   options.runtime = absl::GetFlag(FLAGS_runtime);
   std::vector<std::string> command =

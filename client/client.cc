@@ -29,10 +29,10 @@ absl::StatusOr<MaplexClient> MaplexClient::Connect(const ClientOptions& options)
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(64 << 20);
   args.SetMaxSendMessageSize(64 << 20);
-  // Security (TLS, tokens) is not configured yet: meant for loopback use.
-  auto channel =
-      grpc::CreateCustomChannel(options.address, grpc::InsecureChannelCredentials(), args);
-  return MaplexClient(options, std::move(channel));
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+      OpenChannel(options.address, options.security, args);
+  if (!channel.ok()) return channel.status();
+  return MaplexClient(options, *std::move(channel));
 }
 
 MaplexClient::MaplexClient(const ClientOptions& options, std::shared_ptr<grpc::Channel> channel)
@@ -42,7 +42,8 @@ MaplexClient::MaplexClient(const ClientOptions& options, std::shared_ptr<grpc::C
       registry_(maplex::v1::DeviceRegistry::NewStub(channel_)),
       ingest_(maplex::v1::Ingest::NewStub(channel_)),
       predictor_(maplex::v1::Predictor::NewStub(channel_)),
-      models_(maplex::v1::Models::NewStub(channel_)) {}
+      models_(maplex::v1::Models::NewStub(channel_)),
+      tokens_(maplex::v1::Tokens::NewStub(channel_)) {}
 
 // Runs one unary call with the client's deadline; its response or status.
 template <typename Stub, typename Request, typename Response>
@@ -147,7 +148,9 @@ absl::StatusOr<maplex::v1::MeasurementAck> MaplexClient::SendMeasurements(
     const std::vector<maplex::v1::Measurement>& measurements, int batch_size,
     const std::function<void(const maplex::v1::MeasurementAck&)>& on_ack) {
   if (batch_size < 1) return absl::InvalidArgumentError("batch_size must be at least 1");
-  grpc::ClientContext context;  // a stream: no fixed deadline, it ends with the data
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       absl::ToChronoMilliseconds(options_.stream_timeout));
   auto stream = ingest_->StreamMeasurements(&context);
   maplex::v1::MeasurementAck total;
   size_t sent = 0;
@@ -186,6 +189,24 @@ absl::StatusOr<maplex::v1::MeasurementAck> MaplexClient::SendMeasurements(
     return absl::UnavailableError(absl::StrCat(outstanding, " batches were not acknowledged"));
   }
   return total;
+}
+
+absl::StatusOr<maplex::v1::CreateTokenResponse> MaplexClient::CreateToken(
+    const maplex::v1::CreateTokenRequest& request) {
+  return Call(*tokens_, &maplex::v1::Tokens::Stub::CreateToken, request);
+}
+
+absl::StatusOr<std::vector<maplex::v1::Token>> MaplexClient::ListTokens() {
+  absl::StatusOr<maplex::v1::ListTokensResponse> response =
+      Call(*tokens_, &maplex::v1::Tokens::Stub::ListTokens, maplex::v1::ListTokensRequest());
+  if (!response.ok()) return response.status();
+  return std::vector<maplex::v1::Token>(response->tokens().begin(), response->tokens().end());
+}
+
+absl::StatusOr<maplex::v1::Token> MaplexClient::RevokeToken(int64_t id) {
+  maplex::v1::RevokeTokenRequest request;
+  request.set_id(id);
+  return Call(*tokens_, &maplex::v1::Tokens::Stub::RevokeToken, request);
 }
 
 }  // namespace maplex::client

@@ -1,5 +1,6 @@
 // The C++ client of a maplex server: one connection, one method per RPC, errors as
-// absl::Status (the gRPC code and message, unchanged).
+// absl::Status (the gRPC code and message, unchanged). Every call has a deadline; TLS and
+// the bearer token come from ClientOptions::security (platform/grpc_channel.h).
 //
 //   absl::StatusOr<MaplexClient> client = MaplexClient::Connect({"127.0.0.1:50051"});
 //   absl::StatusOr<v1::PredictResponse> r =
@@ -18,17 +19,23 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "platform/grpc_channel.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "maplex/v1/ingest.grpc.pb.h"
 #include "maplex/v1/models.grpc.pb.h"
 #include "maplex/v1/predictor.grpc.pb.h"
 #include "maplex/v1/registry.grpc.pb.h"
+#include "maplex/v1/tokens.grpc.pb.h"
 
 namespace maplex::client {
 
 struct ClientOptions {
   std::string address = "127.0.0.1:50051";
   absl::Duration timeout = absl::Seconds(30);  // deadline of each unary call
+  // Deadline of one whole measurement stream (SendMeasurements): an import of the whole
+  // bundled data set takes well under a minute on loopback.
+  absl::Duration stream_timeout = absl::Minutes(10);
+  ChannelSecurity security;  // TLS and bearer token; plaintext and no token by default
 };
 
 // Architecture messages for the two NB201 encodings.
@@ -72,6 +79,12 @@ class MaplexClient {
   absl::StatusOr<maplex::v1::ReportDescriptorResponse> ReportDescriptor(
       const maplex::v1::ReportDescriptorRequest& request);
 
+  // Operators only. The response carries the token's secret, the only time it is shown.
+  absl::StatusOr<maplex::v1::CreateTokenResponse> CreateToken(
+      const maplex::v1::CreateTokenRequest& request);
+  absl::StatusOr<std::vector<maplex::v1::Token>> ListTokens();
+  absl::StatusOr<maplex::v1::Token> RevokeToken(int64_t id);
+
  private:
   MaplexClient(const ClientOptions& options, std::shared_ptr<grpc::Channel> channel);
   std::unique_ptr<grpc::ClientContext> Context() const;
@@ -87,6 +100,7 @@ class MaplexClient {
   std::shared_ptr<maplex::v1::Ingest::Stub> ingest_;
   std::shared_ptr<maplex::v1::Predictor::Stub> predictor_;
   std::shared_ptr<maplex::v1::Models::Stub> models_;
+  std::shared_ptr<maplex::v1::Tokens::Stub> tokens_;
 };
 
 }  // namespace maplex::client

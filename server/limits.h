@@ -18,6 +18,11 @@ struct Limits {
   double max_latency_ms = 3.6e6;               // one hour: anything above is absurd
   int max_counters_per_descriptor = 256;
   int max_next_tasks = 1000;
+  // Ingest rate of each agent token (server/ingest_rate.h). One honest agent measures an
+  // architecture in tens of milliseconds at best, so 100/s is far above what it sends; the
+  // burst is one maximal batch, so a spool that filled while offline drains at once.
+  double agent_measurements_per_second = 100;
+  int agent_measurement_burst = 10000;
 };
 
 }  // namespace maplex::server

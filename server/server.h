@@ -20,6 +20,8 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "server/auth/authorizer.h"
+#include "server/auth/token_registry.h"
 #include "server/limits.h"
 #include "server/model_slot.h"
 #include "server/services/ingest_service.h"
@@ -27,6 +29,7 @@
 #include "server/services/predictor_service.h"
 #include "server/services/registry_service.h"
 #include "server/services/retired_devices.h"
+#include "server/services/tokens_service.h"
 #include "server/store/store.h"
 #include "server/trainer.h"
 
@@ -40,6 +43,20 @@ struct ServerOptions {
   TrainerOptions trainer;
   Limits limits;
   int max_message_bytes = 64 << 20;
+
+  // --- security: docs/RELIABILITY.md, "Roles and authentication", "Transport security" ---
+  AuthMode auth = AuthMode::kNone;
+  // AuthMode::kToken: where the first operator token's secret is written when no operator
+  // token is active (server/auth/bootstrap_token.h).
+  std::string bootstrap_token_file;
+  // Without tokens or client certificates, only a loopback address is served unless this
+  // is set: being open to the network is never silent.
+  bool allow_unauthenticated_non_loopback = false;
+  // TLS when tls_cert_file is set (PEM files). With tls_client_ca_file, every client must
+  // present a certificate that CA signed (mTLS).
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_client_ca_file;
 };
 
 class MaplexServer {
@@ -73,6 +90,8 @@ class MaplexServer {
 
   const ServerOptions options_;
   std::unique_ptr<Store> store_;
+  std::unique_ptr<TokenRegistry> tokens_;
+  std::unique_ptr<Authorizer> authorizer_;
   ModelSlot slot_;
   RetiredDevices retired_;
   std::unique_ptr<Trainer> trainer_;
@@ -80,6 +99,7 @@ class MaplexServer {
   std::unique_ptr<IngestService> ingest_;
   std::unique_ptr<PredictorService> predictor_;
   std::unique_ptr<ModelsService> models_;
+  std::unique_ptr<TokensService> tokens_service_;
   std::unique_ptr<grpc::Server> grpc_server_;
   int port_ = 0;
   std::thread readiness_thread_;

@@ -154,6 +154,9 @@ int Retrain(const Command& c, const Globals& g, const std::vector<std::string>& 
 int Import(const Command& c, const Globals& g, const std::vector<std::string>& argv);
 int Health(const Command& c, const Globals& g, const std::vector<std::string>& argv);
 int Backup(const Command& c, const Globals& g, const std::vector<std::string>& argv);
+int TokensCreate(const Command& c, const Globals& g, const std::vector<std::string>& argv);
+int TokensList(const Command& c, const Globals& g, const std::vector<std::string>& argv);
+int TokensRevoke(const Command& c, const Globals& g, const std::vector<std::string>& argv);
 
 const Command kCommands[] = {
     {"devices list", "list device configurations", kDevicesListUsage, DevicesList},
@@ -191,6 +194,15 @@ const Command kCommands[] = {
      "  SQLite's online backup: one consistent snapshot, taken without stopping the server.\n"
      "  Never overwrites BACKUP.db. Restore: stop the server, put the copy in place of --db.",
      Backup},
+    {"tokens create", "create a bearer token (operators); its secret is printed once",
+     "--role agent|client|operator [--device ID] [--name TEXT]\n"
+     "  agent: enrolls, describes and measures the one device --device (required);\n"
+     "  client: predicts and reads; operator: everything, including tokens.",
+     TokensCreate},
+    {"tokens list", "list bearer tokens, revoked ones included (operators)",
+     "[--format table|json]", TokensList},
+    {"tokens revoke", "revoke a bearer token: refused from its next call on (operators)", "ID",
+     TokensRevoke},
 };
 
 int DevicesList(const Command& c, const Globals& g, const std::vector<std::string>& argv) {
@@ -639,12 +651,92 @@ int Health(const Command& c, const Globals& g, const std::vector<std::string>& a
   return rc;
 }
 
+// ---------- tokens ----------
+
+std::string RoleName(v1::Role role) {
+  std::string name = v1::Role_Name(role);
+  return absl::AsciiStrToLower(absl::StripPrefix(name, "ROLE_"));
+}
+
+int TokensCreate(const Command& c, const Globals& g, const std::vector<std::string>& argv) {
+  absl::StatusOr<Args> args = Args::Parse(argv, {"role", "device", "name"}, {});
+  if (!args.ok()) return UsageError(c, args.status().message());
+  if (!args->positionals().empty()) return UsageError(c, "takes no positional arguments");
+  v1::Role role = v1::ROLE_UNSPECIFIED;
+  if (!v1::Role_Parse(absl::StrCat("ROLE_", absl::AsciiStrToUpper(args->GetOr("role", ""))),
+                      &role) ||
+      role == v1::ROLE_UNSPECIFIED) {
+    return UsageError(c, "--role must be agent, client or operator");
+  }
+  v1::CreateTokenRequest request;
+  request.set_role(role);
+  request.set_device_id(args->GetOr("device", ""));
+  request.set_name(args->GetOr("name", ""));
+  absl::StatusOr<MaplexClient> client = Connect(g);
+  if (!client.ok()) return Fail(client.status());
+  absl::StatusOr<v1::CreateTokenResponse> created = client->CreateToken(request);
+  if (!created.ok()) return Fail(created.status());
+  // The secret alone on stdout, so that `maplex tokens create ... > agent.token` works.
+  std::fprintf(stderr, "created token %lld (%s%s); its secret is shown only now:\n",
+               static_cast<long long>(created->token().id()),
+               RoleName(created->token().role()).c_str(),
+               created->token().device_id().empty()
+                   ? ""
+                   : absl::StrCat(", device ", created->token().device_id()).c_str());
+  std::printf("%s\n", created->secret().c_str());
+  return 0;
+}
+
+int TokensList(const Command& c, const Globals& g, const std::vector<std::string>& argv) {
+  absl::StatusOr<Args> args = Args::Parse(argv, {"format"}, {});
+  if (!args.ok()) return UsageError(c, args.status().message());
+  std::string format;
+  if (!CheckFormat(*args, {"table", "json"}, &format)) return UsageError(c, "bad --format");
+  absl::StatusOr<MaplexClient> client = Connect(g);
+  if (!client.ok()) return Fail(client.status());
+  absl::StatusOr<std::vector<v1::Token>> tokens = client->ListTokens();
+  if (!tokens.ok()) return Fail(tokens.status());
+  if (format == "json") {
+    v1::ListTokensResponse all;
+    for (const v1::Token& t : *tokens) *all.add_tokens() = t;
+    std::printf("%s\n", ToJson(all).c_str());
+    return 0;
+  }
+  Rows rows = {{"ID", "ROLE", "DEVICE", "NAME", "CREATED_UTC", "STATE"}};
+  for (const v1::Token& t : *tokens) {
+    rows.push_back({absl::StrCat(t.id()), RoleName(t.role()), t.device_id(), t.name(),
+                    FormatTime(t.created_at_unix_ms()), t.revoked() ? "revoked" : "active"});
+  }
+  std::printf("%s", FormatRows(rows, "table").c_str());
+  return 0;
+}
+
+int TokensRevoke(const Command& c, const Globals& g, const std::vector<std::string>& argv) {
+  absl::StatusOr<Args> args = Args::Parse(argv, {}, {});
+  if (!args.ok()) return UsageError(c, args.status().message());
+  int64_t id = 0;
+  if (args->positionals().size() != 1 || !absl::SimpleAtoi(args->positionals()[0], &id)) {
+    return UsageError(c, "give exactly one token ID (see maplex tokens list)");
+  }
+  absl::StatusOr<MaplexClient> client = Connect(g);
+  if (!client.ok()) return Fail(client.status());
+  absl::StatusOr<v1::Token> t = client->RevokeToken(id);
+  if (!t.ok()) return Fail(t.status());
+  std::printf("revoked token %lld\n", static_cast<long long>(t->id()));
+  return 0;
+}
+
 void PrintOverview() {
   std::printf(
       "maplex — latency predictions for neural architectures on hardware devices\n\n"
-      "Usage: maplex [--server ADDR] [--timeout SECONDS] COMMAND [options]\n"
-      "  --server   server address (env MAPLEX_SERVER; default 127.0.0.1:50051)\n"
-      "  --timeout  deadline of each call in seconds (default 30)\n\nCommands:\n");
+      "Usage: maplex [--server ADDR] [--timeout SECONDS] [--token T | --token_file F]\n"
+      "              [--ca CA.pem [--client_cert C.pem --client_key K.pem]] COMMAND [options]\n"
+      "  --server       server address (env MAPLEX_SERVER; default 127.0.0.1:50051)\n"
+      "  --timeout      deadline of each call in seconds (default 30)\n"
+      "  --token        bearer token (env MAPLEX_TOKEN); --token_file reads it from a file\n"
+      "  --ca           CA bundle (PEM) that signed the server's certificate: use TLS\n"
+      "  --client_cert, --client_key  this client's certificate, for servers requiring one\n"
+      "\nCommands:\n");
   for (const Command& c : kCommands) std::printf("  %-16s %s\n", c.name, c.summary);
   std::printf("\nmaplex COMMAND --help shows a command's options.\n");
 }
@@ -671,6 +763,9 @@ int RunMaplexCli(const std::vector<std::string>& argv) {
   if (const char* env = std::getenv("MAPLEX_SERVER"); env != nullptr && *env) {
     g.options.address = env;
   }
+  const std::set<std::string> valued = {"server",      "timeout", "token",     "token_file",
+                                        "ca",          "client_cert", "client_key"};
+  std::string token, token_file;
   size_t i = 0;
   while (i < argv.size() && absl::StartsWith(argv[i], "--")) {
     std::string a = argv[i];
@@ -679,7 +774,7 @@ int RunMaplexCli(const std::vector<std::string>& argv) {
     if (size_t eq = name.find('='); eq != std::string::npos) {
       value = name.substr(eq + 1);
       name = name.substr(0, eq);
-    } else if (name == "server" || name == "timeout") {
+    } else if (valued.count(name)) {
       if (i + 1 >= argv.size()) {
         std::fprintf(stderr, "maplex: --%s needs a value\n", name.c_str());
         return 2;
@@ -698,12 +793,28 @@ int RunMaplexCli(const std::vector<std::string>& argv) {
         return 2;
       }
       g.options.timeout = absl::Seconds(seconds);
+    } else if (name == "token") {
+      token = value;
+    } else if (name == "token_file") {
+      token_file = value;
+    } else if (name == "ca") {
+      g.options.security.ca_file = value;
+    } else if (name == "client_cert") {
+      g.options.security.client_cert_file = value;
+    } else if (name == "client_key") {
+      g.options.security.client_key_file = value;
     } else {
       std::fprintf(stderr, "maplex: unknown option %s (see maplex --help)\n", a.c_str());
       return 2;
     }
     ++i;
   }
+  absl::StatusOr<std::string> resolved = ResolveToken(token, token_file);
+  if (!resolved.ok()) {
+    std::fprintf(stderr, "maplex: %s\n", std::string(resolved.status().message()).c_str());
+    return 2;
+  }
+  g.options.security.token = *resolved;
   if (i >= argv.size() || argv[i] == "help") {
     PrintOverview();
     return i >= argv.size() ? 2 : 0;

@@ -54,10 +54,27 @@ absl::StatusOr<v1::MeasurementAck> IngestService::StoreBatch(const v1::Measureme
   return ack;
 }
 
+absl::Status IngestService::CheckCallerMaySend(const Caller& caller,
+                                               const v1::MeasurementBatch& batch) {
+  if (caller.role != v1::ROLE_AGENT) return absl::OkStatus();
+  for (int i = 0; i < batch.measurements_size(); ++i) {
+    if (absl::Status s = Authorizer::CheckDevice(caller, batch.measurements(i).device_id(),
+                                                 absl::StrCat("measurements[", i, "].device_id"));
+        !s.ok()) {
+      return s;
+    }
+  }
+  return agent_rate_.Take(caller.token_id, batch.measurements_size());
+}
+
 Status IngestService::StreamMeasurements(
-    ServerContext*, grpc::ServerReaderWriter<v1::MeasurementAck, v1::MeasurementBatch>* stream) {
+    ServerContext* context,
+    grpc::ServerReaderWriter<v1::MeasurementAck, v1::MeasurementBatch>* stream) {
+  absl::StatusOr<Caller> caller = authorizer_->Authorize(*context, "/maplex.v1.Ingest/StreamMeasurements");
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
   v1::MeasurementBatch batch;
   while (stream->Read(&batch)) {
+    if (absl::Status s = CheckCallerMaySend(*caller, batch); !s.ok()) return ToGrpcStatus(s);
     absl::StatusOr<v1::MeasurementAck> ack = StoreBatch(batch);
     // A rejected batch ends the stream; the agent keeps it (it was never acknowledged).
     if (!ack.ok()) return ToGrpcStatus(ack.status());
@@ -66,8 +83,15 @@ Status IngestService::StreamMeasurements(
   return Status::OK;
 }
 
-Status IngestService::ReportDescriptor(ServerContext*, const v1::ReportDescriptorRequest* request,
+Status IngestService::ReportDescriptor(ServerContext* context,
+                                       const v1::ReportDescriptorRequest* request,
                                        v1::ReportDescriptorResponse* response) {
+  absl::StatusOr<Caller> caller = authorizer_->Authorize(*context, "/maplex.v1.Ingest/ReportDescriptor");
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
+  if (absl::Status s = Authorizer::CheckDevice(*caller, request->device_id(), "device_id");
+      !s.ok()) {
+    return ToGrpcStatus(s);
+  }
   if (absl::Status s = ValidateDescriptor(*request, limits_); !s.ok()) return ToGrpcStatus(s);
   if (absl::Status s = CheckDeviceAccepts(request->device_id(), "device_id"); !s.ok()) {
     return ToGrpcStatus(s);
@@ -83,8 +107,15 @@ Status IngestService::ReportDescriptor(ServerContext*, const v1::ReportDescripto
 
 namespace maplex::server {
 
-grpc::Status IngestService::NextTasks(grpc::ServerContext*, const v1::NextTasksRequest* request,
+grpc::Status IngestService::NextTasks(grpc::ServerContext* context,
+                                      const v1::NextTasksRequest* request,
                                       v1::NextTasksResponse* response) {
+  absl::StatusOr<Caller> caller = authorizer_->Authorize(*context, "/maplex.v1.Ingest/NextTasks");
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
+  if (absl::Status s = Authorizer::CheckDevice(*caller, request->device_id(), "device_id");
+      !s.ok()) {
+    return ToGrpcStatus(s);
+  }
   if (absl::Status s = ValidateIdentifier(request->device_id(), "device_id", limits_); !s.ok()) {
     return ToGrpcStatus(s);
   }

@@ -1,9 +1,14 @@
 // maplex.v1.Ingest: measurements arrive in batches; each batch is validated whole, stored
 // in one durable transaction, and only then acknowledged. The trainer hears of new data.
+// An agent token may send only its own device's measurements, at its ingest rate
+// (server/ingest_rate.h); a batch refused for either ends the stream, nothing of it stored.
 #ifndef MAPLEX_SERVER_SERVICES_INGEST_SERVICE_H_
 #define MAPLEX_SERVER_SERVICES_INGEST_SERVICE_H_
 
+#include "absl/time/clock.h"
 #include "maplex/v1/ingest.grpc.pb.h"
+#include "server/auth/authorizer.h"
+#include "server/ingest_rate.h"
 #include "server/limits.h"
 #include "server/model_slot.h"
 #include "server/store/store.h"
@@ -13,8 +18,15 @@ namespace maplex::server {
 
 class IngestService final : public maplex::v1::Ingest::Service {
  public:
-  IngestService(Store* store, Trainer* trainer, const ModelSlot* slot, const Limits& limits)
-      : store_(store), trainer_(trainer), slot_(slot), limits_(limits) {}
+  IngestService(const Authorizer* authorizer, Store* store, Trainer* trainer,
+                const ModelSlot* slot, const Limits& limits)
+      : authorizer_(authorizer),
+        store_(store),
+        trainer_(trainer),
+        slot_(slot),
+        limits_(limits),
+        agent_rate_(limits.agent_measurements_per_second, limits.agent_measurement_burst,
+                    [] { return absl::Now(); }) {}
 
   grpc::Status StreamMeasurements(
       grpc::ServerContext* context,
@@ -33,11 +45,15 @@ class IngestService final : public maplex::v1::Ingest::Service {
  private:
   // OK when `device_id` names a registered device that is not retired.
   absl::Status CheckDeviceAccepts(const std::string& device_id, absl::string_view field);
+  // OK when `caller` may send every measurement of `batch` now (device binding and rate).
+  absl::Status CheckCallerMaySend(const Caller& caller, const maplex::v1::MeasurementBatch& batch);
 
+  const Authorizer* const authorizer_;
   Store* const store_;
   Trainer* const trainer_;
   const ModelSlot* const slot_;
   const Limits limits_;
+  IngestRateLimiter agent_rate_;
 };
 
 }  // namespace maplex::server

@@ -12,8 +12,10 @@ uint64_t ModelsService::ServingVersion() const {
   return served == nullptr ? 0 : served->info.version();
 }
 
-Status ModelsService::ListModels(ServerContext*, const v1::ListModelsRequest*,
+Status ModelsService::ListModels(ServerContext* context, const v1::ListModelsRequest*,
                                  v1::ListModelsResponse* response) {
+  absl::StatusOr<Caller> caller = authorizer_->Authorize(*context, "/maplex.v1.Models/ListModels");
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
   absl::StatusOr<std::vector<v1::ModelInfo>> models = store_->ListModels();
   if (!models.ok()) return ToGrpcStatus(models.status());
   uint64_t serving = ServingVersion();
@@ -24,8 +26,10 @@ Status ModelsService::ListModels(ServerContext*, const v1::ListModelsRequest*,
   return Status::OK;
 }
 
-Status ModelsService::GetModel(ServerContext*, const v1::GetModelRequest* request,
+Status ModelsService::GetModel(ServerContext* context, const v1::GetModelRequest* request,
                                v1::ModelInfo* response) {
+  absl::StatusOr<Caller> caller = authorizer_->Authorize(*context, "/maplex.v1.Models/GetModel");
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
   uint64_t serving = ServingVersion();
   uint64_t version = request->version() == 0 ? serving : request->version();
   if (version == 0) {
@@ -38,7 +42,10 @@ Status ModelsService::GetModel(ServerContext*, const v1::GetModelRequest* reques
   return Status::OK;
 }
 
-Status ModelsService::Retrain(ServerContext*, const v1::RetrainRequest*, v1::ModelInfo* response) {
+Status ModelsService::Retrain(ServerContext* context, const v1::RetrainRequest*,
+                              v1::ModelInfo* response) {
+  absl::StatusOr<Caller> caller = authorizer_->Authorize(*context, "/maplex.v1.Models/Retrain");
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
   absl::StatusOr<v1::ModelInfo> info = trainer_->TrainNow();
   if (!info.ok()) return ToGrpcStatus(info.status());
   *response = *std::move(info);
@@ -47,6 +54,8 @@ Status ModelsService::Retrain(ServerContext*, const v1::RetrainRequest*, v1::Mod
 
 Status ModelsService::WatchModels(ServerContext* context, const v1::WatchModelsRequest* request,
                                   grpc::ServerWriter<v1::ModelUpdate>* writer) {
+  absl::StatusOr<Caller> caller = authorizer_->Authorize(*context, "/maplex.v1.Models/WatchModels");
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
   uint64_t sent = 0;
   while (!context->IsCancelled() && !stopping_) {
     std::shared_ptr<const ServedModel> served = slot_->WaitNewer(sent, absl::Milliseconds(250));

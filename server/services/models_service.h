@@ -6,6 +6,7 @@
 #include <atomic>
 
 #include "maplex/v1/models.grpc.pb.h"
+#include "server/auth/authorizer.h"
 #include "server/model_slot.h"
 #include "server/store/store.h"
 #include "server/trainer.h"
@@ -14,8 +15,9 @@ namespace maplex::server {
 
 class ModelsService final : public maplex::v1::Models::Service {
  public:
-  ModelsService(Store* store, const ModelSlot* slot, Trainer* trainer)
-      : store_(store), slot_(slot), trainer_(trainer) {}
+  ModelsService(const Authorizer* authorizer, Store* store, const ModelSlot* slot,
+                Trainer* trainer)
+      : authorizer_(authorizer), store_(store), slot_(slot), trainer_(trainer) {}
 
   grpc::Status ListModels(grpc::ServerContext* context,
                           const maplex::v1::ListModelsRequest* request,
@@ -34,6 +36,7 @@ class ModelsService final : public maplex::v1::Models::Service {
  private:
   uint64_t ServingVersion() const;
 
+  const Authorizer* const authorizer_;
   Store* const store_;
   const ModelSlot* const slot_;
   Trainer* const trainer_;

@@ -58,13 +58,18 @@ absl::Status PredictorService::Answer(const v1::PredictRequest& request,
   return absl::OkStatus();
 }
 
-Status PredictorService::Predict(ServerContext*, const v1::PredictRequest* request,
+Status PredictorService::Predict(ServerContext* context, const v1::PredictRequest* request,
                                  v1::PredictResponse* response) {
+  absl::StatusOr<Caller> caller = authorizer_->Authorize(*context, "/maplex.v1.Predictor/Predict");
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
   return ToGrpcStatus(Answer(*request, response));
 }
 
 Status PredictorService::PredictStream(
-    ServerContext*, grpc::ServerReaderWriter<v1::PredictResponse, v1::PredictRequest>* stream) {
+    ServerContext* context,
+    grpc::ServerReaderWriter<v1::PredictResponse, v1::PredictRequest>* stream) {
+  absl::StatusOr<Caller> caller = authorizer_->Authorize(*context, "/maplex.v1.Predictor/PredictStream");
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
   v1::PredictRequest request;
   while (stream->Read(&request)) {
     v1::PredictResponse response;

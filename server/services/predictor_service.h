@@ -4,6 +4,7 @@
 #define MAPLEX_SERVER_SERVICES_PREDICTOR_SERVICE_H_
 
 #include "maplex/v1/predictor.grpc.pb.h"
+#include "server/auth/authorizer.h"
 #include "server/limits.h"
 #include "server/model_slot.h"
 #include "server/services/retired_devices.h"
@@ -14,9 +15,9 @@ namespace maplex::server {
 class PredictorService final : public maplex::v1::Predictor::Service {
  public:
   // `store` is read only to explain a miss (a device registered but not yet modelled).
-  PredictorService(const ModelSlot* slot, const RetiredDevices* retired, Store* store,
-                   const Limits& limits)
-      : slot_(slot), retired_(retired), store_(store), limits_(limits) {}
+  PredictorService(const Authorizer* authorizer, const ModelSlot* slot,
+                   const RetiredDevices* retired, Store* store, const Limits& limits)
+      : authorizer_(authorizer), slot_(slot), retired_(retired), store_(store), limits_(limits) {}
 
   grpc::Status Predict(grpc::ServerContext* context, const maplex::v1::PredictRequest* request,
                        maplex::v1::PredictResponse* response) override;
@@ -29,6 +30,7 @@ class PredictorService final : public maplex::v1::Predictor::Service {
                       maplex::v1::PredictResponse* response) const;
 
  private:
+  const Authorizer* const authorizer_;
   const ModelSlot* const slot_;
   const RetiredDevices* const retired_;
   Store* const store_;

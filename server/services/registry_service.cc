@@ -14,8 +14,15 @@ namespace maplex::server {
 using grpc::ServerContext;
 using grpc::Status;
 
-Status RegistryService::RegisterDevice(ServerContext*, const v1::RegisterDeviceRequest* request,
+Status RegistryService::RegisterDevice(ServerContext* context,
+                                       const v1::RegisterDeviceRequest* request,
                                        v1::RegisterDeviceResponse* response) {
+  absl::StatusOr<Caller> caller = authorizer_->Authorize(*context, "/maplex.v1.DeviceRegistry/RegisterDevice");
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
+  // An agent enrolls the device its token is bound to, under that id.
+  if (absl::Status s = Authorizer::CheckDevice(*caller, request->id(), "id"); !s.ok()) {
+    return ToGrpcStatus(s);
+  }
   if (absl::Status s = ValidateRegisterDevice(*request, limits_); !s.ok()) return ToGrpcStatus(s);
   absl::StatusOr<Store::Registration> r = store_->RegisterDevice(*request);
   if (!r.ok()) return ToGrpcStatus(r.status());
@@ -28,8 +35,10 @@ Status RegistryService::RegisterDevice(ServerContext*, const v1::RegisterDeviceR
   return Status::OK;
 }
 
-Status RegistryService::GetDevice(ServerContext*, const v1::GetDeviceRequest* request,
+Status RegistryService::GetDevice(ServerContext* context, const v1::GetDeviceRequest* request,
                                   v1::Device* response) {
+  absl::StatusOr<Caller> caller = authorizer_->Authorize(*context, "/maplex.v1.DeviceRegistry/GetDevice");
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
   if (absl::Status s = ValidateIdentifier(request->id(), "id", limits_); !s.ok()) {
     return ToGrpcStatus(s);
   }
@@ -39,8 +48,10 @@ Status RegistryService::GetDevice(ServerContext*, const v1::GetDeviceRequest* re
   return Status::OK;
 }
 
-Status RegistryService::ListDevices(ServerContext*, const v1::ListDevicesRequest* request,
+Status RegistryService::ListDevices(ServerContext* context, const v1::ListDevicesRequest* request,
                                     v1::ListDevicesResponse* response) {
+  absl::StatusOr<Caller> caller = authorizer_->Authorize(*context, "/maplex.v1.DeviceRegistry/ListDevices");
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
   int page_size = request->page_size() == 0 ? limits_.default_list_page_size : request->page_size();
   if (page_size < 0 || page_size > limits_.max_list_page_size) {
     return ToGrpcStatus(absl::InvalidArgumentError(absl::StrCat(
@@ -68,8 +79,10 @@ Status RegistryService::ListDevices(ServerContext*, const v1::ListDevicesRequest
   return Status::OK;
 }
 
-Status RegistryService::UpdateDevice(ServerContext*, const v1::UpdateDeviceRequest* request,
-                                     v1::Device* response) {
+Status RegistryService::UpdateDevice(ServerContext* context,
+                                     const v1::UpdateDeviceRequest* request, v1::Device* response) {
+  absl::StatusOr<Caller> caller = authorizer_->Authorize(*context, "/maplex.v1.DeviceRegistry/UpdateDevice");
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
   if (absl::Status s = ValidateUpdateDevice(*request, limits_); !s.ok()) return ToGrpcStatus(s);
   absl::StatusOr<v1::Device> d = store_->UpdateLabels(
       request->id(),
@@ -81,8 +94,10 @@ Status RegistryService::UpdateDevice(ServerContext*, const v1::UpdateDeviceReque
   return Status::OK;
 }
 
-Status RegistryService::RetireDevice(ServerContext*, const v1::RetireDeviceRequest* request,
-                                     v1::Device* response) {
+Status RegistryService::RetireDevice(ServerContext* context,
+                                     const v1::RetireDeviceRequest* request, v1::Device* response) {
+  absl::StatusOr<Caller> caller = authorizer_->Authorize(*context, "/maplex.v1.DeviceRegistry/RetireDevice");
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
   if (absl::Status s = ValidateIdentifier(request->id(), "id", limits_); !s.ok()) {
     return ToGrpcStatus(s);
   }

@@ -3,6 +3,7 @@
 #define MAPLEX_SERVER_SERVICES_REGISTRY_SERVICE_H_
 
 #include "maplex/v1/registry.grpc.pb.h"
+#include "server/auth/authorizer.h"
 #include "server/limits.h"
 #include "server/services/retired_devices.h"
 #include "server/store/store.h"
@@ -12,8 +13,10 @@ namespace maplex::server {
 
 class RegistryService final : public maplex::v1::DeviceRegistry::Service {
  public:
-  RegistryService(Store* store, RetiredDevices* retired, Trainer* trainer, const Limits& limits)
-      : store_(store), retired_(retired), trainer_(trainer), limits_(limits) {}
+  RegistryService(const Authorizer* authorizer, Store* store, RetiredDevices* retired,
+                  Trainer* trainer, const Limits& limits)
+      : authorizer_(authorizer), store_(store), retired_(retired), trainer_(trainer),
+        limits_(limits) {}
 
   grpc::Status RegisterDevice(grpc::ServerContext* context,
                               const maplex::v1::RegisterDeviceRequest* request,
@@ -31,6 +34,7 @@ class RegistryService final : public maplex::v1::DeviceRegistry::Service {
                             maplex::v1::Device* response) override;
 
  private:
+  const Authorizer* const authorizer_;
   Store* const store_;
   RetiredDevices* const retired_;
   Trainer* const trainer_;

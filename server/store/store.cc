@@ -70,6 +70,19 @@ CREATE TABLE models (
   snapshot         BLOB NOT NULL                 -- maplex.v1.ModelSnapshot
 );
 )sql",
+    // 1 -> 2: bearer tokens, stored as the SHA-256 of their secret. An agent token names
+    // its device; the device need not exist yet (the agent registers it with the token).
+    R"sql(
+CREATE TABLE tokens (
+  id               INTEGER PRIMARY KEY,
+  name             TEXT NOT NULL,
+  role             INTEGER NOT NULL,             -- maplex.v1.Role
+  device_id        TEXT NOT NULL,                -- '' unless role is agent
+  secret_sha256    BLOB NOT NULL UNIQUE,
+  created_at_ms    INTEGER NOT NULL,
+  revoked_at_ms    INTEGER
+);
+)sql",
 };
 static_assert(std::size(kMigrations) == Store::kSchemaVersion);
 
@@ -594,6 +607,74 @@ absl::StatusOr<std::optional<Store::StoredModel>> Store::LatestModel() {
     return absl::DataLossError("the newest stored model does not parse");
   }
   return model;
+}
+
+// --- tokens ---
+
+namespace {
+
+constexpr char kTokenColumns[] =
+    "id, name, role, device_id, secret_sha256, created_at_ms, revoked_at_ms";
+
+StoredToken TokenFromRow(const Statement& s) {
+  StoredToken t;
+  t.token.set_id(s.ColumnInt(0));
+  t.token.set_name(s.ColumnText(1));
+  t.token.set_role(static_cast<maplex::v1::Role>(s.ColumnInt(2)));
+  t.token.set_device_id(s.ColumnText(3));
+  t.secret_sha256 = s.ColumnBlob(4);
+  t.token.set_created_at_unix_ms(s.ColumnInt(5));
+  t.token.set_revoked(!s.ColumnIsNull(6));
+  return t;
+}
+
+}  // namespace
+
+absl::StatusOr<StoredToken> Store::AddToken(const maplex::v1::Token& token,
+                                            const std::string& secret_sha256) {
+  absl::MutexLock lock(&mu_);
+  Statement insert(db_,
+                   "INSERT INTO tokens (name, role, device_id, secret_sha256, created_at_ms) "
+                   "VALUES (?1, ?2, ?3, ?4, ?5)");
+  int64_t now = NowMs();
+  insert.Bind(1, token.name());
+  insert.Bind(2, int64_t{token.role()});
+  insert.Bind(3, token.device_id());
+  insert.BindBlob(4, secret_sha256);
+  insert.Bind(5, now);
+  if (absl::Status s = insert.Run(); !s.ok()) return s;
+  StoredToken stored;
+  stored.token = token;
+  stored.token.set_id(sqlite3_last_insert_rowid(db_));
+  stored.token.set_created_at_unix_ms(now);
+  stored.token.set_revoked(false);
+  stored.secret_sha256 = secret_sha256;
+  return stored;
+}
+
+absl::StatusOr<std::vector<StoredToken>> Store::ListTokens() {
+  absl::MutexLock lock(&mu_);
+  Statement s(db_, absl::StrCat("SELECT ", kTokenColumns, " FROM tokens ORDER BY id"));
+  std::vector<StoredToken> tokens;
+  while (s.Step()) tokens.push_back(TokenFromRow(s));
+  if (!s.status().ok()) return s.status();
+  return tokens;
+}
+
+absl::StatusOr<StoredToken> Store::RevokeToken(int64_t id) {
+  absl::MutexLock lock(&mu_);
+  Statement update(db_,
+                   "UPDATE tokens SET revoked_at_ms = ?2 WHERE id = ?1 AND revoked_at_ms IS NULL");
+  update.Bind(1, id);
+  update.Bind(2, NowMs());
+  if (absl::Status s = update.Run(); !s.ok()) return s;
+  Statement s(db_, absl::StrCat("SELECT ", kTokenColumns, " FROM tokens WHERE id = ?1"));
+  s.Bind(1, id);
+  if (!s.Step()) {
+    if (!s.status().ok()) return s.status();
+    return absl::NotFoundError(absl::StrCat("id: no token ", id));
+  }
+  return TokenFromRow(s);
 }
 
 }  // namespace maplex::server

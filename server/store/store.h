@@ -1,5 +1,5 @@
 // The server's durable state in one SQLite file: devices and their specs, descriptors,
-// measurements and trained model versions.
+// measurements, trained model versions and (hashed) bearer tokens.
 //
 //   absl::StatusOr<std::unique_ptr<Store>> store = Store::Open("/var/lib/maplex/maplex.db");
 //   absl::StatusOr<Store::IngestResult> r = (*store)->AddMeasurements(batch);
@@ -31,6 +31,7 @@
 #include "maplex/v1/model.pb.h"
 #include "maplex/v1/models.pb.h"
 #include "maplex/v1/registry.pb.h"
+#include "maplex/v1/tokens.pb.h"
 
 struct sqlite3;
 
@@ -53,6 +54,13 @@ struct DeviceSamples {
   std::vector<std::pair<int32_t, double>> latency_ms;  // (arch_index, ms), sorted by arch
 };
 
+// A bearer token as stored: its public record and the SHA-256 of its secret (the secret
+// itself is never stored).
+struct StoredToken {
+  maplex::v1::Token token;
+  std::string secret_sha256;  // 32 raw bytes
+};
+
 struct DeviceFilter {
   std::string category;                     // empty = any
   std::map<std::string, std::string> labels;  // all must match
@@ -62,7 +70,7 @@ struct DeviceFilter {
 class Store {
  public:
   // The schema version this binary writes. Version history: see kMigrations in store.cc.
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
 
   // Opens the database at `path`, creating it when missing, and migrates it to
   // kSchemaVersion. FailedPrecondition, with the file untouched, when it is not SQLite,
@@ -134,6 +142,17 @@ class Store {
     maplex::v1::ModelSnapshot snapshot;
   };
   absl::StatusOr<std::optional<StoredModel>> LatestModel();
+
+  // --- tokens ---
+  // Stores a new token (its id and created_at are assigned). AlreadyExists when the hash
+  // is stored already.
+  absl::StatusOr<StoredToken> AddToken(const maplex::v1::Token& token,
+                                       const std::string& secret_sha256);
+  // Every token, revoked ones included, by id.
+  absl::StatusOr<std::vector<StoredToken>> ListTokens();
+  // Marks the token revoked (a no-op when it is already) and returns it. NotFound when no
+  // token has this id.
+  absl::StatusOr<StoredToken> RevokeToken(int64_t id);
 
   // The schema version found on disk when the store was opened (before migration).
   int opened_schema_version() const { return opened_schema_version_; }

@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import sqlite3
+import subprocess
 import sys
 import time
 import unittest
@@ -136,7 +137,8 @@ class CliTest(unittest.TestCase):
         overview = mp.cli(self.addr, "--help").stdout
         for command in (["devices", "list"], ["devices", "show"], ["devices", "retire"],
                         ["devices", "label"], ["predict"], ["models", "list"],
-                        ["models", "show"], ["retrain"], ["import"], ["health"]):
+                        ["models", "show"], ["retrain"], ["import"], ["health"],
+                        ["tokens", "create"], ["tokens", "list"], ["tokens", "revoke"]):
             self.assertIn(" ".join(command), overview)
             out = mp.cli(self.addr, *command, "--help").stdout
             self.assertIn("Usage: maplex", out)
@@ -198,6 +200,75 @@ class LifecycleTest(unittest.TestCase):
                 self.assertEqual(f.read(), b"this is not a database" * 100)
         finally:
             server.cleanup()
+
+
+class TokensCliTest(unittest.TestCase):
+    """--auth=token through the binaries: bootstrap, tokens create/list/revoke, --token_file
+    and MAPLEX_TOKEN, refusals with their codes, and no open non-loopback address."""
+
+    def test_bootstrap_create_use_and_revoke(self):
+        server = mp.ServerProcess(extra_args=["--auth=token"])
+        operator_file = os.path.join(server.tmp.name, "operator.token")
+        server.extra_args.append(f"--bootstrap_token_file={operator_file}")
+        try:
+            server.start()
+            self.assertEqual(os.stat(operator_file).st_mode & 0o777, 0o600)
+            op = ["--token_file", operator_file]
+            created = mp.cli(server.address, *op, "tokens", "create", "--role", "client",
+                             "--name", "nas loop")
+            secret = created.stdout.strip()
+            self.assertTrue(secret.startswith("mplx_"), created.stdout)
+            self.assertIn("shown only now", created.stderr)
+
+            listed = mp.cli(server.address, *op, "tokens", "list").stdout
+            self.assertIn("nas loop", listed)
+            self.assertNotIn(secret, listed)
+
+            # The client token reads, through --token and through MAPLEX_TOKEN ...
+            mp.cli(server.address, "--token", secret, "devices", "list")
+            env_run = subprocess.run(
+                [os.path.join(mp.BIN_DIR, "maplex"), "--server", server.address, "models",
+                 "list"], capture_output=True, text=True, timeout=60,
+                env={**os.environ, "MAPLEX_TOKEN": secret})
+            self.assertEqual(env_run.returncode, 0, env_run.stderr)
+            # ... but may not manage tokens; no token at all is unauthenticated.
+            r = mp.cli(server.address, "--token", secret, "tokens", "list", check=False)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("PERMISSION_DENIED", r.stderr)
+            r = mp.cli(server.address, "devices", "list", check=False)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("UNAUTHENTICATED", r.stderr)
+
+            token_id = next(line.split()[0] for line in listed.splitlines()
+                            if "nas loop" in line)
+            mp.cli(server.address, *op, "tokens", "revoke", token_id)
+            r = mp.cli(server.address, "--token", secret, "devices", "list", check=False)
+            self.assertIn("UNAUTHENTICATED", r.stderr)
+            self.assertIn("revoked", r.stderr)
+
+            # A restart keeps the tokens and does not bootstrap again.
+            server.stop()
+            server.start()
+            mp.cli(server.address, *op, "tokens", "list")
+        finally:
+            server.stop()
+            server.cleanup()
+
+    def test_refuses_an_open_non_loopback_address(self):
+        server = mp.ServerProcess()
+        try:
+            server.address = f"0.0.0.0:{server.port}"
+            server.start(wait=False)
+            self.assertEqual(server.process.wait(timeout=30), 1)
+            self.assertIn("without authentication", server.logs())
+        finally:
+            server.cleanup()
+
+    def test_agent_takes_security_flags(self):
+        out = subprocess.run([os.path.join(mp.BIN_DIR, "maplex-agent"), "--helpfull"],
+                             capture_output=True, text=True, timeout=30).stdout
+        for flag in ("--token", "--token_file", "--ca", "--client_cert", "--client_key"):
+            self.assertIn(flag, out)
 
 
 if __name__ == "__main__":

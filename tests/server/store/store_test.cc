@@ -256,6 +256,69 @@ TEST_F(StoreTest, UsesWalAndForeignKeys) {
   sqlite3_close(db);
 }
 
+// A file written by schema version 1 (before tokens) opens, keeps its data and gains the
+// tokens table. Migrations are append-only, so a v1 file is exactly today's schema less
+// what 1 -> 2 added, with version 1 recorded.
+TEST_F(StoreTest, MigratesVersion1ToCurrent) {
+  {
+    auto store = OpenStore();
+    ASSERT_TRUE(store->RegisterDevice(Request("dev1", "fp1", 1)).ok());
+    ASSERT_TRUE(store->AddMeasurements({M("m1", "dev1", 5, 2.5)}).ok());
+  }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "DROP TABLE tokens; UPDATE schema_version SET version = 1", nullptr,
+                         nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->opened_schema_version(), 1);
+  EXPECT_EQ(*store->MeasurementCount(), 1);
+  EXPECT_EQ(store->GetDevice("dev1")->measurement_count(), 1);
+  EXPECT_TRUE(store->ListTokens()->empty());
+  v1::Token token;
+  token.set_role(v1::ROLE_CLIENT);
+  token.set_name("after migration");
+  ASSERT_TRUE(store->AddToken(token, std::string(32, 'h')).ok());
+  store.reset();
+  store = OpenStore();
+  EXPECT_EQ(store->opened_schema_version(), Store::kSchemaVersion);
+  ASSERT_EQ(store->ListTokens()->size(), 1u);
+}
+
+TEST_F(StoreTest, TokensAreAddedListedAndRevoked) {
+  auto store = OpenStore();
+  v1::Token agent;
+  agent.set_role(v1::ROLE_AGENT);
+  agent.set_device_id("dev1");
+  agent.set_name("bench 3");
+  absl::StatusOr<StoredToken> a = store->AddToken(agent, std::string(32, 'a'));
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_GT(a->token.id(), 0);
+  EXPECT_GT(a->token.created_at_unix_ms(), 0);
+  // The hash is unique: the same secret cannot name two tokens.
+  EXPECT_EQ(store->AddToken(agent, std::string(32, 'a')).status().code(),
+            absl::StatusCode::kAlreadyExists);
+
+  absl::StatusOr<StoredToken> revoked = store->RevokeToken(a->token.id());
+  ASSERT_TRUE(revoked.ok()) << revoked.status();
+  EXPECT_TRUE(revoked->token.revoked());
+  EXPECT_EQ(revoked->secret_sha256, std::string(32, 'a'));
+  EXPECT_TRUE(store->RevokeToken(a->token.id()).ok());  // again: a no-op
+  EXPECT_EQ(store->RevokeToken(999).status().code(), absl::StatusCode::kNotFound);
+
+  store.reset();
+  store = OpenStore();
+  absl::StatusOr<std::vector<StoredToken>> all = store->ListTokens();
+  ASSERT_EQ(all->size(), 1u);
+  EXPECT_EQ((*all)[0].token.device_id(), "dev1");
+  EXPECT_EQ((*all)[0].token.name(), "bench 3");
+  EXPECT_EQ((*all)[0].token.role(), v1::ROLE_AGENT);
+  EXPECT_TRUE((*all)[0].token.revoked());
+}
+
 // The online backup runs while a writer commits batches: the copy is one consistent
 // snapshot (whole batches only), opens as a maplex database, and nothing is overwritten.
 TEST_F(StoreTest, BackupWhileWritingIsAConsistentSnapshot) {

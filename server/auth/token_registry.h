@@ -1,0 +1,57 @@
+// The bearer tokens the server accepts: created, listed and revoked through the store,
+// and looked up per call from an in-memory copy (this server is the only writer of its
+// store, so the copy is exact). A token's secret is returned once, by Create; only its
+// SHA-256 is kept. Secrets are 256 random bits, so an unsalted hash is enough: there is
+// nothing to guess from a dictionary.
+//
+//   absl::StatusOr<std::unique_ptr<TokenRegistry>> tokens = TokenRegistry::Load(store);
+//   absl::StatusOr<TokenRegistry::Created> t =
+//       (*tokens)->Create(v1::ROLE_AGENT, "pi-4-eigen", "lab bench 3");
+//   absl::StatusOr<v1::Token> who = (*tokens)->Find(t->secret);   // the agent token
+#ifndef MAPLEX_SERVER_AUTH_TOKEN_REGISTRY_H_
+#define MAPLEX_SERVER_AUTH_TOKEN_REGISTRY_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "maplex/v1/tokens.pb.h"
+#include "server/store/store.h"
+
+namespace maplex::server {
+
+class TokenRegistry {
+ public:
+  // Reads every stored token. `store` must outlive the registry.
+  static absl::StatusOr<std::unique_ptr<TokenRegistry>> Load(Store* store);
+
+  struct Created {
+    maplex::v1::Token token;
+    std::string secret;  // "mplx_" + 64 hex digits
+  };
+  // A new token. InvalidArgument when the role is unspecified, an agent token has no
+  // device, or another role names one.
+  absl::StatusOr<Created> Create(maplex::v1::Role role, const std::string& device_id,
+                                 const std::string& name);
+  // Every token, revoked ones included, by id.
+  std::vector<maplex::v1::Token> List() const;
+  // NotFound when no token has this id.
+  absl::StatusOr<maplex::v1::Token> Revoke(int64_t id);
+  // The token whose secret this is. Unauthenticated when it is unknown or revoked.
+  absl::StatusOr<maplex::v1::Token> Find(absl::string_view secret) const;
+
+ private:
+  explicit TokenRegistry(Store* store) : store_(store) {}
+
+  Store* const store_;
+  mutable absl::Mutex mu_;
+  absl::flat_hash_map<std::string, maplex::v1::Token> by_hash_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace maplex::server
+
+#endif  // MAPLEX_SERVER_AUTH_TOKEN_REGISTRY_H_
