@@ -70,7 +70,7 @@ struct DeviceFilter {
 class Store {
  public:
   // The schema version this binary writes. Version history: see kMigrations in store.cc.
-  static constexpr int kSchemaVersion = 2;
+  static constexpr int kSchemaVersion = 3;
 
   // Opens the database at `path`, creating it when missing, and migrates it to
   // kSchemaVersion. FailedPrecondition, with the file untouched, when it is not SQLite,

@@ -267,8 +267,12 @@ TEST_F(StoreTest, MigratesVersion1ToCurrent) {
   }
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db, "DROP TABLE tokens; UPDATE schema_version SET version = 1", nullptr,
-                         nullptr, nullptr),
+  // Back to the version 1 schema: no tokens table, the first measurements index.
+  ASSERT_EQ(sqlite3_exec(db,
+                         "DROP TABLE tokens; DROP INDEX measurements_by_device_arch_latency; "
+                         "CREATE INDEX measurements_by_device ON measurements (device_id, "
+                         "arch_index); UPDATE schema_version SET version = 1",
+                         nullptr, nullptr, nullptr),
             SQLITE_OK);
   sqlite3_close(db);
 
@@ -286,6 +290,24 @@ TEST_F(StoreTest, MigratesVersion1ToCurrent) {
   store = OpenStore();
   EXPECT_EQ(store->opened_schema_version(), Store::kSchemaVersion);
   ASSERT_EQ(store->ListTokens()->size(), 1u);
+  store.reset();
+  // The trainer's read is answered from the covering index alone.
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* plan = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db,
+                               "EXPLAIN QUERY PLAN SELECT arch_index, median_ms FROM measurements "
+                               "WHERE device_id = 'dev1' ORDER BY arch_index, median_ms",
+                               -1, &plan, nullptr),
+            SQLITE_OK);
+  std::string details;
+  while (sqlite3_step(plan) == SQLITE_ROW) {
+    details += reinterpret_cast<const char*>(sqlite3_column_text(plan, 3));
+    details += "\n";
+  }
+  sqlite3_finalize(plan);
+  sqlite3_close(db);
+  EXPECT_THAT(details, HasSubstr("COVERING INDEX measurements_by_device_arch_latency"));
+  EXPECT_THAT(details, ::testing::Not(HasSubstr("TEMP B-TREE")));
 }
 
 TEST_F(StoreTest, TokensAreAddedListedAndRevoked) {
