@@ -12,9 +12,6 @@
 namespace maplex::server {
 namespace {
 
-constexpr const char* kServices[] = {"maplex.v1.DeviceRegistry", "maplex.v1.Ingest",
-                                     "maplex.v1.Predictor", "maplex.v1.Models"};
-
 bool IsLoopback(const std::string& address) {
   return absl::StartsWith(address, "127.") || absl::StartsWith(address, "localhost:") ||
          absl::StartsWith(address, "[::1]:");
@@ -22,42 +19,51 @@ bool IsLoopback(const std::string& address) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<MaplexServer>> MaplexServer::Start(const ServerOptions& options) {
-  std::unique_ptr<MaplexServer> server(new MaplexServer(options));
-  absl::StatusOr<std::unique_ptr<Store>> store = Store::Open(options.database_path);
+absl::Status MaplexServer::OpenPrimaryState() {
+  absl::StatusOr<std::unique_ptr<Store>> store = Store::Open(options_.database_path);
   if (!store.ok()) return store.status();
-  server->store_ = *std::move(store);
-  LogInfo("store_opened", {{"path", options.database_path},
-                           {"schema_from", absl::StrCat(server->store_->opened_schema_version())},
+  store_ = *std::move(store);
+  LogInfo("store_opened", {{"path", options_.database_path},
+                           {"schema_from", absl::StrCat(store_->opened_schema_version())},
                            {"schema", absl::StrCat(Store::kSchemaVersion)}});
 
   DeviceFilter retired_filter;
   retired_filter.include_retired = true;
   absl::StatusOr<std::vector<v1::Device>> all =
-      server->store_->ListDevices(retired_filter, "", std::numeric_limits<int>::max());
+      store_->ListDevices(retired_filter, "", std::numeric_limits<int>::max());
   if (!all.ok()) return all.status();
   for (const v1::Device& d : *all) {
-    if (d.retired()) server->retired_.Add(d.id());
+    if (d.retired()) retired_.Add(d.id());
   }
 
-  server->trainer_ =
-      std::make_unique<Trainer>(server->store_.get(), &server->slot_, options.trainer);
-  if (absl::Status s = server->trainer_->LoadLatest(); !s.ok()) {
+  trainer_ = std::make_unique<Trainer>(store_.get(), &slot_, options_.trainer);
+  if (absl::Status s = trainer_->LoadLatest(); !s.ok()) {
     // The data is intact; a model that no longer loads is retrained from it.
     LogWarning("stored_model_unusable", {{"error", s.ToString()}});
   }
-  if (server->slot_.Get() == nullptr) server->trainer_->NotifyNewData();
-  server->trainer_->Start();
+  if (slot_.Get() == nullptr) trainer_->NotifyNewData();
+  trainer_->Start();
 
-  const Limits& limits = options.limits;
-  Store* s = server->store_.get();
-  server->registry_ =
-      std::make_unique<RegistryService>(s, &server->retired_, server->trainer_.get(), limits);
-  server->ingest_ =
-      std::make_unique<IngestService>(s, server->trainer_.get(), &server->slot_, limits);
-  server->predictor_ =
-      std::make_unique<PredictorService>(&server->slot_, &server->retired_, s, limits);
-  server->models_ = std::make_unique<ModelsService>(s, &server->slot_, server->trainer_.get());
+  registry_ = std::make_unique<RegistryService>(store_.get(), &retired_, trainer_.get(),
+                                                options_.limits);
+  ingest_ = std::make_unique<IngestService>(store_.get(), trainer_.get(), &slot_, options_.limits);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<MaplexServer>> MaplexServer::Start(const ServerOptions& options) {
+  std::unique_ptr<MaplexServer> server(new MaplexServer(options));
+  const bool replica = !options.replica_of.empty();
+  if (replica) {
+    server->follower_ =
+        std::make_unique<ModelFollower>(options.replica_of, &server->slot_, options.follower);
+    server->follower_->Start();
+  } else if (absl::Status s = server->OpenPrimaryState(); !s.ok()) {
+    return s;
+  }
+  server->predictor_ = std::make_unique<PredictorService>(&server->slot_, &server->retired_,
+                                                          server->store_.get(), options.limits);
+  server->models_ = std::make_unique<ModelsService>(server->store_.get(), &server->slot_,
+                                                    server->trainer_.get(), options.replica_of);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -67,13 +73,16 @@ absl::StatusOr<std::unique_ptr<MaplexServer>> MaplexServer::Start(const ServerOp
                            &server->port_);
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.SetMaxSendMessageSize(options.max_message_bytes);
-  builder.RegisterService(server->registry_.get());
-  builder.RegisterService(server->ingest_.get());
+  if (!replica) {
+    builder.RegisterService(server->registry_.get());
+    builder.RegisterService(server->ingest_.get());
+  }
   builder.RegisterService(server->predictor_.get());
   builder.RegisterService(server->models_.get());
   server->grpc_server_ = builder.BuildAndStart();
   if (server->grpc_server_ == nullptr || server->port_ == 0) {
-    server->trainer_->Stop();
+    if (server->trainer_ != nullptr) server->trainer_->Stop();
+    if (server->follower_ != nullptr) server->follower_->Stop();
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", options.listen_address, " (in use or not local?)"));
   }
@@ -83,15 +92,20 @@ absl::StatusOr<std::unique_ptr<MaplexServer>> MaplexServer::Start(const ServerOp
   }
   grpc::HealthCheckServiceInterface* health = server->grpc_server_->GetHealthCheckService();
   health->SetServingStatus(false);
-  for (const char* name : kServices) health->SetServingStatus(name, false);
-  // The store is open: registry, ingest and models serve now; Predictor and overall
+  health->SetServingStatus("maplex.v1.Predictor", false);
+  // Models answers now (a replica: for the version it serves, once it has one); the
+  // primary's store is open, so registry and ingest serve too. Predictor and overall
   // readiness wait for a model.
-  health->SetServingStatus("maplex.v1.DeviceRegistry", true);
-  health->SetServingStatus("maplex.v1.Ingest", true);
   health->SetServingStatus("maplex.v1.Models", true);
+  if (!replica) {
+    health->SetServingStatus("maplex.v1.DeviceRegistry", true);
+    health->SetServingStatus("maplex.v1.Ingest", true);
+  }
   server->readiness_thread_ = std::thread([raw = server.get()] { raw->WatchReadiness(); });
   LogInfo("server_started", {{"address", options.listen_address},
-                             {"port", absl::StrCat(server->port_)}});
+                             {"port", absl::StrCat(server->port_)},
+                             {"role", replica ? "replica" : "primary"},
+                             {"primary", options.replica_of}});
   return server;
 }
 
@@ -125,7 +139,8 @@ void MaplexServer::Shutdown() {
                            absl::ToChronoMilliseconds(options_.shutdown_grace));
   }
   if (trainer_ != nullptr) trainer_->Stop();
-  store_.reset();  // checkpoints the WAL
+  if (follower_ != nullptr) follower_->Stop();
+  store_.reset();  // checkpoints the WAL (primary)
   LogInfo("shutdown_finished");
   stopped_.Notify();
 }

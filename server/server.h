@@ -1,6 +1,11 @@
 // maplex-server as a library: the store, the trainer, the gRPC services, health and
 // reflection, started and stopped as one unit. main.cc only fills ServerOptions.
 //
+// A replica (options.replica_of set) has no store and no trainer: it follows the primary's
+// Models.WatchModels stream (server/model_follower.h) and serves Predictor, the Models
+// reads of the version it serves, health and reflection. It is NOT_SERVING until the
+// first model arrived.
+//
 //   ServerOptions options;
 //   options.listen_address = "127.0.0.1:0";
 //   options.database_path = "/tmp/maplex.db";
@@ -21,6 +26,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "server/limits.h"
+#include "server/model_follower.h"
 #include "server/model_slot.h"
 #include "server/services/ingest_service.h"
 #include "server/services/models_service.h"
@@ -34,7 +40,10 @@ namespace maplex::server {
 
 struct ServerOptions {
   std::string listen_address = "127.0.0.1:50051";
-  std::string database_path = "maplex.db";
+  std::string database_path = "maplex.db";  // unused by a replica
+  // Address of the primary to follow; empty = this server is the primary.
+  std::string replica_of;
+  FollowerOptions follower;
   // In-flight calls get this long to finish at shutdown before they are cancelled.
   absl::Duration shutdown_grace = absl::Seconds(10);
   TrainerOptions trainer;
@@ -44,8 +53,9 @@ struct ServerOptions {
 
 class MaplexServer {
  public:
-  // Opens the store, loads the newest model (or trains one if there is data but no model),
-  // and starts serving. Fails without serving if the database cannot be opened.
+  // Primary: opens the store, loads the newest model (or trains one if there is data but no
+  // model), and starts serving. Fails without serving if the database cannot be opened.
+  // Replica: starts following the primary and serving; never fails for an absent primary.
   static absl::StatusOr<std::unique_ptr<MaplexServer>> Start(const ServerOptions& options);
 
   ~MaplexServer();  // Shutdown()s
@@ -60,19 +70,21 @@ class MaplexServer {
   // Blocks until Shutdown() has finished.
   void Wait();
 
-  // Direct access for in-process tests.
+  // Direct access for in-process tests (trainer: primary only).
   Trainer& trainer() { return *trainer_; }
   const ModelSlot& model_slot() const { return slot_; }
 
  private:
   explicit MaplexServer(const ServerOptions& options) : options_(options) {}
   void WatchReadiness();
+  absl::Status OpenPrimaryState();
 
   const ServerOptions options_;
   std::unique_ptr<Store> store_;
   ModelSlot slot_;
   RetiredDevices retired_;
-  std::unique_ptr<Trainer> trainer_;
+  std::unique_ptr<Trainer> trainer_;          // primary only
+  std::unique_ptr<ModelFollower> follower_;  // replica only
   std::unique_ptr<RegistryService> registry_;
   std::unique_ptr<IngestService> ingest_;
   std::unique_ptr<PredictorService> predictor_;

@@ -629,6 +629,11 @@ int Health(const Globals& g, const std::vector<std::string>& argv) {
   for (const char* service : {"", "maplex.v1.DeviceRegistry", "maplex.v1.Ingest",
                               "maplex.v1.Predictor", "maplex.v1.Models"}) {
     auto status = client->Health(service);
+    if (absl::IsNotFound(status.status())) {
+      // A predictor replica registers neither the registry nor ingest.
+      rows.push_back({service, "not served here"});
+      continue;
+    }
     if (!status.ok()) return Fail(status.status());
     if (*status != grpc::health::v1::HealthCheckResponse::SERVING) rc = 1;
     rows.push_back({*service ? service : "(server)",

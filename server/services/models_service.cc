@@ -1,5 +1,6 @@
 #include "server/services/models_service.h"
 
+#include "absl/strings/str_cat.h"
 #include "server/rpc_status.h"
 
 namespace maplex::server {
@@ -14,6 +15,12 @@ uint64_t ModelsService::ServingVersion() const {
 
 Status ModelsService::ListModels(ServerContext*, const v1::ListModelsRequest*,
                                  v1::ListModelsResponse* response) {
+  if (store_ == nullptr) {
+    if (std::shared_ptr<const ServedModel> served = slot_->Get()) {
+      *response->add_models() = served->info;
+    }
+    return Status::OK;
+  }
   absl::StatusOr<std::vector<v1::ModelInfo>> models = store_->ListModels();
   if (!models.ok()) return ToGrpcStatus(models.status());
   uint64_t serving = ServingVersion();
@@ -31,6 +38,16 @@ Status ModelsService::GetModel(ServerContext*, const v1::GetModelRequest* reques
   if (version == 0) {
     return ToGrpcStatus(absl::NotFoundError("version: no model is served yet"));
   }
+  if (store_ == nullptr) {
+    std::shared_ptr<const ServedModel> served = slot_->Get();
+    if (version != serving) {
+      return ToGrpcStatus(absl::NotFoundError(absl::StrCat(
+          "version: ", version, " is not served here; this replica of ", primary_address_,
+          " holds only version ", serving)));
+    }
+    *response = served->info;
+    return Status::OK;
+  }
   absl::StatusOr<v1::ModelInfo> info = store_->GetModelInfo(version);
   if (!info.ok()) return ToGrpcStatus(info.status());
   *response = *std::move(info);
@@ -39,6 +56,10 @@ Status ModelsService::GetModel(ServerContext*, const v1::GetModelRequest* reques
 }
 
 Status ModelsService::Retrain(ServerContext*, const v1::RetrainRequest*, v1::ModelInfo* response) {
+  if (trainer_ == nullptr) {
+    return ToGrpcStatus(absl::FailedPreconditionError(
+        absl::StrCat("this server is a replica of ", primary_address_, ": retrain there")));
+  }
   absl::StatusOr<v1::ModelInfo> info = trainer_->TrainNow();
   if (!info.ok()) return ToGrpcStatus(info.status());
   *response = *std::move(info);
