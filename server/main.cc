@@ -12,8 +12,9 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
-#include "server/server.h"
+#include "platform/log.h"
 #include "platform/process.h"
+#include "server/server.h"
 
 using maplex::EnvOr;
 
@@ -26,6 +27,11 @@ ABSL_FLAG(std::string, db, EnvOr("MAPLEX_DB", ""),
 ABSL_FLAG(std::string, replica_of, EnvOr("MAPLEX_REPLICA_OF", ""),
           "run as a predictor replica of the primary at this address: no database, follows "
           "its model versions, serves Predict (env MAPLEX_REPLICA_OF)");
+ABSL_FLAG(std::string, metrics_listen, EnvOr("MAPLEX_METRICS_LISTEN", "127.0.0.1:9464"),
+          "serve Prometheus GET /metrics over HTTP on this IPv4 address:port; empty disables "
+          "(env MAPLEX_METRICS_LISTEN)");
+ABSL_FLAG(std::string, log_level, EnvOr("MAPLEX_LOG_LEVEL", "info"),
+          "least severe log events written: debug, info, warning, error (env MAPLEX_LOG_LEVEL)");
 ABSL_FLAG(std::string, method, EnvOr("MAPLEX_METHOD", "maplex"),
           "model to train: baseline, maple, maple+ve, maple+w, maplex (env MAPLEX_METHOD)");
 ABSL_FLAG(double, retrain_debounce_seconds,
@@ -66,6 +72,14 @@ int main(int argc, char** argv) {
 
   maplex::server::ServerOptions options;
   options.listen_address = absl::GetFlag(FLAGS_listen);
+  absl::StatusOr<maplex::LogLevel> log_level = maplex::ParseLogLevel(absl::GetFlag(FLAGS_log_level));
+  if (!log_level.ok()) {
+    std::fprintf(stderr, "maplex-server: --log_level: %s\n",
+                 std::string(log_level.status().message()).c_str());
+    return 2;
+  }
+  maplex::SetMinLogLevel(*log_level);
+  options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   options.replica_of = absl::GetFlag(FLAGS_replica_of);
   options.database_path = absl::GetFlag(FLAGS_db);
   if (!options.replica_of.empty() && !options.database_path.empty()) {

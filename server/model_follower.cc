@@ -80,6 +80,7 @@ bool ModelFollower::FollowOnce() {
   }
   v1::WatchModelsRequest request;
   request.set_include_snapshot(true);
+  LogDebug("replica_watch_started", {{"primary", primary_address_}});
   std::unique_ptr<grpc::ClientReader<v1::ModelUpdate>> reader = stub->WatchModels(&context, request);
   bool delivered = false;
   v1::ModelUpdate update;

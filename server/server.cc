@@ -46,13 +46,22 @@ absl::Status MaplexServer::OpenPrimaryState() {
 
   registry_ = std::make_unique<RegistryService>(store_.get(), &retired_, trainer_.get(),
                                                 options_.limits);
-  ingest_ = std::make_unique<IngestService>(store_.get(), trainer_.get(), &slot_, options_.limits);
+  ingest_ = std::make_unique<IngestService>(store_.get(), trainer_.get(), &slot_, &metrics_,
+                                            options_.limits);
   return absl::OkStatus();
 }
 
 absl::StatusOr<std::unique_ptr<MaplexServer>> MaplexServer::Start(const ServerOptions& options) {
   std::unique_ptr<MaplexServer> server(new MaplexServer(options));
   const bool replica = !options.replica_of.empty();
+  if (!options.metrics_listen.empty()) {
+    absl::StatusOr<std::unique_ptr<metrics::MetricsHttpServer>> http =
+        metrics::MetricsHttpServer::Start(options.metrics_listen, &server->metrics_.registry());
+    if (!http.ok()) return http.status();
+    server->metrics_http_ = *std::move(http);
+    LogInfo("metrics_listening", {{"address", options.metrics_listen},
+                                  {"port", absl::StrCat(server->metrics_http_->port())}});
+  }
   if (replica) {
     server->follower_ =
         std::make_unique<ModelFollower>(options.replica_of, &server->slot_, options.follower);
@@ -73,6 +82,9 @@ absl::StatusOr<std::unique_ptr<MaplexServer>> MaplexServer::Start(const ServerOp
                            &server->port_);
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.SetMaxSendMessageSize(options.max_message_bytes);
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(server->metrics_.RpcInterceptorFactory());
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   if (!replica) {
     builder.RegisterService(server->registry_.get());
     builder.RegisterService(server->ingest_.get());
@@ -114,6 +126,7 @@ void MaplexServer::WatchReadiness() {
   while (!stopping_.HasBeenNotified()) {
     std::shared_ptr<const ServedModel> m = slot_.WaitNewer(seen, absl::Milliseconds(200));
     if (m == nullptr || m->info.version() <= seen || stopping_.HasBeenNotified()) continue;
+    metrics_.OnModelServed(m->info);
     if (seen == 0) {
       grpc::HealthCheckServiceInterface* health = grpc_server_->GetHealthCheckService();
       health->SetServingStatus("maplex.v1.Predictor", true);
@@ -141,6 +154,7 @@ void MaplexServer::Shutdown() {
   if (trainer_ != nullptr) trainer_->Stop();
   if (follower_ != nullptr) follower_->Stop();
   store_.reset();  // checkpoints the WAL (primary)
+  if (metrics_http_ != nullptr) metrics_http_->Stop();
   LogInfo("shutdown_finished");
   stopped_.Notify();
 }

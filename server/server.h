@@ -25,9 +25,11 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "platform/metrics/metrics_http_server.h"
 #include "server/limits.h"
 #include "server/model_follower.h"
 #include "server/model_slot.h"
+#include "server/server_metrics.h"
 #include "server/services/ingest_service.h"
 #include "server/services/models_service.h"
 #include "server/services/predictor_service.h"
@@ -46,6 +48,8 @@ struct ServerOptions {
   FollowerOptions follower;
   // In-flight calls get this long to finish at shutdown before they are cancelled.
   absl::Duration shutdown_grace = absl::Seconds(10);
+  // Prometheus /metrics over HTTP ("127.0.0.1:9464"; port 0 picks one); empty = none.
+  std::string metrics_listen;
   TrainerOptions trainer;
   Limits limits;
   int max_message_bytes = 64 << 20;
@@ -62,6 +66,8 @@ class MaplexServer {
 
   // The port actually bound (useful with port 0).
   int port() const { return port_; }
+  // The port of /metrics, 0 when metrics_listen is empty.
+  int metrics_port() const { return metrics_http_ == nullptr ? 0 : metrics_http_->port(); }
 
   // Graceful stop: health NOT_SERVING, no new calls, in-flight calls drain for up to
   // shutdown_grace, trainer stopped, WAL checkpointed. Idempotent.
@@ -73,6 +79,7 @@ class MaplexServer {
   // Direct access for in-process tests (trainer: primary only).
   Trainer& trainer() { return *trainer_; }
   const ModelSlot& model_slot() const { return slot_; }
+  const ServerMetrics& metrics() const { return metrics_; }
 
  private:
   explicit MaplexServer(const ServerOptions& options) : options_(options) {}
@@ -82,6 +89,8 @@ class MaplexServer {
   const ServerOptions options_;
   std::unique_ptr<Store> store_;
   ModelSlot slot_;
+  ServerMetrics metrics_{&slot_};
+  std::unique_ptr<metrics::MetricsHttpServer> metrics_http_;
   RetiredDevices retired_;
   std::unique_ptr<Trainer> trainer_;          // primary only
   std::unique_ptr<ModelFollower> follower_;  // replica only

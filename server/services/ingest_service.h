@@ -6,6 +6,7 @@
 #include "maplex/v1/ingest.grpc.pb.h"
 #include "server/limits.h"
 #include "server/model_slot.h"
+#include "server/server_metrics.h"
 #include "server/store/store.h"
 #include "server/trainer.h"
 
@@ -13,8 +14,9 @@ namespace maplex::server {
 
 class IngestService final : public maplex::v1::Ingest::Service {
  public:
-  IngestService(Store* store, Trainer* trainer, const ModelSlot* slot, const Limits& limits)
-      : store_(store), trainer_(trainer), slot_(slot), limits_(limits) {}
+  IngestService(Store* store, Trainer* trainer, const ModelSlot* slot, ServerMetrics* metrics,
+                const Limits& limits)
+      : store_(store), trainer_(trainer), slot_(slot), metrics_(metrics), limits_(limits) {}
 
   grpc::Status StreamMeasurements(
       grpc::ServerContext* context,
@@ -37,6 +39,7 @@ class IngestService final : public maplex::v1::Ingest::Service {
   Store* const store_;
   Trainer* const trainer_;
   const ModelSlot* const slot_;
+  ServerMetrics* const metrics_;
   const Limits limits_;
 };
 

@@ -29,6 +29,7 @@ class ServerProcess:
         self.db_path = db_path or os.path.join(self.tmp.name, "maplex.db")
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
+        self.metrics_port = free_port()  # never the fixed default: servers run side by side
         self.log_path = os.path.join(self.tmp.name, "server.log")
         self.extra_args = list(extra_args)
         self.replica_of = replica_of
@@ -39,8 +40,8 @@ class ServerProcess:
         role = ([f"--replica-of={self.replica_of}"] if self.replica_of
                 else [f"--db={self.db_path}", "--retrain_debounce_seconds=0.5"])
         self.process = subprocess.Popen(
-            [os.path.join(BIN_DIR, "maplex-server"), f"--listen={self.address}"] + role
-            + self.extra_args,
+            [os.path.join(BIN_DIR, "maplex-server"), f"--listen={self.address}",
+             f"--metrics_listen=127.0.0.1:{self.metrics_port}"] + role + self.extra_args,
             stdout=self.log, stderr=subprocess.STDOUT)
         if wait:
             self.wait_listening()
