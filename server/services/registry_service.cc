@@ -94,4 +94,21 @@ Status RegistryService::RetireDevice(ServerContext*, const v1::RetireDeviceReque
   return Status::OK;
 }
 
+Status RegistryService::ListMeasurements(ServerContext*, const v1::ListMeasurementsRequest* request,
+                                         v1::ListMeasurementsResponse* response) {
+  if (absl::Status s = ValidateIdentifier(request->device_id(), "device_id", limits_); !s.ok()) {
+    return ToGrpcStatus(s);
+  }
+  absl::StatusOr<std::vector<std::pair<int32_t, double>>> latencies =
+      store_->DeviceLatencies(request->device_id());
+  if (!latencies.ok()) return ToGrpcStatus(latencies.status());
+  response->mutable_latencies()->Reserve(static_cast<int>(latencies->size()));
+  for (const auto& [arch, ms] : *latencies) {
+    v1::MeasuredLatency* m = response->add_latencies();
+    m->set_arch_index(arch);
+    m->set_latency_ms(ms);
+  }
+  return Status::OK;
+}
+
 }  // namespace maplex::server
