@@ -1,5 +1,5 @@
 // The server's Prometheus metrics, served on GET /metrics (ServerOptions.metrics_listen).
-// Names and meanings (docs/OPERATIONS.md lists them for operators):
+// Names and meanings (README.md lists them for operators):
 //
 //   maplex_rpc_duration_seconds{method,code}   histogram of every RPC, from arrival to its
 //                                              status; _count is the RPC count
