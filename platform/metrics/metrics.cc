@@ -93,11 +93,11 @@ Histogram::Snapshot Histogram::Read() const {
 
 MetricsRegistry::Entry& MetricsRegistry::Add(const std::string& name, const std::string& help) {
   absl::MutexLock lock(&mu_);
-  for (const auto& e : entries_) {
-    if (e->name == name || !IsValidName(name)) {
-      std::fprintf(stderr, "metrics: name \"%s\" is invalid or added twice\n", name.c_str());
-      std::abort();
-    }
+  bool taken = false;
+  for (const auto& e : entries_) taken = taken || e->name == name;
+  if (taken || !IsValidName(name)) {
+    std::fprintf(stderr, "metrics: name \"%s\" is invalid or added twice\n", name.c_str());
+    std::abort();
   }
   auto& e = entries_.emplace_back(std::make_unique<Entry>());
   e->name = name;

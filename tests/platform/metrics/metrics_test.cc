@@ -89,6 +89,13 @@ TEST(ExpositionTest, ChildrenAreListedInLabelOrderAndCanBeRetired) {
             "samples{device=\"a\"} 1\nsamples{device=\"c\"} 3\n");
 }
 
+TEST(MetricsRegistryDeathTest, RefusesInvalidAndRepeatedNames) {
+  MetricsRegistry registry;
+  EXPECT_DEATH(registry.AddGauge("9lives", "Starts with a digit.", {}), "invalid or added twice");
+  registry.AddGauge("once", "Added once.", {});
+  EXPECT_DEATH(registry.AddCounter("once", "Again.", {}), "invalid or added twice");
+}
+
 TEST(FormatSampleValueTest, ShortestRoundTripAndSpecialValues) {
   EXPECT_EQ(FormatSampleValue(0.1), "0.1");
   EXPECT_EQ(FormatSampleValue(1e-7), "1e-07");
