@@ -34,8 +34,7 @@ absl::StatusOr<std::shared_ptr<const ServedModel>> ServedModelFromUpdate(
   return std::shared_ptr<const ServedModel>(std::move(served));
 }
 
-ModelFollower::ModelFollower(std::string primary_address, ModelSlot* slot,
-                             FollowerOptions options)
+ModelFollower::ModelFollower(std::string primary_address, ModelSlot* slot, FollowerOptions options)
     : primary_address_(std::move(primary_address)), slot_(slot), options_(options) {}
 
 ModelFollower::~ModelFollower() { Stop(); }
@@ -70,8 +69,8 @@ bool ModelFollower::FollowOnce() {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(options_.max_message_bytes);
   // A fresh channel per attempt: a primary that restarted is dialled anew at once.
-  std::unique_ptr<v1::Models::Stub> stub = v1::Models::NewStub(grpc::CreateCustomChannel(
-      primary_address_, grpc::InsecureChannelCredentials(), args));
+  std::unique_ptr<v1::Models::Stub> stub = v1::Models::NewStub(
+      grpc::CreateCustomChannel(primary_address_, grpc::InsecureChannelCredentials(), args));
   grpc::ClientContext context;
   {
     absl::MutexLock lock(&mu_);
@@ -81,7 +80,8 @@ bool ModelFollower::FollowOnce() {
   v1::WatchModelsRequest request;
   request.set_include_snapshot(true);
   LogDebug("replica_watch_started", {{"primary", primary_address_}});
-  std::unique_ptr<grpc::ClientReader<v1::ModelUpdate>> reader = stub->WatchModels(&context, request);
+  std::unique_ptr<grpc::ClientReader<v1::ModelUpdate>> reader =
+      stub->WatchModels(&context, request);
   bool delivered = false;
   v1::ModelUpdate update;
   while (reader->Read(&update)) {
@@ -90,8 +90,8 @@ bool ModelFollower::FollowOnce() {
     absl::StatusOr<std::shared_ptr<const ServedModel>> served = ServedModelFromUpdate(update);
     if (!served.ok()) {
       // Keep serving the last good model; a later version may load.
-      LogError("replica_model_unusable", {{"primary", primary_address_},
-                                          {"error", served.status().ToString()}});
+      LogError("replica_model_unusable",
+               {{"primary", primary_address_}, {"error", served.status().ToString()}});
       continue;
     }
     slot_->Set(*std::move(served));

@@ -11,9 +11,8 @@ namespace {
 using grpc::experimental::InterceptionHookPoints;
 
 // From 0.5 ms (a small Predict on loopback) to a minute (a retrain, a long stream).
-const std::vector<double> kRpcDurationBounds = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-                                                0.05,   0.1,   0.25,   0.5,   1,    2.5,
-                                                5,      10,    30,     60};
+const std::vector<double> kRpcDurationBounds = {
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
 
 class RpcDurationInterceptor final : public grpc::experimental::Interceptor {
  public:
@@ -25,8 +24,8 @@ class RpcDurationInterceptor final : public grpc::experimental::Interceptor {
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
       std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start_;
-      std::string code =
-          absl::StatusCodeToString(static_cast<absl::StatusCode>(methods->GetSendStatus().error_code()));
+      std::string code = absl::StatusCodeToString(
+          static_cast<absl::StatusCode>(methods->GetSendStatus().error_code()));
       durations_->WithLabels({method_, code}).Observe(elapsed.count());
     }
     methods->Proceed();
@@ -75,8 +74,9 @@ ServerMetrics::ServerMetrics(const ModelSlot* slot)
           "maplex_agent_spool_depth",
           "Measurements waiting in an agent's spool, as reported with its last batch.",
           {"device"})),
-      model_version_(registry_.AddGauge("maplex_model_version",
-                                        "Version of the model being served (0: none yet).", {})
+      model_version_(registry_
+                         .AddGauge("maplex_model_version",
+                                   "Version of the model being served (0: none yet).", {})
                          .WithLabels({})),
       device_samples_(registry_.AddGauge(
           "maplex_model_device_samples",

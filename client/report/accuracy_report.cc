@@ -27,11 +27,20 @@ std::string Html(const std::string& text) {
   std::string out;
   for (char c : text) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -89,10 +98,11 @@ std::string AccuracyVsSamples(const AccuracyReportInput& in, const core::DeviceD
   }
   const std::string note = absl::StrCat(
       core::MethodName(method), " refit in the client with k of the ", connected,
-      " measured cells (", in.truth_source, ") drawn at random, ", kSeeds,
-      " draws each, against ", refs.size(),
-      " reference devices; scored on the remaining cells with a connected output.");
-  if (refs.empty()) return Figure("accuracy-vs-samples", title, Unavailable("no reference device"), note);
+      " measured cells (", in.truth_source, ") drawn at random, ", kSeeds, " draws each, against ",
+      refs.size(), " reference devices; scored on the remaining cells with a connected output.");
+  if (refs.empty()) {
+    return Figure("accuracy-vs-samples", title, Unavailable("no reference device"), note);
+  }
   if (options.ks.empty()) {
     return Figure("accuracy-vs-samples", title,
                   Unavailable("too few measured cells to leave any out"), note);
@@ -126,10 +136,14 @@ std::string SimilarDevices(const AccuracyReportInput& in, const core::DeviceData
   }
   absl::StatusOr<std::unique_ptr<core::ModelTrainer>> trainer =
       core::ModelTrainer::Create(refs, /*seed=*/1);
-  if (!trainer.ok()) return Figure("similar-devices", title, Unavailable(trainer.status().ToString()), note);
+  if (!trainer.ok()) {
+    return Figure("similar-devices", title, Unavailable(trainer.status().ToString()), note);
+  }
   core::MapleFitInfo info;
   absl::StatusOr<core::DeviceTable> fit = (*trainer)->Fit(target, core::Method::kMapleX, &info);
-  if (!fit.ok()) return Figure("similar-devices", title, Unavailable(fit.status().ToString()), note);
+  if (!fit.ok()) {
+    return Figure("similar-devices", title, Unavailable(fit.status().ToString()), note);
+  }
   std::vector<std::pair<double, const core::DeviceData*>> ranked;
   for (size_t i = 0; i < refs.size() && i < info.weights.size(); ++i) {
     ranked.push_back({info.weights[i], refs[i]});
@@ -149,7 +163,8 @@ std::string SimilarDevices(const AccuracyReportInput& in, const core::DeviceData
                   absl::StrFormat("%.3f", ranked[i].first)});
   }
   table += "</table>\n";
-  return Figure("similar-devices", title, core::WeightsSvg(bars, "importance weight") + table, note);
+  return Figure("similar-devices", title, core::WeightsSvg(bars, "importance weight") + table,
+                note);
 }
 
 }  // namespace
@@ -193,38 +208,39 @@ absl::StatusOr<std::string> AccuracyReportHtml(const AccuracyReportInput& in) {
   const v1::Device& d = in.device;
   std::string html = absl::StrCat(
       "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>maplex "
-      "accuracy report: ", Html(d.id()), "</title>\n<style>\n"
+      "accuracy report: ",
+      Html(d.id()),
+      "</title>\n<style>\n"
       "body{font-family:sans-serif;margin:2em;max-width:1100px;color:#222}\n"
       "figure{margin:2em 0;border-top:1px solid #ccc;padding-top:1em}\n"
       "figcaption{font-size:1.3em;font-weight:bold;margin-bottom:.5em}\n"
       "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #bbb;"
       "padding:.2em .6em;text-align:left}\n.note{color:#555;font-size:.9em}\n"
       ".unavailable{color:#a00}\n</style>\n</head>\n<body>\n<h1>Accuracy report: ",
-      Html(d.id()), "</h1>\n<table id=\"summary\">\n",
-      Row({"hardware", d.hardware_name()}), Row({"category", d.spec().category()}),
+      Html(d.id()), "</h1>\n<table id=\"summary\">\n", Row({"hardware", d.hardware_name()}),
+      Row({"category", d.spec().category()}),
       Row({"runtime / precision / batch / threads",
            absl::StrCat(d.config().runtime(), " / ", d.config().precision(), " / ",
                         d.config().batch_size(), " / ", d.config().threads())}),
       Row({"stored measurements", absl::StrCat(target->samples.size(), " architectures")}),
-      Row({"model", absl::StrCat("version ", in.model.version(), " (", in.model.method(),
-                                 "), trained ",
-                                 absl::FormatTime("%Y-%m-%d %H:%M:%S UTC",
-                                                  absl::FromUnixMillis(in.model.created_at_unix_ms()),
-                                                  absl::UTCTimeZone()))}),
-      Row({"scored against", absl::StrCat(in.truth_source, ": ", m.count,
-                                          " cells with a connected output")}),
+      Row({"model",
+           absl::StrCat("version ", in.model.version(), " (", in.model.method(), "), trained ",
+                        absl::FormatTime("%Y-%m-%d %H:%M:%S UTC",
+                                         absl::FromUnixMillis(in.model.created_at_unix_ms()),
+                                         absl::UTCTimeZone()))}),
+      Row({"scored against",
+           absl::StrCat(in.truth_source, ": ", m.count, " cells with a connected output")}),
       Row({"Spearman ρ / within ±5 % / within ±10 % / MAPE / 90 % coverage",
            absl::StrFormat("%.4f / %.3f / %.3f / %.2f %% / %.3f", m.spearman, m.acc5, m.acc10,
                            100 * m.mape, m.coverage90)}),
       "</table>\n");
-  html += Figure("predicted-vs-measured", "Predicted vs measured latency",
-                 core::ScatterSvg(scatter),
-                 absl::StrCat("The served model's predictions against ", in.truth_source,
-                              predicted.size() > scatter.measured_ms.size()
-                                  ? absl::StrCat(" (every ", step, "th of ", predicted.size(),
-                                                 " cells shown)")
-                                  : "",
-                              "; solid: equal, dashed: ±10 %."));
+  html += Figure(
+      "predicted-vs-measured", "Predicted vs measured latency", core::ScatterSvg(scatter),
+      absl::StrCat("The served model's predictions against ", in.truth_source,
+                   predicted.size() > scatter.measured_ms.size()
+                       ? absl::StrCat(" (every ", step, "th of ", predicted.size(), " cells shown)")
+                       : "",
+                   "; solid: equal, dashed: ±10 %."));
   html += Figure("error-histogram", "Error histogram", core::ErrorHistogramSvg(relative_errors),
                  "Relative error (predicted / measured − 1) of the served model, in 5 % bins; "
                  "the outer bars hold everything beyond ±50 %.");

@@ -144,8 +144,8 @@ std::string MetricsRegistry::Expose() const {
                     " ", type, "\n");
     if (e->counter) {
       e->counter->ForEach([&](const LabelValues& values, const Counter& c) {
-        absl::StrAppend(&out, e->name, LabelSet(e->counter->label_names(), values), " ",
-                        c.Value(), "\n");
+        absl::StrAppend(&out, e->name, LabelSet(e->counter->label_names(), values), " ", c.Value(),
+                        "\n");
       });
     } else if (e->gauge) {
       e->gauge->ForEach([&](const LabelValues& values, const Gauge& g) {
@@ -157,8 +157,8 @@ std::string MetricsRegistry::Expose() const {
       e->histogram->ForEach([&](const LabelValues& values, const Histogram& h) {
         Histogram::Snapshot s = h.Read();
         for (size_t i = 0; i < s.cumulative.size(); ++i) {
-          std::string le = i < h.upper_bounds().size() ? FormatSampleValue(h.upper_bounds()[i])
-                                                       : "+Inf";
+          std::string le =
+              i < h.upper_bounds().size() ? FormatSampleValue(h.upper_bounds()[i]) : "+Inf";
           absl::StrAppend(&out, e->name, "_bucket",
                           LabelSet(names, values, absl::StrCat("le=\"", le, "\"")), " ",
                           s.cumulative[i], "\n");

@@ -40,8 +40,7 @@ std::string Response(const char* status, const char* content_type, const std::st
 
 absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
     const std::string& address, const MetricsRegistry* registry) {
-  std::pair<std::string, std::string> host_port =
-      absl::StrSplit(address, absl::MaxSplits(':', 1));
+  std::pair<std::string, std::string> host_port = absl::StrSplit(address, absl::MaxSplits(':', 1));
   int port = 0;
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -104,8 +103,7 @@ void MetricsHttpServer::Serve(int connection) const {
     request.append(buf, static_cast<size_t>(n));
   }
   // Request line: METHOD SP TARGET SP VERSION. The query string is ignored.
-  std::vector<std::string> line =
-      absl::StrSplit(request.substr(0, request.find("\r\n")), ' ');
+  std::vector<std::string> line = absl::StrSplit(request.substr(0, request.find("\r\n")), ' ');
   if (line.size() != 3 || !absl::StartsWith(line[2], "HTTP/1.")) {
     WriteAll(connection, Response("400 Bad Request", "text/plain", "bad request\n"));
     return;

@@ -25,7 +25,7 @@ class MetricsHttpServer {
   // and serves `registry` (which must outlive the server). InvalidArgument for a
   // malformed address, Unavailable when it cannot be bound.
   static absl::StatusOr<std::unique_ptr<MetricsHttpServer>> Start(const std::string& address,
-                                                                   const MetricsRegistry* registry);
+                                                                  const MetricsRegistry* registry);
   ~MetricsHttpServer();  // Stop()s
 
   int port() const { return port_; }

@@ -73,8 +73,8 @@ class ReplicaTest : public ::testing::Test {
   bool ReplicaServes(uint64_t version) {
     absl::Time deadline = absl::Now() + absl::Seconds(20);
     while (absl::Now() < deadline) {
-      std::shared_ptr<const ServedModel> m = replica_->model_slot().WaitNewer(
-          version - 1, absl::Milliseconds(100));
+      std::shared_ptr<const ServedModel> m =
+          replica_->model_slot().WaitNewer(version - 1, absl::Milliseconds(100));
       if (m != nullptr && m->info.version() == version) return true;
     }
     return false;

@@ -125,12 +125,15 @@ TEST(ServerMetricsTest, ScrapeReflectsRpcsIngestSpoolDepthAndTheModel) {
   const std::string predict = "{method=\"/maplex.v1.Predictor/Predict\",code=";
   EXPECT_EQ(Sample(page, "maplex_rpc_duration_seconds_count" + predict + "\"OK\"}"), 2);
   EXPECT_EQ(Sample(page, "maplex_rpc_duration_seconds_count" + predict + "\"NOT_FOUND\"}"), 1);
-  EXPECT_EQ(Sample(page, "maplex_rpc_duration_seconds_bucket" + predict + "\"OK\",le=\"+Inf\"}"), 2);
-  EXPECT_EQ(Sample(page, "maplex_rpc_duration_seconds_count{method=\"/maplex.v1.Models/Retrain\","
-                         "code=\"OK\"}"),
+  EXPECT_EQ(Sample(page, "maplex_rpc_duration_seconds_bucket" + predict + "\"OK\",le=\"+Inf\"}"),
+            2);
+  EXPECT_EQ(Sample(page,
+                   "maplex_rpc_duration_seconds_count{method=\"/maplex.v1.Models/Retrain\","
+                   "code=\"OK\"}"),
             1);
-  EXPECT_EQ(Sample(page, "maplex_rpc_duration_seconds_count{method=\"/maplex.v1.Ingest/"
-                         "StreamMeasurements\",code=\"OK\"}"),
+  EXPECT_EQ(Sample(page,
+                   "maplex_rpc_duration_seconds_count{method=\"/maplex.v1.Ingest/"
+                   "StreamMeasurements\",code=\"OK\"}"),
             3);
 }
 

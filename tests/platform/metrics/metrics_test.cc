@@ -41,7 +41,8 @@ TEST(ExpositionTest, WritesTheTextFormat) {
       .WithLabels({"/a.B/C", "OK"})
       .Increment(3);
   registry.AddGauge("temperature", "A gauge.", {}).WithLabels({}).Set(-1.5);
-  HistogramFamily& h = registry.AddHistogram("duration_seconds", "Durations.", {"method"}, {0.5, 1});
+  HistogramFamily& h =
+      registry.AddHistogram("duration_seconds", "Durations.", {"method"}, {0.5, 1});
   h.WithLabels({"m"}).Observe(0.25);
   h.WithLabels({"m"}).Observe(2);
   registry.AddCallbackGauge("age_seconds", "Computed at scrape.", [] { return 42.0; });
