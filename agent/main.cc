@@ -16,12 +16,15 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "agent/device_agent.h"
+#include "platform/log.h"
 #include "platform/process.h"
 
 using maplex::EnvOr;
 
 ABSL_FLAG(std::string, server, EnvOr("MAPLEX_SERVER", "127.0.0.1:50051"),
           "maplex-server address (env MAPLEX_SERVER)");
+ABSL_FLAG(std::string, log_level, EnvOr("MAPLEX_LOG_LEVEL", "info"),
+          "least severe log events written: debug, info, warning, error (env MAPLEX_LOG_LEVEL)");
 ABSL_FLAG(std::string, device_id, EnvOr("MAPLEX_AGENT_DEVICE_ID", ""),
           "device id to register; empty lets the server derive one (env MAPLEX_AGENT_DEVICE_ID); "
           "with an agent token, the device the token is bound to");
@@ -60,6 +63,13 @@ int main(int argc, char** argv) {
       "       [--batch=N] [--spool=FILE] [--budget=N] [--k=N] [--once]\n"
       "       [--token_file=F --device_id=ID] [--ca=CA.pem [--client_cert=C --client_key=K]]");
   absl::ParseCommandLine(argc, argv);
+  absl::StatusOr<maplex::LogLevel> log_level = maplex::ParseLogLevel(absl::GetFlag(FLAGS_log_level));
+  if (!log_level.ok()) {
+    std::fprintf(stderr, "maplex-agent: --log_level: %s\n",
+                 std::string(log_level.status().message()).c_str());
+    return 2;
+  }
+  maplex::SetMinLogLevel(*log_level);
 
   maplex::agent::AgentOptions options;
   options.server = absl::GetFlag(FLAGS_server);

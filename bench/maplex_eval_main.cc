@@ -1,4 +1,4 @@
-// maplex-eval: the offline accuracy evaluation (bench/evaluation.h) on a latency table.
+// maplex-eval: the offline accuracy evaluation (core/eval/evaluation.h) on a latency table.
 //
 //   maplex-eval --latency data/nb201_latency.csv.gz --devices data/nb201_devices.csv
 //       [--train a,b,...] [--test x,y,...] [--k 3,5,10,20] [--seeds 5]
@@ -12,13 +12,13 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "client/data_files.h"
-#include "bench/evaluation.h"
+#include "core/eval/evaluation.h"
 
 namespace {
 
 struct Flags {
   std::string latency, devices, json, markdown, svg_dir;
-  maplex::bench::EvaluationOptions evaluation;
+  maplex::core::EvaluationOptions evaluation;
 };
 
 int Usage(const std::string& error) {
@@ -91,21 +91,21 @@ int main(int argc, char** argv) {
 
   auto devices = maplex::client::LoadLatencyData(flags.latency, flags.devices);
   if (!devices.ok()) return Usage(std::string(devices.status().message()));
-  auto report = maplex::bench::RunEvaluation(*devices, flags.evaluation);
+  auto report = maplex::core::RunEvaluation(*devices, flags.evaluation);
   if (!report.ok()) return Usage(std::string(report.status().message()));
 
-  const std::string markdown = maplex::bench::ReportMarkdown(*report, command);
+  const std::string markdown = maplex::core::ReportMarkdown(*report, command);
   std::fputs(markdown.c_str(), stdout);
   std::vector<std::pair<std::string, std::string>> outputs;
-  if (!flags.json.empty()) outputs.push_back({flags.json, maplex::bench::ReportJson(*report)});
+  if (!flags.json.empty()) outputs.push_back({flags.json, maplex::core::ReportJson(*report)});
   if (!flags.markdown.empty()) outputs.push_back({flags.markdown, markdown});
   if (!flags.svg_dir.empty()) {
     outputs.push_back(
-        {flags.svg_dir + "/accuracy_vs_k.svg", maplex::bench::AccuracyVsKSvg(*report)});
+        {flags.svg_dir + "/accuracy_vs_k.svg", maplex::core::AccuracyVsKSvg(*report)});
     for (const auto& series : report->scatter) {
       outputs.push_back({flags.svg_dir + "/scatter_" + maplex::core::MethodName(series.method) +
                              "_" + series.device + ".svg",
-                         maplex::bench::ScatterSvg(series)});
+                         maplex::core::ScatterSvg(series)});
     }
   }
   for (const auto& [path, contents] : outputs) {

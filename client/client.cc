@@ -111,6 +111,17 @@ absl::StatusOr<maplex::v1::Device> MaplexClient::RetireDevice(const std::string&
   return Call(*registry_, &maplex::v1::DeviceRegistry::Stub::RetireDevice, request);
 }
 
+absl::StatusOr<std::vector<maplex::v1::MeasuredLatency>> MaplexClient::ListMeasurements(
+    const std::string& device_id) {
+  maplex::v1::ListMeasurementsRequest request;
+  request.set_device_id(device_id);
+  absl::StatusOr<maplex::v1::ListMeasurementsResponse> response =
+      Call(*registry_, &maplex::v1::DeviceRegistry::Stub::ListMeasurements, request);
+  if (!response.ok()) return response.status();
+  return std::vector<maplex::v1::MeasuredLatency>(response->latencies().begin(),
+                                                  response->latencies().end());
+}
+
 absl::StatusOr<maplex::v1::PredictResponse> MaplexClient::Predict(
     const std::string& device_id, const std::vector<maplex::v1::Architecture>& archs,
     uint64_t model_version) {

@@ -61,6 +61,9 @@ class MaplexClient {
       maplex::v1::ListDevicesRequest request);
   absl::StatusOr<maplex::v1::Device> UpdateDevice(const maplex::v1::UpdateDeviceRequest& request);
   absl::StatusOr<maplex::v1::Device> RetireDevice(const std::string& id);
+  // The device's measured latency of each architecture, by arch index.
+  absl::StatusOr<std::vector<maplex::v1::MeasuredLatency>> ListMeasurements(
+      const std::string& device_id);
 
   absl::StatusOr<maplex::v1::PredictResponse> Predict(
       const std::string& device_id, const std::vector<maplex::v1::Architecture>& archs,

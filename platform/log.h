@@ -2,14 +2,20 @@
 //
 //   LogInfo("model_served", {{"version", "3"}, {"method", "maplex"}});
 //   // ts=2026-11-26T15:00:00.123Z level=info event=model_served version=3 method=maplex
+//
+// Events below the minimum level (default info) are dropped; mains set it from
+// --log_level / MAPLEX_LOG_LEVEL:
+//   SetMinLogLevel(*ParseLogLevel("warning"));
 #ifndef MAPLEX_PLATFORM_LOG_H_
 #define MAPLEX_PLATFORM_LOG_H_
 
+#include <atomic>
 #include <cstdio>
 #include <initializer_list>
 #include <string>
 #include <utility>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
@@ -19,7 +25,27 @@ namespace maplex {
 
 using LogFields = std::initializer_list<std::pair<absl::string_view, std::string>>;
 
-inline void LogEvent(absl::string_view level, absl::string_view event, LogFields fields) {
+enum class LogLevel { kDebug = 0, kInfo = 1, kWarning = 2, kError = 3 };
+
+namespace log_internal {
+inline std::atomic<LogLevel> min_level{LogLevel::kInfo};
+}  // namespace log_internal
+
+inline void SetMinLogLevel(LogLevel level) { log_internal::min_level = level; }
+
+// "debug", "info", "warning" or "error"; InvalidArgument naming the text otherwise.
+inline absl::StatusOr<LogLevel> ParseLogLevel(absl::string_view text) {
+  if (text == "debug") return LogLevel::kDebug;
+  if (text == "info") return LogLevel::kInfo;
+  if (text == "warning") return LogLevel::kWarning;
+  if (text == "error") return LogLevel::kError;
+  return absl::InvalidArgumentError(
+      absl::StrCat("log level \"", text, "\" is not debug, info, warning or error"));
+}
+
+inline void LogEvent(LogLevel severity, absl::string_view level, absl::string_view event,
+                     LogFields fields) {
+  if (severity < log_internal::min_level.load(std::memory_order_relaxed)) return;
   std::string line = absl::StrCat(
       "ts=", absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(), absl::UTCTimeZone()),
       " level=", level, " event=", event);
@@ -41,14 +67,17 @@ inline void LogEvent(absl::string_view level, absl::string_view event, LogFields
   std::fputs(line.c_str(), stderr);
 }
 
+inline void LogDebug(absl::string_view event, LogFields fields = {}) {
+  LogEvent(LogLevel::kDebug, "debug", event, fields);
+}
 inline void LogInfo(absl::string_view event, LogFields fields = {}) {
-  LogEvent("info", event, fields);
+  LogEvent(LogLevel::kInfo, "info", event, fields);
 }
 inline void LogWarning(absl::string_view event, LogFields fields = {}) {
-  LogEvent("warning", event, fields);
+  LogEvent(LogLevel::kWarning, "warning", event, fields);
 }
 inline void LogError(absl::string_view event, LogFields fields = {}) {
-  LogEvent("error", event, fields);
+  LogEvent(LogLevel::kError, "error", event, fields);
 }
 
 }  // namespace maplex

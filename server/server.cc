@@ -16,10 +16,6 @@
 namespace maplex::server {
 namespace {
 
-constexpr const char* kServices[] = {"maplex.v1.DeviceRegistry", "maplex.v1.Ingest",
-                                     "maplex.v1.Predictor", "maplex.v1.Models",
-                                     "maplex.v1.Tokens"};
-
 bool IsLoopback(const std::string& address) {
   return absl::StartsWith(address, "127.") || absl::StartsWith(address, "localhost:") ||
          absl::StartsWith(address, "[::1]:");
@@ -74,6 +70,49 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ListeningCredentials(
 
 }  // namespace
 
+absl::Status MaplexServer::OpenPrimaryState() {
+  absl::StatusOr<std::unique_ptr<Store>> store = Store::Open(options_.database_path);
+  if (!store.ok()) return store.status();
+  store_ = *std::move(store);
+  LogInfo("store_opened", {{"path", options_.database_path},
+                           {"schema_from", absl::StrCat(store_->opened_schema_version())},
+                           {"schema", absl::StrCat(Store::kSchemaVersion)}});
+
+  absl::StatusOr<std::unique_ptr<TokenRegistry>> tokens = TokenRegistry::Load(store_.get());
+  if (!tokens.ok()) return tokens.status();
+  tokens_ = *std::move(tokens);
+  if (options_.auth == AuthMode::kToken) {
+    absl::Status s = BootstrapOperatorToken(*tokens_, options_.bootstrap_token_file);
+    if (!s.ok()) return s;
+  }
+  authorizer_ = std::make_unique<Authorizer>(options_.auth, tokens_.get());
+
+  DeviceFilter retired_filter;
+  retired_filter.include_retired = true;
+  absl::StatusOr<std::vector<v1::Device>> all =
+      store_->ListDevices(retired_filter, "", std::numeric_limits<int>::max());
+  if (!all.ok()) return all.status();
+  for (const v1::Device& d : *all) {
+    if (d.retired()) retired_.Add(d.id());
+  }
+
+  trainer_ = std::make_unique<Trainer>(store_.get(), &slot_, options_.trainer);
+  if (absl::Status s = trainer_->LoadLatest(); !s.ok()) {
+    // The data is intact; a model that no longer loads is retrained from it.
+    LogWarning("stored_model_unusable", {{"error", s.ToString()}});
+  }
+  if (slot_.Get() == nullptr) trainer_->NotifyNewData();
+  trainer_->Start();
+
+  registry_ = std::make_unique<RegistryService>(authorizer_.get(), store_.get(), &retired_,
+                                                trainer_.get(), options_.limits);
+  ingest_ = std::make_unique<IngestService>(authorizer_.get(), store_.get(), trainer_.get(),
+                                            &slot_, &metrics_, options_.limits);
+  tokens_service_ =
+      std::make_unique<TokensService>(tokens_.get(), authorizer_.get(), options_.limits);
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::unique_ptr<MaplexServer>> MaplexServer::Start(const ServerOptions& options) {
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
       ListeningCredentials(options);
@@ -83,54 +122,35 @@ absl::StatusOr<std::unique_ptr<MaplexServer>> MaplexServer::Start(const ServerOp
         "limits: the agent burst (", options.limits.agent_measurement_burst,
         ") must hold one maximal batch (", options.limits.max_measurements_per_batch, ")"));
   }
+  const bool replica = !options.replica_of.empty();
+  if (replica && options.auth == AuthMode::kToken) {
+    return absl::InvalidArgumentError(
+        "a replica holds no token database, so it cannot check tokens: run it with "
+        "--auth=none on loopback, behind client certificates (--tls_client_ca), or with "
+        "--insecure_allow_unauthenticated inside a trusted network");
+  }
   std::unique_ptr<MaplexServer> server(new MaplexServer(options));
-  absl::StatusOr<std::unique_ptr<Store>> store = Store::Open(options.database_path);
-  if (!store.ok()) return store.status();
-  server->store_ = *std::move(store);
-  LogInfo("store_opened", {{"path", options.database_path},
-                           {"schema_from", absl::StrCat(server->store_->opened_schema_version())},
-                           {"schema", absl::StrCat(Store::kSchemaVersion)}});
-
-  absl::StatusOr<std::unique_ptr<TokenRegistry>> tokens = TokenRegistry::Load(server->store_.get());
-  if (!tokens.ok()) return tokens.status();
-  server->tokens_ = *std::move(tokens);
-  if (options.auth == AuthMode::kToken) {
-    absl::Status s = BootstrapOperatorToken(*server->tokens_, options.bootstrap_token_file);
-    if (!s.ok()) return s;
+  if (!options.metrics_listen.empty()) {
+    absl::StatusOr<std::unique_ptr<metrics::MetricsHttpServer>> http =
+        metrics::MetricsHttpServer::Start(options.metrics_listen, &server->metrics_.registry());
+    if (!http.ok()) return http.status();
+    server->metrics_http_ = *std::move(http);
+    LogInfo("metrics_listening", {{"address", options.metrics_listen},
+                                  {"port", absl::StrCat(server->metrics_http_->port())}});
   }
-  server->authorizer_ = std::make_unique<Authorizer>(options.auth, server->tokens_.get());
-
-  DeviceFilter retired_filter;
-  retired_filter.include_retired = true;
-  absl::StatusOr<std::vector<v1::Device>> all =
-      server->store_->ListDevices(retired_filter, "", std::numeric_limits<int>::max());
-  if (!all.ok()) return all.status();
-  for (const v1::Device& d : *all) {
-    if (d.retired()) server->retired_.Add(d.id());
+  if (replica) {
+    server->authorizer_ = std::make_unique<Authorizer>(AuthMode::kNone, nullptr);
+    server->follower_ =
+        std::make_unique<ModelFollower>(options.replica_of, &server->slot_, options.follower);
+    server->follower_->Start();
+  } else if (absl::Status s = server->OpenPrimaryState(); !s.ok()) {
+    return s;
   }
-
-  server->trainer_ =
-      std::make_unique<Trainer>(server->store_.get(), &server->slot_, options.trainer);
-  if (absl::Status s = server->trainer_->LoadLatest(); !s.ok()) {
-    // The data is intact; a model that no longer loads is retrained from it.
-    LogWarning("stored_model_unusable", {{"error", s.ToString()}});
-  }
-  if (server->slot_.Get() == nullptr) server->trainer_->NotifyNewData();
-  server->trainer_->Start();
-
-  const Limits& limits = options.limits;
-  Store* s = server->store_.get();
   const Authorizer* auth = server->authorizer_.get();
-  server->registry_ = std::make_unique<RegistryService>(auth, s, &server->retired_,
-                                                        server->trainer_.get(), limits);
-  server->ingest_ =
-      std::make_unique<IngestService>(auth, s, server->trainer_.get(), &server->slot_, limits);
-  server->predictor_ =
-      std::make_unique<PredictorService>(auth, &server->slot_, &server->retired_, s, limits);
-  server->models_ =
-      std::make_unique<ModelsService>(auth, s, &server->slot_, server->trainer_.get());
-  server->tokens_service_ =
-      std::make_unique<TokensService>(server->tokens_.get(), auth, limits);
+  server->predictor_ = std::make_unique<PredictorService>(
+      auth, &server->slot_, &server->retired_, server->store_.get(), options.limits);
+  server->models_ = std::make_unique<ModelsService>(auth, server->store_.get(), &server->slot_,
+                                                    server->trainer_.get(), options.replica_of);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -138,14 +158,20 @@ absl::StatusOr<std::unique_ptr<MaplexServer>> MaplexServer::Start(const ServerOp
   builder.AddListeningPort(options.listen_address, *credentials, &server->port_);
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.SetMaxSendMessageSize(options.max_message_bytes);
-  builder.RegisterService(server->registry_.get());
-  builder.RegisterService(server->ingest_.get());
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(server->metrics_.RpcInterceptorFactory());
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
+  if (!replica) {
+    builder.RegisterService(server->registry_.get());
+    builder.RegisterService(server->ingest_.get());
+  }
   builder.RegisterService(server->predictor_.get());
   builder.RegisterService(server->models_.get());
-  builder.RegisterService(server->tokens_service_.get());
+  if (!replica) builder.RegisterService(server->tokens_service_.get());
   server->grpc_server_ = builder.BuildAndStart();
   if (server->grpc_server_ == nullptr || server->port_ == 0) {
-    server->trainer_->Stop();
+    if (server->trainer_ != nullptr) server->trainer_->Stop();
+    if (server->follower_ != nullptr) server->follower_->Stop();
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", options.listen_address, " (in use or not local?)"));
   }
@@ -157,16 +183,21 @@ absl::StatusOr<std::unique_ptr<MaplexServer>> MaplexServer::Start(const ServerOp
   }
   grpc::HealthCheckServiceInterface* health = server->grpc_server_->GetHealthCheckService();
   health->SetServingStatus(false);
-  for (const char* name : kServices) health->SetServingStatus(name, false);
-  // The store is open: registry, ingest and models serve now; Predictor and overall
+  health->SetServingStatus("maplex.v1.Predictor", false);
+  // Models answers now (a replica: for the version it serves, once it has one); the
+  // primary's store is open, so registry and ingest serve too. Predictor and overall
   // readiness wait for a model.
-  health->SetServingStatus("maplex.v1.DeviceRegistry", true);
-  health->SetServingStatus("maplex.v1.Ingest", true);
   health->SetServingStatus("maplex.v1.Models", true);
-  health->SetServingStatus("maplex.v1.Tokens", true);
+  if (!replica) {
+    health->SetServingStatus("maplex.v1.DeviceRegistry", true);
+    health->SetServingStatus("maplex.v1.Ingest", true);
+    health->SetServingStatus("maplex.v1.Tokens", true);
+  }
   server->readiness_thread_ = std::thread([raw = server.get()] { raw->WatchReadiness(); });
   LogInfo("server_started", {{"address", options.listen_address},
                              {"port", absl::StrCat(server->port_)},
+                             {"role", replica ? "replica" : "primary"},
+                             {"primary", options.replica_of},
                              {"auth", options.auth == AuthMode::kToken ? "token" : "none"},
                              {"tls", options.tls_cert_file.empty() ? "off"
                                      : options.tls_client_ca_file.empty() ? "on" : "mtls"}});
@@ -178,6 +209,7 @@ void MaplexServer::WatchReadiness() {
   while (!stopping_.HasBeenNotified()) {
     std::shared_ptr<const ServedModel> m = slot_.WaitNewer(seen, absl::Milliseconds(200));
     if (m == nullptr || m->info.version() <= seen || stopping_.HasBeenNotified()) continue;
+    metrics_.OnModelServed(m->info);
     if (seen == 0) {
       grpc::HealthCheckServiceInterface* health = grpc_server_->GetHealthCheckService();
       health->SetServingStatus("maplex.v1.Predictor", true);
@@ -203,7 +235,9 @@ void MaplexServer::Shutdown() {
                            absl::ToChronoMilliseconds(options_.shutdown_grace));
   }
   if (trainer_ != nullptr) trainer_->Stop();
-  store_.reset();  // checkpoints the WAL
+  if (follower_ != nullptr) follower_->Stop();
+  store_.reset();  // checkpoints the WAL (primary)
+  if (metrics_http_ != nullptr) metrics_http_->Stop();
   LogInfo("shutdown_finished");
   stopped_.Notify();
 }

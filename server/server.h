@@ -1,6 +1,11 @@
 // maplex-server as a library: the store, the trainer, the gRPC services, health and
 // reflection, started and stopped as one unit. main.cc only fills ServerOptions.
 //
+// A replica (options.replica_of set) has no store and no trainer: it follows the primary's
+// Models.WatchModels stream (server/model_follower.h) and serves Predictor, the Models
+// reads of the version it serves, health and reflection. It is NOT_SERVING until the
+// first model arrived.
+//
 //   ServerOptions options;
 //   options.listen_address = "127.0.0.1:0";
 //   options.database_path = "/tmp/maplex.db";
@@ -20,10 +25,13 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "platform/metrics/metrics_http_server.h"
 #include "server/auth/authorizer.h"
 #include "server/auth/token_registry.h"
 #include "server/limits.h"
+#include "server/model_follower.h"
 #include "server/model_slot.h"
+#include "server/server_metrics.h"
 #include "server/services/ingest_service.h"
 #include "server/services/models_service.h"
 #include "server/services/predictor_service.h"
@@ -37,9 +45,14 @@ namespace maplex::server {
 
 struct ServerOptions {
   std::string listen_address = "127.0.0.1:50051";
-  std::string database_path = "maplex.db";
+  std::string database_path = "maplex.db";  // unused by a replica
+  // Address of the primary to follow; empty = this server is the primary.
+  std::string replica_of;
+  FollowerOptions follower;
   // In-flight calls get this long to finish at shutdown before they are cancelled.
   absl::Duration shutdown_grace = absl::Seconds(10);
+  // Prometheus /metrics over HTTP ("127.0.0.1:9464"; port 0 picks one); empty = none.
+  std::string metrics_listen;
   TrainerOptions trainer;
   Limits limits;
   int max_message_bytes = 64 << 20;
@@ -61,14 +74,17 @@ struct ServerOptions {
 
 class MaplexServer {
  public:
-  // Opens the store, loads the newest model (or trains one if there is data but no model),
-  // and starts serving. Fails without serving if the database cannot be opened.
+  // Primary: opens the store, loads the newest model (or trains one if there is data but no
+  // model), and starts serving. Fails without serving if the database cannot be opened.
+  // Replica: starts following the primary and serving; never fails for an absent primary.
   static absl::StatusOr<std::unique_ptr<MaplexServer>> Start(const ServerOptions& options);
 
   ~MaplexServer();  // Shutdown()s
 
   // The port actually bound (useful with port 0).
   int port() const { return port_; }
+  // The port of /metrics, 0 when metrics_listen is empty.
+  int metrics_port() const { return metrics_http_ == nullptr ? 0 : metrics_http_->port(); }
 
   // The Predictor service itself, to time its handler without the transport (bench/).
   const PredictorService& predictor() const { return *predictor_; }
@@ -80,21 +96,26 @@ class MaplexServer {
   // Blocks until Shutdown() has finished.
   void Wait();
 
-  // Direct access for in-process tests.
+  // Direct access for in-process tests (trainer: primary only).
   Trainer& trainer() { return *trainer_; }
   const ModelSlot& model_slot() const { return slot_; }
+  const ServerMetrics& metrics() const { return metrics_; }
 
  private:
   explicit MaplexServer(const ServerOptions& options) : options_(options) {}
   void WatchReadiness();
+  absl::Status OpenPrimaryState();
 
   const ServerOptions options_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<TokenRegistry> tokens_;
   std::unique_ptr<Authorizer> authorizer_;
   ModelSlot slot_;
+  ServerMetrics metrics_{&slot_};
+  std::unique_ptr<metrics::MetricsHttpServer> metrics_http_;
   RetiredDevices retired_;
-  std::unique_ptr<Trainer> trainer_;
+  std::unique_ptr<Trainer> trainer_;          // primary only
+  std::unique_ptr<ModelFollower> follower_;  // replica only
   std::unique_ptr<RegistryService> registry_;
   std::unique_ptr<IngestService> ingest_;
   std::unique_ptr<PredictorService> predictor_;

@@ -56,8 +56,11 @@ absl::Status Uplink::SendPending() {
         spool_->Pending(options_.batch_size);
     if (!pending.ok()) return finish(pending.status());
     if (pending->empty()) return finish(absl::OkStatus());
+    absl::StatusOr<int64_t> depth = spool_->Depth();
+    if (!depth.ok()) return finish(depth.status());
     maplex::v1::MeasurementBatch batch;
     for (auto& m : *pending) *batch.add_measurements() = std::move(m);
+    batch.set_spool_depth(*depth);
     maplex::v1::MeasurementAck ack;
     // One batch in flight: the ack tells exactly what may leave the spool.
     if (!stream->Write(batch) || !stream->Read(&ack)) {

@@ -26,6 +26,7 @@
 #include "client/cli/args.h"
 #include "client/client.h"
 #include "client/data_files.h"
+#include "client/report/accuracy_report.h"
 #include "core/arch/nb201_space.h"
 #include "core/dataset/latency_table.h"
 #include "core/eval/metrics.h"
@@ -157,6 +158,7 @@ int Backup(const Command& c, const Globals& g, const std::vector<std::string>& a
 int TokensCreate(const Command& c, const Globals& g, const std::vector<std::string>& argv);
 int TokensList(const Command& c, const Globals& g, const std::vector<std::string>& argv);
 int TokensRevoke(const Command& c, const Globals& g, const std::vector<std::string>& argv);
+int Report(const Command& c, const Globals& g, const std::vector<std::string>& argv);
 
 const Command kCommands[] = {
     {"devices list", "list device configurations", kDevicesListUsage, DevicesList},
@@ -203,6 +205,13 @@ const Command kCommands[] = {
      "[--format table|json]", TokensList},
     {"tokens revoke", "revoke a bearer token: refused from its next call on (operators)", "ID",
      TokensRevoke},
+    {"report", "write a device's accuracy report: one self-contained HTML page",
+     "--device ID --out REPORT.html [--compare-with LATENCY.csv[.gz]]\n"
+     "  Figures: predicted vs measured, error histogram, accuracy vs number of samples,\n"
+     "  most similar known devices. Measured = the device's stored measurements, or the\n"
+     "  --compare-with file (as for predict). The last two figures are recomputed here\n"
+     "  from every device's measurements on the server.",
+     Report},
 };
 
 int DevicesList(const Command& c, const Globals& g, const std::vector<std::string>& argv) {
@@ -364,6 +373,26 @@ absl::StatusOr<absl::flat_hash_map<int32_t, double>> MeasuredLatencies(const std
   return absl::NotFoundError(absl::StrCat(path, " has no column \"", device, "\""));
 }
 
+// Predicts `archs` in requests below the server's per-request limit, all from one model
+// version (`version`, or the one that answers the first request when 0).
+absl::StatusOr<v1::PredictResponse> PredictInChunks(MaplexClient& client, const std::string& device,
+                                                    const std::vector<v1::Architecture>& archs,
+                                                    uint64_t version) {
+  v1::PredictResponse all;
+  constexpr size_t kChunk = 10000;
+  for (size_t start = 0; start < archs.size(); start += kChunk) {
+    std::vector<v1::Architecture> chunk(archs.begin() + start,
+                                        archs.begin() + std::min(archs.size(), start + kChunk));
+    absl::StatusOr<v1::PredictResponse> r = client.Predict(device, chunk, version);
+    if (!r.ok()) return r.status();
+    if (version == 0) version = r->model_version();
+    all.set_model_version(r->model_version());
+    all.set_method(r->method());
+    for (auto& p : *r->mutable_predictions()) *all.add_predictions() = std::move(p);
+  }
+  return all;
+}
+
 int Predict(const Command& c, const Globals& g, const std::vector<std::string>& argv) {
   absl::StatusOr<Args> args = Args::Parse(
       argv, {"device", "file", "format", "output", "compare-with", "model-version"}, {"all"});
@@ -393,18 +422,9 @@ int Predict(const Command& c, const Globals& g, const std::vector<std::string>& 
 
   absl::StatusOr<MaplexClient> client = Connect(g);
   if (!client.ok()) return Fail(client.status());
-  v1::PredictResponse all;
-  constexpr size_t kChunk = 10000;  // below the server's per-request limit
-  for (size_t start = 0; start < archs.size(); start += kChunk) {
-    std::vector<v1::Architecture> chunk(archs.begin() + start,
-                                        archs.begin() + std::min(archs.size(), start + kChunk));
-    absl::StatusOr<v1::PredictResponse> r = client->Predict(*device, chunk, version);
-    if (!r.ok()) return Fail(r.status());
-    if (version == 0) version = r->model_version();  // every chunk from one version
-    all.set_model_version(r->model_version());
-    all.set_method(r->method());
-    for (auto& p : *r->mutable_predictions()) *all.add_predictions() = std::move(p);
-  }
+  absl::StatusOr<v1::PredictResponse> predicted = PredictInChunks(*client, *device, archs, version);
+  if (!predicted.ok()) return Fail(predicted.status());
+  const v1::PredictResponse& all = *predicted;
 
   std::optional<absl::flat_hash_map<int32_t, double>> measured;
   if (std::optional<std::string> path = args->Get("compare-with")) {
@@ -642,6 +662,11 @@ int Health(const Command& c, const Globals& g, const std::vector<std::string>& a
   Rows rows = {{"SERVICE", "STATUS"}};
   for (const std::string& service : services) {
     auto status = client->Health(service);
+    if (absl::IsNotFound(status.status())) {
+      // A predictor replica registers neither the registry nor ingest.
+      rows.push_back({service, "not served here"});
+      continue;
+    }
     if (!status.ok()) return Fail(status.status());
     if (*status != grpc::health::v1::HealthCheckResponse::SERVING) rc = 1;
     rows.push_back({service.empty() ? "(server)" : service,
@@ -723,6 +748,77 @@ int TokensRevoke(const Command& c, const Globals& g, const std::vector<std::stri
   absl::StatusOr<v1::Token> t = client->RevokeToken(id);
   if (!t.ok()) return Fail(t.status());
   std::printf("revoked token %lld\n", static_cast<long long>(t->id()));
+  return 0;
+}
+
+// ---------- report ----------
+
+int Report(const Command& c, const Globals& g, const std::vector<std::string>& argv) {
+  absl::StatusOr<Args> args = Args::Parse(argv, {"device", "out", "compare-with"}, {});
+  if (!args.ok()) return UsageError(c, args.status().message());
+  std::optional<std::string> device = args->Get("device");
+  std::optional<std::string> out = args->Get("out");
+  if (!device || !out) return UsageError(c, "--device and --out are required");
+  if (!args->positionals().empty()) return UsageError(c, "takes no positional arguments");
+  absl::StatusOr<MaplexClient> client = Connect(g);
+  if (!client.ok()) return Fail(client.status());
+
+  client::AccuracyReportInput in;
+  absl::StatusOr<v1::Device> d = client->GetDevice(*device);
+  if (!d.ok()) return Fail(d.status());
+  in.device = *std::move(d);
+  absl::StatusOr<std::vector<v1::Device>> fleet = client->ListDevices({});
+  if (!fleet.ok()) return Fail(fleet.status());
+  for (const v1::Device& f : *fleet) {
+    absl::StatusOr<std::vector<v1::MeasuredLatency>> latencies = client->ListMeasurements(f.id());
+    if (!latencies.ok()) return Fail(latencies.status());
+    if (latencies->empty()) continue;
+    core::DeviceData& data = in.fleet.emplace_back();
+    data.device = f.id();
+    data.hardware = f.hardware_fingerprint();  // as the server's trainer groups hardware
+    data.descriptor.spec = core::SpecFromProto(f.spec(), f.config());
+    for (const v1::MeasuredLatency& m : *latencies) {
+      data.samples.push_back({m.arch_index(), m.latency_ms()});
+    }
+    in.hardware_names[f.id()] = f.hardware_name();
+  }
+
+  std::vector<v1::Architecture> archs;
+  if (std::optional<std::string> path = args->Get("compare-with")) {
+    absl::StatusOr<absl::flat_hash_map<int32_t, double>> m = MeasuredLatencies(*path, *device);
+    if (!m.ok()) return Fail(m.status());
+    for (const auto& [arch, ms] : *m) in.truth.push_back({arch, ms});
+    in.truth_source = absl::StrCat("measurements in ", *path);
+  } else {
+    for (const core::DeviceData& f : in.fleet) {
+      if (f.device == *device) in.truth = f.samples;
+    }
+    in.truth_source = "the device's stored measurements (the model was fit on them)";
+  }
+  std::sort(in.truth.begin(), in.truth.end(),
+            [](const core::LatencySample& a, const core::LatencySample& b) {
+              return a.arch_index < b.arch_index;
+            });
+  if (in.truth.empty()) {
+    return Fail(absl::FailedPreconditionError(
+        absl::StrCat("device \"", *device, "\" has no measurements to report on")));
+  }
+  for (const core::LatencySample& s : in.truth) archs.push_back(client::Nb201Index(s.arch_index));
+  absl::StatusOr<v1::PredictResponse> predicted = PredictInChunks(*client, *device, archs, 0);
+  if (!predicted.ok()) return Fail(predicted.status());
+  for (const v1::Prediction& p : predicted->predictions()) {
+    in.predicted.push_back({p.latency_ms(), p.lower_ms(), p.upper_ms()});
+  }
+  absl::StatusOr<v1::ModelInfo> model = client->GetModel(predicted->model_version());
+  if (!model.ok()) return Fail(model.status());
+  in.model = *std::move(model);
+
+  absl::StatusOr<std::string> html = client::AccuracyReportHtml(in);
+  if (!html.ok()) return Fail(html.status());
+  if (absl::Status s = client::WriteTextFile(*out, *html); !s.ok()) return Fail(s);
+  std::printf("wrote %s: device %s, model version %llu, %zu measured cells\n", out->c_str(),
+              device->c_str(), static_cast<unsigned long long>(in.model.version()),
+              in.truth.size());
   return 0;
 }
 

@@ -27,13 +27,14 @@ absl::StatusOr<std::unique_ptr<ModelTrainer>> ModelTrainer::Create(
   return trainer;
 }
 
-absl::StatusOr<DeviceTable> ModelTrainer::Fit(const DeviceData& device, Method method) const {
+absl::StatusOr<DeviceTable> ModelTrainer::Fit(const DeviceData& device, Method method,
+                                              MapleFitInfo* info) const {
   if (method != Method::kBaseline) {
     if (maple_ == nullptr) {
       return absl::FailedPreconditionError(
           absl::StrCat(MethodName(method), " needs at least two reference devices"));
     }
-    return maple_->Fit(device, method);
+    return maple_->Fit(device, method, info);
   }
   return BaselineTable(references_, FitBaseline(references_, ToLogSamples(device)), device);
 }

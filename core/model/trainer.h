@@ -31,8 +31,10 @@ class ModelTrainer {
   ~ModelTrainer();
 
   // The table of `device` (a target with its k samples, or one of the references with all
-  // of its samples) under `method`.
-  absl::StatusOr<DeviceTable> Fit(const DeviceData& device, Method method) const;
+  // of its samples) under `method`. `info` (may be null) receives a MAPLE method's fit
+  // diagnostics, e.g. the importance weights of the references; the baseline leaves it.
+  absl::StatusOr<DeviceTable> Fit(const DeviceData& device, Method method,
+                                  MapleFitInfo* info = nullptr) const;
 
   const ReferenceSet& references() const { return references_; }
 

@@ -22,6 +22,7 @@ constexpr MethodPolicy kPolicy[] = {
     {"/maplex.v1.DeviceRegistry/RegisterDevice", true, false},
     {"/maplex.v1.DeviceRegistry/GetDevice", false, true},
     {"/maplex.v1.DeviceRegistry/ListDevices", false, true},
+    {"/maplex.v1.DeviceRegistry/ListMeasurements", false, true},
     {"/maplex.v1.DeviceRegistry/UpdateDevice", false, false},
     {"/maplex.v1.DeviceRegistry/RetireDevice", false, false},
     {"/maplex.v1.Ingest/StreamMeasurements", true, false},

@@ -50,6 +50,10 @@ absl::StatusOr<v1::MeasurementAck> IngestService::StoreBatch(const v1::Measureme
   for (const StoredMeasurement& row : *rows) ack.add_committed_ids(row.id);
   ack.set_inserted(stored->inserted);
   ack.set_already_stored(stored->already_stored);
+  metrics_->OnMeasurementsStored(stored->inserted, stored->already_stored);
+  if (batch.has_spool_depth() && batch.measurements_size() > 0) {
+    metrics_->OnSpoolDepthReported(batch.measurements(0).device_id(), batch.spool_depth());
+  }
   if (stored->inserted > 0) trainer_->NotifyNewData();
   return ack;
 }

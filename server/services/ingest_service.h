@@ -11,6 +11,7 @@
 #include "server/ingest_rate.h"
 #include "server/limits.h"
 #include "server/model_slot.h"
+#include "server/server_metrics.h"
 #include "server/store/store.h"
 #include "server/trainer.h"
 
@@ -19,11 +20,12 @@ namespace maplex::server {
 class IngestService final : public maplex::v1::Ingest::Service {
  public:
   IngestService(const Authorizer* authorizer, Store* store, Trainer* trainer,
-                const ModelSlot* slot, const Limits& limits)
+                const ModelSlot* slot, ServerMetrics* metrics, const Limits& limits)
       : authorizer_(authorizer),
         store_(store),
         trainer_(trainer),
         slot_(slot),
+        metrics_(metrics),
         limits_(limits),
         agent_rate_(limits.agent_measurements_per_second, limits.agent_measurement_burst,
                     [] { return absl::Now(); }) {}
@@ -52,6 +54,7 @@ class IngestService final : public maplex::v1::Ingest::Service {
   Store* const store_;
   Trainer* const trainer_;
   const ModelSlot* const slot_;
+  ServerMetrics* const metrics_;
   const Limits limits_;
   IngestRateLimiter agent_rate_;
 };

@@ -1,5 +1,6 @@
 #include "server/services/models_service.h"
 
+#include "absl/strings/str_cat.h"
 #include "server/rpc_status.h"
 
 namespace maplex::server {
@@ -16,6 +17,12 @@ Status ModelsService::ListModels(ServerContext* context, const v1::ListModelsReq
                                  v1::ListModelsResponse* response) {
   absl::StatusOr<Caller> caller = authorizer_->Authorize(*context, "/maplex.v1.Models/ListModels");
   if (!caller.ok()) return ToGrpcStatus(caller.status());
+  if (store_ == nullptr) {
+    if (std::shared_ptr<const ServedModel> served = slot_->Get()) {
+      *response->add_models() = served->info;
+    }
+    return Status::OK;
+  }
   absl::StatusOr<std::vector<v1::ModelInfo>> models = store_->ListModels();
   if (!models.ok()) return ToGrpcStatus(models.status());
   uint64_t serving = ServingVersion();
@@ -35,6 +42,16 @@ Status ModelsService::GetModel(ServerContext* context, const v1::GetModelRequest
   if (version == 0) {
     return ToGrpcStatus(absl::NotFoundError("version: no model is served yet"));
   }
+  if (store_ == nullptr) {
+    std::shared_ptr<const ServedModel> served = slot_->Get();
+    if (version != serving) {
+      return ToGrpcStatus(absl::NotFoundError(absl::StrCat(
+          "version: ", version, " is not served here; this replica of ", primary_address_,
+          " holds only version ", serving)));
+    }
+    *response = served->info;
+    return Status::OK;
+  }
   absl::StatusOr<v1::ModelInfo> info = store_->GetModelInfo(version);
   if (!info.ok()) return ToGrpcStatus(info.status());
   *response = *std::move(info);
@@ -46,6 +63,10 @@ Status ModelsService::Retrain(ServerContext* context, const v1::RetrainRequest*,
                               v1::ModelInfo* response) {
   absl::StatusOr<Caller> caller = authorizer_->Authorize(*context, "/maplex.v1.Models/Retrain");
   if (!caller.ok()) return ToGrpcStatus(caller.status());
+  if (trainer_ == nullptr) {
+    return ToGrpcStatus(absl::FailedPreconditionError(
+        absl::StrCat("this server is a replica of ", primary_address_, ": retrain there")));
+  }
   absl::StatusOr<v1::ModelInfo> info = trainer_->TrainNow();
   if (!info.ok()) return ToGrpcStatus(info.status());
   *response = *std::move(info);

@@ -1,9 +1,15 @@
 // maplex.v1.Models: model versions, their training data and accuracy; forced retraining;
 // a stream of new versions for replicas.
+//
+// On a replica (no store, no trainer) it answers from the served model alone: ListModels
+// and GetModel know only the version being served, Retrain is FAILED_PRECONDITION naming
+// the primary, WatchModels works as on the primary (replicas can be chained).
 #ifndef MAPLEX_SERVER_SERVICES_MODELS_SERVICE_H_
 #define MAPLEX_SERVER_SERVICES_MODELS_SERVICE_H_
 
 #include <atomic>
+#include <string>
+#include <utility>
 
 #include "maplex/v1/models.grpc.pb.h"
 #include "server/auth/authorizer.h"
@@ -15,9 +21,14 @@ namespace maplex::server {
 
 class ModelsService final : public maplex::v1::Models::Service {
  public:
+  // `store` and `trainer` are null on a replica of `primary_address`.
   ModelsService(const Authorizer* authorizer, Store* store, const ModelSlot* slot,
-                Trainer* trainer)
-      : authorizer_(authorizer), store_(store), slot_(slot), trainer_(trainer) {}
+                Trainer* trainer, std::string primary_address)
+      : authorizer_(authorizer),
+        store_(store),
+        slot_(slot),
+        trainer_(trainer),
+        primary_address_(std::move(primary_address)) {}
 
   grpc::Status ListModels(grpc::ServerContext* context,
                           const maplex::v1::ListModelsRequest* request,
@@ -40,6 +51,7 @@ class ModelsService final : public maplex::v1::Models::Service {
   Store* const store_;
   const ModelSlot* const slot_;
   Trainer* const trainer_;
+  const std::string primary_address_;
   std::atomic<bool> stopping_{false};
 };
 

@@ -32,6 +32,10 @@ absl::Status PredictorService::Answer(const v1::PredictRequest& request,
   std::vector<core::LatencyPrediction> predicted(archs->size());
   absl::Status s =
       served->model->Predict(request.device_id(), *archs, absl::MakeSpan(predicted));
+  if (absl::IsNotFound(s) && store_ == nullptr) {
+    return absl::NotFoundError(absl::StrCat("device_id: model version ", served->info.version(),
+                                            " has no device \"", request.device_id(), "\""));
+  }
   if (absl::IsNotFound(s)) {
     // Say why: unknown device, or known but without measurements in this model yet.
     absl::StatusOr<v1::Device> device = store_->GetDevice(request.device_id());

@@ -14,7 +14,8 @@ namespace maplex::server {
 
 class PredictorService final : public maplex::v1::Predictor::Service {
  public:
-  // `store` is read only to explain a miss (a device registered but not yet modelled).
+  // `store` is read only to explain a miss (a device registered but not yet modelled); it
+  // is null on a replica, which can only say the model does not answer for the device.
   PredictorService(const Authorizer* authorizer, const ModelSlot* slot,
                    const RetiredDevices* retired, Store* store, const Limits& limits)
       : authorizer_(authorizer), slot_(slot), retired_(retired), store_(store), limits_(limits) {}

@@ -109,4 +109,25 @@ Status RegistryService::RetireDevice(ServerContext* context,
   return Status::OK;
 }
 
+Status RegistryService::ListMeasurements(ServerContext* context,
+                                         const v1::ListMeasurementsRequest* request,
+                                         v1::ListMeasurementsResponse* response) {
+  absl::StatusOr<Caller> caller =
+      authorizer_->Authorize(*context, "/maplex.v1.DeviceRegistry/ListMeasurements");
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
+  if (absl::Status s = ValidateIdentifier(request->device_id(), "device_id", limits_); !s.ok()) {
+    return ToGrpcStatus(s);
+  }
+  absl::StatusOr<std::vector<std::pair<int32_t, double>>> latencies =
+      store_->DeviceLatencies(request->device_id());
+  if (!latencies.ok()) return ToGrpcStatus(latencies.status());
+  response->mutable_latencies()->Reserve(static_cast<int>(latencies->size()));
+  for (const auto& [arch, ms] : *latencies) {
+    v1::MeasuredLatency* m = response->add_latencies();
+    m->set_arch_index(arch);
+    m->set_latency_ms(ms);
+  }
+  return Status::OK;
+}
+
 }  // namespace maplex::server

@@ -32,6 +32,9 @@ class RegistryService final : public maplex::v1::DeviceRegistry::Service {
   grpc::Status RetireDevice(grpc::ServerContext* context,
                             const maplex::v1::RetireDeviceRequest* request,
                             maplex::v1::Device* response) override;
+  grpc::Status ListMeasurements(grpc::ServerContext* context,
+                                const maplex::v1::ListMeasurementsRequest* request,
+                                maplex::v1::ListMeasurementsResponse* response) override;
 
  private:
   const Authorizer* const authorizer_;

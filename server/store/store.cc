@@ -495,6 +495,48 @@ absl::StatusOr<std::vector<int32_t>> Store::MeasuredArchitectures(absl::string_v
   return archs;
 }
 
+namespace {
+
+// Steps `rows` (arch_index, median_ms ordered by both) and combines the repeated
+// measurements of one architecture by their median.
+std::vector<std::pair<int32_t, double>> MedianPerArchitecture(Statement& rows) {
+  std::vector<std::pair<int32_t, double>> out;
+  std::vector<double> same_arch;
+  int32_t current = -1;
+  auto flush = [&] {
+    if (same_arch.empty()) return;
+    size_t n = same_arch.size();
+    double median = n % 2 ? same_arch[n / 2] : 0.5 * (same_arch[n / 2 - 1] + same_arch[n / 2]);
+    out.emplace_back(current, median);
+    same_arch.clear();
+  };
+  while (rows.Step()) {
+    int32_t arch = static_cast<int32_t>(rows.ColumnInt(0));
+    if (arch != current) flush();
+    current = arch;
+    same_arch.push_back(rows.ColumnDouble(1));
+  }
+  flush();
+  return out;
+}
+
+constexpr char kLatencyRows[] =
+    "SELECT arch_index, median_ms FROM measurements WHERE device_id = ?1 "
+    "ORDER BY arch_index, median_ms";
+
+}  // namespace
+
+absl::StatusOr<std::vector<std::pair<int32_t, double>>> Store::DeviceLatencies(
+    absl::string_view device_id) {
+  absl::MutexLock lock(&mu_);
+  if (absl::StatusOr<Device> d = GetDeviceLocked(device_id); !d.ok()) return d.status();
+  Statement rows(db_, kLatencyRows);
+  rows.Bind(1, device_id);
+  std::vector<std::pair<int32_t, double>> latencies = MedianPerArchitecture(rows);
+  if (!rows.status().ok()) return rows.status();
+  return latencies;
+}
+
 absl::StatusOr<std::vector<DeviceSamples>> Store::LoadTrainingData() {
   absl::MutexLock lock(&mu_);
   std::vector<DeviceSamples> out;
@@ -509,9 +551,7 @@ absl::StatusOr<std::vector<DeviceSamples>> Store::LoadTrainingData() {
             out.end());
   Statement descriptor(db_, "SELECT descriptor FROM descriptors WHERE device_id = ?1");
   // Repeated measurements of one architecture are combined by their median.
-  Statement rows(db_,
-                 "SELECT arch_index, median_ms FROM measurements WHERE device_id = ?1 "
-                 "ORDER BY arch_index, median_ms");
+  Statement rows(db_, kLatencyRows);
   for (DeviceSamples& d : out) {
     if (absl::Status s = ReadLabels(db_, d.device); !s.ok()) return s;
     descriptor.Bind(1, d.device.id());
@@ -523,22 +563,7 @@ absl::StatusOr<std::vector<DeviceSamples>> Store::LoadTrainingData() {
     descriptor.Reset();
 
     rows.Bind(1, d.device.id());
-    std::vector<double> same_arch;
-    int32_t current = -1;
-    auto flush = [&] {
-      if (same_arch.empty()) return;
-      size_t n = same_arch.size();
-      double median = n % 2 ? same_arch[n / 2] : 0.5 * (same_arch[n / 2 - 1] + same_arch[n / 2]);
-      d.latency_ms.emplace_back(current, median);
-      same_arch.clear();
-    };
-    while (rows.Step()) {
-      int32_t arch = static_cast<int32_t>(rows.ColumnInt(0));
-      if (arch != current) flush();
-      current = arch;
-      same_arch.push_back(rows.ColumnDouble(1));
-    }
-    flush();
+    d.latency_ms = MedianPerArchitecture(rows);
     if (!rows.status().ok()) return rows.status();
     rows.Reset();
   }

@@ -122,6 +122,10 @@ class Store {
   absl::StatusOr<int64_t> MeasurementCount();
   // The distinct architectures measured on `device_id`, ascending.
   absl::StatusOr<std::vector<int32_t>> MeasuredArchitectures(absl::string_view device_id);
+  // The latency of each architecture measured on `device_id` (the median of its
+  // measurements, as LoadTrainingData combines them), by arch. NotFound for an unknown id.
+  absl::StatusOr<std::vector<std::pair<int32_t, double>>> DeviceLatencies(
+      absl::string_view device_id);
   // Every non-retired device with at least one measurement, with its descriptor.
   absl::StatusOr<std::vector<DeviceSamples>> LoadTrainingData();
 

@@ -1,5 +1,5 @@
-// Tests bench/evaluation.cc (maplex-eval's library) on a tiny synthetic table.
-#include "bench/evaluation.h"
+// Tests core/eval/evaluation.cc (maplex-eval, maplex report) on a tiny synthetic table.
+#include "core/eval/evaluation.h"
 
 #include <set>
 
@@ -7,7 +7,7 @@
 #include "gtest/gtest.h"
 #include "tests/core/synthetic_devices.h"
 
-namespace maplex::bench {
+namespace maplex::core {
 namespace {
 
 using ::testing::HasSubstr;
@@ -75,4 +75,4 @@ TEST(EvaluationTest, DrawsAreDeterministicAndDistinct) {
 }
 
 }  // namespace
-}  // namespace maplex::bench
+}  // namespace maplex::core

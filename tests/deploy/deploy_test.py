@@ -2,7 +2,7 @@
 validator is installable from Debian or npm here and Docker may not run:
 
 - deploy/k8s/*.yaml parse; the primary is a StatefulSet with a claimed volume holding --db,
-  the predictors a Deployment with --replica-of pointing at the primary's Service;
+  the predictors a Deployment with --replica_of pointing at the primary's Service;
 - every --flag in the manifests is one `maplex-server --helpfull` lists, every ConfigMap key an
   environment fallback it names;
 - ports agree (containerPort, --listen, probes, Services, Dockerfile EXPOSE);
@@ -123,7 +123,7 @@ class ManifestTest(unittest.TestCase):
         (server,) = containers(self.predictor)
         flags = flag_values(server)
         self.assertNotIn("db", flags)
-        host, _, port = flags["replica-of"].rpartition(":")
+        host, _, port = flags["replica_of"].rpartition(":")
         service = self.objects[f"Service/{host}"]
         self.assertEqual(service["spec"]["selector"],
                          {k: v for k, v in self.primary["spec"]["template"]["metadata"]["labels"].items()

@@ -21,22 +21,27 @@ def free_port():
 
 
 class ServerProcess:
-    """maplex-server as a child process; stop() sends SIGTERM and waits."""
+    """maplex-server as a child process; stop() sends SIGTERM and waits. With `replica_of`
+    it is a predictor replica of that address (no database)."""
 
-    def __init__(self, db_path=None, extra_args=()):
+    def __init__(self, db_path=None, extra_args=(), replica_of=None):
         self.tmp = tempfile.TemporaryDirectory(prefix="maplex_e2e_")
         self.db_path = db_path or os.path.join(self.tmp.name, "maplex.db")
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
+        self.metrics_port = free_port()  # never the fixed default: servers run side by side
         self.log_path = os.path.join(self.tmp.name, "server.log")
         self.extra_args = list(extra_args)
+        self.replica_of = replica_of
         self.process = None
 
     def start(self, wait=True):
         self.log = open(self.log_path, "ab")
+        role = ([f"--replica-of={self.replica_of}"] if self.replica_of
+                else [f"--db={self.db_path}", "--retrain_debounce_seconds=0.5"])
         self.process = subprocess.Popen(
             [os.path.join(BIN_DIR, "maplex-server"), f"--listen={self.address}",
-             f"--db={self.db_path}", "--retrain_debounce_seconds=0.5"] + self.extra_args,
+             f"--metrics_listen=127.0.0.1:{self.metrics_port}"] + role + self.extra_args,
             stdout=self.log, stderr=subprocess.STDOUT)
         if wait:
             self.wait_listening()

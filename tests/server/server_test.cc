@@ -127,6 +127,22 @@ TEST_F(ServerTest, AcksNameCommittedRowsAndRowsSurviveReopen) {
   EXPECT_DOUBLE_EQ((*data)[0].latency_ms[24].second, 25.0);
 }
 
+TEST_F(ServerTest, ListMeasurementsReturnsADevicesLatenciesByArchitecture) {
+  ASSERT_TRUE(client_->RegisterDevice(TestDevice("board")).ok());
+  ASSERT_TRUE(client_->SendMeasurements({TestMeasurement("a", "board", 30, 3.0),
+                                         TestMeasurement("b", "board", 10, 1.5)},
+                                        10)
+                  .ok());
+  auto latencies = client_->ListMeasurements("board");
+  ASSERT_TRUE(latencies.ok()) << latencies.status();
+  ASSERT_EQ(latencies->size(), 2u);
+  EXPECT_EQ((*latencies)[0].arch_index(), 10);
+  EXPECT_DOUBLE_EQ((*latencies)[0].latency_ms(), 1.5);
+  EXPECT_EQ((*latencies)[1].arch_index(), 30);
+  EXPECT_EQ(client_->ListMeasurements("nobody").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(client_->ListMeasurements("").status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST_F(ServerTest, ARejectedBatchEndsTheStreamAndStoresNothingOfIt) {
   ASSERT_TRUE(client_->RegisterDevice(TestDevice("board")).ok());
   std::vector<v1::Measurement> ms;

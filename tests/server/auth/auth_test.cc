@@ -137,6 +137,8 @@ const std::map<std::string, std::function<absl::Status(Session&)>>& Calls() {
        [](Session& s) { return s.client.GetDevice("dev-a").status(); }},
       {"/maplex.v1.DeviceRegistry/ListDevices",
        [](Session& s) { return s.client.ListDevices(v1::ListDevicesRequest()).status(); }},
+      {"/maplex.v1.DeviceRegistry/ListMeasurements",
+       [](Session& s) { return s.client.ListMeasurements("dev-a").status(); }},
       {"/maplex.v1.DeviceRegistry/UpdateDevice",
        [](Session& s) {
          v1::UpdateDeviceRequest r;
@@ -227,6 +229,7 @@ const std::map<std::string, Expected>& Promise() {
       {"/maplex.v1.DeviceRegistry/RegisterDevice", {true, false}},
       {"/maplex.v1.DeviceRegistry/GetDevice", {false, true}},
       {"/maplex.v1.DeviceRegistry/ListDevices", {false, true}},
+      {"/maplex.v1.DeviceRegistry/ListMeasurements", {false, true}},
       {"/maplex.v1.DeviceRegistry/UpdateDevice", {false, false}},
       {"/maplex.v1.DeviceRegistry/RetireDevice", {false, false}},
       {"/maplex.v1.Ingest/StreamMeasurements", {true, false}},

@@ -177,6 +177,20 @@ TEST_F(StoreTest, MeasurementsAreIdempotentAndSurviveReopen) {
   EXPECT_DOUBLE_EQ(d.latency_ms[1].second, 3.0);
 }
 
+TEST_F(StoreTest, DeviceLatenciesCombineRepeatsAsTrainingDataDoes) {
+  auto store = OpenStore();
+  ASSERT_TRUE(store->RegisterDevice(Request("d", "fp", 1)).ok());
+  ASSERT_TRUE(store->RegisterDevice(Request("e", "fp2", 1)).ok());
+  ASSERT_TRUE(store->AddMeasurements({M("m1", "d", 9, 2.0), M("m2", "d", 4, 3.0),
+                                      M("m3", "d", 9, 4.0), M("m4", "e", 1, 8.0)})
+                  .ok());
+  auto latencies = store->DeviceLatencies("d");
+  ASSERT_TRUE(latencies.ok()) << latencies.status();
+  EXPECT_EQ(*latencies, (std::vector<std::pair<int32_t, double>>{{4, 3.0}, {9, 3.0}}));
+  EXPECT_EQ(store->LoadTrainingData()->at(0).latency_ms, *latencies);
+  EXPECT_EQ(store->DeviceLatencies("nobody").status().code(), absl::StatusCode::kNotFound);
+}
+
 TEST_F(StoreTest, FailedBatchStoresNothing) {
   auto store = OpenStore();
   ASSERT_TRUE(store->RegisterDevice(Request("d", "fp", 1)).ok());

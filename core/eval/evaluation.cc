@@ -1,4 +1,4 @@
-#include "bench/evaluation.h"
+#include "core/eval/evaluation.h"
 
 #include <algorithm>
 #include <cmath>
@@ -15,12 +15,9 @@
 #include "core/model/tabulated_model.h"
 #include "core/model/trainer.h"
 
-namespace maplex::bench {
+namespace maplex::core {
 namespace {
 
-using core::AccuracyMetrics;
-using core::DeviceData;
-using core::Method;
 
 struct Fold {
   std::vector<const DeviceData*> references;
@@ -85,17 +82,17 @@ AccuracyMetrics Divide(AccuracyMetrics m, int n) {
   return m;
 }
 
-AccuracyMetrics Score(const core::DeviceTable& table, const std::vector<int32_t>& archs,
+AccuracyMetrics Score(const DeviceTable& table, const std::vector<int32_t>& archs,
                       const std::vector<double>& measured_by_arch) {
-  std::vector<core::LatencyPrediction> predicted;
+  std::vector<LatencyPrediction> predicted;
   std::vector<double> measured;
   predicted.reserve(archs.size());
   measured.reserve(archs.size());
   for (int32_t a : archs) {
-    predicted.push_back(core::PredictionFromLog(table.log_latency[a], table.log_half_width[a]));
+    predicted.push_back(PredictionFromLog(table.log_latency[a], table.log_half_width[a]));
     measured.push_back(measured_by_arch[a]);
   }
-  return core::ComputeAccuracy(predicted, measured);
+  return ComputeAccuracy(predicted, measured);
 }
 
 }  // namespace
@@ -121,7 +118,7 @@ absl::StatusOr<EvaluationReport> RunEvaluation(const std::vector<DeviceData>& de
                                                const EvaluationOptions& options) {
   absl::StatusOr<std::vector<Fold>> folds = MakeFolds(devices, options);
   if (!folds.ok()) return folds.status();
-  const core::Nb201Space& space = core::Nb201Space::Get();
+  const Nb201Space& space = Nb201Space::Get();
   const int32_t n = space.size();
 
   // (method, k, device) -> sums over seeds.
@@ -130,14 +127,14 @@ absl::StatusOr<EvaluationReport> RunEvaluation(const std::vector<DeviceData>& de
   std::vector<std::string> device_order;
   for (const Fold& fold : *folds) {
     if (fold.references.empty()) return absl::InvalidArgumentError("a fold has no training device");
-    absl::StatusOr<std::unique_ptr<core::ModelTrainer>> trainer =
-        core::ModelTrainer::Create(fold.references, /*seed=*/1, options.maple);
+    absl::StatusOr<std::unique_ptr<ModelTrainer>> trainer =
+        ModelTrainer::Create(fold.references, /*seed=*/1, options.maple);
     if (!trainer.ok()) return trainer.status();
     for (const DeviceData* test : fold.tests) {
       device_order.push_back(test->device);
       std::vector<double> measured(n, 0);
       std::vector<int32_t> pool, disconnected;
-      for (const core::LatencySample& s : test->samples) {
+      for (const LatencySample& s : test->samples) {
         measured[s.arch_index] = s.latency_ms;
         (space.IsOutputConnected(s.arch_index) ? pool : disconnected).push_back(s.arch_index);
       }
@@ -156,7 +153,7 @@ absl::StatusOr<EvaluationReport> RunEvaluation(const std::vector<DeviceData>& de
           std::set_difference(pool.begin(), pool.end(), drawn.begin(), drawn.end(),
                               std::back_inserter(scored));
           for (Method method : options.methods) {
-            absl::StatusOr<core::DeviceTable> table = (*trainer)->Fit(target, method);
+            absl::StatusOr<DeviceTable> table = (*trainer)->Fit(target, method);
             if (!table.ok()) return table.status();
             DeviceResult& r = sums[{static_cast<int>(method), k, test->device}];
             r.method = method;
@@ -210,12 +207,12 @@ std::string ReportJson(const EvaluationReport& report) {
     results.push_back(absl::StrFormat(
         "    {\"method\": \"%s\", \"k\": %d, \"device\": \"%s\", \"seed_count\": %d, %s, "
         "\"disconnected\": {%s}}",
-        core::MethodName(r.method), r.k, r.device, r.seed_count, metrics(r.connected),
+        MethodName(r.method), r.k, r.device, r.seed_count, metrics(r.connected),
         metrics(r.disconnected)));
   }
   for (const MeanResult& m : report.means) {
     means.push_back(absl::StrFormat("    {\"method\": \"%s\", \"k\": %d, %s}",
-                                    core::MethodName(m.method), m.k, metrics(m.metrics)));
+                                    MethodName(m.method), m.k, metrics(m.metrics)));
   }
   return absl::StrCat("{\n  \"results\": [\n", absl::StrJoin(results, ",\n"),
                       "\n  ],\n  \"means\": [\n", absl::StrJoin(means, ",\n"), "\n  ]\n}\n");
@@ -227,7 +224,7 @@ std::string ReportMarkdown(const EvaluationReport& report, const std::string& co
   out += "|---|---:|---:|---:|---:|---:|---:|\n";
   for (const MeanResult& m : report.means) {
     absl::StrAppendFormat(&out, "| %s | %d | %.3f | %.3f | %.3f | %.1f %% | %.3f |\n",
-                          core::MethodName(m.method), m.k, m.metrics.spearman, m.metrics.acc5,
+                          MethodName(m.method), m.k, m.metrics.spearman, m.metrics.acc5,
                           m.metrics.acc10, 100 * m.metrics.mape, m.metrics.coverage90);
   }
   std::set<int> ks;
@@ -246,7 +243,7 @@ std::string ReportMarkdown(const EvaluationReport& report, const std::string& co
     absl::StrAppend(
         &out, "\nPer device at k = ", k,
         " (Spearman ρ / ±10 %; disconnected cells: MAPE of the last method)\n\n| device |");
-    for (Method m : methods) absl::StrAppend(&out, " ", core::MethodName(m), " |");
+    for (Method m : methods) absl::StrAppend(&out, " ", MethodName(m), " |");
     out += " disconnected MAPE |\n|---|";
     for (size_t i = 0; i <= methods.size(); ++i) out += "---:|";
     out += "\n";
@@ -329,7 +326,7 @@ std::string ScatterSvg(const ScatterSeries& series) {
       kSize / 2, kSize / 2);
   svg += SvgText(
       kSize / 2, 30,
-      absl::StrCat(series.device, ": ", core::MethodName(series.method), " (dashed: ±10 %)"));
+      absl::StrCat(series.device, ": ", MethodName(series.method), " (dashed: ±10 %)"));
   svg += "</svg>\n";
   return svg;
 }
@@ -401,10 +398,82 @@ std::string AccuracyVsKSvg(const EvaluationReport& report) {
                           "<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"%s\" "
                           "stroke-width=\"2\"/>\n",
                           x, y, x + 20, y, kColours[mi % 6]);
-    svg += SvgText(x + 26, y + 4, core::MethodName(methods[mi]), "start");
+    svg += SvgText(x + 26, y + 4, MethodName(methods[mi]), "start");
   }
   svg += "</svg>\n";
   return svg;
 }
 
-}  // namespace maplex::bench
+std::string ErrorHistogramSvg(const std::vector<double>& relative_errors) {
+  // 5 % bins from -50 % to +50 %, plus one bin for everything beyond on each side.
+  constexpr int kInner = 20;
+  constexpr double kBin = 0.05, kWidth = 640, kHeight = 320, kMargin = 50;
+  std::vector<int> counts(kInner + 2, 0);
+  for (double e : relative_errors) {
+    int bin = kInner + 1;
+    if (e < -0.5) {
+      bin = 0;
+    } else if (e < 0.5) {
+      bin = std::min(kInner, 1 + static_cast<int>(std::floor((e + 0.5) / kBin)));
+    }
+    counts[bin]++;
+  }
+  const int top = std::max(1, *std::max_element(counts.begin(), counts.end()));
+  const double plot_w = kWidth - 2 * kMargin, plot_h = kHeight - 2 * kMargin;
+  const double bar_w = plot_w / counts.size();
+  std::string svg = absl::StrFormat(
+      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\">\n"
+      "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
+      "<rect x=\"%.0f\" y=\"%.0f\" width=\"%.0f\" height=\"%.0f\" fill=\"none\" "
+      "stroke=\"black\"/>\n",
+      kWidth, kHeight, kMargin, kMargin, plot_w, plot_h);
+  for (size_t i = 0; i < counts.size(); ++i) {
+    const double h = plot_h * counts[i] / top;
+    const bool outer = i == 0 || i + 1 == counts.size();
+    absl::StrAppendFormat(&svg,
+                          "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" "
+                          "fill=\"%s\"/>\n",
+                          kMargin + i * bar_w + 1, kMargin + plot_h - h, bar_w - 2, h,
+                          outer ? kColours[4] : kColours[1]);
+  }
+  for (int p = -50; p <= 50; p += 25) {
+    const double x = kMargin + bar_w * (1 + (p + 50) / 100.0 * kInner);
+    svg += SvgText(x, kHeight - kMargin + 16, absl::StrCat(p, " %"));
+  }
+  svg += SvgText(kMargin - 6, kMargin + 4, absl::StrCat(top), "end");
+  svg += SvgText(kMargin - 6, kHeight - kMargin + 4, "0", "end");
+  svg += SvgText(kWidth / 2, kHeight - 12, "predicted / measured − 1");
+  svg += SvgText(kWidth / 2, 30, absl::StrCat(relative_errors.size(), " architectures"));
+  svg += "</svg>\n";
+  return svg;
+}
+
+std::string WeightsSvg(const std::vector<std::pair<std::string, double>>& bars,
+                       const std::string& axis) {
+  constexpr double kWidth = 640, kRow = 24, kLabel = 160, kMargin = 30;
+  const double height = 2 * kMargin + kRow * std::max<size_t>(1, bars.size());
+  double top = 0;
+  for (const auto& b : bars) top = std::max(top, b.second);
+  if (!(top > 0)) top = 1;
+  const double plot_w = kWidth - kLabel - 2 * kMargin;
+  std::string svg = absl::StrFormat(
+      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\">\n"
+      "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
+      kWidth, height);
+  for (size_t i = 0; i < bars.size(); ++i) {
+    const double y = kMargin + i * kRow;
+    absl::StrAppendFormat(&svg,
+                          "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" "
+                          "fill=\"%s\"/>\n",
+                          kMargin + kLabel, y + 3, plot_w * bars[i].second / top, kRow - 6,
+                          kColours[1]);
+    svg += SvgText(kMargin + kLabel - 6, y + kRow / 2 + 4, bars[i].first, "end");
+    svg += SvgText(kMargin + kLabel + plot_w * bars[i].second / top + 4, y + kRow / 2 + 4,
+                   absl::StrFormat("%.3f", bars[i].second), "start");
+  }
+  svg += SvgText(kMargin + kLabel + plot_w / 2, height - 8, axis);
+  svg += "</svg>\n";
+  return svg;
+}
+
+}  // namespace maplex::core

@@ -2,15 +2,16 @@
 // (or an explicit train/test split), draw k target samples per seed, fit every method on
 // the same samples, and score the other architectures of the target whose cell output is
 // connected (the disconnected ones are scored apart). Also renders the report as JSON,
-// Markdown and hand-written SVG.
+// Markdown and hand-written SVG. Used by maplex-eval (bench/) and `maplex report`.
 //
 //   EvaluationOptions o;  o.ks = {3, 10};
 //   absl::StatusOr<EvaluationReport> r = RunEvaluation(devices, o);
 //   std::string json = ReportJson(*r);
-#ifndef MAPLEX_BENCH_EVALUATION_H_
-#define MAPLEX_BENCH_EVALUATION_H_
+#ifndef MAPLEX_CORE_EVAL_EVALUATION_H_
+#define MAPLEX_CORE_EVAL_EVALUATION_H_
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -18,7 +19,7 @@
 #include "core/model/latency_model.h"
 #include "core/model/maple_model.h"
 
-namespace maplex::bench {
+namespace maplex::core {
 
 struct EvaluationOptions {
   // Both empty: leave one hardware out. Otherwise train on exactly `train`, test `test`.
@@ -26,34 +27,34 @@ struct EvaluationOptions {
   std::vector<std::string> test;
   std::vector<int> ks = {3, 5, 10, 20};
   int seeds = 5;
-  std::vector<core::Method> methods = {core::Method::kBaseline, core::Method::kMaple,
-                                       core::Method::kMapleVirtualExamples,
-                                       core::Method::kMapleWeights, core::Method::kMapleX};
+  std::vector<Method> methods = {Method::kBaseline, Method::kMaple,
+                                       Method::kMapleVirtualExamples,
+                                       Method::kMapleWeights, Method::kMapleX};
   // Predictions of the last method at this k and the first seed are kept for the scatter
   // plots (one per test device).
   int scatter_k = 10;
   int scatter_points = 300;
-  core::MapleConfig maple;
+  MapleConfig maple;
 };
 
 // Metrics of one (method, k, device), averaged over seeds.
 struct DeviceResult {
-  core::Method method;
+  Method method;
   int k = 0;
   std::string device;
   int seed_count = 0;
-  core::AccuracyMetrics connected;     // the protocol's figures
-  core::AccuracyMetrics disconnected;  // the 341 cells whose output ignores the input
+  AccuracyMetrics connected;     // the protocol's figures
+  AccuracyMetrics disconnected;  // the 341 cells whose output ignores the input
 };
 
 struct MeanResult {
-  core::Method method;
+  Method method;
   int k = 0;
-  core::AccuracyMetrics metrics;  // mean over devices
+  AccuracyMetrics metrics;  // mean over devices
 };
 
 struct ScatterSeries {
-  core::Method method;
+  Method method;
   std::string device;
   std::vector<double> measured_ms, predicted_ms;
 };
@@ -66,7 +67,7 @@ struct EvaluationReport {
 
 // InvalidArgument for an unknown device name in train/test, a k that leaves nothing to
 // score, or a split without reference devices.
-absl::StatusOr<EvaluationReport> RunEvaluation(const std::vector<core::DeviceData>& devices,
+absl::StatusOr<EvaluationReport> RunEvaluation(const std::vector<DeviceData>& devices,
                                                const EvaluationOptions& options);
 
 // The archs a seed's k samples are drawn from: connected cells the device measured.
@@ -80,7 +81,13 @@ std::string ReportMarkdown(const EvaluationReport& report, const std::string& co
 std::string ScatterSvg(const ScatterSeries& series);
 // Mean Spearman and +-10 % accuracy vs k, one line per method.
 std::string AccuracyVsKSvg(const EvaluationReport& report);
+// Histogram of relative errors (predicted / measured - 1): 5 % bins over +-50 %, and one
+// bin each for what lies beyond.
+std::string ErrorHistogramSvg(const std::vector<double>& relative_errors);
+// Horizontal bars, one per (label, value), in the given order; `axis` names the value.
+std::string WeightsSvg(const std::vector<std::pair<std::string, double>>& bars,
+                       const std::string& axis);
 
-}  // namespace maplex::bench
+}  // namespace maplex::core
 
-#endif  // MAPLEX_BENCH_EVALUATION_H_
+#endif  // MAPLEX_CORE_EVAL_EVALUATION_H_

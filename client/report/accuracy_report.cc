@@ -1,0 +1,253 @@
+#include "client/report/accuracy_report.h"
+
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/time.h"
+#include "core/arch/nb201_space.h"
+#include "core/eval/evaluation.h"
+#include "core/eval/metrics.h"
+#include "core/hardware/descriptor.h"
+#include "core/model/trainer.h"
+
+namespace maplex::client {
+namespace {
+
+constexpr int kScatterPoints = 2000;  // enough to see the shape, small enough to render
+constexpr int kSimilarShown = 10;
+const std::vector<int> kSampleCounts = {3, 5, 10, 20};
+constexpr int kSeeds = 3;
+constexpr double kReferenceCoverage = 0.9;  // as the server's TrainOptions
+
+std::string Html(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
+
+std::string Row(const std::vector<std::string>& cells, const char* tag = "td") {
+  std::string out = "<tr>";
+  for (const std::string& c : cells) absl::StrAppend(&out, "<", tag, ">", Html(c), "</", tag, ">");
+  return out + "</tr>\n";
+}
+
+std::string Figure(const std::string& id, const std::string& title, const std::string& body,
+                   const std::string& note) {
+  return absl::StrCat("<figure id=\"", id, "\">\n<figcaption>", Html(title), "</figcaption>\n",
+                      body, "<p class=\"note\">", Html(note), "</p>\n</figure>\n");
+}
+
+std::string Unavailable(const std::string& why) {
+  return absl::StrCat("<p class=\"unavailable\">Not computed: ", Html(why), "</p>\n");
+}
+
+// Reference devices for the report's refits: other hardware, measured on most of the space.
+std::vector<const core::DeviceData*> References(const std::vector<core::DeviceData>& fleet,
+                                                const core::DeviceData& target) {
+  std::vector<const core::DeviceData*> refs;
+  for (const core::DeviceData& d : fleet) {
+    if (d.hardware == target.hardware) continue;
+    if (d.samples.size() >= kReferenceCoverage * core::kNb201CellCount) refs.push_back(&d);
+  }
+  return refs;
+}
+
+std::string AccuracyVsSamples(const AccuracyReportInput& in, const core::DeviceData& target,
+                              const std::vector<const core::DeviceData*>& refs,
+                              core::Method method) {
+  const std::string title = "Accuracy vs number of samples";
+  std::vector<core::DeviceData> devices;
+  core::EvaluationOptions options;
+  for (const core::DeviceData* r : refs) {
+    devices.push_back(*r);
+    options.train.push_back(r->device);
+  }
+  core::DeviceData scored = target;
+  scored.samples = in.truth;
+  devices.push_back(scored);
+  options.test = {target.device};
+  options.methods = {method};
+  options.seeds = kSeeds;
+  const core::Nb201Space& space = core::Nb201Space::Get();
+  size_t connected = 0;
+  for (const core::LatencySample& s : in.truth) connected += space.IsOutputConnected(s.arch_index);
+  options.ks.clear();
+  for (int k : kSampleCounts) {
+    if (static_cast<size_t>(k) < connected) options.ks.push_back(k);
+  }
+  const std::string note = absl::StrCat(
+      core::MethodName(method), " refit in the client with k of the ", connected,
+      " measured cells (", in.truth_source, ") drawn at random, ", kSeeds, " draws each, against ",
+      refs.size(), " reference devices; scored on the remaining cells with a connected output.");
+  if (refs.empty()) {
+    return Figure("accuracy-vs-samples", title, Unavailable("no reference device"), note);
+  }
+  if (options.ks.empty()) {
+    return Figure("accuracy-vs-samples", title,
+                  Unavailable("too few measured cells to leave any out"), note);
+  }
+  absl::StatusOr<core::EvaluationReport> report = core::RunEvaluation(devices, options);
+  if (!report.ok()) {
+    return Figure("accuracy-vs-samples", title, Unavailable(report.status().ToString()), note);
+  }
+  std::string table = "<table class=\"numbers\">\n" +
+                      Row({"k", "Spearman ρ", "within ±10 %", "MAPE %", "90 % coverage"}, "th");
+  for (const core::MeanResult& m : report->means) {
+    table += Row({absl::StrCat(m.k), absl::StrFormat("%.3f", m.metrics.spearman),
+                  absl::StrFormat("%.3f", m.metrics.acc10),
+                  absl::StrFormat("%.1f", 100 * m.metrics.mape),
+                  absl::StrFormat("%.3f", m.metrics.coverage90)});
+  }
+  table += "</table>\n";
+  return Figure("accuracy-vs-samples", title, core::AccuracyVsKSvg(*report) + table, note);
+}
+
+std::string SimilarDevices(const AccuracyReportInput& in, const core::DeviceData& target,
+                           const std::vector<const core::DeviceData*>& refs) {
+  const std::string title = "Most similar known devices";
+  const std::string note =
+      "MAPLE-X importance weights of the reference devices for this device (RBF similarity "
+      "of the specifications times agreement with the device's stored samples), computed "
+      "here from the server's data; they sum to 1.";
+  if (refs.size() < 2) {
+    return Figure("similar-devices", title,
+                  Unavailable("MAPLE-X needs at least two reference devices"), note);
+  }
+  absl::StatusOr<std::unique_ptr<core::ModelTrainer>> trainer =
+      core::ModelTrainer::Create(refs, /*seed=*/1);
+  if (!trainer.ok()) {
+    return Figure("similar-devices", title, Unavailable(trainer.status().ToString()), note);
+  }
+  core::MapleFitInfo info;
+  absl::StatusOr<core::DeviceTable> fit = (*trainer)->Fit(target, core::Method::kMapleX, &info);
+  if (!fit.ok()) {
+    return Figure("similar-devices", title, Unavailable(fit.status().ToString()), note);
+  }
+  std::vector<std::pair<double, const core::DeviceData*>> ranked;
+  for (size_t i = 0; i < refs.size() && i < info.weights.size(); ++i) {
+    ranked.push_back({info.weights[i], refs[i]});
+  }
+  std::stable_sort(ranked.begin(), ranked.end(),
+                   [](const auto& a, const auto& b) { return a.first > b.first; });
+  std::vector<std::pair<std::string, double>> bars;
+  std::string table = "<table id=\"similar-devices-table\">\n" +
+                      Row({"rank", "device", "hardware", "category", "weight"}, "th");
+  for (size_t i = 0; i < ranked.size() && i < static_cast<size_t>(kSimilarShown); ++i) {
+    const core::DeviceData& d = *ranked[i].second;
+    auto name = in.hardware_names.find(d.device);
+    bars.push_back({d.device, ranked[i].first});
+    table += Row({absl::StrCat(i + 1), d.device,
+                  name == in.hardware_names.end() ? d.hardware : name->second,
+                  core::DeviceCategoryName(d.descriptor.spec.category),
+                  absl::StrFormat("%.3f", ranked[i].first)});
+  }
+  table += "</table>\n";
+  return Figure("similar-devices", title, core::WeightsSvg(bars, "importance weight") + table,
+                note);
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> AccuracyReportHtml(const AccuracyReportInput& in) {
+  if (in.truth.empty() || in.truth.size() != in.predicted.size()) {
+    return absl::InvalidArgumentError("the report needs predictions for measured cells");
+  }
+  const core::DeviceData* target = nullptr;
+  for (const core::DeviceData& d : in.fleet) {
+    if (d.device == in.device.id()) target = &d;
+  }
+  if (target == nullptr) {
+    return absl::NotFoundError(absl::StrCat("device \"", in.device.id(), "\" has no measurements"));
+  }
+  absl::StatusOr<core::Method> method = core::ParseMethod(in.model.method());
+  if (!method.ok()) return method.status();
+
+  // The evaluation protocol scores cells with a connected output only.
+  const core::Nb201Space& space = core::Nb201Space::Get();
+  std::vector<core::LatencyPrediction> predicted;
+  std::vector<double> measured;
+  for (size_t i = 0; i < in.truth.size(); ++i) {
+    if (!space.IsOutputConnected(in.truth[i].arch_index)) continue;
+    predicted.push_back(in.predicted[i]);
+    measured.push_back(in.truth[i].latency_ms);
+  }
+  const core::AccuracyMetrics m = core::ComputeAccuracy(predicted, measured);
+
+  core::ScatterSeries scatter{*method, in.device.id(), {}, {}};
+  std::vector<double> relative_errors;
+  const size_t step = std::max<size_t>(1, predicted.size() / kScatterPoints);
+  for (size_t i = 0; i < predicted.size(); ++i) {
+    relative_errors.push_back(predicted[i].latency_ms / measured[i] - 1);
+    if (i % step != 0) continue;
+    scatter.measured_ms.push_back(measured[i]);
+    scatter.predicted_ms.push_back(predicted[i].latency_ms);
+  }
+
+  const std::vector<const core::DeviceData*> refs = References(in.fleet, *target);
+  const v1::Device& d = in.device;
+  std::string html = absl::StrCat(
+      "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>maplex "
+      "accuracy report: ",
+      Html(d.id()),
+      "</title>\n<style>\n"
+      "body{font-family:sans-serif;margin:2em;max-width:1100px;color:#222}\n"
+      "figure{margin:2em 0;border-top:1px solid #ccc;padding-top:1em}\n"
+      "figcaption{font-size:1.3em;font-weight:bold;margin-bottom:.5em}\n"
+      "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #bbb;"
+      "padding:.2em .6em;text-align:left}\n.note{color:#555;font-size:.9em}\n"
+      ".unavailable{color:#a00}\n</style>\n</head>\n<body>\n<h1>Accuracy report: ",
+      Html(d.id()), "</h1>\n<table id=\"summary\">\n", Row({"hardware", d.hardware_name()}),
+      Row({"category", d.spec().category()}),
+      Row({"runtime / precision / batch / threads",
+           absl::StrCat(d.config().runtime(), " / ", d.config().precision(), " / ",
+                        d.config().batch_size(), " / ", d.config().threads())}),
+      Row({"stored measurements", absl::StrCat(target->samples.size(), " architectures")}),
+      Row({"model",
+           absl::StrCat("version ", in.model.version(), " (", in.model.method(), "), trained ",
+                        absl::FormatTime("%Y-%m-%d %H:%M:%S UTC",
+                                         absl::FromUnixMillis(in.model.created_at_unix_ms()),
+                                         absl::UTCTimeZone()))}),
+      Row({"scored against",
+           absl::StrCat(in.truth_source, ": ", m.count, " cells with a connected output")}),
+      Row({"Spearman ρ / within ±5 % / within ±10 % / MAPE / 90 % coverage",
+           absl::StrFormat("%.4f / %.3f / %.3f / %.2f %% / %.3f", m.spearman, m.acc5, m.acc10,
+                           100 * m.mape, m.coverage90)}),
+      "</table>\n");
+  html += Figure(
+      "predicted-vs-measured", "Predicted vs measured latency", core::ScatterSvg(scatter),
+      absl::StrCat("The served model's predictions against ", in.truth_source,
+                   predicted.size() > scatter.measured_ms.size()
+                       ? absl::StrCat(" (every ", step, "th of ", predicted.size(), " cells shown)")
+                       : "",
+                   "; solid: equal, dashed: ±10 %."));
+  html += Figure("error-histogram", "Error histogram", core::ErrorHistogramSvg(relative_errors),
+                 "Relative error (predicted / measured − 1) of the served model, in 5 % bins; "
+                 "the outer bars hold everything beyond ±50 %.");
+  html += AccuracyVsSamples(in, *target, refs, *method);
+  html += SimilarDevices(in, *target, refs);
+  html += "</body>\n</html>\n";
+  return html;
+}
+
+}  // namespace maplex::client

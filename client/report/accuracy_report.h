@@ -1,0 +1,51 @@
+// The accuracy report of one device (`maplex report`): a self-contained HTML page — inline
+// SVG and CSS, no script, nothing fetched — with four figures and the tables behind them:
+//   1. predicted vs measured (log-log, the served model),
+//   2. histogram of the relative errors,
+//   3. accuracy vs number of samples: the served method refit here, in the client, with
+//      k = 3, 5, 10, 20 of the measured cells the report scores against (stored or from
+//      --compare-with) and the reference devices (other hardware, measured on >= 90 % of
+//      the space), scored on the remaining cells (core/eval/evaluation.h, the maplex-eval
+//      protocol, 3 draws per k),
+//   4. the most similar known devices: the MAPLE-X importance weights of the reference
+//      devices for this device, computed here from the same data.
+// Figures 3 and 4 recompute from the measurements the server holds; they use the
+// devices' specs and latencies, not the hardware counters agents report.
+//
+//   AccuracyReportInput in = ...;   // gathered over RPCs by the CLI
+//   absl::StatusOr<std::string> html = AccuracyReportHtml(in);
+#ifndef MAPLEX_CLIENT_REPORT_ACCURACY_REPORT_H_
+#define MAPLEX_CLIENT_REPORT_ACCURACY_REPORT_H_
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/model/latency_model.h"
+#include "maplex/v1/models.pb.h"
+#include "maplex/v1/registry.pb.h"
+
+namespace maplex::client {
+
+struct AccuracyReportInput {
+  maplex::v1::Device device;
+  maplex::v1::ModelInfo model;  // the version that made `predicted`
+  // Every active device with its measured latencies, the reported device included.
+  std::vector<core::DeviceData> fleet;
+  std::map<std::string, std::string> hardware_names;  // device id -> hardware name
+  // The measured latencies the predictions are scored against, and what they are (said
+  // on the page): the device's stored measurements, or a file given with --compare-with.
+  std::string truth_source;
+  std::vector<core::LatencySample> truth;
+  std::vector<core::LatencyPrediction> predicted;  // predicted[i] is for truth[i]
+};
+
+// InvalidArgument when `truth` is empty or sizes differ, NotFound when the device is not
+// in `fleet`. A figure that cannot be computed (e.g. fewer than two reference devices)
+// says why in its place.
+absl::StatusOr<std::string> AccuracyReportHtml(const AccuracyReportInput& input);
+
+}  // namespace maplex::client
+
+#endif  // MAPLEX_CLIENT_REPORT_ACCURACY_REPORT_H_
