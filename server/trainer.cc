@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "core/arch/nb201_space.h"
 #include "core/eval/metrics.h"
@@ -153,12 +154,21 @@ void Trainer::Loop() {
 
 absl::StatusOr<v1::ModelInfo> Trainer::TrainNow() {
   absl::MutexLock train_lock(&train_mu_);
-  absl::Time start = absl::Now();
+  const absl::Time start = absl::Now();
+  // Seconds of each phase, for the log line of the served model.
+  absl::Time phase_start = start;
+  auto lap = [&phase_start] {
+    const absl::Time now = absl::Now();
+    const double seconds = absl::ToDoubleSeconds(now - phase_start);
+    phase_start = now;
+    return absl::StrFormat("%.4f", seconds);
+  };
   LogInfo("training_started");
   absl::StatusOr<std::vector<DeviceSamples>> stored = store_->LoadTrainingData();
   if (!stored.ok()) return stored.status();
   std::vector<core::DeviceData> devices = ToDeviceData(*stored);
   if (devices.empty()) return absl::FailedPreconditionError("no measurements to train on");
+  const std::string load_s = lap();
   absl::StatusOr<std::unique_ptr<core::LatencyModel>> model =
       core::TrainLatencyModel(devices, options_.train);
   if (absl::IsFailedPrecondition(model.status()) &&
@@ -172,9 +182,11 @@ absl::StatusOr<v1::ModelInfo> Trainer::TrainNow() {
     model = core::TrainLatencyModel(devices, baseline);
   }
   if (!model.ok()) return model.status();
+  const std::string fit_s = lap();
 
   auto served = std::make_shared<ServedModel>();
   served->snapshot = (*model)->ToProto();
+  const std::string snapshot_s = lap();
   v1::ModelInfo& info = served->info;
   info.set_method(core::MethodName((*model)->method()));
   info.set_created_at_unix_ms(absl::ToUnixMillis(absl::Now()));
@@ -186,20 +198,29 @@ absl::StatusOr<v1::ModelInfo> Trainer::TrainNow() {
        ScoreInSample(**model, devices, options_.train.reference_min_coverage)) {
     *info.add_device_accuracy() = std::move(a);
   }
+  const std::string score_s = lap();
   info.set_train_seconds(absl::ToDoubleSeconds(absl::Now() - start));
   absl::StatusOr<uint64_t> version = store_->AddModel(info, served->snapshot);
   if (!version.ok()) return version.status();
+  const std::string persist_s = lap();
   info.set_version(*version);
   info.set_serving(true);
   served->model = *std::move(model);
   served->planner = BuildPlanner(devices);
+  const std::string planner_s = lap();
   v1::ModelInfo result = info;
   slot_->Set(std::move(served));
   LogInfo("model_served", {{"version", absl::StrCat(result.version())},
                            {"method", result.method()},
                            {"devices", absl::StrCat(result.training_devices())},
                            {"measurements", absl::StrCat(result.training_measurements())},
-                           {"train_seconds", absl::StrCat(result.train_seconds())}});
+                           {"train_seconds", absl::StrCat(result.train_seconds())},
+                           {"load_s", load_s},
+                           {"fit_s", fit_s},
+                           {"snapshot_s", snapshot_s},
+                           {"score_s", score_s},
+                           {"persist_s", persist_s},
+                           {"planner_s", planner_s}});
   return result;
 }
 
