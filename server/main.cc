@@ -12,6 +12,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
+#include "platform/grpc_channel.h"
 #include "platform/log.h"
 #include "platform/process.h"
 #include "server/server.h"
@@ -27,6 +28,15 @@ ABSL_FLAG(std::string, db, EnvOr("MAPLEX_DB", ""),
 ABSL_FLAG(std::string, replica_of, EnvOr("MAPLEX_REPLICA_OF", ""),
           "run as a predictor replica of the primary at this address: no database, follows "
           "its model versions, serves Predict (env MAPLEX_REPLICA_OF)");
+ABSL_FLAG(std::string, primary_token_file, EnvOr("MAPLEX_PRIMARY_TOKEN_FILE", ""),
+          "replica: file whose first line is a client or operator token of the primary "
+          "(env MAPLEX_PRIMARY_TOKEN_FILE)");
+ABSL_FLAG(std::string, primary_ca, EnvOr("MAPLEX_PRIMARY_CA", ""),
+          "replica: PEM CA bundle of the primary's TLS certificate (env MAPLEX_PRIMARY_CA)");
+ABSL_FLAG(std::string, primary_client_cert, EnvOr("MAPLEX_PRIMARY_CLIENT_CERT", ""),
+          "replica: PEM client certificate for a primary that requires one");
+ABSL_FLAG(std::string, primary_client_key, EnvOr("MAPLEX_PRIMARY_CLIENT_KEY", ""),
+          "replica: PEM key of --primary_client_cert");
 ABSL_FLAG(std::string, metrics_listen, EnvOr("MAPLEX_METRICS_LISTEN", "127.0.0.1:9464"),
           "serve Prometheus GET /metrics over HTTP on this IPv4 address:port; empty disables "
           "(env MAPLEX_METRICS_LISTEN)");
@@ -119,6 +129,18 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (options.database_path.empty()) options.database_path = "maplex.db";
+  if (const std::string file = absl::GetFlag(FLAGS_primary_token_file); !file.empty()) {
+    absl::StatusOr<std::string> token = maplex::ResolveToken("", file);
+    if (!token.ok()) {
+      std::fprintf(stderr, "maplex-server: --primary_token_file: %s\n",
+                   std::string(token.status().message()).c_str());
+      return 2;
+    }
+    options.follower.primary.token = *token;
+  }
+  options.follower.primary.ca_file = absl::GetFlag(FLAGS_primary_ca);
+  options.follower.primary.client_cert_file = absl::GetFlag(FLAGS_primary_client_cert);
+  options.follower.primary.client_key_file = absl::GetFlag(FLAGS_primary_client_key);
   options.trainer.debounce = absl::Seconds(absl::GetFlag(FLAGS_retrain_debounce_seconds));
   options.shutdown_grace = absl::Seconds(absl::GetFlag(FLAGS_shutdown_grace_seconds));
   absl::StatusOr<maplex::server::AuthMode> auth =

@@ -1,8 +1,5 @@
 #include "server/model_follower.h"
 
-#include <grpcpp/create_channel.h>
-#include <grpcpp/security/credentials.h>
-
 #include <algorithm>
 #include <utility>
 
@@ -69,8 +66,14 @@ bool ModelFollower::FollowOnce() {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(options_.max_message_bytes);
   // A fresh channel per attempt: a primary that restarted is dialled anew at once.
-  std::unique_ptr<v1::Models::Stub> stub = v1::Models::NewStub(
-      grpc::CreateCustomChannel(primary_address_, grpc::InsecureChannelCredentials(), args));
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+      OpenChannel(primary_address_, options_.primary, args);
+  if (!channel.ok()) {
+    LogWarning("primary_channel_failed", {{"primary", primary_address_},
+                                          {"error", channel.status().ToString()}});
+    return false;
+  }
+  std::unique_ptr<v1::Models::Stub> stub = v1::Models::NewStub(*channel);
   grpc::ClientContext context;
   {
     absl::MutexLock lock(&mu_);

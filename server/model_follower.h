@@ -22,6 +22,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "maplex/v1/models.pb.h"
+#include "platform/grpc_channel.h"
 #include "server/model_slot.h"
 
 namespace maplex::server {
@@ -32,6 +33,9 @@ struct FollowerOptions {
   absl::Duration initial_backoff = absl::Milliseconds(250);
   absl::Duration max_backoff = absl::Seconds(10);
   int max_message_bytes = 64 << 20;  // a snapshot of 20 devices is ~5 MB
+  // How to reach a primary that checks callers: a token of a role that may watch models
+  // (client or operator), its CA, a client certificate. Empty: plaintext, no token.
+  ChannelSecurity primary;
 };
 
 // Loads the model of `update` into a ServedModel (no planner: a replica takes no tasks).

@@ -139,6 +139,12 @@ absl::StatusOr<std::unique_ptr<MaplexServer>> MaplexServer::Start(const ServerOp
                                   {"port", absl::StrCat(server->metrics_http_->port())}});
   }
   if (replica) {
+    // Unreadable certificate or key files are a configuration error, not a reason to retry.
+    if (absl::StatusOr<std::shared_ptr<grpc::Channel>> c =
+            OpenChannel(options.replica_of, options.follower.primary, grpc::ChannelArguments());
+        !c.ok()) {
+      return c.status();
+    }
     server->authorizer_ = std::make_unique<Authorizer>(AuthMode::kNone, nullptr);
     server->follower_ =
         std::make_unique<ModelFollower>(options.replica_of, &server->slot_, options.follower);

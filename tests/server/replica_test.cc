@@ -9,6 +9,7 @@
 #include "core/arch/nb201_space.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "platform/grpc_channel.h"
 #include "server/server.h"
 #include "tests/testing/test_server.h"
 
@@ -162,6 +163,55 @@ TEST_F(ReplicaTest, KeepsServingWhileThePrimaryIsAwayAndFollowsItsRestart) {
   ASSERT_TRUE(v2.ok()) << v2.status();
   EXPECT_EQ(v2->version(), 2u);
   ASSERT_TRUE(ReplicaServes(2));
+}
+
+// A primary that checks tokens: a replica follows it with a client token, and one without a
+// token gets nothing (the primary refuses its WatchModels).
+TEST(ReplicaAuthTest, FollowsATokenProtectedPrimaryWithAToken) {
+  TempDir dir;
+  ServerOptions primary_options = TestServerOptions(dir.File("maplex.db"));
+  primary_options.auth = AuthMode::kToken;
+  primary_options.bootstrap_token_file = dir.File("operator.token");
+  auto primary = MaplexServer::Start(primary_options);
+  ASSERT_TRUE(primary.ok()) << primary.status();
+  absl::StatusOr<std::string> secret = ResolveToken("", primary_options.bootstrap_token_file);
+  ASSERT_TRUE(secret.ok()) << secret.status();
+
+  auto start_replica = [&](const std::string& token) {
+    ServerOptions options = TestServerOptions("");
+    options.replica_of = "127.0.0.1:" + std::to_string((*primary)->port());
+    options.follower.initial_backoff = absl::Milliseconds(50);
+    options.follower.max_backoff = absl::Milliseconds(200);
+    options.follower.primary.token = token;
+    return MaplexServer::Start(options);
+  };
+  auto with_token = start_replica(*secret);
+  auto without_token = start_replica("");
+  ASSERT_TRUE(with_token.ok()) << with_token.status();
+  ASSERT_TRUE(without_token.ok()) << without_token.status();
+
+  client::ClientOptions operator_options;
+  operator_options.address = "127.0.0.1:" + std::to_string((*primary)->port());
+  operator_options.security.token = *secret;
+  absl::StatusOr<client::MaplexClient> op = client::MaplexClient::Connect(operator_options);
+  ASSERT_TRUE(op.ok()) << op.status();
+  ASSERT_TRUE(op->RegisterDevice(TestDevice("ref")).ok());
+  ASSERT_TRUE(op->RegisterDevice(TestDevice("other")).ok());
+  std::vector<v1::Measurement> ms;
+  for (int a = 0; a < core::kNb201CellCount; ++a) {
+    ms.push_back(TestMeasurement("ref:" + std::to_string(a), "ref", a, 1.0 + (a % 97) * 0.1));
+    ms.push_back(TestMeasurement("other:" + std::to_string(a), "other", a, 2.0 + (a % 13)));
+  }
+  ASSERT_TRUE(op->SendMeasurements(ms, 5000).ok());
+  absl::StatusOr<v1::ModelInfo> model = op->Retrain();
+  ASSERT_TRUE(model.ok()) << model.status();
+
+  std::shared_ptr<const ServedModel> followed =
+      (*with_token)->model_slot().WaitNewer(0, absl::Seconds(20));
+  ASSERT_NE(followed, nullptr);
+  EXPECT_EQ(followed->info.version(), model->version());
+  // The token-less replica has had the same time (and many retries): it holds nothing.
+  EXPECT_EQ((*without_token)->model_slot().Get(), nullptr);
 }
 
 }  // namespace
