@@ -190,20 +190,16 @@ TEST(ReplicaAuthTest, FollowsATokenProtectedPrimaryWithAToken) {
   ASSERT_TRUE(with_token.ok()) << with_token.status();
   ASSERT_TRUE(without_token.ok()) << without_token.status();
 
-  client::ClientOptions operator_options;
-  operator_options.address = "127.0.0.1:" + std::to_string((*primary)->port());
-  operator_options.security.token = *secret;
-  absl::StatusOr<client::MaplexClient> op = client::MaplexClient::Connect(operator_options);
-  ASSERT_TRUE(op.ok()) << op.status();
-  ASSERT_TRUE(op->RegisterDevice(TestDevice("ref")).ok());
-  ASSERT_TRUE(op->RegisterDevice(TestDevice("other")).ok());
+  client::MaplexClient op = ConnectTo(**primary, *secret);
+  ASSERT_TRUE(op.RegisterDevice(TestDevice("ref")).ok());
+  ASSERT_TRUE(op.RegisterDevice(TestDevice("other")).ok());
   std::vector<v1::Measurement> ms;
   for (int a = 0; a < core::kNb201CellCount; ++a) {
     ms.push_back(TestMeasurement("ref:" + std::to_string(a), "ref", a, 1.0 + (a % 97) * 0.1));
     ms.push_back(TestMeasurement("other:" + std::to_string(a), "other", a, 2.0 + (a % 13)));
   }
-  ASSERT_TRUE(op->SendMeasurements(ms, 5000).ok());
-  absl::StatusOr<v1::ModelInfo> model = op->Retrain();
+  ASSERT_TRUE(op.SendMeasurements(ms, 5000).ok());
+  absl::StatusOr<v1::ModelInfo> model = op.Retrain();
   ASSERT_TRUE(model.ok()) << model.status();
 
   std::shared_ptr<const ServedModel> followed =

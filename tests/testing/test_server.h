@@ -26,10 +26,13 @@ inline server::ServerOptions TestServerOptions(const std::string& db_path) {
   return options;
 }
 
-inline client::MaplexClient ConnectTo(const server::MaplexServer& server) {
+// A client of `server` on loopback, sending `token` ("" for none) with every call.
+inline client::MaplexClient ConnectTo(const server::MaplexServer& server,
+                                      const std::string& token = "") {
   client::ClientOptions options;
   options.address = "127.0.0.1:" + std::to_string(server.port());
   options.timeout = absl::Seconds(60);
+  options.security.token = token;
   return *client::MaplexClient::Connect(options);
 }
 
