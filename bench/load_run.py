@@ -4,14 +4,15 @@ table in docs/RELIABILITY.md (between the `<!-- BEGIN load -->` and `<!-- END lo
 markers).
 
     /usr/bin/python3 bench/load_run.py                  # 60 s; rewrites the doc
-    /usr/bin/python3 bench/load_run.py --duration 10 --no-doc   # harness check
+    /usr/bin/python3 bench/load_run.py --duration 10 --warmup 5 --no-doc   # harness check
 
 Builds nothing: build/bin/{maplex-server,maplex,load_test} must exist (bash scripts/build).
 Starts maplex-server on free loopback ports over a new temporary database, imports the
 bundled data with `maplex import` and trains with `maplex retrain`, then runs
 build/bin/load_test (Predict clients and streaming agents at once) while sampling the
-server's VmRSS (/proc/PID/status) every second: idle before, during, idle after. Retrains
-during the load: the change of the maplex_model_version metric. Raw results:
+server's VmRSS (/proc/PID/status) every second: idle before, during the warm-up (the same
+load; the agents' new devices enter the model at its first retrains), during the measured
+window, idle after. Retrains: the change of the maplex_model_version metric. Raw results:
 build/load/load_run.json.
 """
 
@@ -115,17 +116,20 @@ def render(m, args, r, rss, retrains, stored, import_s, retrain_s):
         "flag at its default (`--auth=none`; retrain 2 s after data stops arriving, at the "
         "latest 20 s after new data), holding the "
         "bundled data (`maplex import`, %.0f s; `maplex retrain`, %.1f s). `build/bin/load_test "
-        "--duration_s=%d --predict_clients=%d --agents=%d` then runs, after a 2 s warm-up, for "
-        "%d s: **Predict**: the async load generator (`bench/load_generator.h`) keeps %d calls "
+        "--warmup_s=%d --duration_s=%d --predict_clients=%d --agents=%d` then runs a %d s warm-up "
+        "and a measured window of %d s under the same load: **Predict**: the async load generator (`bench/load_generator.h`) keeps %d calls "
         "in flight over %d connections on one completion queue (not %d threads); each call is "
         "one cell, every fourth a batch of 8, on every imported device in turn. **Agents**: "
         "%d threads, each registering its own new device and sending, every %d ms, %d new "
         "measurements (unique ids, NB201 arch indices, the latencies of a bundled device scaled "
         "and noised) through `MaplexClient::SendMeasurements`, one Ingest stream per batch, at "
         "the same time. With `--auth=none` the per-agent-token ingest limit (100/s) does not "
-        "apply; each agent sends %.0f/s, under it anyway. The client runs on the same 2 cores."
-        % (import_s, retrain_s, r["seconds"], r["predict_in_flight"],
-           args.agents, r["seconds"], r["predict_in_flight"], r["channels"],
+        "apply; each agent sends %.0f/s, under it anyway. The client runs on the same 2 cores. "
+        "The warm-up lets the agents' new devices enter the model (first retrain at the latest 20 s "
+        "after their first data) before the window, so the window's RSS shows what steady "
+        "traffic does to it rather than the model growing by their devices."
+        % (import_s, retrain_s, args.warmup, r["seconds"], r["predict_in_flight"],
+           args.agents, args.warmup, r["seconds"], r["predict_in_flight"], r["channels"],
            r["predict_in_flight"], r["agents"], r["agent_interval_ms"], r["agent_batch"],
            r["agent_batch"] * 1000 / r["agent_interval_ms"]))
     add("")
@@ -142,20 +146,26 @@ def render(m, args, r, rss, retrains, stored, import_s, retrain_s):
     add("| ingest batch (send to ack) p50 / p99 | %.1f ms / %.1f ms |" % (
         r["ingest_batch_p50_ms"], r["ingest_batch_p99_ms"]))
     add("| ingest errors | **%d** |" % r["ingest_errors"])
-    add("| retrains during the load (`maplex_model_version` %d → %d) | %d |" % (
+    add("| retrains during warm-up and window (`maplex_model_version` %d → %d) | %d |" % (
         retrains[0], retrains[1], retrains[1] - retrains[0]))
-    before, during, after = rss.of("before"), rss.of("load"), rss.of("after")
+    before, warmup, during, after = (rss.of("before"), rss.of("warmup"), rss.of("load"),
+                                     rss.of("after"))
     last30 = [(t, k) for t, k in during if t >= during[-1][0] - 30] if during else []
     add("| server RSS idle before (mean of %d s) | %.1f MiB |" % (
         len(before), mib(sum(k for _, k in before) / max(1, len(before)))))
-    add("| server RSS during the load: min / max | %.1f / %.1f MiB |" % (
+    if warmup:
+        add("| server RSS during the warm-up: min / max | %.1f / %.1f MiB |" % (
+            mib(min(k for _, k in warmup)), mib(max(k for _, k in warmup))))
+    add("| server RSS during the measured window: min / max | %.1f / %.1f MiB |" % (
         mib(min(k for _, k in during)), mib(max(k for _, k in during))))
-    add("| server RSS slope over the last 30 s of the load | %+.2f MiB/min |" %
+    add("| server RSS slope over the window (least squares) | %+.2f MiB/min |" %
+        slope_mib_per_min(during))
+    add("| server RSS slope over the last 30 s of the window | %+.2f MiB/min |" %
         slope_mib_per_min(last30))
     add("| server RSS idle after (mean of %d s) | %.1f MiB |" % (
         len(after), mib(sum(k for _, k in after) / max(1, len(after)))))
     add("")
-    add("RSS every 10 s of the load (MiB): %s." % ", ".join(
+    add("RSS every 10 s of the measured window (MiB): %s." % ", ".join(
         "%.0f" % mib(k) for i, (_, k) in enumerate(during) if i % 10 == 0))
     if r["predict_first_error"] or r["ingest_first_error"]:
         add("")
@@ -167,6 +177,8 @@ def render(m, args, r, rss, retrains, stored, import_s, retrain_s):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--duration", type=int, default=60, help="measured seconds of load")
+    ap.add_argument("--warmup", type=int, default=30,
+                    help="seconds of the same load before the measured window")
     ap.add_argument("--predict_clients", type=int, default=64)
     ap.add_argument("--agents", type=int, default=16)
     ap.add_argument("--idle", type=int, default=10, help="idle seconds sampled before and after")
@@ -210,12 +222,16 @@ def main():
         time.sleep(args.idle)
         version_before = metric(metrics_port, "maplex_model_version")
         stored_before = metric(metrics_port, "maplex_measurements_stored_total")
-        rss.phase = "load"
+        rss.phase = "warmup"
+        window = threading.Timer(args.warmup, lambda: setattr(rss, "phase", "load"))
+        window.start()
         cmd = [os.path.join(BIN, "load_test"), "--server=" + address,
-               "--duration_s=%d" % args.duration, "--predict_clients=%d" % args.predict_clients,
+               "--warmup_s=%d" % args.warmup, "--duration_s=%d" % args.duration,
+               "--predict_clients=%d" % args.predict_clients,
                "--agents=%d" % args.agents]
         print("+", " ".join(cmd), flush=True)
         run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+        window.cancel()
         rss.phase = "after"
         sys.stderr.write(run.stderr)
         if not run.stdout.strip():

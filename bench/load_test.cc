@@ -33,7 +33,8 @@
 #include "maplex/v1/predictor.grpc.pb.h"
 
 ABSL_FLAG(std::string, server, "127.0.0.1:50051", "address of the running maplex-server");
-ABSL_FLAG(int, duration_s, 60, "measured window, seconds (after a 2 s warm-up)");
+ABSL_FLAG(int, duration_s, 60, "measured window, seconds (after the warm-up)");
+ABSL_FLAG(int, warmup_s, 2, "seconds of the same load before the measured window");
 ABSL_FLAG(int, predict_clients, 64, "Predict calls kept in flight");
 ABSL_FLAG(int, channels, 8, "connections the Predict calls spread over");
 ABSL_FLAG(int, agents, 16, "streaming agents, one thread and one new device each");
@@ -152,9 +153,9 @@ int main(int argc, char** argv) {
   const int agent_batch = absl::GetFlag(FLAGS_agent_batch);
   const int interval_ms = absl::GetFlag(FLAGS_agent_interval_ms);
   if (predict_clients < 1 || channel_count < 1 || agent_count < 0 || agent_batch < 1 ||
-      interval_ms < 1 || absl::GetFlag(FLAGS_duration_s) < 1) {
+      interval_ms < 1 || absl::GetFlag(FLAGS_duration_s) < 1 || absl::GetFlag(FLAGS_warmup_s) < 0) {
     Die("--predict_clients, --channels, --agent_batch, --agent_interval_ms and --duration_s "
-        "want positive numbers, --agents zero or more");
+        "want positive numbers, --agents and --warmup_s zero or more");
   }
   const std::string data_dir = absl::GetFlag(FLAGS_data_dir);
   absl::StatusOr<std::vector<maplex::core::DeviceData>> data = maplex::client::LoadLatencyData(
@@ -182,7 +183,7 @@ int main(int argc, char** argv) {
 
   maplex::bench::LoadOptions options;
   options.outstanding = predict_clients;
-  options.warmup = absl::Seconds(2);
+  options.warmup = absl::Seconds(absl::GetFlag(FLAGS_warmup_s));
   options.duration = absl::Seconds(absl::GetFlag(FLAGS_duration_s));
   const Clock::time_point begin = Clock::now();
   const Clock::time_point measure_from = begin + absl::ToChronoNanoseconds(options.warmup);

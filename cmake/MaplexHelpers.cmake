@@ -47,4 +47,11 @@ function(maplex_cc_test)
     DISCOVERY_MODE PRE_TEST
     PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT}
                ENVIRONMENT "MAPLEX_BIN_DIR=${CMAKE_BINARY_DIR}/bin;MAPLEX_SOURCE_DIR=${PROJECT_SOURCE_DIR}")
+  # `<label>_tests` builds every test of a label, e.g. integration_tests for a sanitizer run.
+  foreach(label ${ARG_LABELS})
+    if(NOT TARGET ${label}_tests)
+      add_custom_target(${label}_tests)
+    endif()
+    add_dependencies(${label}_tests ${ARG_NAME})
+  endforeach()
 endfunction()

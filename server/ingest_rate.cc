@@ -8,7 +8,7 @@ namespace maplex::server {
 
 absl::Status IngestRateLimiter::Take(int64_t token_id, int count) {
   absl::Time now = now_();
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   auto [it, inserted] = buckets_.try_emplace(token_id);
   Bucket& b = it->second;
   if (inserted) {

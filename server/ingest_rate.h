@@ -9,11 +9,12 @@
 
 #include <cstdint>
 #include <functional>
+#include <mutex>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
-#include "absl/synchronization/mutex.h"
+#include "absl/base/thread_annotations.h"
 #include "absl/time/time.h"
 
 namespace maplex::server {
@@ -37,7 +38,7 @@ class IngestRateLimiter {
   const double per_second_;
   const int burst_;
   const std::function<absl::Time()> now_;
-  absl::Mutex mu_;
+  std::mutex mu_;
   absl::flat_hash_map<int64_t, Bucket> buckets_ ABSL_GUARDED_BY(mu_);
 };
 

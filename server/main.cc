@@ -72,6 +72,14 @@ ABSL_FLAG(int, max_message_bytes,
                           std::to_string(maplex::server::ServerOptions().max_message_bytes).c_str())
                         .c_str()),
           "largest request or response message, in bytes (env MAPLEX_MAX_MESSAGE_BYTES)");
+ABSL_FLAG(double, max_call_seconds,
+          std::atof(EnvOr("MAPLEX_MAX_CALL_SECONDS",
+                          std::to_string(absl::ToDoubleSeconds(
+                                             maplex::server::ServerOptions().max_call_duration))
+                              .c_str())
+                        .c_str()),
+          "no call (stream) lasts longer; each gets at least half of it "
+          "(env MAPLEX_MAX_CALL_SECONDS)");
 ABSL_FLAG(double, agent_measurements_per_second,
           std::atof(EnvOr("MAPLEX_AGENT_MEASUREMENTS_PER_SECOND",
                           std::to_string(maplex::server::Limits().agent_measurements_per_second)
@@ -156,6 +164,7 @@ int main(int argc, char** argv) {
   options.tls_key_file = absl::GetFlag(FLAGS_tls_key);
   options.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
   options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  options.max_call_duration = absl::Seconds(absl::GetFlag(FLAGS_max_call_seconds));
   options.limits.agent_measurements_per_second = absl::GetFlag(FLAGS_agent_measurements_per_second);
   absl::StatusOr<maplex::core::Method> method =
       maplex::core::ParseMethod(absl::GetFlag(FLAGS_method));

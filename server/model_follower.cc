@@ -37,17 +37,18 @@ ModelFollower::ModelFollower(std::string primary_address, ModelSlot* slot, Follo
 ModelFollower::~ModelFollower() { Stop(); }
 
 void ModelFollower::Start() {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   if (thread_.joinable() || stopping_) return;
   thread_ = std::thread([this] { Loop(); });
 }
 
 void ModelFollower::Stop() {
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
     if (open_call_ != nullptr) open_call_->TryCancel();
   }
+  stop_requested_.notify_all();
   if (thread_.joinable()) thread_.join();
 }
 
@@ -55,9 +56,11 @@ void ModelFollower::Loop() {
   absl::Duration backoff = options_.initial_backoff;
   while (true) {
     if (FollowOnce()) backoff = options_.initial_backoff;
-    absl::MutexLock lock(&mu_);
-    auto stopping = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; };
-    if (mu_.AwaitWithTimeout(absl::Condition(&stopping), backoff)) return;
+    std::unique_lock<std::mutex> lock(mu_);
+    if (stop_requested_.wait_for(lock, absl::ToChronoNanoseconds(backoff),
+                                 [this] { return stopping_; })) {
+      return;
+    }
     backoff = std::min(backoff * 2, options_.max_backoff);
   }
 }
@@ -76,7 +79,7 @@ bool ModelFollower::FollowOnce() {
   std::unique_ptr<v1::Models::Stub> stub = v1::Models::NewStub(*channel);
   grpc::ClientContext context;
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return false;
     open_call_ = &context;
   }
@@ -104,7 +107,7 @@ bool ModelFollower::FollowOnce() {
                                      {"method", update.info().method()}});
   }
   grpc::Status status = reader->Finish();
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   open_call_ = nullptr;
   if (!stopping_) {
     LogWarning("replica_stream_ended", {{"primary", primary_address_},

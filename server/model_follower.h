@@ -13,13 +13,14 @@
 
 #include <grpcpp/client_context.h>
 
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "maplex/v1/models.pb.h"
 #include "platform/grpc_channel.h"
@@ -60,7 +61,8 @@ class ModelFollower {
   ModelSlot* const slot_;
   const FollowerOptions options_;
 
-  absl::Mutex mu_;
+  std::mutex mu_;
+  std::condition_variable stop_requested_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   grpc::ClientContext* open_call_ ABSL_GUARDED_BY(mu_) = nullptr;  // to cancel at Stop
   std::thread thread_;

@@ -7,10 +7,11 @@
 #ifndef MAPLEX_SERVER_MODEL_SLOT_H_
 #define MAPLEX_SERVER_MODEL_SLOT_H_
 
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "core/model/latency_model.h"
 #include "core/planning/measurement_planner.h"
@@ -29,29 +30,32 @@ struct ServedModel {
 
 class ModelSlot {
  public:
-  // The model being served, or nullptr before the first one. Lock-free for readers.
+  // The model being served, or nullptr before the first one. Never waits for training.
   std::shared_ptr<const ServedModel> Get() const { return std::atomic_load(&current_); }
 
   // Serves `model` from now on and wakes WaitNewer callers.
   void Set(std::shared_ptr<const ServedModel> model) {
-    absl::MutexLock lock(&mu_);
-    std::atomic_store(&current_, std::move(model));
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      std::atomic_store(&current_, std::move(model));
+    }
+    served_.notify_all();
   }
 
   // Waits until a model with version > `version` is served or `timeout` passes; returns
   // the model being served then (maybe still the old one, or nullptr).
   std::shared_ptr<const ServedModel> WaitNewer(uint64_t version, absl::Duration timeout) const {
-    absl::MutexLock lock(&mu_);
-    auto newer = [this, version]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      std::shared_ptr<const ServedModel> m = std::atomic_load(&current_);
-      return m != nullptr && m->info.version() > version;
-    };
-    mu_.AwaitWithTimeout(absl::Condition(&newer), timeout);
-    return std::atomic_load(&current_);
+    std::unique_lock<std::mutex> lock(mu_);
+    served_.wait_for(lock, absl::ToChronoNanoseconds(timeout), [this, version] {
+      return current_ != nullptr && current_->info.version() > version;
+    });
+    return current_;
   }
 
  private:
-  mutable absl::Mutex mu_;  // only for WaitNewer's condition; readers do not take it
+  // Only Set and WaitNewer take it; Get does not.
+  mutable std::mutex mu_;
+  mutable std::condition_variable served_;
   std::shared_ptr<const ServedModel> current_;
 };
 

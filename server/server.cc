@@ -5,6 +5,8 @@
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server_builder.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <fstream>
 #include <sstream>
 
@@ -164,6 +166,10 @@ absl::StatusOr<std::unique_ptr<MaplexServer>> MaplexServer::Start(const ServerOp
   builder.AddListeningPort(options.listen_address, *credentials, &server->port_);
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.SetMaxSendMessageSize(options.max_message_bytes);
+  const int half_call_ms = static_cast<int>(
+      std::min<int64_t>(absl::ToInt64Milliseconds(options.max_call_duration / 2), INT32_MAX));
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, half_call_ms);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS, half_call_ms);
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(server->metrics_.RpcInterceptorFactory());
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
@@ -212,9 +218,9 @@ absl::StatusOr<std::unique_ptr<MaplexServer>> MaplexServer::Start(const ServerOp
 
 void MaplexServer::WatchReadiness() {
   uint64_t seen = 0;
-  while (!stopping_.HasBeenNotified()) {
+  while (!stopping_) {
     std::shared_ptr<const ServedModel> m = slot_.WaitNewer(seen, absl::Milliseconds(200));
-    if (m == nullptr || m->info.version() <= seen || stopping_.HasBeenNotified()) continue;
+    if (m == nullptr || m->info.version() <= seen || stopping_) continue;
     metrics_.OnModelServed(m->info);
     if (seen == 0) {
       grpc::HealthCheckServiceInterface* health = grpc_server_->GetHealthCheckService();
@@ -227,11 +233,11 @@ void MaplexServer::WatchReadiness() {
 }
 
 void MaplexServer::Shutdown() {
-  absl::MutexLock lock(&shutdown_mu_);
-  if (stopped_.HasBeenNotified()) return;
+  std::lock_guard<std::mutex> lock(shutdown_mu_);
+  if (stopped_) return;
   LogInfo("shutdown_started", {{"grace_seconds",
                                 absl::StrCat(absl::ToDoubleSeconds(options_.shutdown_grace))}});
-  stopping_.Notify();
+  stopping_ = true;
   if (readiness_thread_.joinable()) readiness_thread_.join();
   if (grpc_server_ != nullptr) {
     // Shutdown() of the health service sets every service NOT_SERVING and keeps it so.
@@ -245,10 +251,14 @@ void MaplexServer::Shutdown() {
   store_.reset();  // checkpoints the WAL (primary)
   if (metrics_http_ != nullptr) metrics_http_->Stop();
   LogInfo("shutdown_finished");
-  stopped_.Notify();
+  stopped_ = true;
+  stopped_cv_.notify_all();
 }
 
-void MaplexServer::Wait() { stopped_.WaitForNotification(); }
+void MaplexServer::Wait() {
+  std::unique_lock<std::mutex> lock(shutdown_mu_);
+  stopped_cv_.wait(lock, [this] { return stopped_; });
+}
 
 MaplexServer::~MaplexServer() { Shutdown(); }
 

@@ -18,12 +18,14 @@
 
 #include <grpcpp/server.h>
 
+#include <atomic>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 
 #include "absl/status/statusor.h"
-#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "platform/metrics/metrics_http_server.h"
 #include "server/auth/authorizer.h"
@@ -56,6 +58,11 @@ struct ServerOptions {
   TrainerOptions trainer;
   Limits limits;
   int max_message_bytes = 64 << 20;
+  // No call outlives this (about 5 % more with gRPC's jitter), and every call gets at least
+  // half of it: a connection is asked to go away after half and closed after the other half
+  // (gRPC's maximum connection age). Bounds a stream a client never ends; clients open a
+  // new connection by themselves, and long-lived watchers re-subscribe.
+  absl::Duration max_call_duration = absl::Hours(1);
 
   // --- security: docs/RELIABILITY.md, "Roles and authentication", "Transport security" ---
   AuthMode auth = AuthMode::kNone;
@@ -124,9 +131,10 @@ class MaplexServer {
   std::unique_ptr<grpc::Server> grpc_server_;
   int port_ = 0;
   std::thread readiness_thread_;
-  absl::Notification stopping_;
-  absl::Notification stopped_;
-  absl::Mutex shutdown_mu_;
+  std::atomic<bool> stopping_{false};
+  std::mutex shutdown_mu_;
+  std::condition_variable stopped_cv_;
+  bool stopped_ ABSL_GUARDED_BY(shutdown_mu_) = false;
 };
 
 }  // namespace maplex::server

@@ -1,5 +1,6 @@
 #include "server/trainer.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -104,25 +105,32 @@ absl::Status Trainer::LoadLatest() {
 }
 
 void Trainer::Start() {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   if (thread_.joinable() || stopping_) return;
   thread_ = std::thread([this] { Loop(); });
 }
 
 void Trainer::Stop() {
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
   }
+  wake_.notify_all();
   if (thread_.joinable()) thread_.join();
 }
 
 void Trainer::NotifyNewData() {
-  absl::MutexLock lock(&mu_);
-  absl::Time now = absl::Now();
-  if (!pending_) first_pending_ = now;
-  pending_ = true;
-  last_pending_ = now;
+  bool was_pending;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    absl::Time now = absl::Now();
+    was_pending = pending_;
+    if (!pending_) first_pending_ = now;
+    pending_ = true;
+    last_pending_ = now;
+  }
+  // Later data only moves the due time later; the loop re-reads it when it wakes.
+  if (!was_pending) wake_.notify_all();
 }
 
 void Trainer::Loop() {
@@ -131,17 +139,17 @@ void Trainer::Loop() {
   }
   while (true) {
     {
-      absl::MutexLock lock(&mu_);
-      auto due = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        if (stopping_) return true;
-        if (!pending_) return false;
-        absl::Time now = absl::Now();
-        return now - last_pending_ >= options_.debounce ||
-               now - first_pending_ >= options_.max_delay;
-      };
-      // Re-checked on every mutex release and at least every 100 ms (time passing does not
-      // wake a condition by itself).
-      while (!mu_.AwaitWithTimeout(absl::Condition(&due), absl::Milliseconds(100))) {
+      std::unique_lock<std::mutex> lock(mu_);
+      while (!stopping_) {
+        if (!pending_) {
+          wake_.wait(lock);
+          continue;
+        }
+        const absl::Time due = std::min(last_pending_ + options_.debounce,
+                                        first_pending_ + options_.max_delay);
+        const absl::Time now = absl::Now();
+        if (now >= due) break;
+        wake_.wait_for(lock, absl::ToChronoNanoseconds(due - now));
       }
       if (stopping_) return;
       pending_ = false;
@@ -153,7 +161,7 @@ void Trainer::Loop() {
 }
 
 absl::StatusOr<v1::ModelInfo> Trainer::TrainNow() {
-  absl::MutexLock train_lock(&train_mu_);
+  std::lock_guard<std::mutex> train_lock(train_mu_);
   const absl::Time start = absl::Now();
   // Seconds of each phase, for the log line of the served model.
   absl::Time phase_start = start;

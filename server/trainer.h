@@ -10,13 +10,14 @@
 #ifndef MAPLEX_SERVER_TRAINER_H_
 #define MAPLEX_SERVER_TRAINER_H_
 
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "core/model/latency_model.h"
 #include "maplex/v1/models.pb.h"
@@ -66,9 +67,10 @@ class Trainer {
   ModelSlot* const slot_;
   const TrainerOptions options_;
 
-  absl::Mutex train_mu_;  // one training at a time (loop or TrainNow)
+  std::mutex train_mu_;  // one training at a time (loop or TrainNow)
 
-  absl::Mutex mu_;
+  std::mutex mu_;
+  std::condition_variable wake_;  // new data pending, or stopping
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool pending_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time first_pending_ ABSL_GUARDED_BY(mu_);

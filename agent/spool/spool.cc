@@ -53,13 +53,13 @@ absl::StatusOr<std::unique_ptr<Spool>> Spool::Open(const std::string& path) {
 }
 
 Spool::~Spool() {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   sqlite3_close(db_);
 }
 
 absl::Status Spool::Add(const maplex::v1::Measurement& m) {
   if (m.id().empty()) return absl::InvalidArgumentError("a spooled measurement needs an id");
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   Statement s(db_,
               "INSERT INTO spool (measurement_id, measurement) VALUES (?1, ?2) "
               "ON CONFLICT (measurement_id) DO NOTHING");
@@ -69,7 +69,7 @@ absl::Status Spool::Add(const maplex::v1::Measurement& m) {
 }
 
 absl::StatusOr<std::vector<maplex::v1::Measurement>> Spool::Pending(int limit) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   Statement s(db_, "SELECT measurement FROM spool ORDER BY seq LIMIT ?1");
   s.Bind(1, int64_t{limit});
   std::vector<maplex::v1::Measurement> out;
@@ -83,7 +83,7 @@ absl::StatusOr<std::vector<maplex::v1::Measurement>> Spool::Pending(int limit) {
 }
 
 absl::Status Spool::Remove(const google::protobuf::RepeatedPtrField<std::string>& ids) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   Transaction tx(db_);
   if (!tx.status().ok()) return tx.status();
   Statement s(db_, "DELETE FROM spool WHERE measurement_id = ?1");
@@ -96,7 +96,7 @@ absl::Status Spool::Remove(const google::protobuf::RepeatedPtrField<std::string>
 }
 
 absl::StatusOr<int64_t> Spool::Depth() {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   Statement s(db_, "SELECT count(*) FROM spool");
   int64_t n = s.Step() ? s.ColumnInt(0) : 0;
   if (!s.status().ok()) return s.status();

@@ -12,13 +12,13 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "google/protobuf/repeated_ptr_field.h"
 #include "maplex/v1/ingest.pb.h"
 
@@ -50,7 +50,7 @@ class Spool {
  private:
   explicit Spool(sqlite3* db) : db_(db) {}
 
-  absl::Mutex mu_;
+  std::mutex mu_;
   sqlite3* const db_ ABSL_PT_GUARDED_BY(mu_);
 };
 

@@ -92,7 +92,7 @@ Histogram::Snapshot Histogram::Read() const {
 }
 
 MetricsRegistry::Entry& MetricsRegistry::Add(const std::string& name, const std::string& help) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::shared_mutex> lock(mu_);
   bool taken = false;
   for (const auto& e : entries_) taken = taken || e->name == name;
   if (taken || !IsValidName(name)) {
@@ -136,7 +136,7 @@ void MetricsRegistry::AddCallbackGauge(const std::string& name, const std::strin
 }
 
 std::string MetricsRegistry::Expose() const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::shared_mutex> lock(mu_);
   std::string out;
   for (const auto& e : entries_) {
     const char* type = e->counter ? "counter" : e->histogram ? "histogram" : "gauge";

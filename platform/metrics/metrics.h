@@ -24,12 +24,12 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
 
 namespace maplex::metrics {
 
@@ -86,11 +86,11 @@ class Family {
   // The child with these label values (as many as label names), created on first use.
   Metric& WithLabels(const LabelValues& values) {
     {
-      absl::ReaderMutexLock lock(&mu_);
+      std::shared_lock<std::shared_mutex> lock(mu_);
       auto it = children_.find(values);
       if (it != children_.end()) return *it->second;
     }
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::shared_mutex> lock(mu_);
     std::unique_ptr<Metric>& child = children_[values];
     if (child == nullptr) child = make_();
     return *child;
@@ -99,7 +99,7 @@ class Family {
   // Drops every child not in `keep` (e.g. devices gone from the newest model). Callers
   // holding a dropped child's reference must not use it afterwards.
   void RetainOnly(const std::vector<LabelValues>& keep) {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::shared_mutex> lock(mu_);
     for (auto it = children_.begin(); it != children_.end();) {
       bool kept = false;
       for (const LabelValues& k : keep) kept = kept || k == it->first;
@@ -112,14 +112,14 @@ class Family {
   // Calls `f(label values, child)` for every child, in label order.
   template <typename F>
   void ForEach(F f) const {
-    absl::ReaderMutexLock lock(&mu_);
+    std::shared_lock<std::shared_mutex> lock(mu_);
     for (const auto& [values, child] : children_) f(values, *child);
   }
 
  private:
   const std::vector<std::string> label_names_;
   const std::function<std::unique_ptr<Metric>()> make_;
-  mutable absl::Mutex mu_;
+  mutable std::shared_mutex mu_;
   std::map<LabelValues, std::unique_ptr<Metric>> children_ ABSL_GUARDED_BY(mu_);
 };
 
@@ -157,7 +157,7 @@ class MetricsRegistry {
   };
   Entry& Add(const std::string& name, const std::string& help);
 
-  mutable absl::Mutex mu_;
+  mutable std::shared_mutex mu_;
   std::vector<std::unique_ptr<Entry>> entries_ ABSL_GUARDED_BY(mu_);
 };
 

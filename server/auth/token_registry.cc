@@ -32,7 +32,7 @@ absl::StatusOr<std::unique_ptr<TokenRegistry>> TokenRegistry::Load(Store* store)
   absl::StatusOr<std::vector<StoredToken>> stored = store->ListTokens();
   if (!stored.ok()) return stored.status();
   std::unique_ptr<TokenRegistry> registry(new TokenRegistry(store));
-  absl::MutexLock lock(&registry->mu_);
+  std::lock_guard<std::mutex> lock(registry->mu_);
   for (StoredToken& t : *stored) registry->by_hash_[t.secret_sha256] = std::move(t.token);
   return registry;
 }
@@ -59,7 +59,7 @@ absl::StatusOr<TokenRegistry::Created> TokenRegistry::Create(maplex::v1::Role ro
   token.set_device_id(device_id);
   token.set_name(name);
   std::string hash = Sha256(*secret);
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   absl::StatusOr<StoredToken> stored = store_->AddToken(token, hash);
   if (!stored.ok()) return stored.status();
   by_hash_[hash] = stored->token;
@@ -69,7 +69,7 @@ absl::StatusOr<TokenRegistry::Created> TokenRegistry::Create(maplex::v1::Role ro
 std::vector<maplex::v1::Token> TokenRegistry::List() const {
   std::vector<maplex::v1::Token> tokens;
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     for (const auto& [hash, token] : by_hash_) tokens.push_back(token);
   }
   std::sort(tokens.begin(), tokens.end(),
@@ -78,7 +78,7 @@ std::vector<maplex::v1::Token> TokenRegistry::List() const {
 }
 
 absl::StatusOr<maplex::v1::Token> TokenRegistry::Revoke(int64_t id) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   absl::StatusOr<StoredToken> revoked = store_->RevokeToken(id);
   if (!revoked.ok()) return revoked.status();
   by_hash_[revoked->secret_sha256] = revoked->token;
@@ -87,7 +87,7 @@ absl::StatusOr<maplex::v1::Token> TokenRegistry::Revoke(int64_t id) {
 
 absl::StatusOr<maplex::v1::Token> TokenRegistry::Find(absl::string_view secret) const {
   std::string hash = Sha256(secret);
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   auto it = by_hash_.find(hash);
   if (it == by_hash_.end()) return absl::UnauthenticatedError("the bearer token is not known");
   if (it->second.revoked()) {

@@ -12,13 +12,14 @@
 #define MAPLEX_SERVER_AUTH_TOKEN_REGISTRY_H_
 
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
+#include "absl/base/thread_annotations.h"
 #include "maplex/v1/tokens.pb.h"
 #include "server/store/store.h"
 
@@ -48,7 +49,7 @@ class TokenRegistry {
   explicit TokenRegistry(Store* store) : store_(store) {}
 
   Store* const store_;
-  mutable absl::Mutex mu_;
+  mutable std::mutex mu_;
   absl::flat_hash_map<std::string, maplex::v1::Token> by_hash_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -310,7 +310,7 @@ Store::Store(sqlite3* db, int opened_schema_version)
     : db_(db), opened_schema_version_(opened_schema_version) {}
 
 Store::~Store() {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
   sqlite3_close(db_);
 }
@@ -328,13 +328,13 @@ absl::StatusOr<Device> Store::GetDeviceLocked(absl::string_view id) {
 }
 
 absl::StatusOr<Device> Store::GetDevice(absl::string_view id) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   return GetDeviceLocked(id);
 }
 
 absl::StatusOr<Store::Registration> Store::RegisterDevice(
     const maplex::v1::RegisterDeviceRequest& request) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   const auto& c = request.config();
   {
     Statement s(db_,
@@ -385,7 +385,7 @@ absl::StatusOr<Store::Registration> Store::RegisterDevice(
 
 absl::StatusOr<std::vector<Device>> Store::ListDevices(const DeviceFilter& filter,
                                                       absl::string_view after_id, int limit) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   std::string sql = absl::StrCat("SELECT ", kDeviceColumns, " FROM devices d WHERE d.id > ?1");
   if (!filter.include_retired) absl::StrAppend(&sql, " AND d.retired_at_ms IS NULL");
   if (!filter.category.empty()) absl::StrAppend(&sql, " AND d.category = ?2");
@@ -415,7 +415,7 @@ absl::StatusOr<std::vector<Device>> Store::ListDevices(const DeviceFilter& filte
 absl::StatusOr<Device> Store::UpdateLabels(absl::string_view id,
                                            const std::map<std::string, std::string>& set,
                                            const std::vector<std::string>& remove) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   if (absl::StatusOr<Device> d = GetDeviceLocked(id); !d.ok()) return d.status();
   Transaction tx(db_);
   if (!tx.status().ok()) return tx.status();
@@ -433,7 +433,7 @@ absl::StatusOr<Device> Store::UpdateLabels(absl::string_view id,
 }
 
 absl::StatusOr<Device> Store::RetireDevice(absl::string_view id) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   if (absl::StatusOr<Device> d = GetDeviceLocked(id); !d.ok()) return d.status();
   Statement s(db_, "UPDATE devices SET retired_at_ms = ?2 WHERE id = ?1 AND retired_at_ms IS NULL");
   s.Bind(1, id);
@@ -444,7 +444,7 @@ absl::StatusOr<Device> Store::RetireDevice(absl::string_view id) {
 
 absl::StatusOr<Store::IngestResult> Store::AddMeasurements(
     absl::Span<const StoredMeasurement> batch) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   Transaction tx(db_);
   if (!tx.status().ok()) return tx.status();
   Statement insert(db_,
@@ -480,12 +480,12 @@ absl::StatusOr<Store::IngestResult> Store::AddMeasurements(
 }
 
 absl::StatusOr<int64_t> Store::MeasurementCount() {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   return QueryInt(db_, "SELECT count(*) FROM measurements");
 }
 
 absl::StatusOr<std::vector<int32_t>> Store::MeasuredArchitectures(absl::string_view device_id) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   Statement s(db_,
               "SELECT DISTINCT arch_index FROM measurements WHERE device_id = ?1 ORDER BY 1");
   s.Bind(1, device_id);
@@ -528,7 +528,7 @@ constexpr char kLatencyRows[] =
 
 absl::StatusOr<std::vector<std::pair<int32_t, double>>> Store::DeviceLatencies(
     absl::string_view device_id) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   if (absl::StatusOr<Device> d = GetDeviceLocked(device_id); !d.ok()) return d.status();
   Statement rows(db_, kLatencyRows);
   rows.Bind(1, device_id);
@@ -538,7 +538,7 @@ absl::StatusOr<std::vector<std::pair<int32_t, double>>> Store::DeviceLatencies(
 }
 
 absl::StatusOr<std::vector<DeviceSamples>> Store::LoadTrainingData() {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   std::vector<DeviceSamples> out;
   {
     Statement s(db_, absl::StrCat("SELECT ", kDeviceColumns,
@@ -572,7 +572,7 @@ absl::StatusOr<std::vector<DeviceSamples>> Store::LoadTrainingData() {
 
 absl::Status Store::PutDescriptor(const maplex::v1::ReportDescriptorRequest& descriptor,
                                   int64_t reported_at_unix_ms) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   Statement s(db_,
               "INSERT OR REPLACE INTO descriptors (device_id, reported_at_ms, descriptor) "
               "VALUES (?1, ?2, ?3)");
@@ -584,7 +584,7 @@ absl::Status Store::PutDescriptor(const maplex::v1::ReportDescriptorRequest& des
 
 absl::StatusOr<uint64_t> Store::AddModel(maplex::v1::ModelInfo info,
                                          const maplex::v1::ModelSnapshot& snapshot) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   Transaction tx(db_);
   if (!tx.status().ok()) return tx.status();
   absl::StatusOr<int64_t> last = QueryInt(db_, "SELECT coalesce(max(version), 0) FROM models");
@@ -605,7 +605,7 @@ absl::StatusOr<uint64_t> Store::AddModel(maplex::v1::ModelInfo info,
 }
 
 absl::StatusOr<std::vector<maplex::v1::ModelInfo>> Store::ListModels() {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   Statement s(db_, "SELECT info FROM models ORDER BY version DESC");
   std::vector<maplex::v1::ModelInfo> models;
   while (s.Step()) models.emplace_back().ParseFromString(s.ColumnBlob(0));
@@ -614,7 +614,7 @@ absl::StatusOr<std::vector<maplex::v1::ModelInfo>> Store::ListModels() {
 }
 
 absl::StatusOr<maplex::v1::ModelInfo> Store::GetModelInfo(uint64_t version) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   Statement s(db_, "SELECT info FROM models WHERE version = ?1");
   s.Bind(1, static_cast<int64_t>(version));
   if (!s.Step()) {
@@ -627,7 +627,7 @@ absl::StatusOr<maplex::v1::ModelInfo> Store::GetModelInfo(uint64_t version) {
 }
 
 absl::StatusOr<std::optional<Store::StoredModel>> Store::LatestModel() {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   Statement s(db_, "SELECT info, snapshot FROM models ORDER BY version DESC LIMIT 1");
   if (!s.Step()) {
     if (!s.status().ok()) return s.status();
@@ -664,7 +664,7 @@ StoredToken TokenFromRow(const Statement& s) {
 
 absl::StatusOr<StoredToken> Store::AddToken(const maplex::v1::Token& token,
                                             const std::string& secret_sha256) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   Statement insert(db_,
                    "INSERT INTO tokens (name, role, device_id, secret_sha256, created_at_ms) "
                    "VALUES (?1, ?2, ?3, ?4, ?5)");
@@ -685,7 +685,7 @@ absl::StatusOr<StoredToken> Store::AddToken(const maplex::v1::Token& token,
 }
 
 absl::StatusOr<std::vector<StoredToken>> Store::ListTokens() {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   Statement s(db_, absl::StrCat("SELECT ", kTokenColumns, " FROM tokens ORDER BY id"));
   std::vector<StoredToken> tokens;
   while (s.Step()) tokens.push_back(TokenFromRow(s));
@@ -694,7 +694,7 @@ absl::StatusOr<std::vector<StoredToken>> Store::ListTokens() {
 }
 
 absl::StatusOr<StoredToken> Store::RevokeToken(int64_t id) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   Statement update(db_,
                    "UPDATE tokens SET revoked_at_ms = ?2 WHERE id = ?1 AND revoked_at_ms IS NULL");
   update.Bind(1, id);

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include "absl/strings/string_view.h"
@@ -25,7 +26,6 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
 #include "maplex/v1/ingest.pb.h"
 #include "maplex/v1/model.pb.h"
@@ -167,7 +167,7 @@ class Store {
   absl::StatusOr<maplex::v1::Device> GetDeviceLocked(absl::string_view id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  absl::Mutex mu_;
+  std::mutex mu_;
   sqlite3* const db_ ABSL_PT_GUARDED_BY(mu_);
   const int opened_schema_version_;
 };

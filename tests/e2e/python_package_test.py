@@ -121,6 +121,32 @@ class LiveServerTest(unittest.TestCase):
                 client.predict("pixel3", [1])
 
 
+class CallLimitTest(unittest.TestCase):
+    """The server ends every call after --max_call_seconds; a watch follows on."""
+
+    def test_watch_outlives_the_servers_call_limit(self):
+        server = mp.ServerProcess(extra_args=["--max_call_seconds=2"]).start()
+        try:
+            mp.cli(server.address, "import", "--latency", mp.LATENCY_CSV, "--devices",
+                   mp.DEVICES_CSV, "--only", ",".join(DEVICES[:2]))
+            mp.cli(server.address, "retrain")
+            client = maplex.Client(server.address, timeout=20)
+            watch = client.watch_models()
+            seen = next(watch).version
+            # Each call lasts at most about 2 s, so the model trained after 4 s can only come
+            # through a watch that subscribed again (older updates still queued come first).
+            time.sleep(4)
+            latest = client.retrain().version
+            while seen < latest:
+                seen = next(watch).version
+            self.assertEqual(seen, latest)
+            watch.close()
+            client.close()
+        finally:
+            server.stop()
+            server.cleanup()
+
+
 class RecordingPredictor(predictor_pb2_grpc.PredictorServicer):
     """Answers Predict with latency = arch index and remembers each call's metadata; device
     "slow" answers after two seconds."""

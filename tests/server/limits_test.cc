@@ -3,16 +3,20 @@
 // message saying which, nothing of the refused request is stored, and the server keeps
 // serving everyone else. (Architectures per Predict and measurements per batch are in
 // bad_input_test.cc.)
+#include <grpcpp/create_channel.h>
+
 #include <fstream>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "maplex/v1/predictor.grpc.pb.h"
 #include "server/server.h"
 #include "tests/testing/test_server.h"
 
 namespace maplex::server {
 namespace {
 
+using ::maplex::testing::ConnectTo;
 using ::maplex::testing::TempDir;
 using ::maplex::testing::TestDevice;
 using ::maplex::testing::TestMeasurement;
@@ -20,15 +24,6 @@ using ::maplex::testing::TestServerOptions;
 using ::testing::HasSubstr;
 using Code = absl::StatusCode;
 using HealthStatus = grpc::health::v1::HealthCheckResponse;
-
-client::MaplexClient Connect(const MaplexServer& server, const std::string& token = "",
-                             absl::Duration timeout = absl::Seconds(30)) {
-  client::ClientOptions options;
-  options.address = "127.0.0.1:" + std::to_string(server.port());
-  options.timeout = timeout;
-  options.security.token = token;
-  return *client::MaplexClient::Connect(options);
-}
 
 std::vector<v1::Measurement> Batch(const std::string& prefix, const std::string& device, int n) {
   std::vector<v1::Measurement> batch;
@@ -44,7 +39,7 @@ TEST(LimitsTest, OversizedMessageIsRefusedAndTheServerStaysUp) {
   options.max_message_bytes = 1 << 20;
   auto server = MaplexServer::Start(options);
   ASSERT_TRUE(server.ok()) << server.status();
-  client::MaplexClient client = Connect(**server);
+  client::MaplexClient client = ConnectTo(**server);
 
   v1::RegisterDeviceRequest huge = TestDevice("huge");
   huge.set_hardware_name(std::string(2 << 20, 'x'));
@@ -68,7 +63,7 @@ TEST(LimitsTest, AgentIngestRateIsEnforcedPerToken) {
   ASSERT_TRUE(server.ok()) << server.status();
   std::string operator_secret;
   std::getline(std::ifstream(options.bootstrap_token_file), operator_secret);
-  client::MaplexClient op = Connect(**server, operator_secret);
+  client::MaplexClient op = ConnectTo(**server, operator_secret);
   std::map<std::string, std::string> agent_secret;
   for (const char* device : {"dev-a", "dev-b"}) {
     ASSERT_TRUE(op.RegisterDevice(TestDevice(device)).ok());
@@ -77,8 +72,8 @@ TEST(LimitsTest, AgentIngestRateIsEnforcedPerToken) {
     request.set_device_id(device);
     agent_secret[device] = op.CreateToken(request)->secret();
   }
-  client::MaplexClient a = Connect(**server, agent_secret["dev-a"]);
-  client::MaplexClient b = Connect(**server, agent_secret["dev-b"]);
+  client::MaplexClient a = ConnectTo(**server, agent_secret["dev-a"]);
+  client::MaplexClient b = ConnectTo(**server, agent_secret["dev-b"]);
 
   // A full burst passes; the next batch at once does not, and nothing of it is stored.
   ASSERT_TRUE(a.SendMeasurements(Batch("a", "dev-a", 20), 20).ok());
@@ -108,17 +103,41 @@ TEST(LimitsTest, ClientDeadlinesEndSlowCallsAndTheServerStaysUp) {
   TempDir dir;
   auto server = MaplexServer::Start(TestServerOptions(dir.File("maplex.db")));
   ASSERT_TRUE(server.ok()) << server.status();
-  client::MaplexClient patient = Connect(**server);
+  client::MaplexClient patient = ConnectTo(**server);
   ASSERT_TRUE(patient.RegisterDevice(TestDevice("ref")).ok());
   std::vector<v1::Measurement> ref;
   for (int i = 0; i < 15625; ++i)
     ref.push_back(TestMeasurement(std::to_string(i), "ref", i, 1.0 + i % 7));
   ASSERT_TRUE(patient.SendMeasurements(ref, 5000).ok());
   // Training on a whole device takes far longer than a millisecond.
-  client::MaplexClient hasty = Connect(**server, "", absl::Milliseconds(1));
+  client::MaplexClient hasty = ConnectTo(**server, "", absl::Milliseconds(1));
   EXPECT_EQ(hasty.Retrain().status().code(), Code::kDeadlineExceeded);
   EXPECT_TRUE(patient.ListDevices(v1::ListDevicesRequest()).ok());
   EXPECT_TRUE(patient.Retrain().ok());
+}
+
+TEST(LimitsTest, AStreamTheClientNeverEndsIsEndedByTheServer) {
+  TempDir dir;
+  ServerOptions options = TestServerOptions(dir.File("maplex.db"));
+  options.max_call_duration = absl::Seconds(2);
+  auto server = MaplexServer::Start(options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  // A client without a deadline that opens a stream, sends nothing and waits for an answer.
+  std::unique_ptr<v1::Predictor::Stub> stub = v1::Predictor::NewStub(grpc::CreateChannel(
+      "127.0.0.1:" + std::to_string((*server)->port()), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  const absl::Time opened = absl::Now();
+  auto stream = stub->PredictStream(&context);
+  v1::PredictResponse response;
+  EXPECT_FALSE(stream->Read(&response));
+  const absl::Duration held = absl::Now() - opened;
+  grpc::Status status = stream->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+  // Every call gets at least half of the limit.
+  EXPECT_GE(held, absl::Seconds(1)) << held;
+  // Other clients are served all along, and after.
+  client::MaplexClient client = ConnectTo(**server);
+  EXPECT_TRUE(client.RegisterDevice(TestDevice("after")).ok());
 }
 
 }  // namespace

@@ -26,12 +26,14 @@ inline server::ServerOptions TestServerOptions(const std::string& db_path) {
   return options;
 }
 
-// A client of `server` on loopback, sending `token` ("" for none) with every call.
+// A client of `server` on loopback, sending `token` ("" for none) with every call, each
+// call with a deadline of `timeout`.
 inline client::MaplexClient ConnectTo(const server::MaplexServer& server,
-                                      const std::string& token = "") {
+                                      const std::string& token = "",
+                                      absl::Duration timeout = absl::Seconds(60)) {
   client::ClientOptions options;
   options.address = "127.0.0.1:" + std::to_string(server.port());
-  options.timeout = absl::Seconds(60);
+  options.timeout = timeout;
   options.security.token = token;
   return *client::MaplexClient::Connect(options);
 }

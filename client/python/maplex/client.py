@@ -234,17 +234,31 @@ class Client:
         one as the server starts serving it.
 
         A watch is meant to stay open, so unlike the other calls it has no deadline unless
-        `timeout` (seconds, for the whole watch) is given; close the generator to stop.
+        `timeout` (seconds, for the whole watch) is given; close the generator to stop. The
+        server ends every call after its --max_call_seconds (UNAVAILABLE); a watch without
+        `timeout` then subscribes again by itself and yields only versions it has not
+        yielded yet.
         """
-        call = self._models.WatchModels(models_pb2.WatchModelsRequest(), timeout=timeout,
-                                        metadata=self._metadata)
-        try:
-            for update in call:
-                yield update.info
-        except grpc.RpcError as e:
-            raise errors.from_rpc_error(e) from None
-        finally:
-            call.cancel()
+        last = 0
+        while True:
+            delivered = False
+            call = self._models.WatchModels(models_pb2.WatchModelsRequest(), timeout=timeout,
+                                            metadata=self._metadata)
+            try:
+                for update in call:
+                    delivered = True
+                    if update.info.version > last:
+                        last = update.info.version
+                        yield update.info
+                return
+            except grpc.RpcError as e:
+                # A stream that delivered was ended by the server's call limit or a restart:
+                # follow on. Anything else, or a failure before any update, is the caller's.
+                if timeout is not None or not delivered or \
+                        e.code() != grpc.StatusCode.UNAVAILABLE:
+                    raise errors.from_rpc_error(e) from None
+            finally:
+                call.cancel()
 
     # ---- health ----
 
