@@ -31,8 +31,8 @@ absl::StatusOr<MeasurementPlanner> MeasurementPlanner::Build(const std::vector<D
       seen[s.arch_index] = true;
     }
     if (std::count(seen.begin(), seen.end(), true) < n) {
-      return absl::InvalidArgumentError(absl::StrCat("device ", complete[j]->device,
-                                                     " does not cover every architecture"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("device ", complete[j]->device, " does not cover every architecture"));
     }
     y.col(j).array() -= y.col(j).mean();
     double norm = y.col(j).norm();
@@ -51,8 +51,21 @@ absl::StatusOr<MeasurementPlanner> MeasurementPlanner::Build(const std::vector<D
   return MeasurementPlanner(std::move(coordinates), std::move(eligible));
 }
 
-std::vector<int32_t> MeasurementPlanner::Next(absl::Span<const int32_t> measured,
-                                              int count) const {
+std::vector<int32_t> MeasurementPlanner::Next(absl::Span<const int32_t> measured, int count) const {
+  return Pick(measured, count, eligible_);
+}
+
+std::vector<int32_t> MeasurementPlanner::Next(absl::Span<const int32_t> measured, int count,
+                                              absl::Span<const int32_t> candidates) const {
+  std::vector<bool> eligible(eligible_.size(), false);
+  for (int32_t a : candidates) {
+    if (a >= 0 && a < static_cast<int32_t>(eligible.size())) eligible[a] = eligible_[a];
+  }
+  return Pick(measured, count, eligible);
+}
+
+std::vector<int32_t> MeasurementPlanner::Pick(absl::Span<const int32_t> measured, int count,
+                                              const std::vector<bool>& eligible) const {
   const int n = static_cast<int>(coordinates_.rows());
   const int p = static_cast<int>(coordinates_.cols());
   // Information so far, with a small ridge so that M is invertible before p picks.
@@ -67,10 +80,11 @@ std::vector<int32_t> MeasurementPlanner::Next(absl::Span<const int32_t> measured
   Eigen::MatrixXd inverse = info.inverse();
   for (int i = 0; i < count; ++i) {
     // Leverage of every candidate: x^T M^-1 x.
-    Eigen::VectorXd leverage = ((coordinates_ * inverse).cwiseProduct(coordinates_)).rowwise().sum();
+    Eigen::VectorXd leverage =
+        ((coordinates_ * inverse).cwiseProduct(coordinates_)).rowwise().sum();
     int best = -1;
     for (int a = 0; a < n; ++a) {
-      if (taken[a] || !eligible_[a]) continue;
+      if (taken[a] || !eligible[a]) continue;
       if (best < 0 || leverage(a) > leverage(best)) best = a;
     }
     if (best < 0) break;
@@ -93,9 +107,8 @@ std::vector<int32_t> DiverseArchitectures(const ArchitectureSpace& space, int co
   // quantiles: cheap, middling and heavy cells all get measured.
   std::vector<int64_t> macs(space.size());
   for (int32_t a : connected) macs[a] = space.Cost(a).macs;
-  std::sort(connected.begin(), connected.end(), [&](int32_t x, int32_t y) {
-    return macs[x] != macs[y] ? macs[x] < macs[y] : x < y;
-  });
+  std::sort(connected.begin(), connected.end(),
+            [&](int32_t x, int32_t y) { return macs[x] != macs[y] ? macs[x] < macs[y] : x < y; });
   std::vector<int32_t> out;
   if (connected.empty() || count <= 0) return out;
   count = std::min<int>(count, static_cast<int>(connected.size()));

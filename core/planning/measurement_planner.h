@@ -30,18 +30,24 @@ class MeasurementPlanner {
   // Factors the devices among `devices` that cover the whole space (the others are
   // ignored). InvalidArgument when none does.
   static absl::StatusOr<MeasurementPlanner> Build(const std::vector<DeviceData>& devices,
-                                                  const ArchitectureSpace& space,
-                                                  int factors = 4);
+                                                  const ArchitectureSpace& space, int factors = 4);
 
   // Up to `count` architectures to measure next, most informative first, none of them in
   // `measured` (indices outside the space are ignored there).
   std::vector<int32_t> Next(absl::Span<const int32_t> measured, int count) const;
+  // The same, choosing only among `candidates` (e.g. the cells an offline study has
+  // ground truth for); disconnected or out-of-space candidates are skipped.
+  std::vector<int32_t> Next(absl::Span<const int32_t> measured, int count,
+                            absl::Span<const int32_t> candidates) const;
 
   int factors() const { return static_cast<int>(coordinates_.cols()) - 1; }
 
  private:
   MeasurementPlanner(Eigen::MatrixXd coordinates, std::vector<bool> eligible)
       : coordinates_(std::move(coordinates)), eligible_(std::move(eligible)) {}
+
+  std::vector<int32_t> Pick(absl::Span<const int32_t> measured, int count,
+                            const std::vector<bool>& eligible) const;
 
   Eigen::MatrixXd coordinates_;  // one row per architecture: [1, factor scores...]
   std::vector<bool> eligible_;   // output connected
