@@ -65,16 +65,11 @@ Eigen::MatrixXd AnalyticFeatures(int n) {
   return f;
 }
 
-// Number of non-"none" edges of every cell minus its mean over the space. Dead edges
-// (not on an input-output path) count too: frameworks still execute them.
+// Primitive count (non-"none" edges) of every cell minus its mean over the space.
 Eigen::VectorXd PrimitiveCounts(int n) {
   const Nb201Space& space = Nb201Space::Get();
   Eigen::VectorXd c(n);
-  for (int a = 0; a < n; ++a) {
-    const Nb201Cell cell = space.CellAt(a);
-    c(a) = static_cast<double>(
-        std::count_if(cell.begin(), cell.end(), [](Nb201Op op) { return op != Nb201Op::kNone; }));
-  }
+  for (int a = 0; a < n; ++a) c(a) = static_cast<double>(space.PrimitiveCount(a));
   c.array() -= c.mean();
   return c;
 }
@@ -243,7 +238,8 @@ std::vector<double> MapleContext::ImportanceWeights(const EncodedDescriptor& tar
 }
 
 std::vector<double> MapleContext::ImportanceWeights(
-    const EncodedDescriptor& target, size_t k, const std::vector<double>& residual_variances) const {
+    const EncodedDescriptor& target, size_t k,
+    const std::vector<double>& residual_variances) const {
   const int d_count = refs_.size();
   std::vector<double> log_w(d_count, 0);
   // Spec (and counter) similarity: an RBF over standardised fields both devices know.
@@ -390,10 +386,9 @@ DeviceTable MapleContext::Fit(const DeviceData& device, Method method, MapleFitI
       phi.row(i) = basis.row(samples.archs[i]);
       y(i) = samples.log_latency[i];
     }
-    const Eigen::VectorXd c =
-        (prior_precision + phi.transpose() * phi / noise_var)
-            .ldlt()
-            .solve(prior_precision * mean + phi.transpose() * y / noise_var);
+    const Eigen::VectorXd c = (prior_precision + phi.transpose() * phi / noise_var)
+                                  .ldlt()
+                                  .solve(prior_precision * mean + phi.transpose() * y / noise_var);
     primitive_cost = c(p_curved);
   }
 
@@ -495,9 +490,10 @@ DeviceTable MapleContext::Fit(const DeviceData& device, Method method, MapleFitI
   int heaviest = 0;
   for (int d = 1; d < d_count; ++d) heaviest = w[d] > w[heaviest] ? d : heaviest;
   t.fit = absl::StrFormat(
-      "%s: %d samples + %d virtual, rank %d, noise sd %.3f, heaviest %s (%.2f), primitive sd %.3f",
+      "%s: %d samples + %d virtual, rank %d, noise sd %.3f, heaviest %s (%.2f), primitive sd %.3f "
+      "cost %.3f",
       MethodName(method), k, m - k, rank_, std::sqrt(noise_var), refs_.devices[heaviest],
-      w[heaviest], primitive_sd);
+      w[heaviest], primitive_sd, primitive ? coefficients(p_curved) : 0.0);
   if (info != nullptr) {
     info->weights = w;
     info->virtual_examples = static_cast<int>(m - k);

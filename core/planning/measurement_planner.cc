@@ -40,12 +40,23 @@ absl::StatusOr<MeasurementPlanner> MeasurementPlanner::Build(const std::vector<D
   }
   Eigen::BDCSVD<Eigen::MatrixXd> svd(y, Eigen::ComputeThinU);
   const int r = std::min<int>(factors, static_cast<int>(svd.singularValues().size()));
-  Eigen::MatrixXd coordinates(n, r + 1);
+  Eigen::MatrixXd coordinates(n, r + 2);
   coordinates.col(0).setOnes();
   // U scaled to unit variance per factor, so that every direction counts alike.
   for (int k = 0; k < r; ++k) {
     coordinates.col(k + 1) = svd.matrixU().col(k) * std::sqrt(static_cast<double>(n));
   }
+  // The primitive count, centred and scaled alike: the model fits a per-target cost per
+  // primitive that the references may not show (MapleConfig::primitive_sd), so the design
+  // must also spread over it. Without it the first picks are the factors' extremes, almost
+  // all with 4-6 primitives, and leave that term to the prior (docs/ACCURACY.md,
+  // "Onboarding").
+  Eigen::VectorXd primitives(n);
+  for (int a = 0; a < n; ++a) primitives(a) = space.PrimitiveCount(a);
+  primitives.array() -= primitives.mean();
+  const double sd = std::sqrt(primitives.squaredNorm() / n);
+  if (sd > 0) primitives /= sd;
+  coordinates.col(r + 1) = primitives;
   std::vector<bool> eligible(n);
   for (int a = 0; a < n; ++a) eligible[a] = space.IsOutputConnected(a);
   return MeasurementPlanner(std::move(coordinates), std::move(eligible));

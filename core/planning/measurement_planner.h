@@ -4,9 +4,10 @@
 // Latencies of the known (reference) devices, in log space and centred per device, are
 // factored by SVD; each architecture gets the coordinates of its row in the top factors.
 // A new device's log-latencies are, to first order, an affine function of those
-// coordinates (the low-rank view of transfer). The planner picks architectures
-// greedily for a D-optimal design of that regression: each pick maximises the leverage
-// x^T M^-1 x given what is measured already, which spreads the picks over the directions
+// coordinates (the low-rank view of transfer), plus a cost per primitive (operator) that
+// the references may lack; the primitive count is one more coordinate. The planner picks
+// architectures greedily for a D-optimal design of that regression: each pick maximises the
+// leverage x^T M^-1 x given what is measured already, which spreads the picks over the directions
 // in which devices differ. Cells whose output is disconnected are never proposed.
 //
 //   absl::StatusOr<MeasurementPlanner> planner = MeasurementPlanner::Build(reference, space);
@@ -40,7 +41,7 @@ class MeasurementPlanner {
   std::vector<int32_t> Next(absl::Span<const int32_t> measured, int count,
                             absl::Span<const int32_t> candidates) const;
 
-  int factors() const { return static_cast<int>(coordinates_.cols()) - 1; }
+  int factors() const { return static_cast<int>(coordinates_.cols()) - 2; }
 
  private:
   MeasurementPlanner(Eigen::MatrixXd coordinates, std::vector<bool> eligible)
@@ -49,7 +50,7 @@ class MeasurementPlanner {
   std::vector<int32_t> Pick(absl::Span<const int32_t> measured, int count,
                             const std::vector<bool>& eligible) const;
 
-  Eigen::MatrixXd coordinates_;  // one row per architecture: [1, factor scores...]
+  Eigen::MatrixXd coordinates_;  // one row per architecture: [1, factor scores..., primitives]
   std::vector<bool> eligible_;   // output connected
 };
 
