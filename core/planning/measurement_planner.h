@@ -23,15 +23,18 @@
 #include "absl/types/span.h"
 #include "core/arch/architecture_space.h"
 #include "core/model/latency_model.h"
+#include "core/model/maple_model.h"
 
 namespace maplex::core {
 
 class MeasurementPlanner {
  public:
   // Factors the devices among `devices` that cover the whole space (the others are
-  // ignored). InvalidArgument when none does.
-  static absl::StatusOr<MeasurementPlanner> Build(const std::vector<DeviceData>& devices,
-                                                  const ArchitectureSpace& space, int factors = 4);
+  // ignored). InvalidArgument when none does. The primitive count joins the design from a
+  // device's primitive_from-th sample on (where MAPLE starts fitting its term).
+  static absl::StatusOr<MeasurementPlanner> Build(
+      const std::vector<DeviceData>& devices, const ArchitectureSpace& space, int factors = 4,
+      int primitive_from = MapleConfig().primitive_min_samples);
 
   // Up to `count` architectures to measure next, most informative first, none of them in
   // `measured` (indices outside the space are ignored there).
@@ -44,14 +47,17 @@ class MeasurementPlanner {
   int factors() const { return static_cast<int>(coordinates_.cols()) - 2; }
 
  private:
-  MeasurementPlanner(Eigen::MatrixXd coordinates, std::vector<bool> eligible)
-      : coordinates_(std::move(coordinates)), eligible_(std::move(eligible)) {}
+  MeasurementPlanner(Eigen::MatrixXd coordinates, std::vector<bool> eligible, int primitive_from)
+      : coordinates_(std::move(coordinates)),
+        eligible_(std::move(eligible)),
+        primitive_from_(primitive_from) {}
 
   std::vector<int32_t> Pick(absl::Span<const int32_t> measured, int count,
                             const std::vector<bool>& eligible) const;
 
   Eigen::MatrixXd coordinates_;  // one row per architecture: [1, factor scores..., primitives]
   std::vector<bool> eligible_;   // output connected
+  int primitive_from_;           // the sample from which the primitive count is fitted
 };
 
 // A fixed, diverse set for when no planner is available (no reference device yet):
