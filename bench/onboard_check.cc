@@ -3,18 +3,20 @@
 //
 //   onboard_check <latency.csv.gz> <devices.csv> <samples.csv> <device_id> <truth.csv>
 //                 [maple overrides] [--draws=N]
-// samples.csv: device_id,arch_index,median_ms; truth.csv: arch_index,median_ms,...
+// samples.csv: device_id,arch_index,median_ms (the target's and, as the server had them, those
+// of other devices on the same machine); truth.csv: arch_index,median_ms,...
 // Prints Spearman rho and the share within +-10 % over the output-connected truth cells.
 //
 // --draws=N replays onboarding N times per way of choosing the samples, to show the spread
 // one saved run hides: each draw takes k = 10 of the truth cells as the device's samples
-// (the saved samples are ignored) and scores 100 of the others. "planner": the server's
-// D-optimal planner, choosing among a random half of the truth cells (it is deterministic,
-// so the half is what varies); "random": uniformly at random. Prints the median, 10th
-// percentile and minimum of rho and of the +-10 % share over the draws.
+// (its saved samples are ignored; the other devices' are kept) and scores 100 of the others.
+// "planner": the server's D-optimal planner, choosing among a random half of the truth cells (it is
+// deterministic, so the half is what varies); "random": uniformly at random. Prints the median,
+// 10th percentile and minimum of rho and of the +-10 % share over the draws.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <map>
 #include <numeric>
 #include <random>
 #include <string>
@@ -131,17 +133,27 @@ int main(int argc, char** argv) {
   auto trainer = maplex::core::ModelTrainer::Create(refs, 1, config);
   if (!trainer.ok()) return 1;
 
-  maplex::core::DeviceData target;
-  target.device = argv[4];
-  target.hardware = "this_machine";
-  target.descriptor.spec.category = maplex::core::DeviceCategory::kDesktopCpu;
+  // Every device of samples.csv, all on this machine: the target and (e.g. A) the others
+  // the server held beside it.
+  std::map<std::string, maplex::core::DeviceData> measured;
   for (const auto& row : ReadRows(argv[3])) {
     int a;
     double ms;
-    if (row.size() >= 3 && row[0] == argv[4] && absl::SimpleAtoi(row[1], &a) &&
-        absl::SimpleAtod(row[2], &ms)) {
-      target.samples.push_back({a, ms});
+    if (row.size() >= 3 && absl::SimpleAtoi(row[1], &a) && absl::SimpleAtod(row[2], &ms)) {
+      maplex::core::DeviceData& d = measured[row[0]];
+      d.device = row[0];
+      d.hardware = "this_machine";
+      d.descriptor.spec.category = maplex::core::DeviceCategory::kDesktopCpu;
+      d.samples.push_back({a, ms});
     }
+  }
+  maplex::core::DeviceData target = measured[argv[4]];
+  target.device = argv[4];
+  target.hardware = "this_machine";
+  target.descriptor.spec.category = maplex::core::DeviceCategory::kDesktopCpu;
+  std::vector<const maplex::core::DeviceData*> same_hardware;
+  for (const auto& [id, d] : measured) {
+    if (id != target.device) same_hardware.push_back(&d);
   }
   // The output-connected truth cells.
   std::vector<int> truth_archs;
@@ -157,7 +169,7 @@ int main(int argc, char** argv) {
 
   if (draws == 0) {
     absl::StatusOr<maplex::core::DeviceTable> table =
-        (*trainer)->Fit(target, maplex::core::Method::kMapleX);
+        (*trainer)->Fit(target, maplex::core::Method::kMapleX, nullptr, same_hardware);
     if (!table.ok()) return 1;
     const Score score = ScoreTable(*table, truth_archs, truth_ms);
     std::printf("%s: %zu samples, %zu cells, rho %.3f, within10 %.3f | %s\n", argv[4],
@@ -203,7 +215,7 @@ int main(int argc, char** argv) {
         check_ms.push_back(truth_ms[order[i]]);
       }
       absl::StatusOr<maplex::core::DeviceTable> table =
-          (*trainer)->Fit(drawn, maplex::core::Method::kMapleX);
+          (*trainer)->Fit(drawn, maplex::core::Method::kMapleX, nullptr, same_hardware);
       if (!table.ok()) return 1;
       const Score score = ScoreTable(*table, check_archs, check_ms);
       rhos.push_back(score.rho);
