@@ -2,17 +2,19 @@
 // the target from its samples and compares with fresh measurements of other cells.
 //
 //   onboard_check <latency.csv.gz> <devices.csv> <samples.csv> <device_id> <truth.csv>
-//                 [maple overrides] [--draws=N]
+//                 [maple overrides] [--draws=N] [--primitive_from=N]
 // samples.csv: device_id,arch_index,median_ms (the target's and, as the server had them, those
 // of other devices on the same machine); truth.csv: arch_index,median_ms,...
 // Prints Spearman rho and the share within +-10 % over the output-connected truth cells.
 //
 // --draws=N replays onboarding N times per way of choosing the samples, to show the spread
 // one saved run hides: each draw takes k = 10 of the truth cells as the device's samples
-// (its saved samples are ignored; the other devices' are kept) and scores 100 of the others.
-// "planner": the server's D-optimal planner, choosing among a random half of the truth cells (it is
-// deterministic, so the half is what varies); "random": uniformly at random. Prints the median,
-// 10th percentile and minimum of rho and of the +-10 % share over the draws.
+// (its saved samples are ignored; the other devices' are kept) and scores 100 of the
+// others. "planner": the server's D-optimal planner, choosing among a random half of the
+// truth cells (it is deterministic, so the half is what varies); "random": uniformly at
+// random. Prints the median, 10th percentile and minimum of rho and of the +-10 % share
+// over the draws. --primitive_from=N is the planner's (MeasurementPlanner::Build); 1000
+// gives the planner without the primitive count.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -101,7 +103,8 @@ double Quantile(std::vector<double> v, double q) {
 int main(int argc, char** argv) {
   if (argc < 6) {
     std::fprintf(stderr,
-                 "usage: %s latency devices samples device_id truth [overrides] [--draws=N]\n",
+                 "usage: %s latency devices samples device_id truth [overrides] [--draws=N] "
+                 "[--primitive_from=N]\n",
                  argv[0]);
     return 2;
   }
@@ -113,11 +116,19 @@ int main(int argc, char** argv) {
   }
   maplex::core::MapleConfig config;
   int draws = 0;
+  int primitive_from = maplex::core::MapleConfig().primitive_min_samples;
   for (int i = 6; i < argc; ++i) {
     absl::string_view arg = argv[i];
     if (absl::ConsumePrefix(&arg, "--draws=")) {
       if (!absl::SimpleAtoi(arg, &draws) || draws < 1) {
         std::fprintf(stderr, "bad --draws\n");
+        return 2;
+      }
+      continue;
+    }
+    if (absl::ConsumePrefix(&arg, "--primitive_from=")) {
+      if (!absl::SimpleAtoi(arg, &primitive_from)) {
+        std::fprintf(stderr, "bad --primitive_from\n");
         return 2;
       }
       continue;
@@ -184,7 +195,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   absl::StatusOr<maplex::core::MeasurementPlanner> planner =
-      maplex::core::MeasurementPlanner::Build(*devices, Nb201Space::Get());
+      maplex::core::MeasurementPlanner::Build(*devices, Nb201Space::Get(), 4, primitive_from);
   if (!planner.ok()) return 1;
   for (const bool planned : {true, false}) {
     std::mt19937_64 rng(1);
