@@ -3,7 +3,8 @@
 //   maplex-eval --latency data/nb201_latency.csv.gz --devices data/nb201_devices.csv
 //       [--train a,b,...] [--test x,y,...] [--k 3,5,10,20] [--seeds 5]
 //       [--methods baseline,maple,maple+ve,maple+w,maplex]
-//       [--json OUT] [--markdown OUT] [--svg-dir DIR] [--maple rank=8,virtual_weight=0.2,...]
+//       [--samples random|planned] [--json OUT] [--markdown OUT] [--svg-dir DIR] [--maple
+//       rank=8,virtual_weight=0.2,...]
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -22,12 +23,13 @@ struct Flags {
 };
 
 int Usage(const std::string& error) {
-  std::fprintf(stderr,
-               "maplex-eval: %s\nusage: maplex-eval --latency F.csv.gz --devices D.csv "
-               "[--train a,b] [--test x,y] [--k 3,5,10,20] [--seeds 5] "
-               "[--methods baseline,maple,maple+ve,maple+w,maplex] [--json OUT] "
-               "[--markdown OUT] [--svg-dir DIR] [--maple name=value,...]\n",
-               error.c_str());
+  std::fprintf(
+      stderr,
+      "maplex-eval: %s\nusage: maplex-eval --latency F.csv.gz --devices D.csv "
+      "[--train a,b] [--test x,y] [--k 3,5,10,20] [--seeds 5] "
+      "[--methods baseline,maple,maple+ve,maple+w,maplex] [--samples random|planned] [--json OUT] "
+      "[--markdown OUT] [--svg-dir DIR] [--maple name=value,...]\n",
+      error.c_str());
   return 2;
 }
 
@@ -71,6 +73,9 @@ int main(int argc, char** argv) {
         if (!method.ok()) return Usage(std::string(method.status().message()));
         flags.evaluation.methods.push_back(*method);
       }
+    } else if (name == "--samples") {
+      if (value != "random" && value != "planned") return Usage("bad --samples value " + value);
+      flags.evaluation.planned_samples = value == "planned";
     } else if (name == "--maple") {
       if (absl::Status s = maplex::core::ApplyMapleConfigOverrides(value, &flags.evaluation.maple);
           !s.ok()) {

@@ -50,6 +50,9 @@ class ArchitectureSpace {
   virtual void Features(int32_t index, absl::Span<double> out) const = 0;
 
   virtual NetworkCost Cost(int32_t index) const = 0;
+  // Operators a runtime dispatches for the architecture (each pays a fixed cost that can
+  // dominate small batch-1 workloads); index must be valid.
+  virtual int PrimitiveCount(int32_t index) const = 0;
 };
 
 }  // namespace maplex::core

@@ -197,6 +197,12 @@ absl::StatusOr<std::string> Nb201Space::ArchString(int32_t index) const {
   return FormatCell(CellAt(index));
 }
 
+int Nb201Space::PrimitiveCount(int32_t index) const {
+  const Nb201Cell cell = CellAt(index);
+  return static_cast<int>(
+      std::count_if(cell.begin(), cell.end(), [](Nb201Op op) { return op != Nb201Op::kNone; }));
+}
+
 bool Nb201Space::IsOutputConnected(int32_t index) const {
   return CellOutputConnected(CellAt(index));
 }

@@ -66,6 +66,9 @@ class Nb201Space final : public ArchitectureSpace {
   int feature_dim() const override { return 39; }
   void Features(int32_t index, absl::Span<double> out) const override;
   NetworkCost Cost(int32_t index) const override;
+  // Non-"none" edges, dead ones (not on an input-output path) included: frameworks still
+  // execute them.
+  int PrimitiveCount(int32_t index) const override;
 
  private:
   Nb201Space();

@@ -5,6 +5,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
 #include <set>
 
@@ -14,10 +15,10 @@
 #include "core/arch/nb201_space.h"
 #include "core/model/tabulated_model.h"
 #include "core/model/trainer.h"
+#include "core/planning/measurement_planner.h"
 
 namespace maplex::core {
 namespace {
-
 
 struct Fold {
   std::vector<const DeviceData*> references;
@@ -130,6 +131,14 @@ absl::StatusOr<EvaluationReport> RunEvaluation(const std::vector<DeviceData>& de
     absl::StatusOr<std::unique_ptr<ModelTrainer>> trainer =
         ModelTrainer::Create(fold.references, /*seed=*/1, options.maple);
     if (!trainer.ok()) return trainer.status();
+    std::optional<MeasurementPlanner> planner;
+    if (options.planned_samples) {
+      std::vector<DeviceData> references;
+      for (const DeviceData* d : fold.references) references.push_back(*d);
+      absl::StatusOr<MeasurementPlanner> built = MeasurementPlanner::Build(references, space);
+      if (!built.ok()) return built.status();
+      planner = *std::move(built);
+    }
     for (const DeviceData* test : fold.tests) {
       device_order.push_back(test->device);
       std::vector<double> measured(n, 0);
@@ -147,7 +156,9 @@ absl::StatusOr<EvaluationReport> RunEvaluation(const std::vector<DeviceData>& de
         for (int seed = 0; seed < options.seeds; ++seed) {
           DeviceData target = *test;
           target.samples.clear();
-          const std::vector<int32_t> drawn = DrawSamples(pool, k, seed, test->device);
+          std::vector<int32_t> drawn =
+              planner ? planner->Next({}, k, pool) : DrawSamples(pool, k, seed, test->device);
+          std::sort(drawn.begin(), drawn.end());
           for (int32_t a : drawn) target.samples.push_back({a, measured[a]});
           std::vector<int32_t> scored;
           std::set_difference(pool.begin(), pool.end(), drawn.begin(), drawn.end(),
@@ -211,8 +222,8 @@ std::string ReportJson(const EvaluationReport& report) {
         metrics(r.disconnected)));
   }
   for (const MeanResult& m : report.means) {
-    means.push_back(absl::StrFormat("    {\"method\": \"%s\", \"k\": %d, %s}",
-                                    MethodName(m.method), m.k, metrics(m.metrics)));
+    means.push_back(absl::StrFormat("    {\"method\": \"%s\", \"k\": %d, %s}", MethodName(m.method),
+                                    m.k, metrics(m.metrics)));
   }
   return absl::StrCat("{\n  \"results\": [\n", absl::StrJoin(results, ",\n"),
                       "\n  ],\n  \"means\": [\n", absl::StrJoin(means, ",\n"), "\n  ]\n}\n");
@@ -324,9 +335,8 @@ std::string ScatterSvg(const ScatterSeries& series) {
       "<text x=\"14\" y=\"%.0f\" font-family=\"sans-serif\" font-size=\"12\" "
       "text-anchor=\"middle\" transform=\"rotate(-90 14 %.0f)\">predicted (ms)</text>\n",
       kSize / 2, kSize / 2);
-  svg += SvgText(
-      kSize / 2, 30,
-      absl::StrCat(series.device, ": ", MethodName(series.method), " (dashed: ±10 %)"));
+  svg += SvgText(kSize / 2, 30,
+                 absl::StrCat(series.device, ": ", MethodName(series.method), " (dashed: ±10 %)"));
   svg += "</svg>\n";
   return svg;
 }

@@ -27,9 +27,12 @@ struct EvaluationOptions {
   std::vector<std::string> test;
   std::vector<int> ks = {3, 5, 10, 20};
   int seeds = 5;
-  std::vector<Method> methods = {Method::kBaseline, Method::kMaple,
-                                       Method::kMapleVirtualExamples,
-                                       Method::kMapleWeights, Method::kMapleX};
+  // The k samples: random draws (one per seed), or the picks of the D-optimal planner
+  // built on the fold's training devices, as a server would ask for them (deterministic:
+  // every seed repeats them).
+  bool planned_samples = false;
+  std::vector<Method> methods = {Method::kBaseline, Method::kMaple, Method::kMapleVirtualExamples,
+                                 Method::kMapleWeights, Method::kMapleX};
   // Predictions of the last method at this k and the first seed are kept for the scatter
   // plots (one per test device).
   int scatter_k = 10;

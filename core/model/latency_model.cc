@@ -60,8 +60,16 @@ absl::StatusOr<std::unique_ptr<LatencyModel>> TrainLatencyModel(
   std::vector<DeviceTable> tables;
   for (const DeviceData& d : devices) {
     // Reference devices are fit like targets, with all their samples (baseline then
-    // reproduces them exactly); targets are adapted from their own k samples.
-    absl::StatusOr<DeviceTable> table = (*trainer)->Fit(d, options.method);
+    // reproduces them exactly); targets are adapted from their own k samples, and the
+    // other targets on their hardware.
+    std::vector<const DeviceData*> same_hardware;
+    for (const DeviceData& o : devices) {
+      if (&o != &d && !d.hardware.empty() && o.hardware == d.hardware &&
+          Coverage(o, space_size) < options.reference_min_coverage) {
+        same_hardware.push_back(&o);
+      }
+    }
+    absl::StatusOr<DeviceTable> table = (*trainer)->Fit(d, options.method, nullptr, same_hardware);
     if (!table.ok()) return table.status();
     table->reference = Coverage(d, space_size) >= options.reference_min_coverage;
     // Where the device measured an arch, the served prediction is the measurement (ours:

@@ -98,7 +98,9 @@ class LatencyModel {
 // Trains `options.method` on `devices`. The model answers for every device given: where a
 // device measured an arch, that measurement is served. A device without samples is
 // predicted from its descriptor alone (MAPLE methods: the similarity-weighted prior) or, by
-// the baseline, as the first reference with a wide interval. InvalidArgument when no device qualifies as
+// the baseline, as the first reference with a wide interval. A MAPLE target may take the cost
+// per primitive of a better-measured target on the same hardware as evidence (ModelTrainer::Fit).
+// InvalidArgument when no device qualifies as
 // a reference device, or on a sample that is not a finite positive latency of a valid arch.
 absl::StatusOr<std::unique_ptr<LatencyModel>> TrainLatencyModel(
     const std::vector<DeviceData>& devices, const TrainOptions& options);

@@ -65,16 +65,11 @@ Eigen::MatrixXd AnalyticFeatures(int n) {
   return f;
 }
 
-// Number of non-"none" edges of every cell minus its mean over the space. Dead edges
-// (not on an input-output path) count too: frameworks still execute them.
+// Primitive count (non-"none" edges) of every cell minus its mean over the space.
 Eigen::VectorXd PrimitiveCounts(int n) {
   const Nb201Space& space = Nb201Space::Get();
   Eigen::VectorXd c(n);
-  for (int a = 0; a < n; ++a) {
-    const Nb201Cell cell = space.CellAt(a);
-    c(a) = static_cast<double>(
-        std::count_if(cell.begin(), cell.end(), [](Nb201Op op) { return op != Nb201Op::kNone; }));
-  }
+  for (int a = 0; a < n; ++a) c(a) = static_cast<double>(space.PrimitiveCount(a));
   c.array() -= c.mean();
   return c;
 }
@@ -243,7 +238,8 @@ std::vector<double> MapleContext::ImportanceWeights(const EncodedDescriptor& tar
 }
 
 std::vector<double> MapleContext::ImportanceWeights(
-    const EncodedDescriptor& target, size_t k, const std::vector<double>& residual_variances) const {
+    const EncodedDescriptor& target, size_t k,
+    const std::vector<double>& residual_variances) const {
   const int d_count = refs_.size();
   std::vector<double> log_w(d_count, 0);
   // Spec (and counter) similarity: an RBF over standardised fields both devices know.
@@ -279,7 +275,25 @@ std::vector<double> MapleContext::ImportanceWeights(
   return w;
 }
 
-DeviceTable MapleContext::Fit(const DeviceData& device, Method method, MapleFitInfo* info) const {
+DeviceTable MapleContext::Fit(const DeviceData& device, Method method, MapleFitInfo* info,
+                              const PrimitiveCost* same_hardware) const {
+  return FitImpl(device, method, info, same_hardware, nullptr);
+}
+
+std::optional<PrimitiveCost> MapleContext::EstimatePrimitiveCost(const DeviceData& device,
+                                                                 Method method) const {
+  if (config_.primitive_sd <= 0 ||
+      static_cast<int>(device.samples.size()) < std::max(config_.primitive_min_samples, 3)) {
+    return std::nullopt;
+  }
+  PrimitiveCost cost;
+  FitImpl(device, method, nullptr, nullptr, &cost);
+  return cost;
+}
+
+DeviceTable MapleContext::FitImpl(const DeviceData& device, Method method, MapleFitInfo* info,
+                                  const PrimitiveCost* same_hardware,
+                                  PrimitiveCost* estimate) const {
   const int n = static_cast<int>(basis_.rows());
   const int p_shared = static_cast<int>(basis_.cols());
   const int d_count = refs_.size();
@@ -322,9 +336,10 @@ DeviceTable MapleContext::Fit(const DeviceData& device, Method method, MapleFitI
   // target may bend away from an affine copy of its similar devices (e.g. a fixed
   // overhead that flattens fast architectures); zero-mean prior, sd curvature_sd.
   const bool curved = config_.curvature_sd > 0;
-  const bool primitive = config_.primitive_sd > 0 &&
-                         static_cast<int>(k) >= std::max(config_.primitive_min_samples, 3) &&
-                         static_cast<int>(k) <= config_.primitive_max_samples;
+  const bool primitive =
+      config_.primitive_sd > 0 &&
+      static_cast<int>(k) >= std::max(config_.primitive_min_samples, 3) &&
+      (estimate != nullptr || static_cast<int>(k) <= config_.primitive_max_samples);
   const int p_curved = p_shared + (curved ? 1 : 0);
   const int p = p_curved + (primitive ? 1 : 0);
   Eigen::MatrixXd basis(n, p);
@@ -347,7 +362,15 @@ DeviceTable MapleContext::Fit(const DeviceData& device, Method method, MapleFitI
   for (int d = 0; d < d_count; ++d) noise_var += w[d] * residual_var_(d);
 
   double primitive_sd = 0;
-  if (primitive) {
+  double primitive_mean = 0;
+  if (primitive && estimate != nullptr) {
+    basis.col(p_curved) = primitive_counts_;
+    prior.conservativeResize(p, p);
+    prior.row(p_curved).setZero();
+    prior.col(p_curved).setZero();
+    primitive_sd = config_.primitive_sd;
+    prior(p_curved, p_curved) = primitive_sd * primitive_sd;
+  } else if (primitive) {
     basis.col(p_curved) = primitive_counts_;
     prior.conservativeResize(p, p);
     prior.row(p_curved).setZero();
@@ -360,29 +383,42 @@ DeviceTable MapleContext::Fit(const DeviceData& device, Method method, MapleFitI
       phi.row(i) = basis.row(samples.archs[i]);
       y(i) = samples.log_latency[i];
     }
+    // Centred on 0 (the references' view) or, when a better-measured device of the same
+    // hardware is known, on its cost (ours: the fixed cost per dispatched primitive is
+    // largely the machine's; on the onboarding data eigen/1 thread pays 0.135 and oneDNN/2
+    // threads 0.121 log units), its uncertainty added to the prior's.
+    std::vector<double> centres = {0.0};
+    if (same_hardware != nullptr) centres.push_back(same_hardware->mean);
     double best = -std::numeric_limits<double>::infinity();
-    for (double share : {0.0, 0.125, 0.25, 0.5, 1.0}) {
-      const double sd = share * config_.primitive_sd;
-      prior(p_curved, p_curved) = sd * sd;
-      Eigen::MatrixXd jittered = prior;
-      jittered.diagonal().array() += 1e-8;
-      // The term must beat "off" by a margin: with few samples the evidence is noisy, and
-      // a term switched on by chance costs more than one switched off by chance.
-      const double evidence = LogEvidence(phi, y, mean, jittered, noise_var) -
-                              (sd > 0 ? config_.primitive_min_log_evidence : 0.0);
-      if (evidence > best + 1e-9) {
-        best = evidence;
-        primitive_sd = sd;
+    for (double centre : centres) {
+      const double centre_var = centre != 0 ? same_hardware->sd * same_hardware->sd : 0.0;
+      for (double share : {0.0, 0.125, 0.25, 0.5, 1.0}) {
+        const double sd = share * config_.primitive_sd;
+        prior(p_curved, p_curved) = sd * sd + centre_var;
+        mean(p_curved) = centre;
+        Eigen::MatrixXd jittered = prior;
+        jittered.diagonal().array() += 1e-8;
+        // The term must beat "off" by a margin: with few samples the evidence is noisy, and
+        // a term switched on by chance costs more than one switched off by chance.
+        const bool on = sd > 0 || centre != 0;
+        const double evidence = LogEvidence(phi, y, mean, jittered, noise_var) -
+                                (on ? config_.primitive_min_log_evidence : 0.0);
+        if (evidence > best + 1e-9) {
+          best = evidence;
+          primitive_sd = std::sqrt(sd * sd + centre_var);
+          primitive_mean = centre;
+        }
       }
     }
     prior(p_curved, p_curved) = primitive_sd * primitive_sd;
+    mean(p_curved) = primitive_mean;
   }
   prior.diagonal().array() += 1e-8;
   const Eigen::MatrixXd prior_precision = prior.ldlt().solve(Eigen::MatrixXd::Identity(p, p));
   // The per-primitive cost the real samples alone imply (posterior mean without virtual
   // examples): virtual labels come from references that lack it, so they carry it over
   // explicitly instead of pulling it back to zero.
-  double primitive_cost = 0;
+  double primitive_cost = primitive_mean;
   if (primitive && primitive_sd > 0) {
     Eigen::MatrixXd phi(k, p);
     Eigen::VectorXd y(k);
@@ -390,11 +426,21 @@ DeviceTable MapleContext::Fit(const DeviceData& device, Method method, MapleFitI
       phi.row(i) = basis.row(samples.archs[i]);
       y(i) = samples.log_latency[i];
     }
+    const Eigen::LDLT<Eigen::MatrixXd> real_only(prior_precision +
+                                                 phi.transpose() * phi / noise_var);
     const Eigen::VectorXd c =
-        (prior_precision + phi.transpose() * phi / noise_var)
-            .ldlt()
-            .solve(prior_precision * mean + phi.transpose() * y / noise_var);
+        real_only.solve(prior_precision * mean + phi.transpose() * y / noise_var);
     primitive_cost = c(p_curved);
+    if (estimate != nullptr) {
+      Eigen::VectorXd unit = Eigen::VectorXd::Zero(p);
+      unit(p_curved) = 1;
+      // Scaled by the residual variance of the device's own samples where that exceeds the
+      // assumed noise: a well-measured device is not also a well-modelled one.
+      const double dof = std::max(static_cast<double>(k) - p, 1.0);
+      const double scale = std::max((y - phi * c).squaredNorm() / dof / noise_var, 1.0);
+      estimate->mean = primitive_cost;
+      estimate->sd = std::sqrt(std::max(scale * real_only.solve(unit)(p_curved), 0.0));
+    }
   }
 
   // Observations: the real samples (weight 1) and, for MAPLE-X, virtual ones.
@@ -495,14 +541,16 @@ DeviceTable MapleContext::Fit(const DeviceData& device, Method method, MapleFitI
   int heaviest = 0;
   for (int d = 1; d < d_count; ++d) heaviest = w[d] > w[heaviest] ? d : heaviest;
   t.fit = absl::StrFormat(
-      "%s: %d samples + %d virtual, rank %d, noise sd %.3f, heaviest %s (%.2f), primitive sd %.3f",
+      "%s: %d samples + %d virtual, rank %d, noise sd %.3f, heaviest %s (%.2f), primitive prior "
+      "%.3f +- %.3f, cost %.3f",
       MethodName(method), k, m - k, rank_, std::sqrt(noise_var), refs_.devices[heaviest],
-      w[heaviest], primitive_sd);
+      w[heaviest], primitive_mean, primitive_sd, primitive ? coefficients(p_curved) : 0.0);
   if (info != nullptr) {
     info->weights = w;
     info->virtual_examples = static_cast<int>(m - k);
     info->noise_sd = std::sqrt(noise_var);
     info->primitive_sd = primitive_sd;
+    info->primitive_mean = primitive_mean;
   }
   return t;
 }

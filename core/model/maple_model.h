@@ -30,6 +30,7 @@
 
 #include <Eigen/Dense>
 #include <memory>
+#include <optional>
 #include <string_view>
 #include <vector>
 
@@ -94,12 +95,19 @@ struct MapleConfig {
 // e.g. "rank=10,virtual_weight=0.3"); InvalidArgument naming an unknown field or bad value.
 absl::Status ApplyMapleConfigOverrides(std::string_view overrides, MapleConfig* config);
 
+// A device's log cost per primitive beyond its factors, as its own samples imply it.
+struct PrimitiveCost {
+  double mean = 0;
+  double sd = 0;  // posterior sd
+};
+
 // Per-target diagnostics of a fit (for tests and the evaluation write-up).
 struct MapleFitInfo {
   std::vector<double> weights;  // normalised importance per reference device
   int virtual_examples = 0;
   double noise_sd = 0;
-  double primitive_sd = 0;  // prior sd of the primitive-count term the evidence chose
+  double primitive_sd = 0;    // prior sd of the primitive-count term the evidence chose
+  double primitive_mean = 0;  // its prior mean (0, or the same-hardware device's cost)
 };
 
 class MapleContext {
@@ -110,8 +118,15 @@ class MapleContext {
                                                               const MapleConfig& config);
 
   // Fits `device` from its samples (any number, including none) under one of the MAPLE
-  // methods; `info` may be null.
-  DeviceTable Fit(const DeviceData& device, Method method, MapleFitInfo* info = nullptr) const;
+  // methods; `info` may be null. `same_hardware` (may be null): the cost per primitive of
+  // a better-measured device on the same hardware (EstimatePrimitiveCost); the primitive
+  // term's prior may then centre on it instead of 0, as the marginal likelihood decides.
+  DeviceTable Fit(const DeviceData& device, Method method, MapleFitInfo* info = nullptr,
+                  const PrimitiveCost* same_hardware = nullptr) const;
+
+  // The cost per primitive `device`'s samples imply (prior sd primitive_sd, whatever their
+  // number); nullopt with fewer than primitive_min_samples samples or primitive_sd 0.
+  std::optional<PrimitiveCost> EstimatePrimitiveCost(const DeviceData& device, Method method) const;
 
   // Importance weights of the reference devices for `device` (normalised to sum 1).
   std::vector<double> ImportanceWeights(const EncodedDescriptor& target,
@@ -127,16 +142,21 @@ class MapleContext {
   const MapleConfig& config() const { return config_; }
 
  private:
+  // Fit; `estimate` (may be null) switches the primitive term on at sd primitive_sd for
+  // any k >= primitive_min_samples and receives the posterior of its coefficient.
+  DeviceTable FitImpl(const DeviceData& device, Method method, MapleFitInfo* info,
+                      const PrimitiveCost* same_hardware, PrimitiveCost* estimate) const;
+
   explicit MapleContext(const ReferenceSet& refs) : refs_(refs) {}
 
   const ReferenceSet& refs_;
   MapleConfig config_;
   int rank_ = 0;
-  Eigen::MatrixXd basis_;         // N x p: [1, F_1..F_r, analytic...]
-  Eigen::MatrixXd loadings_;      // p x D: coefficients of each reference device
-  Eigen::VectorXd residual_var_;  // D: residual variance leaving the device's hardware out
+  Eigen::MatrixXd basis_;             // N x p: [1, F_1..F_r, analytic...]
+  Eigen::MatrixXd loadings_;          // p x D: coefficients of each reference device
+  Eigen::VectorXd residual_var_;      // D: residual variance leaving the device's hardware out
   Eigen::VectorXd primitive_counts_;  // N: centred non-"none" edge counts
-  Eigen::MatrixXf profiles_;      // D x N: standardised log latencies (neighbour search)
+  Eigen::MatrixXf profiles_;          // D x N: standardised log latencies (neighbour search)
   DescriptorEncoder encoder_;
   std::vector<EncodedDescriptor> encoded_;
   bool references_have_counters_ = false;

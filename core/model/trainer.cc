@@ -1,5 +1,7 @@
 #include "core/model/trainer.h"
 
+#include <optional>
+
 #include "absl/strings/str_cat.h"
 #include "core/arch/nb201_space.h"
 #include "core/model/baseline.h"
@@ -27,14 +29,24 @@ absl::StatusOr<std::unique_ptr<ModelTrainer>> ModelTrainer::Create(
   return trainer;
 }
 
-absl::StatusOr<DeviceTable> ModelTrainer::Fit(const DeviceData& device, Method method,
-                                              MapleFitInfo* info) const {
+absl::StatusOr<DeviceTable> ModelTrainer::Fit(
+    const DeviceData& device, Method method, MapleFitInfo* info,
+    absl::Span<const DeviceData* const> same_hardware) const {
   if (method != Method::kBaseline) {
     if (maple_ == nullptr) {
       return absl::FailedPreconditionError(
           absl::StrCat(MethodName(method), " needs at least two reference devices"));
     }
-    return maple_->Fit(device, method, info);
+    const DeviceData* best = nullptr;
+    for (const DeviceData* d : same_hardware) {
+      if (d != &device && d->samples.size() > device.samples.size() &&
+          (best == nullptr || d->samples.size() > best->samples.size())) {
+        best = d;
+      }
+    }
+    const std::optional<PrimitiveCost> cost =
+        best != nullptr ? maple_->EstimatePrimitiveCost(*best, method) : std::nullopt;
+    return maple_->Fit(device, method, info, cost ? &*cost : nullptr);
   }
   return BaselineTable(references_, FitBaseline(references_, ToLogSamples(device)), device);
 }

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "core/model/maple_model.h"
 #include "core/model/reference_set.h"
 #include "core/model/tabulated_model.h"
@@ -33,8 +34,12 @@ class ModelTrainer {
   // The table of `device` (a target with its k samples, or one of the references with all
   // of its samples) under `method`. `info` (may be null) receives a MAPLE method's fit
   // diagnostics, e.g. the importance weights of the references; the baseline leaves it.
+  // `same_hardware`: other devices on the same hardware as `device`; a MAPLE method may
+  // take the cost per primitive of the best-measured of them (if better measured than
+  // `device`) as evidence (MapleContext::Fit).
   absl::StatusOr<DeviceTable> Fit(const DeviceData& device, Method method,
-                                  MapleFitInfo* info = nullptr) const;
+                                  MapleFitInfo* info = nullptr,
+                                  absl::Span<const DeviceData* const> same_hardware = {}) const;
 
   const ReferenceSet& references() const { return references_; }
 

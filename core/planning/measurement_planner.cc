@@ -12,7 +12,7 @@ namespace maplex::core {
 
 absl::StatusOr<MeasurementPlanner> MeasurementPlanner::Build(const std::vector<DeviceData>& devices,
                                                              const ArchitectureSpace& space,
-                                                             int factors) {
+                                                             int factors, int primitive_from) {
   const int n = space.size();
   std::vector<const DeviceData*> complete;
   for (const DeviceData& d : devices) {
@@ -31,8 +31,8 @@ absl::StatusOr<MeasurementPlanner> MeasurementPlanner::Build(const std::vector<D
       seen[s.arch_index] = true;
     }
     if (std::count(seen.begin(), seen.end(), true) < n) {
-      return absl::InvalidArgumentError(absl::StrCat("device ", complete[j]->device,
-                                                     " does not cover every architecture"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("device ", complete[j]->device, " does not cover every architecture"));
     }
     y.col(j).array() -= y.col(j).mean();
     double norm = y.col(j).norm();
@@ -40,19 +40,45 @@ absl::StatusOr<MeasurementPlanner> MeasurementPlanner::Build(const std::vector<D
   }
   Eigen::BDCSVD<Eigen::MatrixXd> svd(y, Eigen::ComputeThinU);
   const int r = std::min<int>(factors, static_cast<int>(svd.singularValues().size()));
-  Eigen::MatrixXd coordinates(n, r + 1);
+  Eigen::MatrixXd coordinates(n, r + 2);
   coordinates.col(0).setOnes();
   // U scaled to unit variance per factor, so that every direction counts alike.
   for (int k = 0; k < r; ++k) {
     coordinates.col(k + 1) = svd.matrixU().col(k) * std::sqrt(static_cast<double>(n));
   }
+  // The primitive count, centred and scaled alike: the model fits a per-target cost per
+  // primitive that the references may not show (MapleConfig::primitive_sd), so the design
+  // must also spread over it. Without it the first picks are the factors' extremes, almost
+  // all with 4-6 primitives, and leave that term to the prior (docs/ACCURACY.md,
+  // "Onboarding"). It enters from the primitive_from-th sample on, when the model starts
+  // fitting the term: earlier, a pick spent on it is lost (planned LOHO, k = 3: +-10 %
+  // 0.645 -> 0.577 with it from the first pick).
+  Eigen::VectorXd primitives(n);
+  for (int a = 0; a < n; ++a) primitives(a) = space.PrimitiveCount(a);
+  primitives.array() -= primitives.mean();
+  const double sd = std::sqrt(primitives.squaredNorm() / n);
+  if (sd > 0) primitives /= sd;
+  coordinates.col(r + 1) = primitives;
   std::vector<bool> eligible(n);
   for (int a = 0; a < n; ++a) eligible[a] = space.IsOutputConnected(a);
-  return MeasurementPlanner(std::move(coordinates), std::move(eligible));
+  return MeasurementPlanner(std::move(coordinates), std::move(eligible), primitive_from);
 }
 
-std::vector<int32_t> MeasurementPlanner::Next(absl::Span<const int32_t> measured,
-                                              int count) const {
+std::vector<int32_t> MeasurementPlanner::Next(absl::Span<const int32_t> measured, int count) const {
+  return Pick(measured, count, eligible_);
+}
+
+std::vector<int32_t> MeasurementPlanner::Next(absl::Span<const int32_t> measured, int count,
+                                              absl::Span<const int32_t> candidates) const {
+  std::vector<bool> eligible(eligible_.size(), false);
+  for (int32_t a : candidates) {
+    if (a >= 0 && a < static_cast<int32_t>(eligible.size())) eligible[a] = eligible_[a];
+  }
+  return Pick(measured, count, eligible);
+}
+
+std::vector<int32_t> MeasurementPlanner::Pick(absl::Span<const int32_t> measured, int count,
+                                              const std::vector<bool>& eligible) const {
   const int n = static_cast<int>(coordinates_.rows());
   const int p = static_cast<int>(coordinates_.cols());
   // Information so far, with a small ridge so that M is invertible before p picks.
@@ -63,23 +89,24 @@ std::vector<int32_t> MeasurementPlanner::Next(absl::Span<const int32_t> measured
     taken[a] = true;
     info.noalias() += coordinates_.row(a).transpose() * coordinates_.row(a);
   }
+  const int already = static_cast<int>(std::count(taken.begin(), taken.end(), true));
   std::vector<int32_t> picks;
-  Eigen::MatrixXd inverse = info.inverse();
   for (int i = 0; i < count; ++i) {
-    // Leverage of every candidate: x^T M^-1 x.
-    Eigen::VectorXd leverage = ((coordinates_ * inverse).cwiseProduct(coordinates_)).rowwise().sum();
+    // Leverage of every candidate, x^T M^-1 x, over the coordinates the model fits once
+    // this sample is in (the primitive count, the last one, only from primitive_from_ on).
+    const int q = already + i + 1 >= primitive_from_ ? p : p - 1;
+    const Eigen::MatrixXd inverse = info.topLeftCorner(q, q).inverse();
+    const auto x = coordinates_.leftCols(q);
+    Eigen::VectorXd leverage = ((x * inverse).cwiseProduct(x)).rowwise().sum();
     int best = -1;
     for (int a = 0; a < n; ++a) {
-      if (taken[a] || !eligible_[a]) continue;
+      if (taken[a] || !eligible[a]) continue;
       if (best < 0 || leverage(a) > leverage(best)) best = a;
     }
     if (best < 0) break;
     taken[best] = true;
     picks.push_back(best);
-    // Sherman–Morrison update of M^-1 for the new row.
-    Eigen::VectorXd x = coordinates_.row(best).transpose();
-    Eigen::VectorXd mx = inverse * x;
-    inverse -= (mx * mx.transpose()) / (1.0 + x.dot(mx));
+    info.noalias() += coordinates_.row(best).transpose() * coordinates_.row(best);
   }
   return picks;
 }
@@ -93,9 +120,8 @@ std::vector<int32_t> DiverseArchitectures(const ArchitectureSpace& space, int co
   // quantiles: cheap, middling and heavy cells all get measured.
   std::vector<int64_t> macs(space.size());
   for (int32_t a : connected) macs[a] = space.Cost(a).macs;
-  std::sort(connected.begin(), connected.end(), [&](int32_t x, int32_t y) {
-    return macs[x] != macs[y] ? macs[x] < macs[y] : x < y;
-  });
+  std::sort(connected.begin(), connected.end(),
+            [&](int32_t x, int32_t y) { return macs[x] != macs[y] ? macs[x] < macs[y] : x < y; });
   std::vector<int32_t> out;
   if (connected.empty() || count <= 0) return out;
   count = std::min<int>(count, static_cast<int>(connected.size()));

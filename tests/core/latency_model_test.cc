@@ -151,6 +151,41 @@ TEST(LatencyModelContractTest, ServesMeasurementsWhereTheDeviceHasThem) {
   EXPECT_DOUBLE_EQ(p.latency_ms, s.latency_ms);
 }
 
+// Two targets on one machine, both paying a cost per primitive the references lack: the
+// sparse one (six samples, all with six primitives) borrows it from the better-measured one.
+TEST(LatencyModelContractTest, TargetsOnTheSameHardwareShareTheCostPerPrimitive) {
+  const testing::DeviceShape shape{"x", "x", 2.2, 0.75, 0.12, 0.07, DeviceCategory::kDesktopCpu, 8};
+  const Nb201Space& space = Nb201Space::Get();
+  auto truth = [&](int32_t a) {
+    return SyntheticLogLatency(shape, a) + 0.15 * space.PrimitiveCount(a);
+  };
+  auto error = [&](const std::string& hardware_of_sibling) {
+    std::vector<DeviceData> devices;
+    for (const auto& s : ReferenceShapes()) devices.push_back(SyntheticDevice(s));
+    DeviceData& sibling = devices.emplace_back();
+    sibling.device = "sibling";
+    sibling.hardware = hardware_of_sibling;
+    for (int32_t a = 3; a < kNb201CellCount; a += 75)
+      sibling.samples.push_back({a, std::exp(truth(a))});
+    DeviceData& sparse = devices.emplace_back();
+    sparse.device = "sparse";
+    sparse.hardware = "machine";
+    sparse.descriptor.spec.category = DeviceCategory::kDesktopCpu;
+    for (int32_t a = 11; a < kNb201CellCount && sparse.samples.size() < 6; a += 997) {
+      if (space.PrimitiveCount(a) == 6) sparse.samples.push_back({a, std::exp(truth(a))});
+    }
+    auto model = TrainLatencyModel(devices, Options(Method::kMapleX));
+    EXPECT_TRUE(model.ok());
+    const std::vector<int32_t> archs = AllArchs();
+    std::vector<LatencyPrediction> out(archs.size());
+    EXPECT_TRUE((*model)->Predict("sparse", archs, absl::MakeSpan(out)).ok());
+    double sum = 0;
+    for (int32_t a : archs) sum += std::abs(std::log(out[a].latency_ms) - truth(a));
+    return sum / static_cast<double>(archs.size());
+  };
+  EXPECT_LT(error("machine"), 0.7 * error("elsewhere"));
+}
+
 TEST(LatencyModelContractTest, BaselineReproducesReferenceDevices) {
   auto model = TrainLatencyModel(Devices(), Options(Method::kBaseline));
   ASSERT_TRUE(model.ok());

@@ -1,6 +1,7 @@
 #include "core/model/maple_model.h"
 
 #include <cmath>
+#include <optional>
 
 #include "core/arch/nb201_space.h"
 #include "gmock/gmock.h"
@@ -141,6 +142,55 @@ TEST(MapleModelTest, PrimitiveCountTermLearnsAPerOpOverhead) {
   target.samples.resize(2);
   with.context->Fit(target, Method::kMapleX, &info);
   EXPECT_EQ(info.primitive_sd, 0);
+}
+
+// A better-measured device on the same hardware paying the same cost per primitive: its
+// estimate centres a sparse target's term when the target's own samples cannot pin it down
+// (all with six primitives here), and does not hurt a target without that cost.
+TEST(MapleModelTest, SameHardwareDeviceInformsThePrimitiveCost) {
+  Fixture f;
+  const double per_op = 0.15;
+  auto overhead_truth = [&](int32_t a) {
+    return SyntheticLogLatency(kCpuLike, a) + per_op * Nb201Space::Get().PrimitiveCount(a);
+  };
+  DeviceData sibling = Target(kCpuLike, {});
+  for (int32_t a = 3; a < kNb201CellCount; a += 75) {
+    sibling.samples.push_back({a, std::exp(overhead_truth(a))});
+  }
+  const std::optional<PrimitiveCost> cost =
+      f.context->EstimatePrimitiveCost(sibling, Method::kMapleX);
+  ASSERT_TRUE(cost.has_value());
+  EXPECT_NEAR(cost->mean, per_op, 0.03);
+  EXPECT_GT(cost->sd, 0);
+
+  DeviceData target = Target(kCpuLike, {});
+  for (int32_t a = 11; a < kNb201CellCount && target.samples.size() < 6; a += 997) {
+    if (Nb201Space::Get().PrimitiveCount(a) == 6) {
+      target.samples.push_back({a, std::exp(overhead_truth(a))});
+    }
+  }
+  ASSERT_EQ(target.samples.size(), 6u);
+  auto error = [&](const DeviceTable& t) {
+    double sum = 0;
+    for (int32_t a = 0; a < kNb201CellCount; ++a) {
+      sum += std::abs(t.log_latency[a] - overhead_truth(a));
+    }
+    return sum / kNb201CellCount;
+  };
+  MapleFitInfo info;
+  const double informed = error(f.context->Fit(target, Method::kMapleX, &info, &*cost));
+  EXPECT_EQ(info.primitive_mean, cost->mean);
+  const double alone = error(f.context->Fit(target, Method::kMapleX));
+  EXPECT_LT(informed, 0.7 * alone);
+
+  std::vector<int32_t> archs;
+  for (int32_t a = 7; a < kNb201CellCount; a += 1500) archs.push_back(a);
+  const DeviceData clean = Target(kCpuLike, archs);
+  EXPECT_LT(MeanAbsLogError(f.context->Fit(clean, Method::kMapleX, nullptr, &*cost), kCpuLike),
+            MeanAbsLogError(f.context->Fit(clean, Method::kMapleX), kCpuLike) + 0.01);
+  // Too few samples for an estimate.
+  sibling.samples.resize(2);
+  EXPECT_FALSE(f.context->EstimatePrimitiveCost(sibling, Method::kMapleX).has_value());
 }
 
 TEST(MapleModelTest, FitIsDeterministic) {

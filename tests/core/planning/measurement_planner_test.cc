@@ -1,5 +1,6 @@
 #include "core/planning/measurement_planner.h"
 
+#include <algorithm>
 #include <cmath>
 #include <set>
 
@@ -54,6 +55,52 @@ TEST(MeasurementPlannerTest, PicksSpreadOverCompute) {
   for (int32_t a : planned) distinct_macs.insert(Nb201Space::Get().Cost(a).macs);
   // D-optimal picks spread over compute rather than bunching at one level.
   EXPECT_GE(distinct_macs.size(), 3u);
+}
+
+TEST(MeasurementPlannerTest, PicksSpreadOverPrimitiveCounts) {
+  // Devices that differ only in their cost per 3x3 convolution: the factors alone would
+  // leave the primitive count to chance, but the model also fits a cost per primitive.
+  const Nb201Space& space = Nb201Space::Get();
+  std::vector<DeviceData> devices;
+  for (double w : {0.2, 0.5, 0.9}) {
+    DeviceData& dev = devices.emplace_back();
+    dev.device = "conv" + std::to_string(w);
+    for (int a = 0; a < space.size(); ++a) {
+      double convs = 0;
+      for (Nb201Op op : space.CellAt(a)) convs += op == Nb201Op::kNorConv3x3;
+      dev.samples.push_back({a, std::exp(w * convs)});
+    }
+  }
+  auto planner = MeasurementPlanner::Build(devices, space, 1);
+  ASSERT_TRUE(planner.ok());
+  EXPECT_EQ(planner->factors(), 1);
+  // The model fits the primitive term from the 5th sample on (MapleConfig); so does the
+  // design: D-optimal for a linear term, it then takes the other end of the range.
+  const std::vector<int32_t> picks = planner->Next({}, 5);
+  ASSERT_EQ(picks.size(), 5u);
+  std::set<int> counts;
+  for (int i = 0; i < 4; ++i) counts.insert(space.PrimitiveCount(picks[i]));
+  EXPECT_GE(*counts.begin(), 3);
+  EXPECT_LE(space.PrimitiveCount(picks[4]), 2);
+  // With four measured, the next pick is the primitive one.
+  const std::vector<int32_t> first4(picks.begin(), picks.begin() + 4);
+  EXPECT_EQ(planner->Next(first4, 1), std::vector<int32_t>{picks[4]});
+}
+
+TEST(MeasurementPlannerTest, ChoosesOnlyAmongCandidates) {
+  auto planner = MeasurementPlanner::Build(TwoFactorDevices(), Nb201Space::Get());
+  ASSERT_TRUE(planner.ok());
+  std::vector<int32_t> candidates;
+  for (int32_t a = 100; a < 400; a += 3) candidates.push_back(a);
+  candidates.push_back(-1);      // outside the space: ignored
+  candidates.push_back(100000);  // likewise
+  const std::vector<int32_t> next = planner->Next({103}, 8, candidates);
+  ASSERT_EQ(next.size(), 8u);
+  for (int32_t a : next) {
+    EXPECT_NE(std::find(candidates.begin(), candidates.end(), a), candidates.end()) << a;
+    EXPECT_NE(a, 103);
+    EXPECT_TRUE(Nb201Space::Get().IsOutputConnected(a)) << a;
+  }
 }
 
 TEST(MeasurementPlannerTest, NeedsACompleteDevice) {
