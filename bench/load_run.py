@@ -12,8 +12,9 @@ bundled data with `maplex import` and trains with `maplex retrain`, then runs
 build/bin/load_test (Predict clients and streaming agents at once) while sampling the
 server's VmRSS (/proc/PID/status) every second: idle before, during the warm-up (the same
 load; the agents' new devices enter the model at its first retrains), during the measured
-window, idle after. Retrains: the change of the maplex_model_version metric. Raw results:
-build/load/load_run.json.
+window, idle after; then a new server process on the same database, after one retrain
+(what the data alone costs, to tell growth with the data from a leak). Retrains: the change
+of the maplex_model_version metric. Raw results: build/load/load_run.json.
 """
 
 import argparse
@@ -103,7 +104,26 @@ def cli(address, *args):
     return time.monotonic() - t
 
 
-def render(m, args, r, rss, retrains, stored, import_s, retrain_s):
+def start_server(server_args, log_path, port):
+    """maplex-server with `server_args`, once it listens on `port`."""
+    with open(log_path, "ab") as log:
+        server = subprocess.Popen([os.path.join(BIN, "maplex-server")] + server_args,
+                                  stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.time() + 30
+    while True:
+        if server.poll() is not None:
+            sys.exit("load_run: maplex-server exited with %d; see %s" %
+                     (server.returncode, log_path))
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return server
+        except OSError:
+            if time.time() > deadline:
+                sys.exit("load_run: maplex-server does not listen; see " + log_path)
+            time.sleep(0.1)
+
+
+def render(m, args, r, rss, retrains, stored, import_s, retrain_s, fresh):
     mib = lambda kib: kib / 1024  # noqa: E731
     L = []
     add = L.append
@@ -164,6 +184,8 @@ def render(m, args, r, rss, retrains, stored, import_s, retrain_s):
         slope_mib_per_min(last30))
     add("| server RSS idle after (mean of %d s) | %.1f MiB |" % (
         len(after), mib(sum(k for _, k in after) / max(1, len(after)))))
+    add("| a new server process on the same database, after one retrain, idle (mean of %d s) "
+        "| %.1f MiB |" % (len(fresh), mib(sum(k for _, k in fresh) / max(1, len(fresh)))))
     add("")
     add("RSS every 10 s of the measured window (MiB): %s." % ", ".join(
         "%.0f" % mib(k) for i, (_, k) in enumerate(during) if i % 10 == 0))
@@ -196,22 +218,9 @@ def main():
     server_args = ["--listen=" + address, "--metrics_listen=127.0.0.1:%d" % metrics_port,
                    "--db=" + os.path.join(tmp.name, "maplex.db")]
     log_path = os.path.join(out_dir, "server.log")
-    with open(log_path, "wb") as log:
-        server = subprocess.Popen([os.path.join(BIN, "maplex-server")] + server_args,
-                                  stdout=log, stderr=subprocess.STDOUT)
+    open(log_path, "wb").close()
+    server = start_server(server_args, log_path, port)
     try:
-        deadline = time.time() + 30
-        while True:
-            if server.poll() is not None:
-                sys.exit("load_run: maplex-server exited with %d; see %s" %
-                         (server.returncode, log_path))
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.time() > deadline:
-                    sys.exit("load_run: maplex-server does not listen; see " + log_path)
-                time.sleep(0.1)
         print("load_run: importing the bundled data", flush=True)
         import_s = cli(address, "import", "--latency", "data/nb201_latency.csv.gz",
                        "--devices", "data/nb201_devices.csv")
@@ -242,6 +251,18 @@ def main():
         stored = metric(metrics_port, "maplex_measurements_stored_total") - stored_before
         rss.stop.set()
         rss.join()
+        # Is what the load left behind more than the data it added? A new process on the
+        # same database, after one retrain, holds that data and nothing else.
+        server.terminate()
+        server.wait(timeout=60)
+        server = start_server(server_args, log_path, port)
+        cli(address, "retrain")
+        fresh = RssSampler(server.pid)
+        fresh.phase = "fresh"
+        fresh.start()
+        time.sleep(args.idle)
+        fresh.stop.set()
+        fresh.join()
     finally:
         if server.poll() is None:
             server.terminate()
@@ -249,9 +270,11 @@ def main():
         tmp.cleanup()
 
     retrains = (int(version_before), int(version_after))
-    section = render(m, args, r, rss, retrains, int(stored), import_s, retrain_s)
+    section = render(m, args, r, rss, retrains, int(stored), import_s, retrain_s,
+                     fresh.of("fresh"))
     with open(os.path.join(out_dir, "load_run.json"), "w") as f:
-        json.dump({"machine": m, "load_test": r, "rss_kib": rss.samples, "retrains": retrains,
+        json.dump({"machine": m, "load_test": r, "rss_kib": rss.samples,
+                   "fresh_rss_kib": fresh.samples, "retrains": retrains,
                    "stored": stored, "import_s": import_s, "retrain_s": retrain_s}, f, indent=1)
     print(section)
     if not args.no_doc:
