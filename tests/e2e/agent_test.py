@@ -45,6 +45,16 @@ def spearman(a, b):
     return cov / (va * vb)
 
 
+def output_connected(cell):
+    """Whether an NB201 cell string |op~0|+|op~0|op~1|+|op~0|op~1|op~2| reaches its output
+    from its input through edges other than "none" (the protocol scores only those)."""
+    nodes = [[edge.split("~") for edge in part.strip("|").split("|")] for part in cell.split("+")]
+    reached = [True]
+    for edges in nodes:
+        reached.append(any(op != "none" and reached[int(i)] for op, i in edges))
+    return reached[-1]
+
+
 def stored(db_path, device):
     db = sqlite3.connect(db_path)
     try:
@@ -121,23 +131,27 @@ class OnboardingTest(unittest.TestCase):
                 truth[int(fields[0])] = float(fields[1])
             pred_out = mp.cli(server.address, "predict", "--device", "local_onednn_2t",
                               "--format", "csv", *map(str, check)).stdout
-            predicted = {}
+            predicted, cells = {}, {}
             for line in pred_out.strip().splitlines()[1:]:
                 fields = line.split(",")
                 predicted[int(fields[0])] = float(fields[2])
-            # 100 of them (the 130 drawn leave room; all measured latencies are positive).
-            connected = check[:100]
+                cells[int(fields[0])] = fields[1]
+            # 100 of them with a connected output (the 130 drawn leave room).
+            connected = [a for a in check if output_connected(cells[a])][:100]
+            self.assertEqual(len(connected), 100)
             p = [predicted[a] for a in connected]
             t = [truth[a] for a in connected]
             rho = spearman(p, t)
             within10 = sum(abs(x - y) / y <= 0.10 for x, y in zip(p, t)) / len(t)
+            level = sorted(x / y for x, y in zip(p, t))[len(t) // 2]
             print(f"onboarding: predictable {onboarding_seconds:.1f} s after agent B started; "
-                  f"Spearman {rho:.3f}, within ±10% {within10:.2f} on {len(t)} cells")
-            # Issue #4 asks for rho >= 0.9. On this 2-vCPU VM quiet runs gave 0.89-0.96 (six
-            # of seven >= 0.9) and loaded ones as little as 0.53 (oneDNN with 2 threads at batch 1 is
-            # dominated by per-primitive overhead and scheduling noise; see docs/ACCURACY.md,
-            # "Onboarding"). The test holds the bar it meets reliably, and prints the figure.
-            self.assertGreaterEqual(rho, 0.75)
+                  f"Spearman {rho:.3f}, within ±10% {within10:.2f}, median predicted/measured "
+                  f"{level:.3f} on {len(t)} cells")
+            # Issue #4's bar. 17 quiet runs gave 0.923-0.969 (docs/ACCURACY.md, "Onboarding");
+            # within ±10 % is printed, not asserted: oneDNN with 2 threads runs at a level
+            # that shifts from process to process on this VM, and the check cells are
+            # measured by another process than B's samples.
+            self.assertGreaterEqual(rho, 0.9)
         finally:
             server.stop()
             server.cleanup()
