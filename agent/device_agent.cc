@@ -87,13 +87,6 @@ maplex::v1::Measurement ToProto(const Measurement& m, const std::string& id,
   return out;
 }
 
-absl::StatusOr<Nb201Cell> CellOf(int32_t index) {
-  core::Nb201Cell cell = core::Nb201Space::Get().CellAt(index);
-  std::array<int, 6> codes;
-  for (int i = 0; i < 6; ++i) codes[i] = static_cast<int>(cell[i]);
-  return Nb201Cell::FromOpCodes(codes);
-}
-
 // Measures NB201 cell `arch` with the configuration of `options` (the protocol of
 // agent/measure/latency_measurer.h).
 absl::StatusOr<Measurement> MeasureArch(Runtime& runtime, int32_t arch,
@@ -103,13 +96,12 @@ absl::StatusOr<Measurement> MeasureArch(Runtime& runtime, int32_t arch,
     return absl::InvalidArgumentError(absl::StrCat("architecture index ", arch, " is outside 0..",
                                                    core::kNb201CellCount - 1));
   }
-  absl::StatusOr<Nb201Cell> cell = CellOf(arch);
-  if (!cell.ok()) return cell.status();
+  const Nb201Cell cell = core::Nb201Space::Get().CellAt(arch);
   DeviceConfig config;
   config.hardware_fingerprint = fingerprint;
   config.batch = options.batch;
   config.threads = options.threads;
-  return MeasureLatency(runtime, *cell, config, options.measurement, RealClock(), &pinner);
+  return MeasureLatency(runtime, cell, config, options.measurement, RealClock(), &pinner);
 }
 
 }  // namespace

@@ -4,7 +4,7 @@
 
 namespace maplex::agent {
 
-Nb201Cell ReferenceCell() { return *Nb201Cell::FromOpCodes({3, 3, 3, 3, 3, 3}); }
+Nb201Cell ReferenceCell() { return *core::Nb201Space::CellFromOpCodes({3, 3, 3, 3, 3, 3}); }
 
 absl::StatusOr<CounterReport> CountReferenceWorkload(CounterSource& source, Runtime& runtime,
                                                      int runs) {

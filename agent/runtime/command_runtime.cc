@@ -18,7 +18,6 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "agent/runtime/internal/cell_string.h"
 
 extern char** environ;
 
@@ -48,7 +47,7 @@ absl::Status CommandRuntime::Prepare(const Nb201Cell& cell, int batch, int threa
   Stop(/*grace_ms=*/2000);
   std::vector<std::string> args = {options_.program};
   args.insert(args.end(), options_.args.begin(), options_.args.end());
-  args.push_back(absl::StrCat("--cell=", runtime_internal::Nb201CellString(cell)));
+  args.push_back(absl::StrCat("--cell=", core::Nb201Space::FormatCell(cell)));
   args.push_back(absl::StrCat("--batch=", batch));
   args.push_back(absl::StrCat("--threads=", threads));
   std::vector<char*> argv;

@@ -183,13 +183,13 @@ struct CellPlan {
 CellPlan PlanCell(const Nb201Cell& cell, const Nb201CellWeights& weights) {
   CellPlan plan;
   for (int source = 0; source < 3; ++source) {
-    for (Nb201Op kind : {Nb201Op::kConv1x1, Nb201Op::kConv3x3}) {
+    for (Nb201Op kind : {Nb201Op::kNorConv1x1, Nb201Op::kNorConv3x3}) {
       FoldedConv merged;
       ConvGroup group;
       group.source = source;
       for (int to = source + 1; to <= 3; ++to) {
-        const int edge = Nb201Cell::EdgeIndex(to, source);
-        if (cell.edges[edge] != kind) continue;
+        const int edge = core::Nb201EdgeIndex(to, source);
+        if (cell[edge] != kind) continue;
         const FoldedConv& conv = *weights.convs[edge];
         if (group.edges.empty()) {
           merged = conv;
@@ -256,9 +256,9 @@ struct EigenRuntime::Plan {
     const Tensor& shape = nodes[0];
     bool written = false;
     for (int from = 0; from < node; ++from) {
-      const int edge = Nb201Cell::EdgeIndex(node, from);
+      const int edge = core::Nb201EdgeIndex(node, from);
       const Tensor& source = nodes[from];
-      switch (cell.edges[edge]) {
+      switch (cell[edge]) {
         case Nb201Op::kNone:
           continue;
         case Nb201Op::kSkipConnect:
@@ -269,8 +269,8 @@ struct EigenRuntime::Plan {
             out.data.assign(source.data.begin(), source.data.end());
           }
           break;
-        case Nb201Op::kConv1x1:
-        case Nb201Op::kConv3x3: {
+        case Nb201Op::kNorConv1x1:
+        case Nb201Op::kNorConv3x3: {
           const Tensor& group = group_outputs[plan.group_of[edge]];
           Eigen::Map<const RowMatrix, 0, Eigen::OuterStride<>> slice(
               group.data.data() + plan.column_of[edge], group.pixels(), shape.c,

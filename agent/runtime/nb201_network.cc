@@ -61,21 +61,9 @@ FoldedConv MakeConv(int in, int out, int kernel, int stride, bool with_bn, Weigh
 
 }  // namespace
 
-absl::StatusOr<Nb201Cell> Nb201Cell::FromOpCodes(const std::array<int, 6>& codes) {
-  Nb201Cell cell;
-  for (int i = 0; i < 6; ++i) {
-    if (codes[i] < 0 || codes[i] > 4) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("NB201 op code of edge ", i, " must be 0..4, got ", codes[i]));
-    }
-    cell.edges[i] = static_cast<Nb201Op>(codes[i]);
-  }
-  return cell;
-}
-
 bool Nb201NodeFeedsConv(const Nb201Cell& cell, int node) {
   for (int to = node + 1; to <= 3; ++to) {
-    if (IsNb201Conv(cell.op(to, node))) return true;
+    if (IsNb201Conv(core::Nb201EdgeOp(cell, to, node))) return true;
   }
   return false;
 }
@@ -98,8 +86,8 @@ Nb201Network BuildNb201Network(const Nb201Cell& cell, uint64_t seed) {
     for (int c = 0; c < kNb201CellsPerStage; ++c) {
       Nb201CellWeights weights;
       for (int e = 0; e < 6; ++e) {
-        if (IsNb201Conv(cell.edges[e])) {
-          const int kernel = cell.edges[e] == Nb201Op::kConv3x3 ? 3 : 1;
+        if (IsNb201Conv(cell[e])) {
+          const int kernel = cell[e] == Nb201Op::kNorConv3x3 ? 3 : 1;
           weights.convs[e] = MakeConv(channels, channels, kernel, 1, true, stream);
         }
       }

@@ -1,6 +1,6 @@
 // The NAS-Bench-201 network both built-in runtimes execute, with deterministic weights.
 //
-//   absl::StatusOr<Nb201Cell> cell = Nb201Cell::FromOpCodes({3, 3, 3, 3, 3, 3});
+//   absl::StatusOr<Nb201Cell> cell = core::Nb201Space::CellFromOpCodes({3, 3, 3, 3, 3, 3});
 //   Nb201Network net = BuildNb201Network(*cell, kDefaultNb201Seed);
 //   std::vector<float> images = MakeNb201Input(/*batch=*/2, kDefaultNb201Seed);
 //
@@ -31,32 +31,18 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/arch/nb201_space.h"
 
 namespace maplex::agent {
 
-enum class Nb201Op : int {
-  kNone = 0,
-  kSkipConnect = 1,
-  kConv1x1 = 2,
-  kConv3x3 = 3,
-  kAvgPool3x3 = 4,
-};
-
-// One NB201 cell: the op on each of the 6 edges, in the order
-// (1<-0) (2<-0) (2<-1) (3<-0) (3<-1) (3<-2).
-struct Nb201Cell {
-  std::array<Nb201Op, 6> edges{};
-
-  // InvalidArgument unless every code is in 0..4.
-  static absl::StatusOr<Nb201Cell> FromOpCodes(const std::array<int, 6>& codes);
-  // Index into `edges` of the edge to node `to` from node `from` (0 <= from < to <= 3).
-  static int EdgeIndex(int to, int from) { return to * (to - 1) / 2 + from; }
-  Nb201Op op(int to, int from) const { return edges[EdgeIndex(to, from)]; }
-  bool operator==(const Nb201Cell& other) const { return edges == other.edges; }
-};
+// The cell and its ops are core/arch's (edge order (1<-0) (2<-0) (2<-1) (3<-0) (3<-1) (3<-2)).
+using core::Nb201Cell;
+using core::Nb201Op;
 
 // The ops that convolve, and so read the ReLU of their input node.
-inline bool IsNb201Conv(Nb201Op op) { return op == Nb201Op::kConv1x1 || op == Nb201Op::kConv3x3; }
+inline bool IsNb201Conv(Nb201Op op) {
+  return op == Nb201Op::kNorConv1x1 || op == Nb201Op::kNorConv3x3;
+}
 // True if a convolution edge reads node `node` (0..2), i.e. its ReLU is needed.
 bool Nb201NodeFeedsConv(const Nb201Cell& cell, int node);
 

@@ -144,7 +144,7 @@ struct OneDnnRuntime::Plan {
     for (int to = 1; to <= 3; ++to) {
       bool written = false;
       for (int from = 0; from < to; ++from) {
-        switch (cell.op(to, from)) {
+        switch (core::Nb201EdgeOp(cell, to, from)) {
           case Nb201Op::kNone:
             continue;
           case Nb201Op::kSkipConnect:
@@ -154,9 +154,9 @@ struct OneDnnRuntime::Plan {
               Copy(nodes[from], nodes[to]);
             }
             break;
-          case Nb201Op::kConv1x1:
-          case Nb201Op::kConv3x3:
-            Conv(*weights.convs[Nb201Cell::EdgeIndex(to, from)], relus[from], nodes[to], written,
+          case Nb201Op::kNorConv1x1:
+          case Nb201Op::kNorConv3x3:
+            Conv(*weights.convs[core::Nb201EdgeIndex(to, from)], relus[from], nodes[to], written,
                  /*relu_after=*/false);
             break;
           case Nb201Op::kAvgPool3x3:

@@ -22,7 +22,7 @@ constexpr std::array<int, 6> kMixed = {3, 0, 2, 1, 4, 3};
 // args: cell (0 = all conv3x3, 1 = mixed), batch, threads
 template <typename RuntimeT>
 void BM_Nb201Network(benchmark::State& state) {
-  const Nb201Cell cell = *Nb201Cell::FromOpCodes(state.range(0) == 0 ? kAllConv3x3 : kMixed);
+  const Nb201Cell cell = *core::Nb201Space::CellFromOpCodes(state.range(0) == 0 ? kAllConv3x3 : kMixed);
   RuntimeT runtime;
   if (absl::Status s = runtime.Prepare(cell, state.range(1), state.range(2)); !s.ok()) {
     state.SkipWithError(std::string(s.message()).c_str());
@@ -69,7 +69,7 @@ BENCHMARK(BM_MicroBenchmarks)->Unit(benchmark::kMillisecond)->Iterations(3);
 // The MAPLE-Edge counter set read around one single-threaded all-conv3x3 inference.
 void BM_CountersAroundReference(benchmark::State& state) {
   EigenRuntime runtime;
-  if (!runtime.Prepare(*Nb201Cell::FromOpCodes(kAllConv3x3), 1, 1).ok()) return;
+  if (!runtime.Prepare(*core::Nb201Space::CellFromOpCodes(kAllConv3x3), 1, 1).ok()) return;
   PerfCounterSource source(RealClock());
   for (auto _ : state) {
     benchmark::DoNotOptimize(

@@ -112,6 +112,19 @@ int Nb201Space::CellCode(const Nb201Cell& cell) {
   return code;
 }
 
+absl::StatusOr<Nb201Cell> Nb201Space::CellFromOpCodes(
+    const std::array<int, kNb201EdgeCount>& codes) {
+  Nb201Cell cell;
+  for (int i = 0; i < kNb201EdgeCount; ++i) {
+    if (codes[i] < 0 || codes[i] >= kNb201OpCount) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("NB201 op code of edge ", i, " must be 0..4, got ", codes[i]));
+    }
+    cell[i] = static_cast<Nb201Op>(codes[i]);
+  }
+  return cell;
+}
+
 Nb201Cell Nb201Space::CellFromCode(int code) {
   Nb201Cell cell{};
   for (int e = kNb201EdgeCount - 1; e >= 0; --e) {

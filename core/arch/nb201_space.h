@@ -36,6 +36,13 @@ const char* Nb201OpName(Nb201Op op);
 // Ops on the edges in the order (1<-0) (2<-0) (2<-1) (3<-0) (3<-1) (3<-2).
 using Nb201Cell = std::array<Nb201Op, kNb201EdgeCount>;
 
+// Position in a Nb201Cell of the edge to node `to` from node `from` (0 <= from < to <= 3),
+// and the op on it.
+constexpr int Nb201EdgeIndex(int to, int from) { return to * (to - 1) / 2 + from; }
+inline Nb201Op Nb201EdgeOp(const Nb201Cell& cell, int to, int from) {
+  return cell[Nb201EdgeIndex(to, from)];
+}
+
 class Nb201Space final : public ArchitectureSpace {
  public:
   // The process-wide instance (immutable, thread-safe).
@@ -45,6 +52,9 @@ class Nb201Space final : public ArchitectureSpace {
   // separator, unknown op, wrong source node, wrong edge count) for anything else.
   static absl::StatusOr<Nb201Cell> ParseCell(std::string_view text);
   static std::string FormatCell(const Nb201Cell& cell);
+  // The cell with these op codes (Nb201Op values) on its edges; InvalidArgument unless every
+  // code is in 0..4.
+  static absl::StatusOr<Nb201Cell> CellFromOpCodes(const std::array<int, kNb201EdgeCount>& codes);
   // Base-5 code with the first edge as most significant digit, and its inverse.
   static int CellCode(const Nb201Cell& cell);
   static Nb201Cell CellFromCode(int code);

@@ -146,5 +146,23 @@ TEST(Nb201SpaceTest, FeaturesAreOneHotPerEdgeWithCounts) {
   EXPECT_EQ(f[38], 1);  // connected
 }
 
+TEST(Nb201SpaceTest, EdgeOrderIsTheNb201One) {
+  // (1<-0) (2<-0) (2<-1) (3<-0) (3<-1) (3<-2)
+  EXPECT_EQ(Nb201EdgeIndex(1, 0), 0);
+  EXPECT_EQ(Nb201EdgeIndex(2, 0), 1);
+  EXPECT_EQ(Nb201EdgeIndex(2, 1), 2);
+  EXPECT_EQ(Nb201EdgeIndex(3, 0), 3);
+  EXPECT_EQ(Nb201EdgeIndex(3, 1), 4);
+  EXPECT_EQ(Nb201EdgeIndex(3, 2), 5);
+  Nb201Cell cell = *Nb201Space::CellFromOpCodes({0, 1, 2, 3, 4, 0});
+  EXPECT_EQ(Nb201EdgeOp(cell, 2, 1), Nb201Op::kNorConv1x1);
+  EXPECT_EQ(Nb201EdgeOp(cell, 3, 1), Nb201Op::kAvgPool3x3);
+}
+
+TEST(Nb201SpaceTest, RejectsCodesOutOfRange) {
+  EXPECT_FALSE(Nb201Space::CellFromOpCodes({0, 0, 0, 0, 0, 5}).ok());
+  EXPECT_FALSE(Nb201Space::CellFromOpCodes({-1, 0, 0, 0, 0, 0}).ok());
+}
+
 }  // namespace
 }  // namespace maplex::core

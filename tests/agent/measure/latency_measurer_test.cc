@@ -63,7 +63,7 @@ class FakePinner : public ThreadPinner {
   int pinned = 0, unpinned = 0, pinned_threads = 0;
 };
 
-const Nb201Cell kCell = *Nb201Cell::FromOpCodes({3, 3, 3, 3, 3, 3});
+const Nb201Cell kCell = *core::Nb201Space::CellFromOpCodes({3, 3, 3, 3, 3, 3});
 
 DeviceConfig Config(int batch, int threads) {
   DeviceConfig config;

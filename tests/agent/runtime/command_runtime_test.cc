@@ -4,7 +4,6 @@
 #include <fstream>
 #include <sstream>
 
-#include "agent/runtime/internal/cell_string.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -24,7 +23,7 @@ CommandRuntimeOptions FakeDevice(std::vector<std::string> flags) {
   return options;
 }
 
-const Nb201Cell kCell = *Nb201Cell::FromOpCodes({3, 0, 1, 2, 4, 3});
+const Nb201Cell kCell = *core::Nb201Space::CellFromOpCodes({3, 0, 1, 2, 4, 3});
 
 TEST(CommandRuntimeTest, PassesTheConfigurationAndReturnsTheProgramsLatencies) {
   const std::string record = ::testing::TempDir() + "/command_runtime_record";
@@ -34,7 +33,7 @@ TEST(CommandRuntimeTest, PassesTheConfigurationAndReturnsTheProgramsLatencies) {
   std::ifstream in(record);
   std::stringstream recorded;
   recorded << in.rdbuf();
-  EXPECT_EQ(recorded.str(), runtime_internal::Nb201CellString(kCell) + " 4 2\n");
+  EXPECT_EQ(recorded.str(), core::Nb201Space::FormatCell(kCell) + " 4 2\n");
   for (int run = 1; run <= 3; ++run) {
     absl::StatusOr<std::optional<double>> ms = runtime.Run();
     ASSERT_TRUE(ms.ok()) << ms.status();

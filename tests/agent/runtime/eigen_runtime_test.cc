@@ -92,15 +92,15 @@ std::vector<float> ReferenceLogits(const Nb201Cell& cell, uint64_t seed) {
       for (int to = 1; to <= 3; ++to) {
         Image node(x.c, x.h, x.w);  // zero: what "none" contributes
         for (int from = 0; from < to; ++from) {
-          const int edge = Nb201Cell::EdgeIndex(to, from);
-          switch (cell.edges[edge]) {
+          const int edge = core::Nb201EdgeIndex(to, from);
+          switch (cell[edge]) {
             case Nb201Op::kNone:
               break;
             case Nb201Op::kSkipConnect:
               Add(node, nodes[from]);
               break;
-            case Nb201Op::kConv1x1:
-            case Nb201Op::kConv3x3:
+            case Nb201Op::kNorConv1x1:
+            case Nb201Op::kNorConv3x3:
               Add(node, Conv(*weights.convs[edge], Relu(nodes[from])));
               break;
             case Nb201Op::kAvgPool3x3:
@@ -140,7 +140,7 @@ TEST(EigenRuntimeTest, MatchesNaiveReference) {
   // Every op, a zero node (node 1 only has "none") and a 1x1 / pool / skip mix.
   for (const std::array<int, 6>& codes :
        {std::array<int, 6>{2, 4, 1, 0, 3, 2}, std::array<int, 6>{0, 1, 0, 0, 0, 3}}) {
-    Nb201Cell cell = *Nb201Cell::FromOpCodes(codes);
+    Nb201Cell cell = *core::Nb201Space::CellFromOpCodes(codes);
     std::vector<float> expected = ReferenceLogits(cell, kDefaultNb201Seed);
     std::vector<float> actual = RunEigen(cell, 1, 1);
     ASSERT_EQ(actual.size(), 10u);
@@ -150,7 +150,7 @@ TEST(EigenRuntimeTest, MatchesNaiveReference) {
 }
 
 TEST(EigenRuntimeTest, BatchAndThreadsDoNotChangeTheResult) {
-  Nb201Cell cell = *Nb201Cell::FromOpCodes({3, 1, 4, 2, 0, 3});
+  Nb201Cell cell = *core::Nb201Space::CellFromOpCodes({3, 1, 4, 2, 0, 3});
   std::vector<float> single = RunEigen(cell, 1, 1);
   std::vector<float> batch = RunEigen(cell, 3, 2);
   ASSERT_EQ(batch.size(), 30u);
@@ -161,8 +161,8 @@ TEST(EigenRuntimeTest, BatchAndThreadsDoNotChangeTheResult) {
 
 TEST(EigenRuntimeTest, RepeatedRunsAndReprepareAreConsistent) {
   EigenRuntime runtime;
-  Nb201Cell a = *Nb201Cell::FromOpCodes({3, 3, 3, 3, 3, 3});
-  Nb201Cell b = *Nb201Cell::FromOpCodes({1, 1, 1, 1, 1, 1});
+  Nb201Cell a = *core::Nb201Space::CellFromOpCodes({3, 3, 3, 3, 3, 3});
+  Nb201Cell b = *core::Nb201Space::CellFromOpCodes({1, 1, 1, 1, 1, 1});
   ASSERT_TRUE(runtime.Prepare(a, 1, 1).ok());
   ASSERT_TRUE(runtime.Run().ok());
   std::vector<float> first = *runtime.Output();
@@ -178,7 +178,7 @@ TEST(EigenRuntimeTest, ContractErrors) {
   EXPECT_EQ(runtime.name(), "eigen");
   EXPECT_EQ(runtime.Run().status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(runtime.Output().status().code(), absl::StatusCode::kFailedPrecondition);
-  Nb201Cell cell = *Nb201Cell::FromOpCodes({1, 1, 1, 1, 1, 1});
+  Nb201Cell cell = *core::Nb201Space::CellFromOpCodes({1, 1, 1, 1, 1, 1});
   EXPECT_EQ(runtime.Prepare(cell, 0, 1).code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(runtime.Prepare(cell, 1, 0).code(), absl::StatusCode::kInvalidArgument);
   ASSERT_TRUE(runtime.Prepare(cell, 1, 1).ok());

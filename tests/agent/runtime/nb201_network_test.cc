@@ -7,33 +7,15 @@
 namespace maplex::agent {
 namespace {
 
-TEST(Nb201CellTest, EdgeOrderIsTheNb201One) {
-  // (1<-0) (2<-0) (2<-1) (3<-0) (3<-1) (3<-2)
-  EXPECT_EQ(Nb201Cell::EdgeIndex(1, 0), 0);
-  EXPECT_EQ(Nb201Cell::EdgeIndex(2, 0), 1);
-  EXPECT_EQ(Nb201Cell::EdgeIndex(2, 1), 2);
-  EXPECT_EQ(Nb201Cell::EdgeIndex(3, 0), 3);
-  EXPECT_EQ(Nb201Cell::EdgeIndex(3, 1), 4);
-  EXPECT_EQ(Nb201Cell::EdgeIndex(3, 2), 5);
-  Nb201Cell cell = *Nb201Cell::FromOpCodes({0, 1, 2, 3, 4, 0});
-  EXPECT_EQ(cell.op(2, 1), Nb201Op::kConv1x1);
-  EXPECT_EQ(cell.op(3, 1), Nb201Op::kAvgPool3x3);
-}
-
-TEST(Nb201CellTest, RejectsCodesOutOfRange) {
-  EXPECT_FALSE(Nb201Cell::FromOpCodes({0, 0, 0, 0, 0, 5}).ok());
-  EXPECT_FALSE(Nb201Cell::FromOpCodes({-1, 0, 0, 0, 0, 0}).ok());
-}
-
 TEST(Nb201CellTest, NodeFeedsConvOnlyThroughConvEdges) {
-  Nb201Cell cell = *Nb201Cell::FromOpCodes({1, 4, 2, 0, 1, 3});
+  Nb201Cell cell = *core::Nb201Space::CellFromOpCodes({1, 4, 2, 0, 1, 3});
   EXPECT_FALSE(Nb201NodeFeedsConv(cell, 0));  // skip, pool, none
   EXPECT_TRUE(Nb201NodeFeedsConv(cell, 1));   // 1x1 to node 2
   EXPECT_TRUE(Nb201NodeFeedsConv(cell, 2));   // 3x3 to node 3
 }
 
 TEST(BuildNb201NetworkTest, HasTheNb201Shape) {
-  Nb201Cell cell = *Nb201Cell::FromOpCodes({3, 0, 2, 1, 4, 3});
+  Nb201Cell cell = *core::Nb201Space::CellFromOpCodes({3, 0, 2, 1, 4, 3});
   Nb201Network net = BuildNb201Network(cell, 1);
   EXPECT_EQ(net.stem.in_channels, 3);
   EXPECT_EQ(net.stem.out_channels, 16);
@@ -61,7 +43,7 @@ TEST(BuildNb201NetworkTest, HasTheNb201Shape) {
 }
 
 TEST(BuildNb201NetworkTest, SeedFixesTheWeights) {
-  Nb201Cell cell = *Nb201Cell::FromOpCodes({3, 3, 3, 3, 3, 3});
+  Nb201Cell cell = *core::Nb201Space::CellFromOpCodes({3, 3, 3, 3, 3, 3});
   Nb201Network a = BuildNb201Network(cell, 7), b = BuildNb201Network(cell, 7),
                c = BuildNb201Network(cell, 8);
   EXPECT_EQ(a.stem.weights, b.stem.weights);

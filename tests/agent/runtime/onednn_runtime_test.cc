@@ -19,7 +19,7 @@ TEST(OneDnnRuntimeTest, AgreesWithEigenOnTheSameWeights) {
       {2, 1, 2, 1, 2, 1},
   };
   for (const std::array<int, 6>& codes : cells) {
-    Nb201Cell cell = *Nb201Cell::FromOpCodes(codes);
+    Nb201Cell cell = *core::Nb201Space::CellFromOpCodes(codes);
     EigenRuntime eigen;
     OneDnnRuntime onednn;
     std::vector<float> expected = RunOnce(eigen, cell, 2, 1);
@@ -33,7 +33,7 @@ TEST(OneDnnRuntimeTest, AgreesWithEigenOnTheSameWeights) {
 }
 
 TEST(OneDnnRuntimeTest, TwoThreadsGiveTheSameLogits) {
-  Nb201Cell cell = *Nb201Cell::FromOpCodes({3, 1, 4, 2, 0, 3});
+  Nb201Cell cell = *core::Nb201Space::CellFromOpCodes({3, 1, 4, 2, 0, 3});
   OneDnnRuntime one, two;
   EXPECT_LT(MaxRelativeError(RunOnce(two, cell, 1, 2), RunOnce(one, cell, 1, 1)), 1e-5);
 }
@@ -42,7 +42,7 @@ TEST(OneDnnRuntimeTest, ContractErrors) {
   OneDnnRuntime runtime;
   EXPECT_EQ(runtime.name(), "onednn");
   EXPECT_EQ(runtime.Run().status().code(), absl::StatusCode::kFailedPrecondition);
-  Nb201Cell cell = *Nb201Cell::FromOpCodes({1, 1, 1, 1, 1, 1});
+  Nb201Cell cell = *core::Nb201Space::CellFromOpCodes({1, 1, 1, 1, 1, 1});
   EXPECT_EQ(runtime.Prepare(cell, 1, 0).code(), absl::StatusCode::kInvalidArgument);
   ASSERT_TRUE(runtime.Prepare(cell, 1, 1).ok());
   EXPECT_EQ(runtime.Output().status().code(), absl::StatusCode::kFailedPrecondition);
