@@ -45,7 +45,9 @@ class BearerTokenInterceptorFactory : public gx::ClientInterceptorFactoryInterfa
   const std::string header_;
 };
 
-absl::StatusOr<std::string> ReadFile(const std::string& path, const char* what) {
+}  // namespace
+
+absl::StatusOr<std::string> ReadCredentialFile(const std::string& path, absl::string_view what) {
   std::ifstream in(path);
   std::stringstream text;
   text << in.rdbuf();
@@ -54,8 +56,6 @@ absl::StatusOr<std::string> ReadFile(const std::string& path, const char* what) 
   }
   return text.str();
 }
-
-}  // namespace
 
 absl::StatusOr<std::shared_ptr<grpc::Channel>> OpenChannel(const std::string& address,
                                                            const ChannelSecurity& security,
@@ -71,13 +71,13 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> OpenChannel(const std::string& ad
     credentials = grpc::InsecureChannelCredentials();
   } else {
     grpc::SslCredentialsOptions ssl;
-    absl::StatusOr<std::string> ca = ReadFile(security.ca_file, "--ca");
+    absl::StatusOr<std::string> ca = ReadCredentialFile(security.ca_file, "--ca");
     if (!ca.ok()) return ca.status();
     ssl.pem_root_certs = *ca;
     if (!security.client_cert_file.empty()) {
-      absl::StatusOr<std::string> cert = ReadFile(security.client_cert_file, "--client_cert");
+      absl::StatusOr<std::string> cert = ReadCredentialFile(security.client_cert_file, "--client_cert");
       if (!cert.ok()) return cert.status();
-      absl::StatusOr<std::string> key = ReadFile(security.client_key_file, "--client_key");
+      absl::StatusOr<std::string> key = ReadCredentialFile(security.client_key_file, "--client_key");
       if (!key.ok()) return key.status();
       ssl.pem_cert_chain = *cert;
       ssl.pem_private_key = *key;
@@ -97,7 +97,7 @@ absl::StatusOr<std::string> ResolveToken(const std::string& token, const std::st
   }
   if (!token.empty()) return token;
   if (!token_file.empty()) {
-    absl::StatusOr<std::string> text = ReadFile(token_file, "--token_file");
+    absl::StatusOr<std::string> text = ReadCredentialFile(token_file, "--token_file");
     if (!text.ok()) return text.status();
     std::string first_line = text->substr(0, text->find('\n'));
     absl::string_view secret = absl::StripAsciiWhitespace(first_line);

@@ -19,6 +19,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace maplex {
 
@@ -29,6 +30,10 @@ struct ChannelSecurity {
   std::string client_cert_file;  // PEM; for servers that require client certificates
   std::string client_key_file;
 };
+
+// The whole of a credential file (PEM certificate, key or CA bundle; token file), for the
+// option `what` names. InvalidArgument when it cannot be read or is empty.
+absl::StatusOr<std::string> ReadCredentialFile(const std::string& path, absl::string_view what);
 
 // A channel to `address` with `security`. InvalidArgument when a file cannot be read, a
 // client certificate comes without its key (or the other way round), or without ca_file.

@@ -7,11 +7,10 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <fstream>
-#include <sstream>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "platform/grpc_channel.h"
 #include "platform/log.h"
 #include "server/auth/bootstrap_token.h"
 
@@ -21,16 +20,6 @@ namespace {
 bool IsLoopback(const std::string& address) {
   return absl::StartsWith(address, "127.") || absl::StartsWith(address, "localhost:") ||
          absl::StartsWith(address, "[::1]:");
-}
-
-absl::StatusOr<std::string> ReadPemFile(const std::string& path, absl::string_view flag) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  if (!in || text.str().empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(flag, ": cannot read ", path));
-  }
-  return text.str();
 }
 
 // The listening credentials, after checking the combination of options is one we serve:
@@ -55,14 +44,14 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ListeningCredentials(
     }
     return grpc::InsecureServerCredentials();
   }
-  absl::StatusOr<std::string> cert = ReadPemFile(options.tls_cert_file, "--tls_cert");
+  absl::StatusOr<std::string> cert = ReadCredentialFile(options.tls_cert_file, "--tls_cert");
   if (!cert.ok()) return cert.status();
-  absl::StatusOr<std::string> key = ReadPemFile(options.tls_key_file, "--tls_key");
+  absl::StatusOr<std::string> key = ReadCredentialFile(options.tls_key_file, "--tls_key");
   if (!key.ok()) return key.status();
   grpc::SslServerCredentialsOptions ssl(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
   ssl.pem_key_cert_pairs.push_back({*key, *cert});
   if (!options.tls_client_ca_file.empty()) {
-    absl::StatusOr<std::string> ca = ReadPemFile(options.tls_client_ca_file, "--tls_client_ca");
+    absl::StatusOr<std::string> ca = ReadCredentialFile(options.tls_client_ca_file, "--tls_client_ca");
     if (!ca.ok()) return ca.status();
     ssl.pem_root_certs = *ca;
     ssl.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
