@@ -198,44 +198,7 @@ absl::Status WriteLabels(sqlite3* db, absl::string_view id,
   return s.status();
 }
 
-std::string DerivedDeviceId(const maplex::v1::RegisterDeviceRequest& r) {
-  const auto& c = r.config();
-  return absl::StrCat(r.hardware_fingerprint().substr(0, 12), "-", c.runtime(), "-",
-                      c.precision(), "-b", c.batch_size(), "-t", c.threads());
-}
-
-}  // namespace
-
-absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
-  sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &db,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-                           nullptr);
-  if (rc != SQLITE_OK) {
-    absl::Status s = SqliteError(db, rc, absl::StrCat("open ", path));
-    sqlite3_close(db);
-    return s;
-  }
-  auto fail = [db](absl::Status s) {
-    sqlite3_close(db);
-    return s;
-  };
-  sqlite3_busy_timeout(db, 5000);
-  absl::StatusOr<int> version = ReadSchemaVersion(db, path);
-  if (!version.ok()) return fail(version.status());
-  // Durability: an acknowledged commit survives a crash of the process or the machine.
-  if (absl::Status s = Exec(db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; "
-                                "PRAGMA foreign_keys = ON;");
-      !s.ok()) {
-    return fail(s);
-  }
-  if (absl::Status s = Migrate(db, *version); !s.ok()) return fail(s);
-  return std::unique_ptr<Store>(new Store(db, *version));
-}
-
-namespace {
-
-// Closes a connection on scope exit.
+// Closes a connection on scope exit unless released (std::exchange(c.db, nullptr)).
 struct Connection {
   sqlite3* db = nullptr;
   ~Connection() { sqlite3_close(db); }
@@ -247,6 +210,35 @@ absl::Status OpenConnection(const std::string& path, int flags, Connection* c) {
   sqlite3_busy_timeout(c->db, 5000);
   return absl::OkStatus();
 }
+
+std::string DerivedDeviceId(const maplex::v1::RegisterDeviceRequest& r) {
+  const auto& c = r.config();
+  return absl::StrCat(r.hardware_fingerprint().substr(0, 12), "-", c.runtime(), "-",
+                      c.precision(), "-b", c.batch_size(), "-t", c.threads());
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
+  Connection c;
+  if (absl::Status s = OpenConnection(
+          path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, &c);
+      !s.ok()) {
+    return s;
+  }
+  absl::StatusOr<int> version = ReadSchemaVersion(c.db, path);
+  if (!version.ok()) return version.status();
+  // Durability: an acknowledged commit survives a crash of the process or the machine.
+  if (absl::Status s = Exec(c.db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; "
+                                  "PRAGMA foreign_keys = ON;");
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = Migrate(c.db, *version); !s.ok()) return s;
+  return std::unique_ptr<Store>(new Store(std::exchange(c.db, nullptr), *version));
+}
+
+namespace {
 
 absl::Status CopyDatabase(sqlite3* from, sqlite3* to) {
   sqlite3_backup* backup = sqlite3_backup_init(to, "main", from, "main");
