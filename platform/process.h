@@ -27,6 +27,15 @@ inline std::string EnvOr(const char* name, const char* fallback) {
   const char* value = std::getenv(name);
   return value != nullptr && *value != '\0' ? value : fallback;
 }
+// The same for a number (std::atof / std::atoi of the variable's text).
+inline double EnvOr(const char* name, double fallback) {
+  const char* value = std::getenv(name);
+  return value != nullptr && *value != '\0' ? std::atof(value) : fallback;
+}
+inline int EnvOr(const char* name, int fallback) {
+  const char* value = std::getenv(name);
+  return value != nullptr && *value != '\0' ? std::atoi(value) : fallback;
+}
 
 // Blocks SIGTERM and SIGINT in the calling thread and every thread it starts later, so
 // that they can be taken with sigwait() on the returned set instead of interrupting work.

@@ -45,10 +45,10 @@ ABSL_FLAG(std::string, log_level, EnvOr("MAPLEX_LOG_LEVEL", "info"),
 ABSL_FLAG(std::string, method, EnvOr("MAPLEX_METHOD", "maplex"),
           "model to train: baseline, maple, maple+ve, maple+w, maplex (env MAPLEX_METHOD)");
 ABSL_FLAG(double, retrain_debounce_seconds,
-          std::atof(EnvOr("MAPLEX_RETRAIN_DEBOUNCE_SECONDS", "2").c_str()),
+          EnvOr("MAPLEX_RETRAIN_DEBOUNCE_SECONDS", 2.0),
           "retrain once no new data arrived for this long (env MAPLEX_RETRAIN_DEBOUNCE_SECONDS)");
 ABSL_FLAG(double, shutdown_grace_seconds,
-          std::atof(EnvOr("MAPLEX_SHUTDOWN_GRACE_SECONDS", "10").c_str()),
+          EnvOr("MAPLEX_SHUTDOWN_GRACE_SECONDS", 10.0),
           "time in-flight calls get to finish at shutdown (env MAPLEX_SHUTDOWN_GRACE_SECONDS)");
 // --- security and limits (docs/RELIABILITY.md) ---
 ABSL_FLAG(std::string, auth, EnvOr("MAPLEX_AUTH", "none"),
@@ -68,23 +68,16 @@ ABSL_FLAG(std::string, tls_key, EnvOr("MAPLEX_TLS_KEY", ""),
 ABSL_FLAG(std::string, tls_client_ca, EnvOr("MAPLEX_TLS_CLIENT_CA", ""),
           "CA bundle (PEM): require client certificates it signed (env MAPLEX_TLS_CLIENT_CA)");
 ABSL_FLAG(int, max_message_bytes,
-          std::atoi(EnvOr("MAPLEX_MAX_MESSAGE_BYTES",
-                          std::to_string(maplex::server::ServerOptions().max_message_bytes).c_str())
-                        .c_str()),
+          EnvOr("MAPLEX_MAX_MESSAGE_BYTES", maplex::server::ServerOptions().max_message_bytes),
           "largest request or response message, in bytes (env MAPLEX_MAX_MESSAGE_BYTES)");
 ABSL_FLAG(double, max_call_seconds,
-          std::atof(EnvOr("MAPLEX_MAX_CALL_SECONDS",
-                          std::to_string(absl::ToDoubleSeconds(
-                                             maplex::server::ServerOptions().max_call_duration))
-                              .c_str())
-                        .c_str()),
+          EnvOr("MAPLEX_MAX_CALL_SECONDS",
+                absl::ToDoubleSeconds(maplex::server::ServerOptions().max_call_duration)),
           "no call (stream) lasts longer; each gets at least half of it "
           "(env MAPLEX_MAX_CALL_SECONDS)");
 ABSL_FLAG(double, agent_measurements_per_second,
-          std::atof(EnvOr("MAPLEX_AGENT_MEASUREMENTS_PER_SECOND",
-                          std::to_string(maplex::server::Limits().agent_measurements_per_second)
-                              .c_str())
-                        .c_str()),
+          EnvOr("MAPLEX_AGENT_MEASUREMENTS_PER_SECOND",
+                maplex::server::Limits().agent_measurements_per_second),
           "ingest rate of each agent token (env MAPLEX_AGENT_MEASUREMENTS_PER_SECOND)");
 
 namespace {
