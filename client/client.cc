@@ -68,11 +68,10 @@ absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus> MaplexClien
     const std::string& service) {
   grpc::health::v1::HealthCheckRequest request;
   request.set_service(service);
-  grpc::health::v1::HealthCheckResponse response;
-  auto context = Context();
-  grpc::Status s = health_->Check(context.get(), request, &response);
-  if (!s.ok()) return FromGrpcStatus(s);
-  return response.status();
+  absl::StatusOr<grpc::health::v1::HealthCheckResponse> response =
+      Call(*health_, &grpc::health::v1::Health::Stub::Check, request);
+  if (!response.ok()) return response.status();
+  return response->status();
 }
 
 absl::StatusOr<maplex::v1::RegisterDeviceResponse> MaplexClient::RegisterDevice(
@@ -90,12 +89,11 @@ absl::StatusOr<std::vector<maplex::v1::Device>> MaplexClient::ListDevices(
     maplex::v1::ListDevicesRequest request) {
   std::vector<maplex::v1::Device> devices;
   do {
-    maplex::v1::ListDevicesResponse response;
-    auto context = Context();
-    grpc::Status s = registry_->ListDevices(context.get(), request, &response);
-    if (!s.ok()) return FromGrpcStatus(s);
-    for (auto& d : *response.mutable_devices()) devices.push_back(std::move(d));
-    request.set_page_token(response.next_page_token());
+    absl::StatusOr<maplex::v1::ListDevicesResponse> response =
+        Call(*registry_, &maplex::v1::DeviceRegistry::Stub::ListDevices, request);
+    if (!response.ok()) return response.status();
+    for (auto& d : *response->mutable_devices()) devices.push_back(std::move(d));
+    request.set_page_token(response->next_page_token());
   } while (!request.page_token().empty());
   return devices;
 }
@@ -133,11 +131,10 @@ absl::StatusOr<maplex::v1::PredictResponse> MaplexClient::Predict(
 }
 
 absl::StatusOr<std::vector<maplex::v1::ModelInfo>> MaplexClient::ListModels() {
-  maplex::v1::ListModelsResponse response;
-  auto context = Context();
-  grpc::Status s = models_->ListModels(context.get(), maplex::v1::ListModelsRequest(), &response);
-  if (!s.ok()) return FromGrpcStatus(s);
-  return std::vector<maplex::v1::ModelInfo>(response.models().begin(), response.models().end());
+  absl::StatusOr<maplex::v1::ListModelsResponse> response =
+      Call(*models_, &maplex::v1::Models::Stub::ListModels, maplex::v1::ListModelsRequest());
+  if (!response.ok()) return response.status();
+  return std::vector<maplex::v1::ModelInfo>(response->models().begin(), response->models().end());
 }
 
 absl::StatusOr<maplex::v1::ModelInfo> MaplexClient::GetModel(uint64_t version) {
