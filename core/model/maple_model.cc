@@ -363,50 +363,51 @@ DeviceTable MapleContext::FitImpl(const DeviceData& device, Method method, Maple
 
   double primitive_sd = 0;
   double primitive_mean = 0;
-  if (primitive && estimate != nullptr) {
+  // The real samples' rows of the basis, for the primitive term's evidence and cost.
+  Eigen::MatrixXd real_phi;
+  Eigen::VectorXd real_y;
+  if (primitive) {
     basis.col(p_curved) = primitive_counts_;
     prior.conservativeResize(p, p);
     prior.row(p_curved).setZero();
     prior.col(p_curved).setZero();
-    primitive_sd = config_.primitive_sd;
-    prior(p_curved, p_curved) = primitive_sd * primitive_sd;
-  } else if (primitive) {
-    basis.col(p_curved) = primitive_counts_;
-    prior.conservativeResize(p, p);
-    prior.row(p_curved).setZero();
-    prior.col(p_curved).setZero();
-    // Empirical Bayes over a short grid: the real samples decide whether the target pays
-    // per primitive beyond what its similar references do.
-    Eigen::MatrixXd phi(k, p);
-    Eigen::VectorXd y(k);
+    real_phi.resize(k, p);
+    real_y.resize(k);
     for (size_t i = 0; i < k; ++i) {
-      phi.row(i) = basis.row(samples.archs[i]);
-      y(i) = samples.log_latency[i];
+      real_phi.row(i) = basis.row(samples.archs[i]);
+      real_y(i) = samples.log_latency[i];
     }
-    // Centred on 0 (the references' view) or, when a better-measured device of the same
-    // hardware is known, on its cost (ours: the fixed cost per dispatched primitive is
-    // largely the machine's; on the onboarding data eigen/1 thread pays 0.135 and oneDNN/2
-    // threads 0.121 log units), its uncertainty added to the prior's.
-    std::vector<double> centres = {0.0};
-    if (same_hardware != nullptr) centres.push_back(same_hardware->mean);
-    double best = -std::numeric_limits<double>::infinity();
-    for (double centre : centres) {
-      const double centre_var = centre != 0 ? same_hardware->sd * same_hardware->sd : 0.0;
-      for (double share : {0.0, 0.125, 0.25, 0.5, 1.0}) {
-        const double sd = share * config_.primitive_sd;
-        prior(p_curved, p_curved) = sd * sd + centre_var;
-        mean(p_curved) = centre;
-        Eigen::MatrixXd jittered = prior;
-        jittered.diagonal().array() += 1e-8;
-        // The term must beat "off" by a margin: with few samples the evidence is noisy, and
-        // a term switched on by chance costs more than one switched off by chance.
-        const bool on = sd > 0 || centre != 0;
-        const double evidence = LogEvidence(phi, y, mean, jittered, noise_var) -
-                                (on ? config_.primitive_min_log_evidence : 0.0);
-        if (evidence > best + 1e-9) {
-          best = evidence;
-          primitive_sd = std::sqrt(sd * sd + centre_var);
-          primitive_mean = centre;
+    if (estimate != nullptr) {
+      // The device's own cost (EstimatePrimitiveCost): the term on at its full prior sd.
+      primitive_sd = config_.primitive_sd;
+    } else {
+      // Empirical Bayes over a short grid: the real samples decide whether the target pays
+      // per primitive beyond what its similar references do.
+      // Centred on 0 (the references' view) or, when a better-measured device of the same
+      // hardware is known, on its cost (ours: the fixed cost per dispatched primitive is
+      // largely the machine's; on the onboarding data eigen/1 thread pays 0.135 and oneDNN/2
+      // threads 0.121 log units), its uncertainty added to the prior's.
+      std::vector<double> centres = {0.0};
+      if (same_hardware != nullptr) centres.push_back(same_hardware->mean);
+      double best = -std::numeric_limits<double>::infinity();
+      for (double centre : centres) {
+        const double centre_var = centre != 0 ? same_hardware->sd * same_hardware->sd : 0.0;
+        for (double share : {0.0, 0.125, 0.25, 0.5, 1.0}) {
+          const double sd = share * config_.primitive_sd;
+          prior(p_curved, p_curved) = sd * sd + centre_var;
+          mean(p_curved) = centre;
+          Eigen::MatrixXd jittered = prior;
+          jittered.diagonal().array() += 1e-8;
+          // The term must beat "off" by a margin: with few samples the evidence is noisy, and
+          // a term switched on by chance costs more than one switched off by chance.
+          const bool on = sd > 0 || centre != 0;
+          const double evidence = LogEvidence(real_phi, real_y, mean, jittered, noise_var) -
+                                  (on ? config_.primitive_min_log_evidence : 0.0);
+          if (evidence > best + 1e-9) {
+            best = evidence;
+            primitive_sd = std::sqrt(sd * sd + centre_var);
+            primitive_mean = centre;
+          }
         }
       }
     }
@@ -420,16 +421,10 @@ DeviceTable MapleContext::FitImpl(const DeviceData& device, Method method, Maple
   // explicitly instead of pulling it back to zero.
   double primitive_cost = primitive_mean;
   if (primitive && primitive_sd > 0) {
-    Eigen::MatrixXd phi(k, p);
-    Eigen::VectorXd y(k);
-    for (size_t i = 0; i < k; ++i) {
-      phi.row(i) = basis.row(samples.archs[i]);
-      y(i) = samples.log_latency[i];
-    }
     const Eigen::LDLT<Eigen::MatrixXd> real_only(prior_precision +
-                                                 phi.transpose() * phi / noise_var);
+                                                 real_phi.transpose() * real_phi / noise_var);
     const Eigen::VectorXd c =
-        real_only.solve(prior_precision * mean + phi.transpose() * y / noise_var);
+        real_only.solve(prior_precision * mean + real_phi.transpose() * real_y / noise_var);
     primitive_cost = c(p_curved);
     if (estimate != nullptr) {
       Eigen::VectorXd unit = Eigen::VectorXd::Zero(p);
@@ -437,7 +432,7 @@ DeviceTable MapleContext::FitImpl(const DeviceData& device, Method method, Maple
       // Scaled by the residual variance of the device's own samples where that exceeds the
       // assumed noise: a well-measured device is not also a well-modelled one.
       const double dof = std::max(static_cast<double>(k) - p, 1.0);
-      const double scale = std::max((y - phi * c).squaredNorm() / dof / noise_var, 1.0);
+      const double scale = std::max((real_y - real_phi * c).squaredNorm() / dof / noise_var, 1.0);
       estimate->mean = primitive_cost;
       estimate->sd = std::sqrt(std::max(scale * real_only.solve(unit)(p_curved), 0.0));
     }
