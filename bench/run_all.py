@@ -175,6 +175,19 @@ def render(m, s, g, quick, minutes):
     row("cells/s over gRPC (15,625 per call, best of 1 and 2 in flight)", fmt_rate(grpc_cells),
         "in-process `LatencyModel::Predict` " + fmt_rate(inproc), "%.3f" % (grpc_cells / inproc),
         "≥ 0.5", grpc_cells / inproc >= 0.5)
+    col_cells = max(s["batch1.columnar.cells_per_s"], s["batch2.columnar.cells_per_s"])
+    row("cells/s over gRPC, answered in packed columns (`columnar`)", fmt_rate(col_cells),
+        "in-process `LatencyModel::Predict` " + fmt_rate(inproc), "%.3f (%.1f× per-message)"
+        % (col_cells / inproc, col_cells / grpc_cells), "≥ 0.5", col_cells / inproc >= 0.5)
+    cmp_cells = max(s["batch1.compact.cells_per_s"], s["batch2.compact.cells_per_s"])
+    row("cells/s over gRPC, a compact `arch_batch` answered in columns", fmt_rate(cmp_cells),
+        "in-process `LatencyModel::Predict` " + fmt_rate(inproc), "%.3f (%.1f× per-message)"
+        % (cmp_cells / inproc, cmp_cells / grpc_cells), "≥ 0.5", cmp_cells / inproc >= 0.5)
+    for q in ("p50", "p99"):
+        p = s["batch1.columnar.%s_ms" % q] / 1e3
+        row("Predict, 15,625 cells in columns end to end, %s" % q, fmt_time(p),
+            "per message %s" % fmt_time(s["batch1.predict.%s_ms" % q] / 1e3),
+            "%.2f of 20 ms" % (p / 0.020), "≤ 20 ms", p <= 0.020)
     row("the same, against the handler without transport", fmt_rate(grpc_cells),
         "in-process `PredictorService::Answer` " + fmt_rate(handler),
         "%.2f" % (grpc_cells / handler), "—", None)

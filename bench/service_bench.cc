@@ -31,6 +31,7 @@
 #include <map>
 #include <random>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -43,6 +44,7 @@
 #include "bench/load_generator.h"
 #include "client/client.h"
 #include "client/data_files.h"
+#include "core/arch/nb201_space.h"
 #include "core/hardware/spec_proto.h"
 #include "core/model/latency_model.h"
 #include "maplex/bench/v1/echo.grpc.pb.h"
@@ -473,12 +475,27 @@ int main(int argc, char** argv) {
       f.Set(key + ".errors", static_cast<double>(p.errors));
     }
   }
-  // A whole device: 15,625 cells per call, one call in flight (latency), then two.
+  // A whole device: 15,625 cells per call, one call in flight (latency), then two; Echo,
+  // Predict answered one message per cell, and Predict answered in packed columns.
+  // Then the same cells as a compact batch of op codes (one bytes field), answered in columns.
+  v1::PredictRequest whole_columnar = whole;
+  whole_columnar.set_columnar(true);
+  v1::PredictRequest whole_compact = whole_columnar;
+  whole_compact.clear_archs();
+  for (const v1::Architecture& a : whole.archs()) {
+    for (maplex::core::Nb201Op op : maplex::core::Nb201Space::Get().CellAt(a.index())) {
+      whole_compact.mutable_arch_batch()->mutable_choices()->push_back(static_cast<char>(op));
+    }
+  }
   for (int in_flight : {1, 2}) {
-    for (bool is_echo : {true, false}) {
+    for (const char* variant : {"echo", "predict", "columnar", "compact"}) {
+      const std::string_view v = variant;
+      const bool is_echo = v == "echo";
+      const v1::PredictRequest& request =
+          v == "columnar" ? whole_columnar : v == "compact" ? whole_compact : whole;
       load.outstanding = in_flight;
-      LoadResult r = RunPredictLoad(target, is_echo, whole, load, channels);
-      const std::string key = absl::StrCat("batch", in_flight, ".", is_echo ? "echo" : "predict");
+      LoadResult r = RunPredictLoad(target, is_echo, request, load, channels);
+      const std::string key = absl::StrCat("batch", in_flight, ".", variant);
       f.Set(key + ".p50_ms", r.Percentile(0.50) / 1000);
       f.Set(key + ".p99_ms", r.Percentile(0.99) / 1000);
       f.Set(key + ".cells_per_s", r.CallsPerSecond() * kSpaceSize);

@@ -120,13 +120,44 @@ absl::StatusOr<std::vector<maplex::v1::MeasuredLatency>> MaplexClient::ListMeasu
                                                   response->latencies().end());
 }
 
+namespace {
+
+maplex::v1::PredictRequest MakePredictRequest(const std::string& device_id,
+                                              const std::vector<maplex::v1::Architecture>& archs,
+                                              uint64_t model_version, bool columnar) {
+  maplex::v1::PredictRequest request;
+  request.set_device_id(device_id);
+  request.set_model_version(model_version);
+  request.set_columnar(columnar);
+  request.mutable_archs()->Reserve(static_cast<int>(archs.size()));
+  for (const auto& a : archs) *request.add_archs() = a;
+  return request;
+}
+
+}  // namespace
+
 absl::StatusOr<maplex::v1::PredictResponse> MaplexClient::Predict(
     const std::string& device_id, const std::vector<maplex::v1::Architecture>& archs,
+    uint64_t model_version) {
+  return Call(*predictor_, &maplex::v1::Predictor::Stub::Predict,
+              MakePredictRequest(device_id, archs, model_version, /*columnar=*/false));
+}
+
+absl::StatusOr<maplex::v1::PredictResponse> MaplexClient::PredictColumnar(
+    const std::string& device_id, const std::vector<maplex::v1::Architecture>& archs,
+    uint64_t model_version) {
+  return Call(*predictor_, &maplex::v1::Predictor::Stub::Predict,
+              MakePredictRequest(device_id, archs, model_version, /*columnar=*/true));
+}
+
+absl::StatusOr<maplex::v1::PredictResponse> MaplexClient::PredictBatch(
+    const std::string& device_id, const maplex::v1::ArchitectureBatch& batch,
     uint64_t model_version) {
   maplex::v1::PredictRequest request;
   request.set_device_id(device_id);
   request.set_model_version(model_version);
-  for (const auto& a : archs) *request.add_archs() = a;
+  request.set_columnar(true);
+  *request.mutable_arch_batch() = batch;
   return Call(*predictor_, &maplex::v1::Predictor::Stub::Predict, request);
 }
 

@@ -110,6 +110,44 @@ absl::Status ValidateIdentifier(absl::string_view value, absl::string_view field
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::vector<int32_t>> ResolveArchitectureBatch(
+    const maplex::v1::ArchitectureBatch& batch, absl::string_view field, const Limits& limits) {
+  if (!batch.space().empty() && batch.space() != "nb201") {
+    return Invalid(absl::StrCat(field, ".space"),
+                   absl::StrCat(Quoted(batch.space()), " is not a known search space (nb201)"));
+  }
+  const std::string& choices = batch.choices();
+  constexpr size_t kPerArch = core::kNb201EdgeCount;
+  if (choices.empty()) return Invalid(absl::StrCat(field, ".choices"), "is empty");
+  if (choices.size() % kPerArch != 0) {
+    return Invalid(absl::StrCat(field, ".choices"),
+                   absl::StrCat(choices.size(), " bytes are not a whole number of ", kPerArch,
+                                "-byte nb201 architectures"));
+  }
+  const size_t count = choices.size() / kPerArch;
+  if (count > static_cast<size_t>(limits.max_archs_per_predict)) {
+    return absl::ResourceExhaustedError(absl::StrCat(field, ": ", count,
+                                                     " architectures, more than the limit of ",
+                                                     limits.max_archs_per_predict));
+  }
+  const core::Nb201Space& space = core::Nb201Space::Get();
+  std::vector<int32_t> archs(count);
+  for (size_t i = 0; i < count; ++i) {
+    core::Nb201Cell cell;
+    for (size_t e = 0; e < kPerArch; ++e) {
+      const uint8_t code = static_cast<uint8_t>(choices[i * kPerArch + e]);
+      if (code >= core::kNb201OpCount) {
+        return Invalid(absl::StrCat(field, ".choices"),
+                       absl::StrCat("architecture ", i, ", edge ", e, ": op code ", code,
+                                    " is outside 0..", core::kNb201OpCount - 1));
+      }
+      cell[e] = static_cast<core::Nb201Op>(code);
+    }
+    archs[i] = space.IndexOfCell(cell);
+  }
+  return archs;
+}
+
 absl::StatusOr<int32_t> ResolveArchitecture(const maplex::v1::Architecture& arch,
                                             absl::string_view field) {
   if (!arch.space().empty() && arch.space() != "nb201") {
@@ -303,6 +341,12 @@ absl::StatusOr<std::vector<int32_t>> ValidatePredictRequest(
   if (absl::Status s = ValidateIdentifier(request.device_id(), "device_id", limits); !s.ok()) {
     return s;
   }
+  if (request.has_arch_batch()) {
+    if (request.archs_size() != 0) {
+      return Invalid("arch_batch", "is set together with archs; send one or the other");
+    }
+    return ResolveArchitectureBatch(request.arch_batch(), "arch_batch", limits);
+  }
   if (request.archs_size() == 0) return Invalid("archs", "is empty");
   if (request.archs_size() > limits.max_archs_per_predict) {
     return absl::ResourceExhaustedError(absl::StrCat("archs: ", request.archs_size(),
@@ -312,8 +356,12 @@ absl::StatusOr<std::vector<int32_t>> ValidatePredictRequest(
   std::vector<int32_t> archs;
   archs.reserve(request.archs_size());
   for (int i = 0; i < request.archs_size(); ++i) {
-    absl::StatusOr<int32_t> a = ResolveArchitecture(request.archs(i), absl::StrCat("archs[", i, "]"));
-    if (!a.ok()) return a.status();
+    // The field's name is spelled out only for the error: building it for every architecture
+    // of a large batch cost more than resolving the architecture itself.
+    absl::StatusOr<int32_t> a = ResolveArchitecture(request.archs(i), "archs[]");
+    if (!a.ok()) {
+      return ResolveArchitecture(request.archs(i), absl::StrCat("archs[", i, "]")).status();
+    }
     archs.push_back(*a);
   }
   return archs;

@@ -18,6 +18,13 @@
 
 namespace maplex::server {
 
+// The NB201 indices of a compact batch (one byte per edge op code, 6 per architecture), in
+// order. InvalidArgument naming `field` and the architecture for an unknown space, a length
+// that is not a whole number of architectures or an op code outside 0..4; ResourceExhausted
+// beyond limits.max_archs_per_predict.
+absl::StatusOr<std::vector<int32_t>> ResolveArchitectureBatch(
+    const maplex::v1::ArchitectureBatch& batch, absl::string_view field, const Limits& limits);
+
 // The NB201 index of `arch`. InvalidArgument naming `field` for an unknown space, a
 // malformed cell string or an index out of range.
 absl::StatusOr<int32_t> ResolveArchitecture(const maplex::v1::Architecture& arch,

@@ -51,6 +51,22 @@ absl::Status PredictorService::Answer(const v1::PredictRequest& request,
   if (!s.ok()) return s;
   response->set_model_version(served->info.version());
   response->set_method(served->info.method());
+  if (request.columnar()) {
+    const int n = static_cast<int>(predicted.size());
+    v1::PredictionColumns* columns = response->mutable_columns();
+    columns->mutable_latency_ms()->Resize(n, 0);
+    columns->mutable_lower_ms()->Resize(n, 0);
+    columns->mutable_upper_ms()->Resize(n, 0);
+    double* latency = columns->mutable_latency_ms()->mutable_data();
+    double* lower = columns->mutable_lower_ms()->mutable_data();
+    double* upper = columns->mutable_upper_ms()->mutable_data();
+    for (int i = 0; i < n; ++i) {
+      latency[i] = predicted[i].latency_ms;
+      lower[i] = predicted[i].lower_ms;
+      upper[i] = predicted[i].upper_ms;
+    }
+    return absl::OkStatus();
+  }
   response->mutable_predictions()->Reserve(static_cast<int>(predicted.size()));
   for (size_t i = 0; i < predicted.size(); ++i) {
     v1::Prediction* p = response->add_predictions();

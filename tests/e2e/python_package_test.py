@@ -55,6 +55,30 @@ class LiveServerTest(unittest.TestCase):
         # The all-conv3x3 cell is the largest network: slower than the cell with index 0.
         self.assertGreater(predictions[2].latency_ms, predictions[1].latency_ms)
 
+    def test_predict_columns_match_predict(self):
+        archs = list(range(0, 15625, 7)) + [ALL_CONV3]
+        rows = self.client.predict("pixel3", archs)
+        columns = self.client.predict_columns("pixel3", archs)
+        self.assertIsInstance(columns, maplex.PredictionColumns)
+        self.assertEqual(len(columns), len(archs))
+        self.assertEqual(columns.model_version, rows[0].model_version)
+        self.assertEqual(list(columns.latency_ms), [p.latency_ms for p in rows])
+        self.assertEqual(list(columns.lower_ms), [p.lower_ms for p in rows])
+        self.assertEqual(list(columns.upper_ms), [p.upper_ms for p in rows])
+        with self.assertRaises(maplex.NotFound):
+            self.client.predict_columns("no_such_device", [1])
+        # The same cells as a compact batch of edge op codes.
+        ops = {"none": 0, "skip_connect": 1, "nor_conv_1x1": 2, "nor_conv_3x3": 3,
+               "avg_pool_3x3": 4}
+        cells = [ALL_CONV3, "|none~0|+|skip_connect~0|none~1|+|avg_pool_3x3~0|none~1|nor_conv_1x1~2|"]
+        choices = bytes(ops[e.split("~")[0]] for cell in cells
+                        for node in cell.strip("|").split("|+|") for e in node.split("|"))
+        compact = self.client.predict_choices("pixel3", choices)
+        self.assertEqual(list(compact.latency_ms),
+                         [p.latency_ms for p in self.client.predict("pixel3", cells)])
+        with self.assertRaises(maplex.InvalidArgument):
+            self.client.predict_choices("pixel3", bytes([0, 0, 0, 0, 0, 9]))
+
     def test_predict_stream_matches_unary(self):
         batches = [list(range(0, 50)), [ALL_CONV3], list(range(15600, 15625))]
         streamed = list(self.client.predict_stream("silver_4114", iter(batches)))

@@ -145,6 +145,13 @@ TEST_F(BadInputTest, Predict) {
   ExpectRejected(client_->Predict("board", too_many).status(), Code::kResourceExhausted, "archs");
   ExpectRejected(client_->Predict("board", {client::Nb201Index(1)}, 77).status(),
                  Code::kFailedPrecondition, "model_version");
+  v1::ArchitectureBatch batch;
+  batch.set_choices(std::string{0, 1, 2, 3, 4, 5});
+  ExpectRejected(client_->PredictBatch("board", batch).status(), Code::kInvalidArgument,
+                 "arch_batch.choices");
+  batch.set_choices(std::string(6 * 20001, 0));
+  ExpectRejected(client_->PredictBatch("board", batch).status(), Code::kResourceExhausted,
+                 "arch_batch");
   EXPECT_EQ(StoreState(), before);
 }
 

@@ -184,6 +184,41 @@ TEST_F(ServerTest, PredictsEveryCellOfAnImportedDeviceWithTheModelVersion) {
   EXPECT_EQ(by_cell->predictions(0).latency_ms(), by_index->predictions(0).latency_ms());
 }
 
+TEST_F(ServerTest, ColumnarAndCompactBatchAnswersHoldTheSamePredictions) {
+  LoadSmallFleet();
+  ASSERT_TRUE(client_->Retrain().ok());
+  std::vector<v1::Architecture> archs;
+  for (int i = 0; i < 3000; ++i) archs.push_back(client::Nb201Index((i * 7919) % 15625));
+  auto rows = client_->Predict("gold_6240", archs);
+  auto columns = client_->PredictColumnar("gold_6240", archs);
+  ASSERT_TRUE(rows.ok() && columns.ok()) << columns.status();
+  EXPECT_EQ(columns->predictions_size(), 0);
+  EXPECT_EQ(columns->model_version(), rows->model_version());
+  EXPECT_EQ(columns->method(), rows->method());
+  const v1::PredictionColumns& c = columns->columns();
+  ASSERT_EQ(c.latency_ms_size(), 3000);
+  ASSERT_EQ(c.lower_ms_size(), 3000);
+  ASSERT_EQ(c.upper_ms_size(), 3000);
+  for (int i = 0; i < 3000; ++i) {
+    EXPECT_EQ(c.latency_ms(i), rows->predictions(i).latency_ms()) << i;
+    EXPECT_EQ(c.lower_ms(i), rows->predictions(i).lower_ms()) << i;
+    EXPECT_EQ(c.upper_ms(i), rows->predictions(i).upper_ms()) << i;
+  }
+  // A per-message answer leaves the columns empty.
+  EXPECT_FALSE(rows->has_columns());
+  // The same architectures as a compact batch of op codes.
+  v1::ArchitectureBatch batch;
+  for (int i = 0; i < 3000; ++i) {
+    for (core::Nb201Op op : core::Nb201Space::Get().CellAt((i * 7919) % 15625)) {
+      batch.mutable_choices()->push_back(static_cast<char>(op));
+    }
+  }
+  auto compact = client_->PredictBatch("gold_6240", batch);
+  ASSERT_TRUE(compact.ok()) << compact.status();
+  ASSERT_EQ(compact->columns().latency_ms_size(), 3000);
+  for (int i = 0; i < 3000; ++i) EXPECT_EQ(compact->columns().latency_ms(i), c.latency_ms(i)) << i;
+}
+
 TEST_F(ServerTest, RestartServesThePersistedModelWithIdenticalPredictions) {
   LoadSmallFleet();
   auto model = client_->Retrain();

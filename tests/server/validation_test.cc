@@ -83,5 +83,42 @@ TEST(ValidatePredictRequestTest, ReturnsTheIndicesInOrder) {
   EXPECT_EQ(*archs, (std::vector<int32_t>{9, 3}));
 }
 
+TEST(ValidatePredictRequestTest, AnArchBatchResolvesEachArchitectureInOrder) {
+  v1::PredictRequest r;
+  r.set_device_id("d");
+  // Index 0's cell (avg_pool, conv1x1, skip, conv1x1, skip, skip) and the all-none cell.
+  const std::string codes = {4, 2, 1, 2, 1, 1, 0, 0, 0, 0, 0, 0};
+  r.mutable_arch_batch()->set_choices(codes);
+  auto archs = ValidatePredictRequest(r, Limits());
+  ASSERT_TRUE(archs.ok()) << archs.status();
+  v1::Architecture none;
+  none.set_cell("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|");
+  EXPECT_EQ(*archs, (std::vector<int32_t>{0, *ResolveArchitecture(none, "a")}));
+}
+
+TEST(ValidatePredictRequestTest, ABadArchBatchIsNamed) {
+  v1::PredictRequest r;
+  r.set_device_id("d");
+  auto message = [&] { return std::string(ValidatePredictRequest(r, Limits()).status().message()); };
+  r.mutable_arch_batch()->set_choices(std::string{0, 0, 0, 0, 0});
+  EXPECT_THAT(message(), HasSubstr("arch_batch.choices: 5 bytes are not a whole number"));
+  r.mutable_arch_batch()->set_choices(std::string{0, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0});
+  EXPECT_THAT(message(), HasSubstr("architecture 1, edge 2: op code 7 is outside 0..4"));
+  r.mutable_arch_batch()->set_choices("");
+  EXPECT_THAT(message(), HasSubstr("arch_batch.choices: is empty"));
+  r.mutable_arch_batch()->set_space("fbnet");
+  EXPECT_THAT(message(), HasSubstr("arch_batch.space"));
+  r.mutable_arch_batch()->set_space("");
+  r.mutable_arch_batch()->set_choices(std::string(6, 0));
+  r.add_archs()->set_index(1);
+  EXPECT_THAT(message(), HasSubstr("arch_batch: is set together with archs"));
+  r.clear_archs();
+  Limits small;
+  small.max_archs_per_predict = 2;
+  r.mutable_arch_batch()->set_choices(std::string(18, 0));
+  EXPECT_EQ(ValidatePredictRequest(r, small).status().code(),
+            absl::StatusCode::kResourceExhausted);
+}
+
 }  // namespace
 }  // namespace maplex::server

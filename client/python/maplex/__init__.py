@@ -11,13 +11,13 @@ assembles this package next to them in ``build/python``, so ``PYTHONPATH=build/p
 all a program needs (with Debian's ``python3-grpcio`` and ``python3-protobuf``).
 """
 
-from maplex.client import DEFAULT_TIMEOUT_SECONDS, Client, Prediction
+from maplex.client import DEFAULT_TIMEOUT_SECONDS, Client, Prediction, PredictionColumns
 from maplex.errors import (AlreadyExists, Cancelled, DeadlineExceeded, FailedPrecondition,
                            Internal, InvalidArgument, MaplexError, NotFound, PermissionDenied,
                            ResourceExhausted, Unauthenticated, Unavailable)
 
 __all__ = [
-    "Client", "Prediction", "DEFAULT_TIMEOUT_SECONDS",
+    "Client", "Prediction", "PredictionColumns", "DEFAULT_TIMEOUT_SECONDS",
     "MaplexError", "InvalidArgument", "NotFound", "AlreadyExists", "FailedPrecondition",
     "PermissionDenied", "Unauthenticated", "ResourceExhausted", "Unavailable",
     "DeadlineExceeded", "Cancelled", "Internal",

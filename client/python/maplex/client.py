@@ -40,6 +40,26 @@ class Prediction:
     model_version: int
 
 
+@dataclasses.dataclass(frozen=True)
+class PredictionColumns:
+    """Predicted latencies of a whole batch as parallel sequences, element i for archs[i].
+
+    Attributes:
+        latency_ms, lower_ms, upper_ms: the predictions and their nominal 90 % intervals
+            (protobuf repeated fields: sequences of float; numpy.asarray() takes them).
+        model_version: the model version that answered.
+        method: the method of that model (e.g. "maplex").
+    """
+    latency_ms: object
+    lower_ms: object
+    upper_ms: object
+    model_version: int
+    method: str
+
+    def __len__(self):
+        return len(self.latency_ms)
+
+
 def _architecture(arch):
     """An Architecture message from an NB201 index (int) or cell string (str)."""
     if isinstance(arch, common_pb2.Architecture):
@@ -141,6 +161,45 @@ class Client:
         response = self._predictor.Predict(request, timeout=self._deadline(timeout),
                                            metadata=self._metadata)
         return _predictions(response)
+
+    @_typed_errors
+    def predict_columns(self, device, archs, model_version=0, timeout=None):
+        """Predicts the latency of `archs` on `device`, answered as packed columns: the
+        cheap form for large batches (one message for the whole batch instead of one per
+        architecture).
+
+        Args: as predict().
+
+        Returns:
+            a PredictionColumns, element i for archs[i].
+        """
+        request = predictor_pb2.PredictRequest(
+            device_id=device, archs=[_architecture(a) for a in archs],
+            model_version=model_version, columnar=True)
+        response = self._predictor.Predict(request, timeout=self._deadline(timeout),
+                                           metadata=self._metadata)
+        c = response.columns
+        return PredictionColumns(c.latency_ms, c.lower_ms, c.upper_ms,
+                                 response.model_version, response.method)
+
+    @_typed_errors
+    def predict_choices(self, device, choices, space="nb201", model_version=0, timeout=None):
+        """Predicts a compact batch: the architectures' choices as consecutive bytes, one per
+        choice (NAS-Bench-201: 6 edge op codes 0..4 each, in edge order), e.g. a numpy uint8
+        array of shape (n, 6) or its bytes. The cheapest request for large batches.
+
+        Returns:
+            a PredictionColumns, element i for the i-th architecture of the batch.
+        """
+        data = choices.tobytes() if hasattr(choices, "tobytes") else bytes(choices)
+        request = predictor_pb2.PredictRequest(
+            device_id=device, model_version=model_version, columnar=True,
+            arch_batch=common_pb2.ArchitectureBatch(space=space, choices=data))
+        response = self._predictor.Predict(request, timeout=self._deadline(timeout),
+                                           metadata=self._metadata)
+        c = response.columns
+        return PredictionColumns(c.latency_ms, c.lower_ms, c.upper_ms,
+                                 response.model_version, response.method)
 
     def predict_stream(self, device, batches, model_version=0, timeout=None):
         """Predicts batch after batch over one PredictStream call, for loops that ask many
