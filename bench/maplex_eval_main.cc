@@ -5,22 +5,69 @@
 //       [--methods baseline,maple,maple+ve,maple+w,maplex]
 //       [--samples random|planned] [--json OUT] [--markdown OUT] [--svg-dir DIR] [--maple
 //       rank=8,virtual_weight=0.2,...]
+//       [--space nb201|fbnet] [--arch-holdout F] [--test-archs FILE] [--function name=value,...]
+//       [--nested 1|0]
+//
+// Two models: the NB201 table model (the default for an NB201 table) and the function model
+// (core/model/function_model.h), used for every other space and whenever --space,
+// --arch-holdout or --test-archs is given. The function evaluation holds the chosen
+// architectures out of every device's training (core/eval/function_evaluation.h).
+#include <algorithm>
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
 #include "client/data_files.h"
+#include "core/arch/space_registry.h"
+#include "core/dataset/latency_table.h"
 #include "core/eval/evaluation.h"
+#include "core/eval/function_evaluation.h"
 
 namespace {
 
 struct Flags {
   std::string latency, devices, json, markdown, svg_dir;
   maplex::core::EvaluationOptions evaluation;
+  // The function model's evaluation: on when any of these is given or the table is not NB201's.
+  std::string space, test_archs;
+  bool function_flags = false;
+  double arch_holdout = 0;
+  maplex::core::FunctionEvaluationOptions function;
 };
+
+// The function evaluation's extra notes: the ceiling and the nested choices per fold.
+std::string FunctionNotes(const maplex::core::FunctionEvaluationReport& r) {
+  std::string out = absl::StrFormat(
+      "\nScored rows held out of every device's training: %d (0: none held out; each target "
+      "scores every row but its samples).\n\nCeiling (each device's own function fit on all "
+      "its training rows):\n\n| device | Spearman ρ | ±10 %% |\n|---|---:|---:|\n",
+      r.scored_rows);
+  double rho = 0, acc = 0;
+  for (const auto& [device, m] : r.ceiling) {
+    absl::StrAppendFormat(&out, "| %s | %.3f | %.3f |\n", device, m.spearman, m.acc10);
+    rho += m.spearman;
+    acc += m.acc10;
+  }
+  const double n = std::max<size_t>(r.ceiling.size(), 1);
+  absl::StrAppendFormat(&out, "| mean | %.3f | %.3f |\n", rho / n, acc / n);
+  out += "\nNested choices (per fold, method, k): 90 % half width in log units; maplex's "
+         "switches.\n\n| fold | method | k | half width | virtual examples | baseline mix |\n"
+         "|---|---|---:|---:|---|---:|\n";
+  for (const maplex::core::FoldChoice& c : r.choices) {
+    absl::StrAppendFormat(&out, "| %s | %s | %d | %.3f | %s | %.2f |\n", c.held_out,
+                          maplex::core::MethodName(c.method), c.k, c.log_half_width,
+                          c.virtual_examples ? "on" : "off", c.baseline_mix);
+  }
+  return out;
+}
 
 int Usage(const std::string& error) {
   std::fprintf(
@@ -28,7 +75,8 @@ int Usage(const std::string& error) {
       "maplex-eval: %s\nusage: maplex-eval --latency F.csv.gz --devices D.csv "
       "[--train a,b] [--test x,y] [--k 3,5,10,20] [--seeds 5] "
       "[--methods baseline,maple,maple+ve,maple+w,maplex] [--samples random|planned] [--json OUT] "
-      "[--markdown OUT] [--svg-dir DIR] [--maple name=value,...]\n",
+      "[--markdown OUT] [--svg-dir DIR] [--maple name=value,...] [--space nb201|fbnet] "
+      "[--arch-holdout F] [--test-archs FILE] [--function name=value,...] [--nested 1|0]\n",
       error.c_str());
   return 2;
 }
@@ -81,6 +129,29 @@ int main(int argc, char** argv) {
           !s.ok()) {
         return Usage(std::string(s.message()));
       }
+    } else if (name == "--space") {
+      if (maplex::core::FindSpace(value) == nullptr) return Usage("unknown --space " + value);
+      flags.space = value;
+      flags.function_flags = true;
+    } else if (name == "--arch-holdout") {
+      if (!absl::SimpleAtod(value, &flags.arch_holdout) || !(flags.arch_holdout >= 0) ||
+          !(flags.arch_holdout < 1)) {
+        return Usage("bad --arch-holdout value " + value + " (a share in [0, 1))");
+      }
+      flags.function_flags = true;
+    } else if (name == "--test-archs") {
+      flags.test_archs = value;
+      flags.function_flags = true;
+    } else if (name == "--function") {
+      if (absl::Status s =
+              maplex::core::ApplyFunctionConfigOverrides(value, &flags.function.config);
+          !s.ok()) {
+        return Usage(std::string(s.message()));
+      }
+      flags.function_flags = true;
+    } else if (name == "--nested") {
+      if (value != "0" && value != "1") return Usage("bad --nested value " + value);
+      flags.function.nested = value == "1";
     } else if (name == "--json") {
       flags.json = value;
     } else if (name == "--markdown") {
@@ -94,12 +165,61 @@ int main(int argc, char** argv) {
   if (flags.latency.empty() || flags.devices.empty())
     return Usage("--latency and --devices are required");
 
-  auto devices = maplex::client::LoadLatencyData(flags.latency, flags.devices);
-  if (!devices.ok()) return Usage(std::string(devices.status().message()));
-  auto report = maplex::core::RunEvaluation(*devices, flags.evaluation);
-  if (!report.ok()) return Usage(std::string(report.status().message()));
-
-  const std::string markdown = maplex::core::ReportMarkdown(*report, command);
+  absl::StatusOr<std::string> latency_csv = maplex::client::ReadMaybeGzippedFile(flags.latency);
+  if (!latency_csv.ok()) return Usage(std::string(latency_csv.status().message()));
+  const bool nb201_table = latency_csv->rfind("arch_index,arch_str,", 0) == 0;
+  std::optional<maplex::core::EvaluationReport> report;
+  std::string markdown;
+  if (nb201_table && !flags.function_flags) {
+    auto devices = maplex::client::LoadLatencyData(flags.latency, flags.devices);
+    if (!devices.ok()) return Usage(std::string(devices.status().message()));
+    auto table_report = maplex::core::RunEvaluation(*devices, flags.evaluation);
+    if (!table_report.ok()) return Usage(std::string(table_report.status().message()));
+    report = *std::move(table_report);
+    markdown = maplex::core::ReportMarkdown(*report, command);
+  } else {
+    std::string devices_csv = "device\n";
+    if (!flags.devices.empty()) {
+      absl::StatusOr<std::string> d = maplex::client::ReadMaybeGzippedFile(flags.devices);
+      if (!d.ok()) return Usage(std::string(d.status().message()));
+      devices_csv = *std::move(d);
+    }
+    const maplex::core::ArchitectureSpace* space =
+        flags.space.empty() ? nullptr : maplex::core::FindSpace(flags.space);
+    absl::StatusOr<maplex::core::SpaceLatencyTable> table =
+        maplex::core::ParseSpaceLatencyTable(*latency_csv, devices_csv, space);
+    if (!table.ok()) return Usage(flags.latency + ": " + std::string(table.status().message()));
+    maplex::core::FunctionEvaluationOptions& o = flags.function;
+    o.train = flags.evaluation.train;
+    o.test = flags.evaluation.test;
+    o.ks = flags.evaluation.ks;
+    o.seeds = flags.evaluation.seeds;
+    o.methods = flags.evaluation.methods;
+    o.arch_holdout = flags.arch_holdout;
+    if (!flags.test_archs.empty()) {
+      absl::StatusOr<std::string> text = maplex::client::ReadMaybeGzippedFile(flags.test_archs);
+      if (!text.ok()) return Usage(std::string(text.status().message()));
+      int line_no = 0;
+      for (absl::string_view line : absl::StrSplit(*text, '\n')) {
+        ++line_no;
+        std::string arch(absl::StripAsciiWhitespace(line));
+        if (arch.empty()) continue;
+        absl::StatusOr<maplex::core::Architecture> a = table->space->Parse(arch);
+        if (!a.ok()) {
+          return Usage(absl::StrCat(flags.test_archs, " line ", line_no, ": ",
+                                    a.status().message()));
+        }
+        o.test_archs.push_back(*a);
+      }
+      if (o.test_archs.empty()) return Usage(flags.test_archs + " names no architecture");
+    }
+    auto function_report = maplex::core::RunFunctionEvaluation(*table, o);
+    if (!function_report.ok()) return Usage(std::string(function_report.status().message()));
+    report = function_report->report;
+    markdown = absl::StrCat("Space: ", std::string(table->space->name()), ", function model.\n\n",
+                            maplex::core::ReportMarkdown(*report, command),
+                            FunctionNotes(*function_report));
+  }
   std::fputs(markdown.c_str(), stdout);
   std::vector<std::pair<std::string, std::string>> outputs;
   if (!flags.json.empty()) outputs.push_back({flags.json, maplex::core::ReportJson(*report)});

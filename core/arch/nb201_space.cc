@@ -1,8 +1,11 @@
 #include "core/arch/nb201_space.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
 namespace maplex::core {
@@ -236,5 +239,64 @@ void Nb201Space::Features(int32_t index, absl::Span<double> out) const {
 }
 
 NetworkCost Nb201Space::Cost(int32_t index) const { return CellCost(CellAt(index)); }
+
+std::string_view Nb201Space::OptionName(int, int option) const { return kOpNames[option]; }
+
+Architecture Nb201Space::FromCell(const Nb201Cell& cell) const {
+  std::array<uint8_t, kNb201EdgeCount> choices;
+  for (int e = 0; e < kNb201EdgeCount; ++e) choices[e] = static_cast<uint8_t>(cell[e]);
+  return MakeArchitecture(choices);
+}
+
+Nb201Cell Nb201Space::CellOf(const Architecture& a) {
+  Nb201Cell cell;
+  for (int e = 0; e < kNb201EdgeCount; ++e) cell[e] = static_cast<Nb201Op>(a.choice(e));
+  return cell;
+}
+
+absl::StatusOr<Architecture> Nb201Space::ArchitectureAt(int32_t index) const {
+  if (index < 0 || index >= kNb201CellCount) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("NAS-Bench-201 index ", index, " outside [0, ", kNb201CellCount, ")"));
+  }
+  return FromCell(CellAt(index));
+}
+
+absl::StatusOr<Architecture> Nb201Space::Parse(std::string_view text) const {
+  if (!text.empty() &&
+      std::all_of(text.begin(), text.end(), [](char c) { return absl::ascii_isdigit(c); })) {
+    int32_t index;
+    if (text.size() > 9 || !absl::SimpleAtoi(absl::string_view(text.data(), text.size()), &index)) {
+      return absl::InvalidArgumentError(absl::StrCat("NAS-Bench-201 index \"", std::string(text),
+                                                     "\" outside [0, ", kNb201CellCount, ")"));
+    }
+    return ArchitectureAt(index);
+  }
+  absl::StatusOr<Nb201Cell> cell = ParseCell(text);
+  if (!cell.ok()) return cell.status();
+  return FromCell(*cell);
+}
+
+std::string Nb201Space::Format(const Architecture& a) const { return FormatCell(CellOf(a)); }
+
+bool Nb201Space::IsOutputConnected(const Architecture& a) const {
+  return CellOutputConnected(CellOf(a));
+}
+
+NetworkCost Nb201Space::Cost(const Architecture& a) const { return CellCost(CellOf(a)); }
+
+int Nb201Space::PrimitiveCount(const Architecture& a) const {
+  const absl::Span<const uint8_t> c = a.choices();
+  return static_cast<int>(std::count_if(
+      c.begin(), c.end(), [](uint8_t op) { return op != static_cast<uint8_t>(Nb201Op::kNone); }));
+}
+
+std::vector<std::pair<int, int>> Nb201Space::InteractingPositions() const {
+  std::vector<std::pair<int, int>> pairs;
+  for (int i = 0; i < kNb201EdgeCount; ++i) {
+    for (int j = i + 1; j < kNb201EdgeCount; ++j) pairs.push_back({i, j});
+  }
+  return pairs;
+}
 
 }  // namespace maplex::core

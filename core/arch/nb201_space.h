@@ -6,6 +6,7 @@
 //   const Nb201Space& space = Nb201Space::Get();
 //   absl::StatusOr<Nb201Cell> cell = Nb201Space::ParseCell("|skip_connect~0|+|...|");
 //   int32_t index = space.IndexOfCell(*cell);
+//   absl::StatusOr<Architecture> a = space.Parse("|skip_connect~0|+|...|");  // the value
 #ifndef MAPLEX_CORE_ARCH_NB201_SPACE_H_
 #define MAPLEX_CORE_ARCH_NB201_SPACE_H_
 
@@ -13,6 +14,8 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "core/arch/architecture_space.h"
@@ -66,19 +69,40 @@ class Nb201Space final : public ArchitectureSpace {
   int32_t IndexOfCell(const Nb201Cell& cell) const;
   Nb201Cell CellAt(int32_t index) const;
 
-  std::string_view name() const override { return "nasbench201"; }
-  int32_t size() const override { return kNb201CellCount; }
-  absl::StatusOr<int32_t> IndexOf(std::string_view arch) const override;
-  absl::StatusOr<std::string> ArchString(int32_t index) const override;
-  bool IsOutputConnected(int32_t index) const override;
+  // ArchitectureSpace: choices are the edges' op codes (Nb201Op). Parse takes the cell
+  // string, or the official index in decimal as an alias ("1462").
+  std::string_view name() const override { return "nb201"; }
+  int positions() const override { return kNb201EdgeCount; }
+  int options(int) const override { return kNb201OpCount; }
+  std::string_view OptionName(int position, int option) const override;
+  absl::StatusOr<Architecture> Parse(std::string_view text) const override;
+  std::string Format(const Architecture& a) const override;
+  bool IsOutputConnected(const Architecture& a) const override;
+  NetworkCost Cost(const Architecture& a) const override;
+  int PrimitiveCount(const Architecture& a) const override;
+  std::vector<std::pair<int, int>> InteractingPositions() const override;
+
+  // Conversions between the value and the cell / the official index.
+  Architecture FromCell(const Nb201Cell& cell) const;
+  static Nb201Cell CellOf(const Architecture& a);
+  int32_t IndexOf(const Architecture& a) const { return IndexOfCell(CellOf(a)); }
+  // InvalidArgument when out of range.
+  absl::StatusOr<Architecture> ArchitectureAt(int32_t index) const;
+
+  // The index API of the dense tabulated model (core/model/tabulated_model.h), the reference
+  // set, the planner and the evaluation: valid indices are [0, size()).
+  int32_t size() const { return kNb201CellCount; }
+  absl::StatusOr<int32_t> IndexOf(std::string_view arch) const;
+  absl::StatusOr<std::string> ArchString(int32_t index) const;
+  bool IsOutputConnected(int32_t index) const;
   // One-hot op per edge (30), op counts (5), log FLOPs, log parameters, log activations,
   // output connected (1): 39 values.
-  int feature_dim() const override { return 39; }
-  void Features(int32_t index, absl::Span<double> out) const override;
-  NetworkCost Cost(int32_t index) const override;
+  int feature_dim() const { return 39; }
+  void Features(int32_t index, absl::Span<double> out) const;
+  NetworkCost Cost(int32_t index) const;
   // Non-"none" edges, dead ones (not on an input-output path) included: frameworks still
   // execute them.
-  int PrimitiveCount(int32_t index) const override;
+  int PrimitiveCount(int32_t index) const;
 
  private:
   Nb201Space();

@@ -4,9 +4,11 @@
 #include <map>
 #include <optional>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "core/arch/space_registry.h"
 
 namespace maplex::core {
 namespace {
@@ -132,7 +134,7 @@ absl::StatusOr<std::vector<DeviceRow>> ParseDevicesCsv(std::string_view devices_
 
 absl::StatusOr<std::vector<DeviceData>> ParseLatencyTable(std::string_view latency_csv,
                                                           std::string_view devices_csv,
-                                                          const ArchitectureSpace& space) {
+                                                          const Nb201Space& space) {
   absl::StatusOr<std::vector<DeviceRow>> rows = ParseDevicesCsv(devices_csv);
   if (!rows.ok()) return rows.status();
   std::map<std::string, const DeviceRow*> row_of;
@@ -187,6 +189,108 @@ absl::StatusOr<std::vector<DeviceData>> ParseLatencyTable(std::string_view laten
     }
   }
   return devices;
+}
+
+absl::StatusOr<SpaceLatencyTable> ParseSpaceLatencyTable(std::string_view latency_csv,
+                                                         std::string_view devices_csv,
+                                                         const ArchitectureSpace* space) {
+  absl::StatusOr<std::vector<DeviceRow>> rows = ParseDevicesCsv(devices_csv);
+  if (!rows.ok()) return rows.status();
+  std::map<std::string, const DeviceRow*> row_of;
+  for (const DeviceRow& row : *rows) row_of[row.device] = &row;
+
+  const std::vector<std::string_view> lines = Lines(latency_csv);
+  if (lines.empty()) return absl::InvalidArgumentError("latency CSV is empty");
+  const std::vector<std::string> header = SplitCsvLine(lines[0]);
+  size_t first_device;  // column of the first device
+  size_t arch_column;
+  if (header.size() >= 2 && header[0] == "arch") {  // a lone "arch" names no device
+    first_device = 1;
+    arch_column = 0;
+  } else if (header.size() >= 3 && header[0] == "arch_index" && header[1] == "arch_str") {
+    first_device = 2;
+    arch_column = 1;
+    if (space == nullptr) space = &Nb201Space::Get();
+    if (space != &Nb201Space::Get()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "latency CSV: an arch_index,arch_str table is NB201's, not ", Absl(space->name()), "'s"));
+    }
+  } else {
+    return absl::InvalidArgumentError(
+        "latency CSV header must start with arch (or arch_index,arch_str) and name one device "
+        "or more");
+  }
+  if (space == nullptr) {
+    if (lines.size() < 2) return absl::InvalidArgumentError("latency CSV has no rows");
+    const std::vector<std::string> first = SplitCsvLine(lines[1]);
+    for (std::string_view name : SpaceNames()) {
+      const ArchitectureSpace* candidate = FindSpace(name);
+      if (!first.empty() && candidate->Parse(first[0]).ok()) {
+        space = candidate;
+        break;
+      }
+    }
+    if (space == nullptr) {
+      return FieldError(2, "arch", first.empty() ? "" : first[0],
+                        "is an architecture of no registered space:");
+    }
+  }
+
+  SpaceLatencyTable table;
+  table.space = space;
+  std::map<std::string, int> seen;
+  for (size_t c = first_device; c < header.size(); ++c) {
+    SpaceLatencyTable::Column column;
+    column.device = header[c];
+    if (seen[column.device]++) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("latency CSV: device ", column.device, " appears twice in the header"));
+    }
+    auto it = row_of.find(column.device);
+    column.hardware = it == row_of.end() ? column.device : it->second->hardware;
+    if (it != row_of.end()) column.descriptor = it->second->descriptor;
+    table.devices.push_back(std::move(column));
+  }
+
+  absl::flat_hash_set<Architecture> archs_seen;
+  for (size_t l = 1; l < lines.size(); ++l) {
+    const int line_no = static_cast<int>(l) + 1;
+    const std::vector<std::string> fields = SplitCsvLine(lines[l]);
+    if (fields.size() != header.size()) {
+      return absl::InvalidArgumentError(absl::StrCat("latency CSV line ", line_no, ": ",
+                                                     fields.size(), " fields, header has ",
+                                                     header.size()));
+    }
+    absl::StatusOr<Architecture> arch = space->Parse(fields[arch_column]);
+    if (!arch.ok()) {
+      return FieldError(line_no, header[arch_column], fields[arch_column],
+                        absl::StrCat(arch.status().message(), ":"));
+    }
+    if (arch_column == 1) {
+      int32_t index;
+      if (!absl::SimpleAtoi(Absl(fields[0]), &index) || index != Nb201Space::Get().IndexOf(*arch)) {
+        return FieldError(line_no, "arch_index", fields[0],
+                          absl::StrCat("is not the index of ", fields[1], ":"));
+      }
+    }
+    if (!archs_seen.insert(*arch).second) {
+      return FieldError(line_no, header[arch_column], fields[arch_column], "repeats the row of");
+    }
+    table.archs.push_back(*arch);
+    for (size_t c = first_device; c < fields.size(); ++c) {
+      std::vector<double>& column = table.devices[c - first_device].latency_ms;
+      if (fields[c].empty()) {
+        column.push_back(std::nan(""));
+        continue;
+      }
+      double ms;
+      if (!absl::SimpleAtod(Absl(fields[c]), &ms) || !std::isfinite(ms) || ms <= 0) {
+        return FieldError(line_no, header[c], fields[c], "not a finite positive latency");
+      }
+      column.push_back(ms);
+    }
+  }
+  return table;
 }
 
 }  // namespace maplex::core

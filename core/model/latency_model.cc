@@ -91,7 +91,9 @@ absl::StatusOr<std::unique_ptr<LatencyModel>> LoadLatencyModel(
   absl::StatusOr<Method> method = ParseMethod(snapshot.method());
   if (!method.ok()) return method.status();
   const Nb201Space& space = Nb201Space::Get();
-  if (snapshot.space() != space.name() || snapshot.space_size() != space.size()) {
+  // Snapshots written before the space registry name the space "nasbench201".
+  if ((snapshot.space() != space.name() && snapshot.space() != "nasbench201") ||
+      snapshot.space_size() != space.size()) {
     return absl::InvalidArgumentError(absl::StrCat("model snapshot is for space \"",
                                                    snapshot.space(), "\" of ",
                                                    snapshot.space_size(), " architectures"));

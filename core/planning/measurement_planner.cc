@@ -11,7 +11,7 @@
 namespace maplex::core {
 
 absl::StatusOr<MeasurementPlanner> MeasurementPlanner::Build(const std::vector<DeviceData>& devices,
-                                                             const ArchitectureSpace& space,
+                                                             const Nb201Space& space,
                                                              int factors, int primitive_from) {
   const int n = space.size();
   std::vector<const DeviceData*> complete;
@@ -111,7 +111,7 @@ std::vector<int32_t> MeasurementPlanner::Pick(absl::Span<const int32_t> measured
   return picks;
 }
 
-std::vector<int32_t> DiverseArchitectures(const ArchitectureSpace& space, int count) {
+std::vector<int32_t> DiverseArchitectures(const Nb201Space& space, int count) {
   std::vector<int32_t> connected;
   for (int32_t a = 0; a < space.size(); ++a) {
     if (space.IsOutputConnected(a)) connected.push_back(a);

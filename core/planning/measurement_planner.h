@@ -21,7 +21,7 @@
 #include "Eigen/Core"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
-#include "core/arch/architecture_space.h"
+#include "core/arch/nb201_space.h"
 #include "core/model/latency_model.h"
 #include "core/model/maple_model.h"
 
@@ -33,7 +33,7 @@ class MeasurementPlanner {
   // ignored). InvalidArgument when none does. The primitive count joins the design from a
   // device's primitive_from-th sample on (where MAPLE starts fitting its term).
   static absl::StatusOr<MeasurementPlanner> Build(
-      const std::vector<DeviceData>& devices, const ArchitectureSpace& space, int factors = 4,
+      const std::vector<DeviceData>& devices, const Nb201Space& space, int factors = 4,
       int primitive_from = MapleConfig().primitive_min_samples);
 
   // Up to `count` architectures to measure next, most informative first, none of them in
@@ -62,7 +62,7 @@ class MeasurementPlanner {
 
 // A fixed, diverse set for when no planner is available (no reference device yet):
 // `count` connected cells spread evenly over the range of compute (MACs), deterministic.
-std::vector<int32_t> DiverseArchitectures(const ArchitectureSpace& space, int count);
+std::vector<int32_t> DiverseArchitectures(const Nb201Space& space, int count);
 
 }  // namespace maplex::core
 

@@ -1,5 +1,8 @@
 #include "core/dataset/latency_table.h"
 
+#include <cmath>
+
+#include "core/arch/fbnet_space.h"
 #include "core/arch/nb201_space.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -73,6 +76,64 @@ TEST(LatencyTableTest, RejectsBadNumbersNamingLineAndColumn) {
 TEST(LatencyTableTest, SplitsQuotedFields) {
   EXPECT_THAT(SplitCsvLine("a,\"b,c\",\"d\"\"e\","),
               ::testing::ElementsAre("a", "b,c", "d\"e", ""));
+}
+
+std::string FbnetArch(const std::string& first) {
+  std::string a = first;
+  for (int l = 1; l < kFbnetLayerCount; ++l) a += "-skip";
+  return a;
+}
+
+TEST(SpaceLatencyTableTest, ParsesFbnetTableAndDetectsTheSpace) {
+  const std::string latency =
+      "arch,gpu_1,phone\n" + FbnetArch("k5_e6") + ",1.5,31\n" + FbnetArch("k3_e1") + ",,30\n";
+  absl::StatusOr<SpaceLatencyTable> t = ParseSpaceLatencyTable(latency, kDevices);
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ(t->space, &FbnetSpace::Get());
+  ASSERT_EQ(t->archs.size(), 2u);
+  EXPECT_EQ(t->archs[0].choice(0), 7);
+  EXPECT_EQ(t->archs[1].ToString(), FbnetArch("k3_e1"));
+  ASSERT_EQ(t->devices.size(), 2u);
+  EXPECT_EQ(t->devices[0].hardware, "Big GPU");
+  EXPECT_EQ(t->devices[1].hardware, "phone");
+  EXPECT_EQ(t->devices[0].latency_ms[0], 1.5);
+  EXPECT_TRUE(std::isnan(t->devices[0].latency_ms[1]));
+  EXPECT_EQ(t->devices[1].latency_ms[1], 30);
+}
+
+TEST(SpaceLatencyTableTest, ParsesNb201TableByValue) {
+  const std::string latency = "arch_index,arch_str,gpu_1\n" + Row(0, "1.5") + Row(15624, "2.5");
+  absl::StatusOr<SpaceLatencyTable> t = ParseSpaceLatencyTable(latency, kDevices);
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ(t->space, &Nb201Space::Get());
+  EXPECT_EQ(Nb201Space::Get().IndexOf(t->archs[1]), 15624);
+  EXPECT_EQ(t->devices[0].latency_ms[1], 2.5);
+}
+
+TEST(SpaceLatencyTableTest, RejectsBadRowsNamingLineAndColumn) {
+  struct Case {
+    std::string latency;
+    std::string fault;
+  };
+  const std::string row = FbnetArch("skip");
+  const std::vector<Case> cases = {
+      {"arch,gpu_1\n" + row + ",1\n" + row + ",2\n", "line 3, column arch: repeats"},
+      {"arch,gpu_1\n" + row + ",1\nskip-k9,2\n", "line 3, column arch: FBNet architecture:"},
+      {"arch,gpu_1\nnonsense,1\n", "line 2, column arch: is an architecture of no registered"},
+      {"arch,gpu_1\n" + row + ",-1\n", "line 2, column gpu_1: not a finite positive latency"},
+      {"arch,gpu_1,gpu_1\n" + row + ",1,2\n", "appears twice"},
+      {"arch\n" + row + "\n", "name one device or more"},
+      {"arch_index,arch_str,gpu_1\n" + Row(0, "1").replace(0, 1, "5"),
+       "line 2, column arch_index: is not the index of"},
+  };
+  for (const Case& c : cases) {
+    absl::StatusOr<SpaceLatencyTable> t = ParseSpaceLatencyTable(c.latency, kDevices);
+    ASSERT_FALSE(t.ok()) << c.latency;
+    EXPECT_THAT(std::string(t.status().message()), HasSubstr(c.fault));
+  }
+  EXPECT_FALSE(ParseSpaceLatencyTable("arch_index,arch_str,gpu_1\n" + Row(0, "1"), kDevices,
+                                      &FbnetSpace::Get())
+                   .ok());
 }
 
 }  // namespace

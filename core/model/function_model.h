@@ -1,0 +1,186 @@
+// Latency as a function of an architecture's structure (MAPLE-X.md, "Predicting architectures
+// nobody measured"): phi(a) is a fixed per-space feature vector (intercept, one-hot choice per
+// position, joint one-hot per interacting pair of positions), a device is a coefficient vector
+// over phi, and a prediction is a dot product computed on demand, so any member of the space
+// can be predicted, measured by someone or not.
+//
+//   FeatureMap phi(FbnetSpace::Get());
+//   ReferenceFit ref = FitReference(phi, "gpu", archs, latencies_ms);       // many samples
+//   FunctionFitter fitter(phi, references, pool);                          // once per fold
+//   FunctionDevice target = fitter.Fit(Method::kMapleX, samples, descriptor, config);
+//   FunctionModel model(phi, {target, ...});
+//   model.Predict("my_board", archs, out);
+//
+// Everything here is deterministic and thread-compatible (const methods are thread-safe).
+#ifndef MAPLEX_CORE_MODEL_FUNCTION_MODEL_H_
+#define MAPLEX_CORE_MODEL_FUNCTION_MODEL_H_
+
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "core/arch/architecture_space.h"
+#include "core/hardware/descriptor.h"
+#include "core/hardware/descriptor_features.h"
+#include "core/model/latency_model.h"
+
+namespace maplex::core {
+
+// phi(a) of one space. Every feature is an indicator, so phi(a) is the list of its active
+// indices: 0 (intercept), one per position, one per interacting pair.
+class FeatureMap {
+ public:
+  static constexpr int kMaxActive = 1 + Architecture::kMaxChoices + 64;
+
+  explicit FeatureMap(const ArchitectureSpace& space);
+
+  const ArchitectureSpace& space() const { return *space_; }
+  int dim() const { return dim_; }
+  int active_count() const { return 1 + static_cast<int>(offset_.size() + pairs_.size()); }
+  // Writes active_count() indices to `out`; `a` must belong to space().
+  void Active(const Architecture& a, int* out) const;
+  // phi(a) . w without materializing phi (w.size() == dim()).
+  double Dot(const Architecture& a, const double* w) const;
+
+ private:
+  const ArchitectureSpace* space_;
+  std::vector<int> offset_;  // first index of each position's one-hot
+  std::vector<std::pair<int, int>> pairs_;
+  std::vector<int> pair_offset_;
+  int dim_ = 0;
+};
+
+// Coefficients of one device. Prediction in ms:
+//   (1 - mix) * phi(a).weights + mix * exp(alpha) * (phi(a).w_ref)^beta
+// where w_ref is the weights of device `transfer_reference` of the same model (the baseline's
+// log-linear transfer; mix = 1 is the pure baseline, mix = 0 the pure function). The 90 %
+// interval is the prediction times exp(+-log_half_width).
+struct FunctionDevice {
+  std::string device;
+  std::vector<double> weights;
+  int transfer_reference = -1;  // index into the model's devices; -1: none (mix must be 0)
+  double alpha = 0;
+  double beta = 1;
+  double mix = 0;
+  double log_half_width = 0;
+};
+
+// A served model: plain parameters, size independent of the space's size.
+struct FunctionModelParams {
+  std::string space;  // registry name
+  std::vector<FunctionDevice> devices;
+};
+
+// Compact binary form (little-endian doubles): ~8 bytes per coefficient, 1.6 KB per FBNet
+// device, 3.3 KB per NB201 device. ParseFunctionModel: InvalidArgument for a truncated or
+// inconsistent message (unknown space, wrong coefficient count, bad transfer index).
+std::string SerializeFunctionModel(const FunctionModelParams& params);
+absl::StatusOr<FunctionModelParams> ParseFunctionModel(std::string_view bytes);
+
+class FunctionModel {
+ public:
+  // InvalidArgument for an unknown space, a coefficient vector of the wrong size, a transfer
+  // reference out of range or a duplicated device.
+  static absl::StatusOr<FunctionModel> Create(FunctionModelParams params);
+
+  const FunctionModelParams& params() const { return params_; }
+  const FeatureMap& features() const { return phi_; }
+  // Index of `device` in params().devices, -1 if unknown.
+  int DeviceIndex(std::string_view device) const;
+
+  // out[i] = prediction for archs[i]; NotFound for an unknown device, InvalidArgument for an
+  // architecture of another space or a size mismatch. Writes nothing on failure.
+  absl::Status Predict(std::string_view device, absl::Span<const Architecture> archs,
+                       absl::Span<LatencyPrediction> out) const;
+  // The point prediction alone, no checks (device index valid, arch in the space).
+  double PredictMs(int device, const Architecture& a) const;
+
+ private:
+  FunctionModel(FunctionModelParams params, FeatureMap phi);
+  FunctionModelParams params_;
+  FeatureMap phi_;
+};
+
+// A reference device fit on its own (many) samples: ridge regression of ms on phi.
+struct ReferenceFit {
+  std::string device;
+  std::string hardware;
+  HardwareDescriptor descriptor;
+  std::vector<double> weights;
+};
+// `lambda`: ridge penalty (in squared-indicator units) on every coefficient but the intercept.
+ReferenceFit FitReference(const FeatureMap& phi, std::string device, std::string hardware,
+                          HardwareDescriptor descriptor, absl::Span<const Architecture> archs,
+                          absl::Span<const double> latency_ms, double lambda = 1.0);
+
+struct FunctionSample {
+  Architecture arch;
+  double latency_ms = 0;
+};
+
+struct FunctionConfig {
+  int rank = 8;                 // factors of the references' normalized coefficients
+  double deviation_sd = 0.15;   // prior sd of the target's own deviation, per coefficient,
+                                // relative to the rms coefficient of the prior mean
+  double scale_sd = 0.3;        // prior sd along the prior mean (free level)
+  double noise = 0.04;          // relative noise of a real sample
+  // Importance weights (maple+w, maplex): spec RBF bandwidth, and how sharply agreement with
+  // the k samples (rms log residual of the baseline transfer from that reference) selects.
+  double spec_bandwidth = 1.0;
+  double agreement_scale = 0.08;
+  double unweighted_share = 0.2;  // of the unweighted spread kept in the weighted prior
+  // Virtual examples (maple+ve, maplex): pool members labelled by the baseline transfer of
+  // the best-agreeing references, with their relative noise.
+  int virtual_count = 32;
+  int virtual_label_devices = 3;
+  double virtual_noise = 0.08;
+  int virtual_min_samples = 5;  // fewer real samples: no virtual examples
+  // Share of the baseline blended into maplex's prediction.
+  double baseline_mix = 0.5;
+  int baseline_mix_min_samples = 5;
+};
+
+// Parses "rank=8,noise=0.05,..." into `config` (InvalidArgument naming the unknown name).
+absl::Status ApplyFunctionConfigOverrides(std::string_view text, FunctionConfig* config);
+
+// Fits targets against one set of references (one fold). `pool`: seeded candidate
+// architectures of the space (normalization and virtual examples).
+class FunctionFitter {
+ public:
+  FunctionFitter(const FeatureMap& phi, std::vector<ReferenceFit> references,
+                 std::vector<Architecture> pool);
+
+  const std::vector<ReferenceFit>& references() const { return refs_; }
+
+  // The target's coefficients under `method` (see Method): kBaseline is the best-fitting
+  // reference's log-linear transfer; the MAPLE variants are the Bayesian fit with the
+  // references' low-rank prior (+ weights, + virtual examples; maplex adds both and blends
+  // with the baseline). `samples` must be non-empty. transfer_reference indexes
+  // references(); log_half_width is left 0 (see CalibrateHalfWidth).
+  FunctionDevice Fit(Method method, absl::Span<const FunctionSample> samples,
+                     const HardwareDescriptor& descriptor, const FunctionConfig& config) const;
+
+  // Point prediction of a fitted target (transfer_reference indexing references()).
+  double PredictMs(const FunctionDevice& d, const Architecture& a) const;
+
+ private:
+  struct Transfer {
+    double alpha = 0, beta = 1, rms = 0;
+  };
+  Transfer FitTransfer(int ref, absl::Span<const FunctionSample> samples) const;
+
+  const FeatureMap* phi_;
+  std::vector<ReferenceFit> refs_;
+  std::vector<Architecture> pool_;
+  std::vector<std::vector<double>> normalized_;  // refs' weights / their mean pool latency
+  DescriptorEncoder encoder_;
+  std::vector<EncodedDescriptor> encoded_;
+};
+
+}  // namespace maplex::core
+
+#endif  // MAPLEX_CORE_MODEL_FUNCTION_MODEL_H_
