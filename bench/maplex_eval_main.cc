@@ -18,13 +18,13 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "absl/strings/ascii.h"
-#include "absl/strings/str_cat.h"
 #include "client/data_files.h"
 #include "core/arch/space_registry.h"
 #include "core/dataset/latency_table.h"
@@ -58,9 +58,10 @@ std::string FunctionNotes(const maplex::core::FunctionEvaluationReport& r) {
   }
   const double n = std::max<size_t>(r.ceiling.size(), 1);
   absl::StrAppendFormat(&out, "| mean | %.3f | %.3f |\n", rho / n, acc / n);
-  out += "\nNested choices (per fold, method, k): 90 % half width in log units; maplex's "
-         "switches.\n\n| fold | method | k | half width | virtual examples | baseline mix |\n"
-         "|---|---|---:|---:|---|---:|\n";
+  out +=
+      "\nNested choices (per fold, method, k): 90 % half width in log units; maplex's "
+      "switches.\n\n| fold | method | k | half width | virtual examples | baseline mix |\n"
+      "|---|---|---:|---:|---|---:|\n";
   for (const maplex::core::FoldChoice& c : r.choices) {
     absl::StrAppendFormat(&out, "| %s | %s | %d | %.3f | %s | %.2f |\n", c.held_out,
                           maplex::core::MethodName(c.method), c.k, c.log_half_width,
@@ -206,8 +207,8 @@ int main(int argc, char** argv) {
         if (arch.empty()) continue;
         absl::StatusOr<maplex::core::Architecture> a = table->space->Parse(arch);
         if (!a.ok()) {
-          return Usage(absl::StrCat(flags.test_archs, " line ", line_no, ": ",
-                                    a.status().message()));
+          return Usage(
+              absl::StrCat(flags.test_archs, " line ", line_no, ": ", a.status().message()));
         }
         o.test_archs.push_back(*a);
       }

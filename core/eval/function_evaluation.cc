@@ -50,7 +50,8 @@ absl::StatusOr<std::vector<Fold>> MakeFolds(const SpaceLatencyTable& table,
       for (int d = 0; d < n; ++d) {
         if (table.devices[d].device == name) found = d;
       }
-      if (found < 0) return absl::InvalidArgumentError(absl::StrCat("unknown device \"", name, "\""));
+      if (found < 0)
+        return absl::InvalidArgumentError(absl::StrCat("unknown device \"", name, "\""));
       (names == &options.train ? fold.references : fold.tests).push_back(found);
     }
   }
@@ -80,9 +81,9 @@ AccuracyMetrics Divide(AccuracyMetrics m, int n) {
 
 // Everything about the rows the protocol needs, computed once.
 struct Rows {
-  std::vector<int> train;        // rows any device may train on
-  std::vector<int> scored;       // held-out rows (empty: no holdout)
-  std::vector<bool> connected;   // per row
+  std::vector<int> train;       // rows any device may train on
+  std::vector<int> scored;      // held-out rows (empty: no holdout)
+  std::vector<bool> connected;  // per row
 };
 
 // The variant of a method a fold runs: maplex's switches are chosen per k.
@@ -92,18 +93,22 @@ struct Variant {
   double baseline_mix = 0;
 };
 
-FunctionConfig ConfigFor(const Variant& v, const FunctionConfig& base) {
+// Under nesting, maplex's switches are the variant's (virtual examples at any k, blend share
+// including 0) instead of the config's sample-count gates.
+FunctionConfig ConfigFor(const Variant& v, const FunctionConfig& base, bool nested) {
   FunctionConfig c = base;
-  if (!v.virtual_examples) c.virtual_min_samples = 1 << 30;
+  if (!nested || v.method != Method::kMapleX) return c;
+  c.virtual_min_samples = v.virtual_examples ? 1 : 1 << 30;
   c.baseline_mix = v.baseline_mix;
+  c.baseline_mix_min_samples = 1;
   return c;
 }
 
 std::vector<Variant> Candidates(Method method, const FunctionConfig& base, bool nested) {
   if (method != Method::kMapleX || !nested) return {{method, true, base.baseline_mix}};
   std::vector<Variant> out;
-  for (bool ve : {true, false}) {
-    for (double mix : {0.0, base.baseline_mix}) out.push_back({method, ve, mix});
+  for (bool ve : {false, true}) {
+    for (double mix : {0.0, 0.25, 0.5, 0.75}) out.push_back({method, ve, mix});
   }
   return out;
 }
@@ -263,13 +268,14 @@ absl::StatusOr<FunctionEvaluationReport> RunFunctionEvaluation(
               rest = DrawSamples(rest, options.nested_rows, 2000 + seed, c.device);
               const std::vector<FunctionSample> samples = SamplesOf(table, c, drawn);
               for (const Variant& v : all_variants) {
-                FunctionDevice f =
-                    inner_fitter.Fit(v.method, samples, c.descriptor, ConfigFor(v, options.config));
+                FunctionDevice f = inner_fitter.Fit(v.method, samples, c.descriptor,
+                                                    ConfigFor(v, options.config, options.nested));
                 std::vector<LatencyPrediction> pred;
                 std::vector<double> meas;
                 predict_rows(inner_fitter, f, rest, c, &pred, &meas);
                 const AccuracyMetrics m = ComputeAccuracy(pred, meas);
-                Inner& in = inner[{static_cast<int>(v.method), v.virtual_examples, v.baseline_mix, k}];
+                Inner& in =
+                    inner[{static_cast<int>(v.method), v.virtual_examples, v.baseline_mix, k}];
                 in.score += m.spearman + m.acc10;
                 in.count += 1;
                 for (size_t i = 0; i < pred.size(); ++i) {
@@ -303,8 +309,8 @@ absl::StatusOr<FunctionEvaluationReport> RunFunctionEvaluation(
           }
         }
         chosen[{static_cast<int>(m), k}] = {best, half_width};
-        out.choices.push_back({fold.name, k, m, half_width, best.virtual_examples,
-                               best.baseline_mix});
+        out.choices.push_back(
+            {fold.name, k, m, half_width, best.virtual_examples, best.baseline_mix});
       }
     }
 
@@ -343,8 +349,8 @@ absl::StatusOr<FunctionEvaluationReport> RunFunctionEvaluation(
           const std::vector<FunctionSample> samples = SamplesOf(table, c, drawn);
           for (Method method : options.methods) {
             const auto& [variant, half_width] = chosen[{static_cast<int>(method), k}];
-            FunctionDevice f =
-                fitter.Fit(method, samples, c.descriptor, ConfigFor(variant, options.config));
+            FunctionDevice f = fitter.Fit(method, samples, c.descriptor,
+                                          ConfigFor(variant, options.config, options.nested));
             f.log_half_width = half_width;
             DeviceResult& r = sums[{static_cast<int>(method), k, c.device}];
             r.method = method;

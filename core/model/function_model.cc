@@ -167,9 +167,9 @@ absl::StatusOr<FunctionModel> FunctionModel::Create(FunctionModelParams params) 
   for (size_t i = 0; i < params.devices.size(); ++i) {
     const FunctionDevice& d = params.devices[i];
     if (static_cast<int>(d.weights.size()) != phi.dim()) {
-      return absl::InvalidArgumentError(absl::StrCat("function model: device ", d.device, " has ",
-                                                     d.weights.size(), " coefficients, ",
-                                                     std::string(space->name()), " needs ", phi.dim()));
+      return absl::InvalidArgumentError(
+          absl::StrCat("function model: device ", d.device, " has ", d.weights.size(),
+                       " coefficients, ", std::string(space->name()), " needs ", phi.dim()));
     }
     if (d.transfer_reference < -1 ||
         d.transfer_reference >= static_cast<int>(params.devices.size()) ||
@@ -179,8 +179,7 @@ absl::StatusOr<FunctionModel> FunctionModel::Create(FunctionModelParams params) 
       return absl::InvalidArgumentError(
           absl::StrCat("function model: device ", d.device, " has a bad transfer reference"));
     }
-    if (!(d.mix >= 0 && d.mix <= 1) || !std::isfinite(d.log_half_width) ||
-        d.log_half_width < 0) {
+    if (!(d.mix >= 0 && d.mix <= 1) || !std::isfinite(d.log_half_width) || d.log_half_width < 0) {
       return absl::InvalidArgumentError(
           absl::StrCat("function model: device ", d.device, " has a bad mix or interval"));
     }
@@ -217,8 +216,8 @@ absl::Status FunctionModel::Predict(std::string_view device, absl::Span<const Ar
                                     absl::Span<LatencyPrediction> out) const {
   const int index = DeviceIndex(device);
   if (index < 0) {
-    return absl::NotFoundError(absl::StrCat("function model has no device \"",
-                                            std::string(device), "\""));
+    return absl::NotFoundError(
+        absl::StrCat("function model has no device \"", std::string(device), "\""));
   }
   if (archs.size() != out.size()) {
     return absl::InvalidArgumentError("Predict: archs and out differ in size");
@@ -365,8 +364,8 @@ FunctionDevice FunctionFitter::Fit(Method method, absl::Span<const FunctionSampl
     if (!(total > 0)) {
       pi.assign(n_refs, 1.0 / n_refs);
     } else {
-      for (double& v : pi) v = (1 - config.unweighted_share) * v / total +
-                               config.unweighted_share / n_refs;
+      for (double& v : pi)
+        v = (1 - config.unweighted_share) * v / total + config.unweighted_share / n_refs;
     }
   }
 
@@ -378,8 +377,8 @@ FunctionDevice FunctionFitter::Fit(Method method, absl::Span<const FunctionSampl
   }
   Eigen::MatrixXd dev(p, n_refs);
   for (int d = 0; d < n_refs; ++d) {
-    dev.col(d) = std::sqrt(pi[d]) *
-                 (Eigen::Map<const Eigen::VectorXd>(normalized_[d].data(), p) - m);
+    dev.col(d) =
+        std::sqrt(pi[d]) * (Eigen::Map<const Eigen::VectorXd>(normalized_[d].data(), p) - m);
   }
   const int rank = std::min({config.rank, n_refs, p});
   Eigen::MatrixXd L(p, 0);
@@ -441,8 +440,8 @@ FunctionDevice FunctionFitter::Fit(Method method, absl::Span<const FunctionSampl
   const Eigen::MatrixXd PhiL = Phi * L;
   // Sigma Phi^T = L (Phi L)^T + v m (Phi m)^T + tau^2 Phi^T.
   const double v = config.scale_sd * config.scale_sd;
-  Eigen::MatrixXd SigmaPhiT = L * PhiL.transpose() + v * m * phim.transpose() +
-                              tau2 * Phi.transpose();
+  Eigen::MatrixXd SigmaPhiT =
+      L * PhiL.transpose() + v * m * phim.transpose() + tau2 * Phi.transpose();
   Eigen::MatrixXd K = Phi * SigmaPhiT;
   K.diagonal() += noise;
   const Eigen::VectorXd u = m + SigmaPhiT * K.ldlt().solve(z - phim);
@@ -487,7 +486,8 @@ absl::Status ApplyFunctionConfigOverrides(std::string_view text, FunctionConfig*
       if (kv[0] == f.name) field = &f;
     }
     if (field == nullptr || kv.size() != 2) {
-      return absl::InvalidArgumentError(absl::StrCat("unknown function-model setting \"", item, "\""));
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown function-model setting \"", item, "\""));
     }
     const bool ok = field->real != nullptr ? absl::SimpleAtod(kv[1], field->real)
                                            : absl::SimpleAtoi(kv[1], field->integer);

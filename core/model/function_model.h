@@ -123,11 +123,11 @@ struct FunctionSample {
 };
 
 struct FunctionConfig {
-  int rank = 8;                 // factors of the references' normalized coefficients
-  double deviation_sd = 0.15;   // prior sd of the target's own deviation, per coefficient,
-                                // relative to the rms coefficient of the prior mean
-  double scale_sd = 0.3;        // prior sd along the prior mean (free level)
-  double noise = 0.04;          // relative noise of a real sample
+  int rank = 8;                // factors of the references' normalized coefficients
+  double deviation_sd = 0.15;  // prior sd of the target's own deviation, per coefficient,
+                               // relative to the rms coefficient of the prior mean
+  double scale_sd = 0.3;       // prior sd along the prior mean (free level)
+  double noise = 0.04;         // relative noise of a real sample
   // Importance weights (maple+w, maplex): spec RBF bandwidth, and how sharply agreement with
   // the k samples (rms log residual of the baseline transfer from that reference) selects.
   double spec_bandwidth = 1.0;

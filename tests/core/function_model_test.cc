@@ -1,0 +1,289 @@
+// The function model: features, reference fits, target fits per method, serialization and
+// the on-demand Predict contract, on synthetic devices whose latency is a known function of
+// the architecture's structure.
+#include "core/model/function_model.h"
+
+#include <cmath>
+#include <vector>
+
+#include "core/arch/fbnet_space.h"
+#include "core/arch/nb201_space.h"
+#include "core/eval/function_evaluation.h"
+#include "core/eval/metrics.h"
+#include "gtest/gtest.h"
+
+namespace maplex::core {
+namespace {
+
+// An additive FBNet device: ms = level * (1 + sum_l profile[l][block]) with the profile a mix
+// of two latent "hardware factors" (compute-bound: expansion and kernel matter; launch-bound:
+// every non-skip block costs the same).
+std::vector<double> DeviceWeights(const FeatureMap& phi, double level, double compute,
+                                  double launch) {
+  std::vector<double> w(phi.dim(), 0.0);
+  w[0] = level;
+  for (int l = 0; l < kFbnetLayerCount; ++l) {
+    for (int b = 0; b < kFbnetBlockCount; ++b) {
+      const double size = b == kFbnetSkip ? 0 : (b % 4 == 3 ? 6 : b % 4 == 2 ? 3 : 1);
+      const double kernel = b >= 4 && b < 8 ? 1.6 : 1.0;
+      const double c = compute * size * kernel * (1 + 0.05 * l);
+      const double n = b == kFbnetSkip ? 0 : launch;
+      w[1 + l * kFbnetBlockCount + b] = level * 0.02 * (c + n);
+    }
+  }
+  return w;
+}
+
+std::vector<double> Latencies(const FeatureMap& phi, const std::vector<double>& w,
+                              const std::vector<Architecture>& archs) {
+  std::vector<double> ms;
+  for (const Architecture& a : archs) ms.push_back(phi.Dot(a, w.data()));
+  return ms;
+}
+
+TEST(FeatureMap, DimensionsAndActiveIndices) {
+  const FeatureMap fb(FbnetSpace::Get());
+  EXPECT_EQ(fb.dim(), 1 + 22 * 9);
+  EXPECT_EQ(fb.active_count(), 1 + 22);
+  const FeatureMap nb(Nb201Space::Get());
+  EXPECT_EQ(nb.dim(), 1 + 6 * 5 + 15 * 25);
+  EXPECT_EQ(nb.active_count(), 1 + 6 + 15);
+  const Architecture a = FbnetSpace::Get().Sample(1, 3)[0];
+  std::vector<int> active(fb.active_count());
+  fb.Active(a, active.data());
+  EXPECT_EQ(active[0], 0);
+  for (int l = 0; l < 22; ++l) EXPECT_EQ(active[1 + l], 1 + l * 9 + a.choice(l));
+  std::vector<double> w(fb.dim());
+  for (int i = 0; i < fb.dim(); ++i) w[i] = 0.001 * i;
+  double sum = 0;
+  for (int i : active) sum += w[i];
+  EXPECT_DOUBLE_EQ(fb.Dot(a, w.data()), sum);
+}
+
+TEST(FitReference, RecoversAnAdditiveDeviceOnUnseenArchitectures) {
+  const FeatureMap phi(FbnetSpace::Get());
+  const std::vector<double> truth = DeviceWeights(phi, 10, 1.0, 0.5);
+  const std::vector<Architecture> train = FbnetSpace::Get().Sample(600, 1);
+  const std::vector<Architecture> test = FbnetSpace::Get().Sample(200, 2);
+  const ReferenceFit fit = FitReference(phi, "d", "h", {}, train, Latencies(phi, truth, train),
+                                        /*lambda=*/1e-6);
+  for (const Architecture& a : test) {
+    const double want = phi.Dot(a, truth.data());
+    EXPECT_NEAR(phi.Dot(a, fit.weights.data()), want, 1e-6 * want);
+  }
+}
+
+TEST(FitReference, Nb201PairTermsCaptureEdgeInteractions) {
+  // Latency jumps when edges 0 and 5 both hold a 3x3 conv: not a sum of per-edge effects.
+  const Nb201Space& space = Nb201Space::Get();
+  const FeatureMap phi(space);
+  std::vector<Architecture> archs;
+  std::vector<double> ms;
+  for (int32_t i = 0; i < kNb201CellCount; i += 3) {
+    const Architecture a = *space.ArchitectureAt(i);
+    archs.push_back(a);
+    double y = 1 + 0.1 * space.PrimitiveCount(a);
+    if (a.choice(0) == 3 && a.choice(5) == 3) y += 2;
+    ms.push_back(y);
+  }
+  const ReferenceFit fit = FitReference(phi, "d", "h", {}, archs, ms, 1e-6);
+  double worst = 0;
+  for (size_t i = 0; i < archs.size(); ++i) {
+    worst = std::max(worst, std::abs(phi.Dot(archs[i], fit.weights.data()) - ms[i]));
+  }
+  EXPECT_LT(worst, 1e-4);
+}
+
+class FitterTest : public ::testing::Test {
+ protected:
+  FitterTest() : phi_(FbnetSpace::Get()) {
+    const double mixes[][2] = {{1.0, 0.1}, {0.7, 0.5}, {0.3, 1.0}, {0.1, 1.5}, {1.2, 0.3}};
+    for (int d = 0; d < 5; ++d) {
+      truths_.push_back(DeviceWeights(phi_, 2 + 3 * d, mixes[d][0], mixes[d][1]));
+      const std::vector<Architecture> train = FbnetSpace::Get().Sample(400, 10 + d);
+      refs_.push_back(FitReference(phi_, "ref" + std::to_string(d), "hw" + std::to_string(d), {},
+                                   train, Latencies(phi_, truths_.back(), train), 1e-6));
+    }
+  }
+  FeatureMap phi_;
+  std::vector<std::vector<double>> truths_;
+  std::vector<ReferenceFit> refs_;
+};
+
+TEST_F(FitterTest, BaselinePicksTheScaledTwinAndMapleTracksANewMix) {
+  const FunctionFitter fitter(phi_, refs_, FbnetSpace::Get().Sample(128, 5));
+  const std::vector<Architecture> test = FbnetSpace::Get().Sample(300, 99);
+  // Target A: exactly 3x reference 2 -> the baseline picks it with alpha = log 3, beta = 1.
+  std::vector<double> twin = truths_[2];
+  for (double& v : twin) v *= 3;
+  const std::vector<Architecture> k10 = FbnetSpace::Get().Sample(10, 77);
+  std::vector<FunctionSample> samples;
+  for (const Architecture& a : k10) samples.push_back({a, phi_.Dot(a, twin.data())});
+  const FunctionDevice base = fitter.Fit(Method::kBaseline, samples, {}, {});
+  EXPECT_EQ(base.transfer_reference, 2);
+  EXPECT_NEAR(base.alpha, std::log(3.0), 0.02);
+  EXPECT_NEAR(base.beta, 1.0, 0.01);
+  EXPECT_EQ(base.mix, 1);
+
+  // Target B: a mix no reference has (between refs 1 and 2), seen through 10 samples.
+  const std::vector<double> fresh = DeviceWeights(phi_, 7, 0.5, 0.75);
+  samples.clear();
+  for (const Architecture& a : k10) samples.push_back({a, phi_.Dot(a, fresh.data())});
+  const std::vector<double> truth = Latencies(phi_, fresh, test);
+  for (Method m :
+       {Method::kMaple, Method::kMapleWeights, Method::kMapleVirtualExamples, Method::kMapleX}) {
+    const FunctionDevice f = fitter.Fit(m, samples, {}, {});
+    std::vector<LatencyPrediction> pred;
+    for (const Architecture& a : test) {
+      const double y = fitter.PredictMs(f, a);
+      pred.push_back({y, y, y});
+    }
+    const AccuracyMetrics acc = ComputeAccuracy(pred, truth);
+    EXPECT_GT(acc.spearman, 0.97) << MethodName(m);
+    EXPECT_GT(acc.acc10, 0.95) << MethodName(m);
+  }
+  // The prior's shape alone (no factors, no own deviation: only the level is fit) is clearly
+  // worse: the fit above is the samples' doing, not the prior mean's.
+  FunctionConfig rigid;
+  rigid.rank = 0;
+  rigid.deviation_sd = 1e-6;
+  double mape_rigid = 0, mape_fit = 0;
+  const FunctionDevice prior_only = fitter.Fit(Method::kMaple, samples, {}, rigid);
+  const FunctionDevice fit = fitter.Fit(Method::kMaple, samples, {}, {});
+  for (size_t i = 0; i < test.size(); ++i) {
+    mape_rigid += std::abs(fitter.PredictMs(prior_only, test[i]) / truth[i] - 1) / test.size();
+    mape_fit += std::abs(fitter.PredictMs(fit, test[i]) / truth[i] - 1) / test.size();
+  }
+  EXPECT_LT(3 * mape_fit, mape_rigid) << mape_fit << " vs " << mape_rigid;
+}
+
+TEST_F(FitterTest, ModelSerializesCompactlyAndPredictsIdentically) {
+  const FunctionFitter fitter(phi_, refs_, FbnetSpace::Get().Sample(128, 5));
+  FunctionModelParams params;
+  params.space = "fbnet";
+  for (const ReferenceFit& r : refs_) params.devices.push_back({r.device, r.weights});
+  std::vector<FunctionSample> samples;
+  const std::vector<double> fresh = DeviceWeights(phi_, 7, 0.5, 0.75);
+  for (const Architecture& a : FbnetSpace::Get().Sample(10, 77)) {
+    samples.push_back({a, phi_.Dot(a, fresh.data())});
+  }
+  FunctionConfig blend;
+  blend.baseline_mix = 0.5;
+  blend.baseline_mix_min_samples = 1;
+  FunctionDevice target = fitter.Fit(Method::kMapleX, samples, {}, blend);
+  ASSERT_EQ(target.mix, 0.5);
+  target.device = "board";
+  target.log_half_width = 0.1;  // transfer_reference indexes refs_ == params.devices[0..4]
+  params.devices.push_back(target);
+  absl::StatusOr<FunctionModel> model = FunctionModel::Create(params);
+  ASSERT_TRUE(model.ok()) << model.status();
+
+  const std::string bytes = SerializeFunctionModel(params);
+  EXPECT_LE(bytes.size(), 16 * 1024 * params.devices.size());
+  EXPECT_LE(bytes.size() / params.devices.size(), 1700u);  // 199 doubles + a header each
+  absl::StatusOr<FunctionModelParams> back = ParseFunctionModel(bytes);
+  ASSERT_TRUE(back.ok()) << back.status();
+  absl::StatusOr<FunctionModel> reloaded = FunctionModel::Create(*back);
+  ASSERT_TRUE(reloaded.ok());
+
+  const std::vector<Architecture> archs = FbnetSpace::Get().Sample(50, 8);
+  std::vector<LatencyPrediction> a(archs.size()), b(archs.size());
+  ASSERT_TRUE(model->Predict("board", archs, absl::MakeSpan(a)).ok());
+  ASSERT_TRUE(reloaded->Predict("board", archs, absl::MakeSpan(b)).ok());
+  for (size_t i = 0; i < archs.size(); ++i) {
+    EXPECT_EQ(a[i].latency_ms, b[i].latency_ms);
+    EXPECT_EQ(a[i].latency_ms, fitter.PredictMs(target, archs[i]));
+    EXPECT_NEAR(a[i].upper_ms / a[i].latency_ms, std::exp(0.1), 1e-12);
+    EXPECT_NEAR(a[i].lower_ms / a[i].latency_ms, std::exp(-0.1), 1e-12);
+  }
+
+  // Corrupt messages are rejected, never half-read.
+  EXPECT_FALSE(ParseFunctionModel(bytes.substr(0, bytes.size() - 3)).ok());
+  EXPECT_FALSE(ParseFunctionModel(bytes + "x").ok());
+  std::string bad_magic = bytes;
+  bad_magic[0] ^= 1;
+  EXPECT_FALSE(ParseFunctionModel(bad_magic).ok());
+  FunctionModelParams wrong = params;
+  wrong.devices[0].weights.pop_back();
+  EXPECT_FALSE(FunctionModel::Create(wrong).ok());
+  EXPECT_FALSE(ParseFunctionModel(SerializeFunctionModel(wrong)).ok());
+  wrong = params;
+  wrong.devices.back().transfer_reference = 99;
+  EXPECT_FALSE(FunctionModel::Create(wrong).ok());
+  wrong = params;
+  wrong.space = "darts";
+  EXPECT_FALSE(FunctionModel::Create(wrong).ok());
+  wrong = params;
+  wrong.devices.push_back(wrong.devices[0]);
+  EXPECT_FALSE(FunctionModel::Create(wrong).ok());
+
+  // Predict's contract: unknown device, foreign architecture, size mismatch; nothing written.
+  std::vector<LatencyPrediction> out(1, {-1, -1, -1});
+  EXPECT_EQ(model->Predict("nope", {archs[0]}, absl::MakeSpan(out)).code(),
+            absl::StatusCode::kNotFound);
+  const Architecture cell = *Nb201Space::Get().ArchitectureAt(5);
+  EXPECT_EQ(model->Predict("board", {cell}, absl::MakeSpan(out)).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(model->Predict("board", {archs[0], archs[1]}, absl::MakeSpan(out)).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(out[0].latency_ms, -1);
+}
+
+TEST(FunctionConfig, OverridesParseAndRejectUnknownNames) {
+  FunctionConfig c;
+  ASSERT_TRUE(ApplyFunctionConfigOverrides("rank=4,noise=0.1", &c).ok());
+  EXPECT_EQ(c.rank, 4);
+  EXPECT_EQ(c.noise, 0.1);
+  EXPECT_FALSE(ApplyFunctionConfigOverrides("bogus=1", &c).ok());
+  EXPECT_FALSE(ApplyFunctionConfigOverrides("rank=x", &c).ok());
+}
+
+// The evaluation on a small synthetic FBNet table: 6 devices on 3 pieces of hardware.
+TEST(FunctionEvaluation, HoldsArchitecturesOutAndScoresOnlyThem) {
+  const FeatureMap phi(FbnetSpace::Get());
+  SpaceLatencyTable table;
+  table.space = &FbnetSpace::Get();
+  table.archs = FbnetSpace::Get().Sample(300, 4);
+  const double mixes[][2] = {{1.0, 0.1}, {0.9, 0.2}, {0.3, 1.0},
+                             {0.4, 0.9}, {0.6, 0.5}, {0.5, 0.6}};
+  for (int d = 0; d < 6; ++d) {
+    SpaceLatencyTable::Column c;
+    c.device = "dev" + std::to_string(d);
+    c.hardware = "hw" + std::to_string(d / 2);
+    c.latency_ms = Latencies(phi, DeviceWeights(phi, 3 + d, mixes[d][0], mixes[d][1]), table.archs);
+    table.devices.push_back(std::move(c));
+  }
+  FunctionEvaluationOptions o;
+  o.ks = {3, 10};
+  o.seeds = 2;
+  o.pool_size = 64;
+  o.test_archs = {table.archs[0], table.archs[1], table.archs[2], table.archs[3]};
+  absl::StatusOr<FunctionEvaluationReport> r = RunFunctionEvaluation(table, o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->scored_rows, 4);
+  ASSERT_EQ(r->report.results.size(), 5u * 2 * 6);
+  for (const DeviceResult& d : r->report.results) {
+    EXPECT_EQ(d.connected.count, 4) << d.device;  // exactly the held-out rows
+    EXPECT_EQ(d.seed_count, 2);
+  }
+  ASSERT_EQ(r->report.means.size(), 10u);
+  for (const MeanResult& m : r->report.means) {
+    if (m.method != Method::kBaseline && m.k == 10) EXPECT_GT(m.metrics.acc10, 0.9);
+  }
+  // Nested choices exist for every fold, method and k, with a positive half width.
+  EXPECT_EQ(r->choices.size(), 3u * 5 * 2);
+  for (const FoldChoice& c : r->choices) EXPECT_GT(c.log_half_width, 0) << c.held_out;
+
+  o.test_archs = {FbnetSpace::Get().Sample(1, 12345)[0]};
+  EXPECT_FALSE(RunFunctionEvaluation(table, o).ok());  // not in the table
+  o.test_archs.clear();
+  o.arch_holdout = 0.2;
+  r = RunFunctionEvaluation(table, o);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->scored_rows, 60);
+  o.arch_holdout = 1.5;
+  EXPECT_FALSE(RunFunctionEvaluation(table, o).ok());
+}
+
+}  // namespace
+}  // namespace maplex::core
