@@ -326,6 +326,13 @@ FunctionDevice FunctionFitter::Fit(Method method, absl::Span<const FunctionSampl
   const int p = phi_->dim();
   FunctionDevice out;
   out.weights.assign(p, 0.0);
+  if (k == 0 || n_refs == 0) {
+    // No evidence: the references' mean function (every method alike).
+    for (const ReferenceFit& r : refs_) {
+      for (int j = 0; j < p; ++j) out.weights[j] += r.weights[j] / n_refs;
+    }
+    return out;
+  }
 
   // The baseline transfer from every reference, and the best one.
   std::vector<Transfer> transfers(n_refs);

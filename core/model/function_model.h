@@ -159,7 +159,8 @@ class FunctionFitter {
   // The target's coefficients under `method` (see Method): kBaseline is the best-fitting
   // reference's log-linear transfer; the MAPLE variants are the Bayesian fit with the
   // references' low-rank prior (+ weights, + virtual examples; maplex adds both and blends
-  // with the baseline). `samples` must be non-empty. transfer_reference indexes
+  // with the baseline). Without samples (or references): the references' mean function.
+  // transfer_reference indexes
   // references(); log_half_width is left 0 (see CalibrateHalfWidth).
   FunctionDevice Fit(Method method, absl::Span<const FunctionSample> samples,
                      const HardwareDescriptor& descriptor, const FunctionConfig& config) const;

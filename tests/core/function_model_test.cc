@@ -142,6 +142,15 @@ TEST_F(FitterTest, BaselinePicksTheScaledTwinAndMapleTracksANewMix) {
     EXPECT_GT(acc.spearman, 0.97) << MethodName(m);
     EXPECT_GT(acc.acc10, 0.95) << MethodName(m);
   }
+  // No samples: the references' mean function, finite everywhere.
+  const FunctionDevice none = fitter.Fit(Method::kMapleX, {}, {}, {});
+  EXPECT_EQ(none.mix, 0);
+  for (const Architecture& a : test) {
+    double mean = 0;
+    for (const ReferenceFit& r : refs_) mean += phi_.Dot(a, r.weights.data()) / refs_.size();
+    EXPECT_NEAR(fitter.PredictMs(none, a), mean, 1e-9 * mean);
+  }
+
   // The prior's shape alone (no factors, no own deviation: only the level is fit) is clearly
   // worse: the fit above is the samples' doing, not the prior mean's.
   FunctionConfig rigid;
@@ -268,7 +277,9 @@ TEST(FunctionEvaluation, HoldsArchitecturesOutAndScoresOnlyThem) {
   }
   ASSERT_EQ(r->report.means.size(), 10u);
   for (const MeanResult& m : r->report.means) {
-    if (m.method != Method::kBaseline && m.k == 10) EXPECT_GT(m.metrics.acc10, 0.9);
+    if (m.method != Method::kBaseline && m.k == 10) {
+      EXPECT_GT(m.metrics.acc10, 0.9);
+    }
   }
   // Nested choices exist for every fold, method and k, with a positive half width.
   EXPECT_EQ(r->choices.size(), 3u * 5 * 2);

@@ -1,4 +1,5 @@
-// Fuzz target: the importer's CSV parsers (the wide latency table and the devices table).
+// Fuzz target: the importer's CSV parsers (the wide latency table, any space's table keyed by
+// architecture value, and the devices table).
 // The input is the latency CSV, then a NUL byte, then the devices CSV. Whatever the bytes,
 // parsing returns a status; what it accepts obeys the documented contract.
 #include <cmath>
@@ -6,6 +7,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <set>
+#include <string>
 #include <string_view>
 
 #include "core/arch/nb201_space.h"
@@ -20,6 +22,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   (void)maplex::core::SplitCsvLine(latency.substr(0, latency.find('\n')));
   (void)maplex::core::ParseDevicesCsv(devices);
   const maplex::core::Nb201Space& space = maplex::core::Nb201Space::Get();
+  auto by_value = maplex::core::ParseSpaceLatencyTable(latency, devices);
+  if (by_value.ok()) {
+    std::set<std::string> archs, ids;
+    for (const maplex::core::Architecture& a : by_value->archs) {
+      if (a.space() != by_value->space || !archs.insert(a.ToString()).second) std::abort();
+    }
+    for (const auto& column : by_value->devices) {
+      if (!ids.insert(column.device).second) std::abort();
+      if (column.latency_ms.size() != by_value->archs.size()) std::abort();
+      for (double ms : column.latency_ms) {
+        if (!std::isnan(ms) && (!std::isfinite(ms) || ms <= 0)) std::abort();
+      }
+    }
+  }
   auto table = maplex::core::ParseLatencyTable(latency, devices, space);
   if (!table.ok()) return 0;
   std::set<std::string> ids;
