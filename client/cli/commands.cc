@@ -31,7 +31,7 @@
 #include "core/dataset/latency_table.h"
 #include "core/eval/metrics.h"
 #include "core/hardware/spec_proto.h"
-#include "server/store/store.h"
+#include "platform/sqlite_backup.h"
 
 namespace maplex::cli {
 namespace {
@@ -845,7 +845,7 @@ int Backup(const Command& c, const Globals& /*g*/, const std::vector<std::string
   std::optional<std::string> db = args->Get("db");
   std::optional<std::string> out = args->Get("out");
   if (!db || !out || !args->positionals().empty()) return UsageError(c, "needs --db and --out");
-  absl::StatusOr<int64_t> bytes = server::Store::Backup(*db, *out);
+  absl::StatusOr<int64_t> bytes = BackupDatabase(*db, *out, kMaplexApplicationId);
   if (!bytes.ok()) return Fail(bytes.status());
   std::printf("backed up %s to %s (%lld bytes, integrity_check ok)\n", db->c_str(), out->c_str(),
               static_cast<long long>(*bytes));

@@ -3,13 +3,13 @@
 #include <sqlite3.h>
 
 #include <algorithm>
-#include <filesystem>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "platform/sqlite.h"
+#include "platform/sqlite_backup.h"
 
 namespace maplex::server {
 namespace {
@@ -17,7 +17,7 @@ namespace {
 using maplex::v1::Device;
 
 // 'MPLX': marks the file as a maplex database, so a foreign SQLite file is recognised.
-constexpr int kApplicationId = 0x4D504C58;
+constexpr int kApplicationId = kMaplexApplicationId;
 
 // kMigrations[i] takes the schema from version i to i + 1. Append only; never edit a
 // migration that has shipped.
@@ -238,64 +238,8 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
   return std::unique_ptr<Store>(new Store(std::exchange(c.db, nullptr), *version));
 }
 
-namespace {
-
-absl::Status CopyDatabase(sqlite3* from, sqlite3* to) {
-  sqlite3_backup* backup = sqlite3_backup_init(to, "main", from, "main");
-  if (backup == nullptr) return SqliteError(to, sqlite3_errcode(to), "start backup");
-  int rc = SQLITE_OK;
-  // 256 pages (1 MiB) per step: the source is locked only while one step copies.
-  while ((rc = sqlite3_backup_step(backup, 256)) == SQLITE_OK || rc == SQLITE_BUSY ||
-         rc == SQLITE_LOCKED) {
-    if (rc != SQLITE_OK) sqlite3_sleep(10);
-  }
-  sqlite3_backup_finish(backup);
-  if (rc != SQLITE_DONE) return SqliteError(to, rc, "backup step");
-  return absl::OkStatus();
-}
-
-}  // namespace
-
 absl::StatusOr<int64_t> Store::Backup(const std::string& db_path, const std::string& out_path) {
-  if (std::filesystem::exists(out_path)) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(out_path, " exists; a backup never overwrites a file"));
-  }
-  Connection source;
-  if (absl::Status s = OpenConnection(db_path, SQLITE_OPEN_READWRITE, &source); !s.ok()) return s;
-  absl::StatusOr<int> version = ReadSchemaVersion(source.db, db_path);
-  if (!version.ok()) return version.status();
-  if (*version == 0) {
-    return absl::FailedPreconditionError(absl::StrCat(db_path, " is not a maplex database"));
-  }
-  const std::string partial = out_path + ".partial";
-  std::filesystem::remove(partial);
-  absl::Status copied = [&]() -> absl::Status {
-    Connection copy;
-    if (absl::Status s = OpenConnection(partial, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &copy);
-        !s.ok()) {
-      return s;
-    }
-    if (absl::Status s = CopyDatabase(source.db, copy.db); !s.ok()) return s;
-    // The copy keeps the source's WAL mode; fold everything into the one file.
-    if (absl::Status s = Exec(copy.db, "PRAGMA wal_checkpoint(TRUNCATE); PRAGMA journal_mode = DELETE;");
-        !s.ok()) {
-      return s;
-    }
-    Statement check(copy.db, "PRAGMA integrity_check");
-    if (!check.Step() || check.ColumnText(0) != "ok") {
-      return absl::DataLossError(absl::StrCat("the copy in ", partial, " fails integrity_check"));
-    }
-    return check.status();
-  }();
-  if (!copied.ok()) {
-    std::filesystem::remove(partial);
-    return copied;
-  }
-  std::error_code error;
-  std::filesystem::rename(partial, out_path, error);
-  if (error) return absl::InternalError(absl::StrCat("rename to ", out_path, ": ", error.message()));
-  return static_cast<int64_t>(std::filesystem::file_size(out_path));
+  return BackupDatabase(db_path, out_path, kApplicationId);
 }
 
 Store::Store(sqlite3* db, int opened_schema_version)
