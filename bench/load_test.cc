@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <random>
@@ -24,13 +25,16 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "bench/load_generator.h"
 #include "client/client.h"
 #include "client/data_files.h"
 #include "core/hardware/spec_proto.h"
 #include "maplex/v1/predictor.grpc.pb.h"
+#include "nlohmann/json.hpp"
 
 ABSL_FLAG(std::string, server, "127.0.0.1:50051", "address of the running maplex-server");
 ABSL_FLAG(int, duration_s, 60, "measured window, seconds (after the warm-up)");
@@ -133,15 +137,6 @@ AgentResult RunAgent(const std::string& address, const maplex::core::DeviceData&
   return r;
 }
 
-std::string JsonString(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += (static_cast<unsigned char>(c) < 0x20) ? ' ' : c;
-  }
-  return out + "\"";
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -229,19 +224,36 @@ int main(int argc, char** argv) {
   std::vector<double>& batch_ms = ingest.batch_latencies_ms;
   const double ingest_p50 = maplex::bench::NearestRankPercentile(batch_ms, 0.5);
   const double ingest_p99 = maplex::bench::NearestRankPercentile(batch_ms, 0.99);
-  std::printf(
-      "{\"seconds\": %.0f, \"predict_in_flight\": %d, \"channels\": %d, \"predict_calls\": %lld, "
-      "\"predict_per_s\": %.1f, \"predict_p50_us\": %.1f, \"predict_p99_us\": %.1f, "
-      "\"predict_errors\": %lld, \"predict_first_error\": %s, \"agents\": %d, "
-      "\"agent_batch\": %d, \"agent_interval_ms\": %d, \"ingest_batches\": %lld, "
-      "\"ingest_measurements\": %lld, \"ingest_per_s\": %.1f, \"ingest_batch_p50_ms\": %.2f, "
-      "\"ingest_batch_p99_ms\": %.2f, \"ingest_errors\": %lld, \"ingest_first_error\": %s}\n",
-      seconds, predict_clients, channel_count, static_cast<long long>(predict.calls),
-      predict.CallsPerSecond(), predict.Percentile(0.5), predict.Percentile(0.99),
-      static_cast<long long>(predict.errors), JsonString(predict.first_error).c_str(), agent_count,
-      agent_batch, interval_ms, static_cast<long long>(ingest.batches),
-      static_cast<long long>(ingest.measurements),
-      static_cast<double>(ingest.measurements) / seconds, ingest_p50, ingest_p99,
-      static_cast<long long>(ingest.errors), JsonString(ingest.first_error).c_str());
+  // One line, keys in this order (bench/load_run.py reads it).
+  auto decimals = [](double v, int digits) {
+    double rounded = v;
+    if (std::isfinite(v) && !absl::SimpleAtod(absl::StrFormat("%.*f", digits, v), &rounded)) {
+      rounded = v;
+    }
+    return rounded;
+  };
+  const nlohmann::ordered_json summary = {
+      {"seconds", decimals(seconds, 0)},
+      {"predict_in_flight", predict_clients},
+      {"channels", channel_count},
+      {"predict_calls", static_cast<long long>(predict.calls)},
+      {"predict_per_s", decimals(predict.CallsPerSecond(), 1)},
+      {"predict_p50_us", decimals(predict.Percentile(0.5), 1)},
+      {"predict_p99_us", decimals(predict.Percentile(0.99), 1)},
+      {"predict_errors", static_cast<long long>(predict.errors)},
+      {"predict_first_error", predict.first_error},
+      {"agents", agent_count},
+      {"agent_batch", agent_batch},
+      {"agent_interval_ms", interval_ms},
+      {"ingest_batches", static_cast<long long>(ingest.batches)},
+      {"ingest_measurements", static_cast<long long>(ingest.measurements)},
+      {"ingest_per_s", decimals(static_cast<double>(ingest.measurements) / seconds, 1)},
+      {"ingest_batch_p50_ms", decimals(ingest_p50, 2)},
+      {"ingest_batch_p99_ms", decimals(ingest_p99, 2)},
+      {"ingest_errors", static_cast<long long>(ingest.errors)},
+      {"ingest_first_error", ingest.first_error}};
+  // Invalid UTF-8 in an error message is replaced, not thrown on.
+  std::printf("%s\n",
+              summary.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   return predict.errors == 0 && ingest.errors == 0 ? 0 : 1;
 }

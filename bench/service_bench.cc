@@ -38,6 +38,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
@@ -49,6 +50,7 @@
 #include "core/model/latency_model.h"
 #include "maplex/bench/v1/echo.grpc.pb.h"
 #include "maplex/v1/predictor.grpc.pb.h"
+#include "nlohmann/json.hpp"
 #include "platform/process.h"
 #include "server/server.h"
 #include "server/services/predictor_service.h"
@@ -105,14 +107,20 @@ class Figures {
     std::printf("%-44s %14s\n", key.c_str(), value.c_str());
   }
   std::string Json() const {
-    std::string out = "{\n";
+    nlohmann::ordered_json out = nlohmann::ordered_json::object();
     for (const auto& [k, v] : values_) {
-      absl::StrAppend(&out, "  \"", k,
-                      "\": ", std::isfinite(v) ? absl::StrFormat("%.6g", v) : "null", ",\n");
+      // 6 significant digits, as the figures were always written; null when not finite.
+      double rounded = v;
+      if (std::isfinite(v)) {
+        absl::SimpleAtod(absl::StrFormat("%.6g", v), &rounded);
+        out[k] = rounded;
+      } else {
+        out[k] = nullptr;
+      }
     }
-    for (const auto& [k, v] : notes_) absl::StrAppend(&out, "  \"", k, "\": \"", v, "\",\n");
-    absl::StrAppend(&out, "  \"complete\": true\n}\n");
-    return out;
+    for (const auto& [k, v] : notes_) out[k] = v;
+    out["complete"] = true;
+    return out.dump(2) + "\n";
   }
 
  private:

@@ -9,6 +9,7 @@
 #include <random>
 #include <set>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -16,6 +17,7 @@
 #include "core/model/tabulated_model.h"
 #include "core/model/trainer.h"
 #include "core/planning/measurement_planner.h"
+#include "nlohmann/json.hpp"
 
 namespace maplex::core {
 namespace {
@@ -206,27 +208,45 @@ absl::StatusOr<EvaluationReport> RunEvaluation(const std::vector<DeviceData>& de
   return report;
 }
 
+namespace {
+
+// `v` as the nearest double to its 6-decimal rounding, so that the JSON writer (shortest
+// round trip) prints those decimals: the figures keep the precision they always had.
+double SixDecimals(double v) {
+  double rounded = v;
+  if (std::isfinite(v) && !absl::SimpleAtod(absl::StrFormat("%.6f", v), &rounded)) rounded = v;
+  return rounded;
+}
+
+nlohmann::ordered_json MetricsJson(const AccuracyMetrics& m) {
+  return {{"spearman", SixDecimals(m.spearman)},
+          {"acc5", SixDecimals(m.acc5)},
+          {"acc10", SixDecimals(m.acc10)},
+          {"mape", SixDecimals(m.mape)},
+          {"coverage90", SixDecimals(m.coverage90)}};
+}
+
+}  // namespace
+
 std::string ReportJson(const EvaluationReport& report) {
-  auto metrics = [](const AccuracyMetrics& m) {
-    return absl::StrFormat(
-        "\"spearman\": %.6f, \"acc5\": %.6f, \"acc10\": %.6f, \"mape\": %.6f, "
-        "\"coverage90\": %.6f",
-        m.spearman, m.acc5, m.acc10, m.mape, m.coverage90);
-  };
-  std::vector<std::string> results, means;
+  nlohmann::ordered_json results = nlohmann::ordered_json::array();
   for (const DeviceResult& r : report.results) {
-    results.push_back(absl::StrFormat(
-        "    {\"method\": \"%s\", \"k\": %d, \"device\": \"%s\", \"seed_count\": %d, %s, "
-        "\"disconnected\": {%s}}",
-        MethodName(r.method), r.k, r.device, r.seed_count, metrics(r.connected),
-        metrics(r.disconnected)));
+    nlohmann::ordered_json row = {{"method", MethodName(r.method)},
+                                  {"k", r.k},
+                                  {"device", r.device},
+                                  {"seed_count", r.seed_count}};
+    row.update(MetricsJson(r.connected));
+    row["disconnected"] = MetricsJson(r.disconnected);
+    results.push_back(std::move(row));
   }
+  nlohmann::ordered_json means = nlohmann::ordered_json::array();
   for (const MeanResult& m : report.means) {
-    means.push_back(absl::StrFormat("    {\"method\": \"%s\", \"k\": %d, %s}", MethodName(m.method),
-                                    m.k, metrics(m.metrics)));
+    nlohmann::ordered_json row = {{"method", MethodName(m.method)}, {"k", m.k}};
+    row.update(MetricsJson(m.metrics));
+    means.push_back(std::move(row));
   }
-  return absl::StrCat("{\n  \"results\": [\n", absl::StrJoin(results, ",\n"),
-                      "\n  ],\n  \"means\": [\n", absl::StrJoin(means, ",\n"), "\n  ]\n}\n");
+  nlohmann::ordered_json out = {{"results", std::move(results)}, {"means", std::move(means)}};
+  return out.dump(2) + "\n";
 }
 
 std::string ReportMarkdown(const EvaluationReport& report, const std::string& command) {

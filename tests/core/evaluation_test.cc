@@ -2,9 +2,13 @@
 #include "core/eval/evaluation.h"
 
 #include <set>
+#include <string>
+#include <vector>
 
+#include "absl/strings/str_format.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
 #include "tests/core/synthetic_devices.h"
 
 namespace maplex::core {
@@ -41,9 +45,27 @@ TEST(EvaluationTest, LeaveOneHardwareOutScoresEveryDeviceAndMethod) {
     EXPECT_EQ(d.disconnected.count, 341);
     EXPECT_GT(d.connected.spearman, 0.5) << d.device;
   }
-  const std::string json = ReportJson(*r);
-  EXPECT_THAT(json, HasSubstr("\"means\""));
-  EXPECT_THAT(json, HasSubstr("\"device\": \"gpu_a_32\", \"seed_count\": 2"));
+  // The shape docs/accuracy/results.json has: results and means, keys in this order,
+  // figures with 6 decimals.
+  const nlohmann::ordered_json json = nlohmann::ordered_json::parse(ReportJson(*r));
+  ASSERT_EQ(json.size(), 2u);
+  EXPECT_EQ(json.begin().key(), "results");
+  ASSERT_EQ(json["results"].size(), r->results.size());
+  ASSERT_EQ(json["means"].size(), r->means.size());
+  const nlohmann::ordered_json& first = json["results"][0];
+  std::vector<std::string> keys;
+  for (auto it = first.begin(); it != first.end(); ++it) keys.push_back(it.key());
+  EXPECT_EQ(keys,
+            (std::vector<std::string>{"method", "k", "device", "seed_count", "spearman", "acc5",
+                                      "acc10", "mape", "coverage90", "disconnected"}));
+  EXPECT_EQ(first["method"], "baseline");
+  EXPECT_EQ(first["device"], r->results[0].device);
+  EXPECT_EQ(first["seed_count"], 2);
+  EXPECT_NEAR(first["spearman"].get<double>(), r->results[0].connected.spearman, 5e-7);
+  EXPECT_EQ(first["spearman"].dump(), absl::StrFormat("%.6f", r->results[0].connected.spearman)
+                                          .substr(0, first["spearman"].dump().size()));
+  EXPECT_NEAR(first["disconnected"]["mape"].get<double>(), r->results[0].disconnected.mape, 5e-7);
+  EXPECT_EQ(json["means"][1]["k"], 10);
   EXPECT_THAT(ReportMarkdown(*r, "cmd"), HasSubstr("| baseline | 10 |"));
   EXPECT_THAT(AccuracyVsKSvg(*r), HasSubstr("<polyline"));
   ASSERT_FALSE(r->scatter.empty());
