@@ -122,8 +122,8 @@ absl::StatusOr<std::unique_ptr<MaplexServer>> MaplexServer::Start(const ServerOp
   }
   std::unique_ptr<MaplexServer> server(new MaplexServer(options));
   if (!options.metrics_listen.empty()) {
-    absl::StatusOr<std::unique_ptr<metrics::MetricsHttpServer>> http =
-        metrics::MetricsHttpServer::Start(options.metrics_listen, &server->metrics_.registry());
+    absl::StatusOr<std::unique_ptr<metrics::MetricsEndpoint>> http =
+        metrics::MetricsEndpoint::Start(options.metrics_listen, server->metrics_.collectables());
     if (!http.ok()) return http.status();
     server->metrics_http_ = *std::move(http);
     LogInfo("metrics_listening", {{"address", options.metrics_listen},

@@ -27,7 +27,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "platform/metrics/metrics_http_server.h"
+#include "platform/metrics/metrics_endpoint.h"
 #include "server/auth/authorizer.h"
 #include "server/auth/token_registry.h"
 #include "server/limits.h"
@@ -119,7 +119,7 @@ class MaplexServer {
   std::unique_ptr<Authorizer> authorizer_;
   ModelSlot slot_;
   ServerMetrics metrics_{&slot_};
-  std::unique_ptr<metrics::MetricsHttpServer> metrics_http_;
+  std::unique_ptr<metrics::MetricsEndpoint> metrics_http_;
   RetiredDevices retired_;
   std::unique_ptr<Trainer> trainer_;          // primary only
   std::unique_ptr<ModelFollower> follower_;  // replica only

@@ -1,6 +1,8 @@
 #include "server/server_metrics.h"
 
+#include <algorithm>
 #include <chrono>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/time/clock.h"
@@ -11,12 +13,12 @@ namespace {
 using grpc::experimental::InterceptionHookPoints;
 
 // From 0.5 ms (a small Predict on loopback) to a minute (a retrain, a long stream).
-const std::vector<double> kRpcDurationBounds = {
+const prometheus::Histogram::BucketBoundaries kRpcDurationBounds = {
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
 
 class RpcDurationInterceptor final : public grpc::experimental::Interceptor {
  public:
-  RpcDurationInterceptor(metrics::HistogramFamily* durations, std::string method)
+  RpcDurationInterceptor(prometheus::Family<prometheus::Histogram>* durations, std::string method)
       : durations_(durations),
         method_(std::move(method)),
         start_(std::chrono::steady_clock::now()) {}
@@ -26,13 +28,14 @@ class RpcDurationInterceptor final : public grpc::experimental::Interceptor {
       std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start_;
       std::string code = absl::StatusCodeToString(
           static_cast<absl::StatusCode>(methods->GetSendStatus().error_code()));
-      durations_->WithLabels({method_, code}).Observe(elapsed.count());
+      durations_->Add({{"method", method_}, {"code", code}}, kRpcDurationBounds)
+          .Observe(elapsed.count());
     }
     methods->Proceed();
   }
 
  private:
-  metrics::HistogramFamily* const durations_;
+  prometheus::Family<prometheus::Histogram>* const durations_;
   const std::string method_;
   const std::chrono::steady_clock::time_point start_;
 };
@@ -40,7 +43,7 @@ class RpcDurationInterceptor final : public grpc::experimental::Interceptor {
 class RpcDurationInterceptorFactory final
     : public grpc::experimental::ServerInterceptorFactoryInterface {
  public:
-  explicit RpcDurationInterceptorFactory(metrics::HistogramFamily* durations)
+  explicit RpcDurationInterceptorFactory(prometheus::Family<prometheus::Histogram>* durations)
       : durations_(durations) {}
   grpc::experimental::Interceptor* CreateServerInterceptor(
       grpc::experimental::ServerRpcInfo* info) override {
@@ -48,61 +51,65 @@ class RpcDurationInterceptorFactory final
   }
 
  private:
-  metrics::HistogramFamily* const durations_;
+  prometheus::Family<prometheus::Histogram>* const durations_;
 };
+
+prometheus::Family<prometheus::Gauge>& GaugeFamily(prometheus::Registry& registry,
+                                                   const std::string& name,
+                                                   const std::string& help) {
+  return prometheus::BuildGauge().Name(name).Help(help).Register(registry);
+}
 
 }  // namespace
 
 ServerMetrics::ServerMetrics(const ModelSlot* slot)
-    : rpc_duration_(registry_.AddHistogram(
-          "maplex_rpc_duration_seconds",
-          "Time from an RPC's arrival to its status, by full method name and status code; "
-          "_count counts RPCs.",
-          {"method", "code"}, kRpcDurationBounds)),
-      measurements_stored_(
-          registry_
-              .AddCounter("maplex_measurements_stored_total",
-                          "Measurements newly stored by Ingest (durably committed).", {})
-              .WithLabels({})),
-      measurements_replayed_(registry_
-                                 .AddCounter("maplex_measurements_replayed_total",
-                                             "Measurements received again: their id was "
-                                             "stored before, nothing was written.",
-                                             {})
-                                 .WithLabels({})),
-      spool_depth_(registry_.AddGauge(
-          "maplex_agent_spool_depth",
-          "Measurements waiting in an agent's spool, as reported with its last batch.",
-          {"device"})),
-      model_version_(registry_
-                         .AddGauge("maplex_model_version",
-                                   "Version of the model being served (0: none yet).", {})
-                         .WithLabels({})),
-      device_samples_(registry_.AddGauge(
-          "maplex_model_device_samples",
-          "Measured samples of each device the served model was trained with.", {"device"})),
-      device_spearman_(registry_.AddGauge(
-          "maplex_model_device_in_sample_spearman",
-          "Spearman rank correlation of the served model's predictions with the device's "
-          "training samples (in-sample: optimistic for devices with few samples).",
-          {"device"})),
-      device_acc10_(registry_.AddGauge(
-          "maplex_model_device_in_sample_acc10",
-          "Share of the device's training samples predicted within +-10 % (in-sample).",
-          {"device"})),
-      device_mape_(registry_.AddGauge(
-          "maplex_model_device_in_sample_mape_percent",
-          "Mean absolute percentage error on the device's training samples (in-sample).",
-          {"device"})) {
-  registry_.AddCallbackGauge(
-      "maplex_model_age_seconds", "Seconds since the served model was trained.",
-      [slot]() -> std::optional<double> {
-        std::shared_ptr<const ServedModel> m = slot->Get();
-        if (m == nullptr) return std::nullopt;
-        return absl::ToDoubleSeconds(absl::Now() -
-                                     absl::FromUnixMillis(m->info.created_at_unix_ms()));
-      });
-}
+    : registry_(std::make_shared<prometheus::Registry>()),
+      model_age_(std::make_shared<metrics::CallbackGauge>(
+          "maplex_model_age_seconds", "Seconds since the served model was trained.",
+          [slot]() -> std::optional<double> {
+            std::shared_ptr<const ServedModel> m = slot->Get();
+            if (m == nullptr) return std::nullopt;
+            return absl::ToDoubleSeconds(absl::Now() -
+                                         absl::FromUnixMillis(m->info.created_at_unix_ms()));
+          })),
+      rpc_duration_(prometheus::BuildHistogram()
+                        .Name("maplex_rpc_duration_seconds")
+                        .Help("Time from an RPC's arrival to its status, by full method name "
+                              "and status code; _count counts RPCs.")
+                        .Register(*registry_)),
+      measurements_stored_(prometheus::BuildCounter()
+                               .Name("maplex_measurements_stored_total")
+                               .Help("Measurements newly stored by Ingest (durably committed).")
+                               .Register(*registry_)
+                               .Add({})),
+      measurements_replayed_(prometheus::BuildCounter()
+                                 .Name("maplex_measurements_replayed_total")
+                                 .Help("Measurements received again: their id was stored "
+                                       "before, nothing was written.")
+                                 .Register(*registry_)
+                                 .Add({})),
+      spool_depth_(GaugeFamily(
+          *registry_, "maplex_agent_spool_depth",
+          "Measurements waiting in an agent's spool, as reported with its last batch.")),
+      model_version_(GaugeFamily(*registry_, "maplex_model_version",
+                                 "Version of the model being served (0: none yet).")
+                         .Add({})),
+      device_samples_(
+          GaugeFamily(*registry_, "maplex_model_device_samples",
+                      "Measured samples of each device the served model was trained with.")),
+      device_spearman_(GaugeFamily(
+          *registry_, "maplex_model_device_cv_spearman",
+          "Cross-validated Spearman rank correlation of the served method's predictions "
+          "with a target device's held-out measurements (refit without them).")),
+      device_acc10_(GaugeFamily(*registry_, "maplex_model_device_cv_acc10",
+                                "Cross-validated share of a target device's held-out "
+                                "measurements predicted within +-10 %.")),
+      device_mape_(GaugeFamily(*registry_, "maplex_model_device_cv_mape_percent",
+                               "Cross-validated mean absolute percentage error on a target "
+                               "device's held-out measurements.")),
+      device_scored_(GaugeFamily(
+          *registry_, "maplex_model_device_cv_scored",
+          "Held-out measurements a target device's cross-validated figures come from.")) {}
 
 std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>
 ServerMetrics::RpcInterceptorFactory() {
@@ -110,28 +117,41 @@ ServerMetrics::RpcInterceptorFactory() {
 }
 
 void ServerMetrics::OnMeasurementsStored(int inserted, int already_stored) {
-  measurements_stored_.Increment(static_cast<uint64_t>(inserted));
-  measurements_replayed_.Increment(static_cast<uint64_t>(already_stored));
+  measurements_stored_.Increment(inserted);
+  measurements_replayed_.Increment(already_stored);
 }
 
 void ServerMetrics::OnSpoolDepthReported(const std::string& device_id, int64_t depth) {
-  spool_depth_.WithLabels({device_id}).Set(static_cast<double>(depth));
+  spool_depth_.Add({{"device", device_id}}).Set(static_cast<double>(depth));
 }
 
 void ServerMetrics::OnModelServed(const v1::ModelInfo& info) {
+  std::lock_guard<std::mutex> lock(model_mu_);
   model_version_.Set(static_cast<double>(info.version()));
-  std::vector<metrics::LabelValues> devices;
+  // Set the new version's series first and remove the ones it no longer has afterwards, so
+  // a concurrent scrape never sees a kept device without its series.
+  std::vector<std::pair<prometheus::Family<prometheus::Gauge>*, prometheus::Gauge*>> current;
   for (const v1::DeviceAccuracy& a : info.device_accuracy()) {
-    devices.push_back({a.device_id()});
-    device_samples_.WithLabels({a.device_id()}).Set(static_cast<double>(a.samples()));
-    device_spearman_.WithLabels({a.device_id()}).Set(a.spearman());
-    device_acc10_.WithLabels({a.device_id()}).Set(a.acc10());
-    device_mape_.WithLabels({a.device_id()}).Set(a.mape());
+    auto set = [&](prometheus::Family<prometheus::Gauge>& family, double value) {
+      prometheus::Gauge& g = family.Add({{"device", a.device_id()}});  // existing or new
+      g.Set(value);
+      current.emplace_back(&family, &g);
+    };
+    set(device_samples_, static_cast<double>(a.samples()));
+    // An unscored device (a reference, too few samples) gets no cv_* series rather than a
+    // 0 that would read as a terrible score.
+    if (a.scored() == 0) continue;
+    set(device_spearman_, a.spearman());
+    set(device_acc10_, a.acc10());
+    set(device_mape_, a.mape());
+    set(device_scored_, static_cast<double>(a.scored()));
   }
-  for (metrics::GaugeFamily* f :
-       {&device_samples_, &device_spearman_, &device_acc10_, &device_mape_}) {
-    f->RetainOnly(devices);
+  for (const auto& [family, gauge] : device_gauges_) {
+    if (std::find(current.begin(), current.end(), std::make_pair(family, gauge)) == current.end()) {
+      family->Remove(gauge);
+    }
   }
+  device_gauges_ = std::move(current);
 }
 
 }  // namespace maplex::server

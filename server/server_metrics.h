@@ -11,10 +11,12 @@
 //   maplex_model_version                       version of the served model
 //   maplex_model_age_seconds                   seconds since the served model was trained
 //   maplex_model_device_samples{device}        measured samples each device had in training
-//   maplex_model_device_in_sample_spearman{device}   accuracy of the served model on the
-//   maplex_model_device_in_sample_acc10{device}      samples it was fit on (the trainer's
-//   maplex_model_device_in_sample_mape_percent{device}  "in-sample" basis; optimistic for
-//                                                    devices with few samples)
+//   maplex_model_device_cv_spearman{device}    cross-validated accuracy of each target
+//   maplex_model_device_cv_acc10{device}       device (ModelInfo.device_accuracy: held-out
+//   maplex_model_device_cv_mape_percent{device}  measurements predicted by refits without
+//   maplex_model_device_cv_scored{device}      them; _scored counts them). Reference devices
+//                                              and devices with < 3 samples are not scored
+//                                              and have no cv_* series.
 //
 //   ServerMetrics metrics(&slot);
 //   builder.experimental().SetInterceptorCreators(metrics.InterceptorFactories());
@@ -25,11 +27,19 @@
 #include <grpcpp/support/server_interceptor.h>
 
 #include <memory>
+#include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "maplex/v1/models.pb.h"
-#include "platform/metrics/metrics.h"
+#include "platform/metrics/metrics_endpoint.h"
+#include "prometheus/counter.h"
+#include "prometheus/family.h"
+#include "prometheus/gauge.h"
+#include "prometheus/histogram.h"
+#include "prometheus/registry.h"
 #include "server/model_slot.h"
 
 namespace maplex::server {
@@ -39,7 +49,10 @@ class ServerMetrics {
   // `slot` (which must outlive this) is read at each scrape for the model's age.
   explicit ServerMetrics(const ModelSlot* slot);
 
-  const metrics::MetricsRegistry& registry() const { return registry_; }
+  // What the metrics endpoint serves (valid while this lives).
+  metrics::Collectables collectables() const { return {registry_, model_age_}; }
+  // The page a scrape gets now.
+  std::string Expose() const { return metrics::ExposeText(collectables()); }
 
   // A factory of interceptors that time every RPC into maplex_rpc_duration_seconds.
   std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface> RpcInterceptorFactory();
@@ -50,16 +63,23 @@ class ServerMetrics {
   void OnModelServed(const maplex::v1::ModelInfo& info);
 
  private:
-  metrics::MetricsRegistry registry_;
-  metrics::HistogramFamily& rpc_duration_;
-  metrics::Counter& measurements_stored_;
-  metrics::Counter& measurements_replayed_;
-  metrics::GaugeFamily& spool_depth_;
-  metrics::Gauge& model_version_;
-  metrics::GaugeFamily& device_samples_;
-  metrics::GaugeFamily& device_spearman_;
-  metrics::GaugeFamily& device_acc10_;
-  metrics::GaugeFamily& device_mape_;
+  const std::shared_ptr<prometheus::Registry> registry_;
+  const std::shared_ptr<metrics::CallbackGauge> model_age_;
+  prometheus::Family<prometheus::Histogram>& rpc_duration_;
+  prometheus::Counter& measurements_stored_;
+  prometheus::Counter& measurements_replayed_;
+  prometheus::Family<prometheus::Gauge>& spool_depth_;
+  prometheus::Gauge& model_version_;
+  prometheus::Family<prometheus::Gauge>& device_samples_;
+  prometheus::Family<prometheus::Gauge>& device_spearman_;
+  prometheus::Family<prometheus::Gauge>& device_acc10_;
+  prometheus::Family<prometheus::Gauge>& device_mape_;
+  prometheus::Family<prometheus::Gauge>& device_scored_;
+
+  std::mutex model_mu_;  // one OnModelServed at a time
+  // The per-device series of the served model, to remove those of devices it dropped.
+  std::vector<std::pair<prometheus::Family<prometheus::Gauge>*, prometheus::Gauge*>> device_gauges_
+      ABSL_GUARDED_BY(model_mu_);
 };
 
 }  // namespace maplex::server

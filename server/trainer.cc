@@ -7,39 +7,57 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "core/arch/nb201_space.h"
-#include "core/eval/metrics.h"
+#include "core/eval/cross_validation.h"
 #include "core/hardware/spec_proto.h"
+#include "core/model/reference_set.h"
 #include "platform/log.h"
 #include "platform/process.h"
 
 namespace maplex::server {
 namespace {
 
-// Scores `model` on the measurements it was fit on, per device.
-std::vector<v1::DeviceAccuracy> ScoreInSample(const core::LatencyModel& model,
-                                              const std::vector<core::DeviceData>& devices,
-                                              double reference_min_coverage) {
-  std::vector<v1::DeviceAccuracy> out;
-  for (const core::DeviceData& d : devices) {
-    std::vector<int32_t> archs;
-    std::vector<double> truth;
-    for (const core::LatencySample& s : d.samples) {
-      archs.push_back(s.arch_index);
-      truth.push_back(s.latency_ms);
+// Cross-validated accuracy per device under the method `model` was trained with (the
+// fallback may have replaced the configured one); see v1::DeviceAccuracy.
+// A scoring failure leaves the model servable: every device is then "not scored" with the
+// reason.
+std::vector<v1::DeviceAccuracy> ScoreCrossValidated(const core::LatencyModel& model,
+                                                    const std::vector<core::DeviceData>& devices,
+                                                    core::TrainOptions train,
+                                                    const core::CrossValidationOptions& options) {
+  train.method = model.method();
+  absl::StatusOr<std::vector<core::DeviceCrossValidation>> scores =
+      core::CrossValidateDevices(devices, train, options);
+  if (!scores.ok()) {
+    const absl::Status error = scores.status();
+    LogWarning("cross_validation_failed", {{"error", error.ToString()}});
+    scores.emplace();
+    for (const core::DeviceData& d : devices) {
+      core::DeviceCrossValidation& u = scores->emplace_back();
+      u.device = d.device;
+      u.samples = static_cast<int>(d.samples.size());
+      u.reference = core::Coverage(d, core::Nb201Space::Get().size()) >=
+                    train.reference_min_coverage;
+      u.not_scored = absl::StrCat("cross-validation failed: ", error.message());
     }
-    std::vector<core::LatencyPrediction> predicted(archs.size());
-    if (!model.Predict(d.device, archs, absl::MakeSpan(predicted)).ok()) continue;
-    core::AccuracyMetrics m = core::ComputeAccuracy(predicted, truth);
+  }
+  std::vector<v1::DeviceAccuracy> out;
+  for (const core::DeviceCrossValidation& d : *scores) {
     v1::DeviceAccuracy& a = out.emplace_back();
     a.set_device_id(d.device);
-    a.set_samples(static_cast<int64_t>(archs.size()));
-    a.set_reference(static_cast<double>(archs.size()) >=
-                    reference_min_coverage * core::kNb201CellCount);
-    a.set_basis("in-sample");
-    a.set_spearman(m.spearman);
-    a.set_acc10(m.acc10);
-    a.set_mape(100 * m.mape);  // the wire form is percent
-    a.set_coverage90(m.coverage90);
+    a.set_samples(d.samples);
+    a.set_reference(d.reference);
+    if (!d.cv.has_value()) {
+      a.set_basis(d.reference ? "not scored: reference device"
+                              : absl::StrCat("not scored: ", d.not_scored));
+      continue;
+    }
+    a.set_basis("cross-validated");
+    a.set_folds(d.cv->folds);
+    a.set_scored(static_cast<int64_t>(d.cv->held_out.size()));
+    a.set_spearman(d.cv->metrics.spearman);
+    a.set_acc10(d.cv->metrics.acc10);
+    a.set_mape(100 * d.cv->metrics.mape);  // the wire form is percent
+    a.set_coverage90(d.cv->metrics.coverage90);
   }
   return out;
 }
@@ -203,7 +221,7 @@ absl::StatusOr<v1::ModelInfo> Trainer::TrainNow() {
   info.set_training_measurements(measurements);
   info.set_training_devices(static_cast<int32_t>(devices.size()));
   for (v1::DeviceAccuracy& a :
-       ScoreInSample(**model, devices, options_.train.reference_min_coverage)) {
+       ScoreCrossValidated(**model, devices, options_.train, options_.cross_validation)) {
     *info.add_device_accuracy() = std::move(a);
   }
   const std::string score_s = lap();

@@ -1,6 +1,7 @@
 // Keeps the served model current: retrains when new measurements arrive (debounced),
-// scores the new model on each device's measurements, persists it as a new version and
-// swaps it into the ModelSlot. Predict never waits for it.
+// scores each device's adaptation by cross-validation over its own measurements
+// (core/eval/cross_validation.h), persists the model as a new version and swaps it into
+// the ModelSlot. Predict never waits for it.
 //
 //   Trainer trainer(store, slot, options);
 //   trainer.LoadLatest();          // serve the last persisted version at once
@@ -19,6 +20,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "core/eval/cross_validation.h"
 #include "core/model/latency_model.h"
 #include "maplex/v1/models.pb.h"
 #include "server/model_slot.h"
@@ -36,6 +38,9 @@ struct TrainerOptions {
   // Predict keeps its CPU while a model trains (docs/BENCHMARKS.md). Retrain RPCs train on
   // the caller's thread, at normal priority.
   int background_nice = 10;
+  // Folds and the cap on scored measurements per device of the cross-validated accuracy
+  // (ModelInfo.device_accuracy): at most `folds` refits per target device per retrain.
+  core::CrossValidationOptions cross_validation;
 };
 
 // The store's view of devices as the core model wants them.

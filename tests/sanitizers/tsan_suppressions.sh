@@ -2,10 +2,11 @@
 # Prints ThreadSanitizer suppressions for the uninstrumented Debian libraries that the given
 # binaries load:  tests/sanitizers/tsan_suppressions.sh build-tsan/tests/* > tsan.supp
 #
-# gRPC, Protobuf, Abseil (and what they use: upb, re2, c-ares, OpenSSL, zlib) come from
-# Debian built without -fsanitize=thread. Their locks (absl::Mutex, gpr_mu) and atomics are
-# invisible to ThreadSanitizer, but the malloc, free and memcpy they call are intercepted,
-# so a buffer handed between gRPC's threads under an invisible lock is reported as a race.
+# gRPC, Protobuf, Abseil (and what they use: upb, re2, c-ares, OpenSSL, zlib), prometheus-cpp
+# and its civetweb come from Debian built without -fsanitize=thread. Their locks (absl::Mutex,
+# gpr_mu) and atomics are invisible to ThreadSanitizer, but the malloc, free and memcpy they
+# call are intercepted, so a buffer handed between gRPC's threads under an invisible lock is
+# reported as a race.
 # `called_from_lib` ignores the intercepted calls made from inside such a library (one
 # library per line: a pattern must match exactly one).
 #
@@ -41,5 +42,5 @@ race:grpc::internal::CallbackUnaryHandler<
 race:grpc::internal::CallbackWithSuccessTag::
 SUPP
 { ldd "$@" 2>/dev/null || true; } | awk '/=> \// {print $3}' | sort -u |
-  grep -E '/lib(grpc|gpr|upb|address_sorting|re2|cares|ssl|crypto|protobuf|absl_|z\.)[^/]*$' |
+  grep -E '/lib(grpc|gpr|upb|address_sorting|re2|cares|ssl|crypto|protobuf|absl_|z\.|prometheus-cpp|civetweb)[^/]*$' |
   sed -E 's|^.*/([^/]*\.so)(\..*)?$|called_from_lib:/\1.|'

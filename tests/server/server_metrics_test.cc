@@ -120,21 +120,37 @@ TEST(ServerMetricsTest, ScrapeReflectsRpcsIngestSpoolDepthAndTheModel) {
   EXPECT_EQ(Sample(page, "maplex_agent_spool_depth{device=\"target\"}"), 25);
   EXPECT_EQ(Sample(page, "maplex_model_device_samples{device=\"target\"}"), 10);
   EXPECT_EQ(Sample(page, "maplex_model_device_samples{device=\"ref\"}"), core::kNb201CellCount);
-  EXPECT_GT(Sample(page, "maplex_model_device_in_sample_spearman{device=\"ref\"}"), 0.5);
-  EXPECT_GE(Sample(page, "maplex_model_device_in_sample_mape_percent{device=\"target\"}"), 0);
-  const std::string predict = "{method=\"/maplex.v1.Predictor/Predict\",code=";
-  EXPECT_EQ(Sample(page, "maplex_rpc_duration_seconds_count" + predict + "\"OK\"}"), 2);
-  EXPECT_EQ(Sample(page, "maplex_rpc_duration_seconds_count" + predict + "\"NOT_FOUND\"}"), 1);
-  EXPECT_EQ(Sample(page, "maplex_rpc_duration_seconds_bucket" + predict + "\"OK\",le=\"+Inf\"}"),
-            2);
-  EXPECT_EQ(Sample(page,
-                   "maplex_rpc_duration_seconds_count{method=\"/maplex.v1.Models/Retrain\","
-                   "code=\"OK\"}"),
-            1);
-  EXPECT_EQ(Sample(page,
-                   "maplex_rpc_duration_seconds_count{method=\"/maplex.v1.Ingest/"
-                   "StreamMeasurements\",code=\"OK\"}"),
-            3);
+  // Cross-validated figures: the target's, as the model's info has them; the reference
+  // device is not scored, so it has none (no made-up value).
+  const v1::DeviceAccuracy* target = nullptr;
+  for (const v1::DeviceAccuracy& a : model->device_accuracy()) {
+    if (a.device_id() == "target") target = &a;
+  }
+  ASSERT_NE(target, nullptr);
+  ASSERT_EQ(target->basis(), "cross-validated");
+  EXPECT_NEAR(Sample(page, "maplex_model_device_cv_spearman{device=\"target\"}"),
+              target->spearman(), 1e-12);
+  EXPECT_NEAR(Sample(page, "maplex_model_device_cv_acc10{device=\"target\"}"), target->acc10(),
+              1e-12);
+  EXPECT_NEAR(Sample(page, "maplex_model_device_cv_mape_percent{device=\"target\"}"),
+              target->mape(), 1e-9);
+  EXPECT_GT(target->mape(), 0);
+  EXPECT_EQ(Sample(page, "maplex_model_device_cv_scored{device=\"target\"}"), 10);
+  EXPECT_TRUE(std::isnan(Sample(page, "maplex_model_device_cv_spearman{device=\"ref\"}")));
+  EXPECT_THAT(page, ::testing::Not(::testing::HasSubstr("in_sample")));
+  // prometheus-cpp writes labels in name order (code, method; le last); PromQL matches
+  // labels by name, so dashboards do not depend on it.
+  auto rpc = [](const std::string& series, const std::string& code, const std::string& method,
+                const std::string& extra = "") {
+    return "maplex_rpc_duration_seconds_" + series + "{code=\"" + code + "\",method=\"" +
+           method + "\"" + extra + "}";
+  };
+  const std::string predict = "/maplex.v1.Predictor/Predict";
+  EXPECT_EQ(Sample(page, rpc("count", "OK", predict)), 2);
+  EXPECT_EQ(Sample(page, rpc("count", "NOT_FOUND", predict)), 1);
+  EXPECT_EQ(Sample(page, rpc("bucket", "OK", predict, ",le=\"+Inf\"")), 2);
+  EXPECT_EQ(Sample(page, rpc("count", "OK", "/maplex.v1.Models/Retrain")), 1);
+  EXPECT_EQ(Sample(page, rpc("count", "OK", "/maplex.v1.Ingest/StreamMeasurements")), 3);
 }
 
 }  // namespace

@@ -56,15 +56,56 @@ TEST_F(TrainerTest, TrainNowPersistsAndServesANewVersion) {
   ASSERT_NE(slot_.Get(), nullptr);
   EXPECT_EQ(slot_.Get()->info.version(), 1u);
   EXPECT_EQ(store_->LatestModel()->value().info.version(), 1u);
-  bool saw_target = false;
+  ASSERT_EQ(info->device_accuracy_size(), 2);
   for (const auto& a : info->device_accuracy()) {
-    if (a.device_id() != "target") continue;
-    saw_target = true;
+    if (a.device_id() == "ref") {
+      EXPECT_TRUE(a.reference());
+      EXPECT_EQ(a.basis(), "not scored: reference device");
+      EXPECT_EQ(a.scored(), 0);
+      continue;
+    }
+    ASSERT_EQ(a.device_id(), "target");
     EXPECT_FALSE(a.reference());
     EXPECT_EQ(a.samples(), 11);
+    EXPECT_EQ(a.basis(), "cross-validated");
+    EXPECT_EQ(a.folds(), 5);
+    EXPECT_EQ(a.scored(), 11);
+    // An exact factor of 2 on the reference: every held-out cell is predictable.
     EXPECT_GT(a.spearman(), 0.9);
   }
-  EXPECT_TRUE(saw_target);
+}
+
+// The figures are held-out: a target whose latencies have nothing to do with the
+// architectures (the reference's latencies, rotated among the measured cells) cannot be
+// predicted, and its score must say so. Scored on the measurements the served model was
+// fit on (it serves them back), it was 1.000 / 1.000 / 0 % whatever the data.
+TEST_F(TrainerTest, AccuracyOfAnUnpredictableTargetIsLow) {
+  ASSERT_TRUE(store_->RegisterDevice(maplex::testing::TestDevice("noise")).ok());
+  std::vector<StoredMeasurement> rows;
+  for (int i = 0; i < 40; ++i) {
+    StoredMeasurement m;
+    m.id = "noise:" + std::to_string(i);
+    m.device_id = "noise";
+    m.arch_index = 300 * i + 7;
+    const int other = 300 * ((i + 13) % 40) + 7;  // another cell's reference latency
+    m.stats.set_median_ms(1.0 + (other % 97) * 0.1 + (other % 13));
+    rows.push_back(m);
+  }
+  ASSERT_TRUE(store_->AddMeasurements(rows).ok());
+  Trainer trainer(store_.get(), &slot_, TrainerOptions());
+  auto info = trainer.TrainNow();
+  ASSERT_TRUE(info.ok()) << info.status();
+  bool saw_noise = false;
+  for (const auto& a : info->device_accuracy()) {
+    if (a.device_id() != "noise") continue;
+    saw_noise = true;
+    EXPECT_EQ(a.basis(), "cross-validated");
+    EXPECT_EQ(a.scored(), 40);
+    EXPECT_LT(a.spearman(), 0.5);
+    EXPECT_LT(a.acc10(), 0.5);
+    EXPECT_GT(a.mape(), 10);
+  }
+  EXPECT_TRUE(saw_noise);
 }
 
 TEST_F(TrainerTest, LoadLatestServesThePersistedVersion) {

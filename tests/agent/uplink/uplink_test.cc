@@ -80,7 +80,7 @@ TEST_F(UplinkTest, DeliversEverythingAndEmptiesTheSpool) {
   EXPECT_EQ(*spool_->Depth(), 0);
   EXPECT_EQ(uplink.acked(), 30);
   // Batches of 7 report the spool's depth before each: 30, 23, 16, 9 and last 2.
-  EXPECT_THAT(server_->metrics().registry().Expose(),
+  EXPECT_THAT(server_->metrics().Expose(),
               ::testing::HasSubstr("maplex_agent_spool_depth{device=\"board\"} 2\n"));
   auto client = maplex::testing::ConnectTo(*server_);
   EXPECT_EQ(client.GetDevice("board")->measurement_count(), 30);
