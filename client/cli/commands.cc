@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
 #include <map>
 #include <optional>
 #include <random>
@@ -29,6 +30,7 @@
 #include "client/report/accuracy_report.h"
 #include "core/arch/nb201_space.h"
 #include "core/dataset/latency_table.h"
+#include "core/eval/cross_validation.h"
 #include "core/eval/metrics.h"
 #include "core/hardware/spec_proto.h"
 #include "platform/sqlite_backup.h"
@@ -162,7 +164,8 @@ int Report(const Command& c, const Globals& g, const std::vector<std::string>& a
 
 const Command kCommands[] = {
     {"devices list", "list device configurations", kDevicesListUsage, DevicesList},
-    {"devices show", "show one device: config, specs, labels, sample count",
+    {"devices show",
+     "show one device: config, specs, labels, sample count, cross-validated accuracy",
      "ID [--format table|json]", DevicesShow},
     {"devices retire", "retire a device: it keeps its data but gets no more predictions", "ID",
      DevicesRetire},
@@ -178,8 +181,11 @@ const Command kCommands[] = {
      "  against them (cells with a connected output).",
      Predict},
     {"models list", "list model versions, newest first", "[--format table|json]", ModelsList},
-    {"models show", "show a model version and its per-device accuracy",
-     "[VERSION] [--format table|json]   (default: the version being served)", ModelsShow},
+    {"models show", "show a model version and its per-device cross-validated accuracy",
+     "[VERSION] [--format table|json]   (default: the version being served)\n"
+     "  Accuracy is cross-validated: each scored measurement of a device is predicted by a\n"
+     "  refit of its adaptation without it. Reference devices are not scored.",
+     ModelsShow},
     {"retrain", "train a new model version now and wait for it", "", Retrain},
     {"import", "load a wide latency CSV and its devices CSV into the server",
      "--latency F.csv[.gz] --devices D.csv [--only DEV,DEV...] [--keep DEV=K]... [--seed N]\n"
@@ -253,6 +259,21 @@ int DevicesList(const Command& c, const Globals& g, const std::vector<std::strin
   return Emit(*args, FormatRows(rows, format));
 }
 
+// The served model's cross-validated accuracy of `device`, in one line.
+std::string ServedAccuracy(MaplexClient& client, const std::string& device) {
+  absl::StatusOr<v1::ModelInfo> m = client.GetModel(0);
+  if (!m.ok()) return absl::StrCat("unknown (", m.status().message(), ")");
+  for (const v1::DeviceAccuracy& a : m->device_accuracy()) {
+    if (a.device_id() != device) continue;
+    if (a.scored() == 0) return absl::StrCat(a.basis(), " (model version ", m->version(), ")");
+    return absl::StrFormat(
+        "cross-validated (model version %d): Spearman %.3f, within 10 %% %.3f, MAPE %.2f %%, "
+        "90 %% coverage %.3f; %d measurements held out, %d folds",
+        m->version(), a.spearman(), a.acc10(), a.mape(), a.coverage90(), a.scored(), a.folds());
+  }
+  return absl::StrCat("not in model version ", m->version());
+}
+
 int DevicesShow(const Command& c, const Globals& g, const std::vector<std::string>& argv) {
   absl::StatusOr<Args> args = Args::Parse(argv, {"format"}, {});
   if (!args.ok()) return UsageError(c, args.status().message());
@@ -293,6 +314,7 @@ int DevicesShow(const Command& c, const Globals& g, const std::vector<std::strin
   for (const auto& [k, v] : std::map<std::string, std::string>(d->labels().begin(), d->labels().end())) {
     rows.push_back({absl::StrCat("label ", k), v});
   }
+  rows.push_back({"cv_accuracy", ServedAccuracy(*client, d->id())});
   return Emit(*args, FormatRows(rows, "table"));
 }
 
@@ -524,14 +546,22 @@ int ModelsShow(const Command& c, const Globals& g, const std::vector<std::string
   if (!m.ok()) return Fail(m.status());
   if (format == "json") return Emit(*args, ToJson(*m));
   std::string out = FormatRows(ModelRows({*m}), "table");
-  Rows acc = {{"DEVICE", "SAMPLES", "ROLE", "BASIS", "SPEARMAN", "ACC10", "MAPE_%", "COVERAGE90"}};
+  Rows acc = {{"DEVICE", "SAMPLES", "ROLE", "CV_SCORED", "CV_FOLDS", "CV_SPEARMAN", "CV_ACC10",
+               "CV_MAPE_%", "CV_COVERAGE90", "BASIS"}};
   for (const v1::DeviceAccuracy& a : m->device_accuracy()) {
-    acc.push_back({a.device_id(), absl::StrCat(a.samples()), a.reference() ? "reference" : "adapted",
-                   a.basis(), absl::StrFormat("%.4f", a.spearman()),
-                   absl::StrFormat("%.3f", a.acc10()), absl::StrFormat("%.2f", a.mape()),
-                   absl::StrFormat("%.3f", a.coverage90())});
+    const bool scored = a.scored() > 0;
+    auto figure = [scored](const char* format, double v) {
+      return scored ? absl::StrFormat(format, v) : std::string("-");
+    };
+    acc.push_back({a.device_id(), absl::StrCat(a.samples()),
+                   a.reference() ? "reference" : "adapted", scored ? absl::StrCat(a.scored()) : "-",
+                   scored ? absl::StrCat(a.folds()) : "-", figure("%.4f", a.spearman()),
+                   figure("%.3f", a.acc10()), figure("%.2f", a.mape()),
+                   figure("%.3f", a.coverage90()), a.basis()});
   }
-  absl::StrAppend(&out, "\n", FormatRows(acc, "table"));
+  absl::StrAppend(&out, "\n", FormatRows(acc, "table"),
+                  "\nCV_*: cross-validated: each scored measurement predicted by a refit of the "
+                  "device without it (k-fold, leave-one-out for few samples).\n");
   return Emit(*args, out);
 }
 
@@ -789,29 +819,59 @@ int Report(const Command& c, const Globals& g, const std::vector<std::string>& a
     if (!m.ok()) return Fail(m.status());
     for (const auto& [arch, ms] : *m) in.truth.push_back({arch, ms});
     in.truth_source = absl::StrCat("measurements in ", *path);
-  } else {
-    for (const core::DeviceData& f : in.fleet) {
-      if (f.device == *device) in.truth = f.samples;
+    std::sort(in.truth.begin(), in.truth.end(),
+              [](const core::LatencySample& a, const core::LatencySample& b) {
+                return a.arch_index < b.arch_index;
+              });
+    if (in.truth.empty()) {
+      return Fail(absl::FailedPreconditionError(
+          absl::StrCat("device \"", *device, "\" has no measurements to report on")));
     }
-    in.truth_source = "the device's stored measurements (the model was fit on them)";
+    for (const core::LatencySample& s : in.truth) archs.push_back(client::Nb201Index(s.arch_index));
+    absl::StatusOr<v1::PredictResponse> predicted = PredictInChunks(*client, *device, archs, 0);
+    if (!predicted.ok()) return Fail(predicted.status());
+    for (const v1::Prediction& p : predicted->predictions()) {
+      in.predicted.push_back({p.latency_ms(), p.lower_ms(), p.upper_ms()});
+    }
+    absl::StatusOr<v1::ModelInfo> model = client->GetModel(predicted->model_version());
+    if (!model.ok()) return Fail(model.status());
+    in.model = *std::move(model);
+  } else {
+    // The served model answers a stored measurement with itself: score held-out predictions
+    // instead, each from a refit of the device without it (what the server reports too).
+    absl::StatusOr<v1::ModelInfo> model = client->GetModel(0);
+    if (!model.ok()) return Fail(model.status());
+    in.model = *std::move(model);
+    core::TrainOptions train;
+    absl::StatusOr<core::Method> method = core::ParseMethod(in.model.method());
+    if (!method.ok()) return Fail(method.status());
+    train.method = *method;
+    // Every measurement held out once (the server caps them at 200 per retrain; a report
+    // is a one-off and its figure 3 draws from all of them).
+    core::CrossValidationOptions options;
+    options.max_scored_samples = std::numeric_limits<int>::max();
+    absl::StatusOr<std::vector<core::DeviceCrossValidation>> cv =
+        core::CrossValidateDevices(in.fleet, train, options, {*device});
+    if (!cv.ok()) return Fail(cv.status());
+    if (cv->empty()) {
+      return Fail(absl::FailedPreconditionError(
+          absl::StrCat("device \"", *device, "\" has no measurements to report on")));
+    }
+    if (!cv->front().cv.has_value()) {
+      return Fail(absl::FailedPreconditionError(absl::StrCat(
+          "device \"", *device, "\" is not cross-validated (", cv->front().not_scored,
+          "); give --compare-with FILE to score the served model against other measurements")));
+    }
+    for (const core::HeldOutPrediction& h : cv->front().cv->held_out) {
+      in.truth.push_back(h.measured);
+      in.predicted.push_back(h.predicted);
+    }
+    in.truth_source = "the device's stored measurements";
+    in.predictions_source = absl::StrCat(
+        "cross-validated refits of ", in.model.method(), " (", cv->front().cv->folds,
+        " folds, each measurement predicted without it; computed in the client from specs "
+        "and latencies)");
   }
-  std::sort(in.truth.begin(), in.truth.end(),
-            [](const core::LatencySample& a, const core::LatencySample& b) {
-              return a.arch_index < b.arch_index;
-            });
-  if (in.truth.empty()) {
-    return Fail(absl::FailedPreconditionError(
-        absl::StrCat("device \"", *device, "\" has no measurements to report on")));
-  }
-  for (const core::LatencySample& s : in.truth) archs.push_back(client::Nb201Index(s.arch_index));
-  absl::StatusOr<v1::PredictResponse> predicted = PredictInChunks(*client, *device, archs, 0);
-  if (!predicted.ok()) return Fail(predicted.status());
-  for (const v1::Prediction& p : predicted->predictions()) {
-    in.predicted.push_back({p.latency_ms(), p.lower_ms(), p.upper_ms()});
-  }
-  absl::StatusOr<v1::ModelInfo> model = client->GetModel(predicted->model_version());
-  if (!model.ok()) return Fail(model.status());
-  in.model = *std::move(model);
 
   absl::StatusOr<std::string> html = client::AccuracyReportHtml(in);
   if (!html.ok()) return Fail(html.status());

@@ -23,6 +23,19 @@ const std::vector<int> kSampleCounts = {3, 5, 10, 20};
 constexpr int kSeeds = 3;
 constexpr double kReferenceCoverage = 0.9;  // as the server's TrainOptions
 
+// The server's cross-validated figures of `device` in `model`, in one line.
+std::string ServerAccuracy(const v1::ModelInfo& model, const std::string& device) {
+  for (const v1::DeviceAccuracy& a : model.device_accuracy()) {
+    if (a.device_id() != device) continue;
+    if (a.scored() == 0) return a.basis();
+    return absl::StrFormat(
+        "Spearman ρ %.4f / within ±10 %% %.3f / MAPE %.2f %% / 90 %% coverage %.3f (%d "
+        "measurements held out, %d folds; model version %d)",
+        a.spearman(), a.acc10(), a.mape(), a.coverage90(), a.scored(), a.folds(), model.version());
+  }
+  return absl::StrCat("not in model version ", model.version());
+}
+
 std::string Html(const std::string& text) {
   std::string out;
   for (char c : text) {
@@ -230,19 +243,20 @@ absl::StatusOr<std::string> AccuracyReportHtml(const AccuracyReportInput& in) {
                                          absl::UTCTimeZone()))}),
       Row({"scored against",
            absl::StrCat(in.truth_source, ": ", m.count, " cells with a connected output")}),
+      Row({"predictions", in.predictions_source}),
       Row({"Spearman ρ / within ±5 % / within ±10 % / MAPE / 90 % coverage",
            absl::StrFormat("%.4f / %.3f / %.3f / %.2f %% / %.3f", m.spearman, m.acc5, m.acc10,
                            100 * m.mape, m.coverage90)}),
-      "</table>\n");
+      Row({"cross-validated on the server", ServerAccuracy(in.model, d.id())}), "</table>\n");
   html += Figure(
       "predicted-vs-measured", "Predicted vs measured latency", core::ScatterSvg(scatter),
-      absl::StrCat("The served model's predictions against ", in.truth_source,
+      absl::StrCat("Predictions of ", in.predictions_source, " against ", in.truth_source,
                    predicted.size() > scatter.measured_ms.size()
                        ? absl::StrCat(" (every ", step, "th of ", predicted.size(), " cells shown)")
                        : "",
                    "; solid: equal, dashed: ±10 %."));
   html += Figure("error-histogram", "Error histogram", core::ErrorHistogramSvg(relative_errors),
-                 "Relative error (predicted / measured − 1) of the served model, in 5 % bins; "
+                 "Relative error (predicted / measured − 1) of the same predictions, in 5 % bins; "
                  "the outer bars hold everything beyond ±50 %.");
   html += AccuracyVsSamples(in, *target, refs, *method);
   html += SimilarDevices(in, *target, refs);

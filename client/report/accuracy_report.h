@@ -1,7 +1,11 @@
 // The accuracy report of one device (`maplex report`): a self-contained HTML page — inline
 // SVG and CSS, no script, nothing fetched — with four figures and the tables behind them:
-//   1. predicted vs measured (log-log, the served model),
-//   2. histogram of the relative errors,
+//   1. predicted vs measured (log-log): the served model's predictions against a file of
+//      measurements (--compare-with), or, against the device's stored measurements (which
+//      the served model answers with themselves), cross-validated predictions: each
+//      measurement predicted by a refit of the device without it (core/eval/
+//      cross_validation.h, computed here in the client),
+//   2. histogram of the relative errors of the same predictions,
 //   3. accuracy vs number of samples: the served method refit here, in the client, with
 //      k = 3, 5, 10, 20 of the measured cells the report scores against (stored or from
 //      --compare-with) and the reference devices (other hardware, measured on >= 90 % of
@@ -39,6 +43,9 @@ struct AccuracyReportInput {
   std::string truth_source;
   std::vector<core::LatencySample> truth;
   std::vector<core::LatencyPrediction> predicted;  // predicted[i] is for truth[i]
+  // Where `predicted` comes from, said on the page: "the served model", or the
+  // cross-validated refits when `truth` is what the model was fit on.
+  std::string predictions_source = "the served model";
 };
 
 // InvalidArgument when `truth` is empty or sizes differ, NotFound when the device is not

@@ -49,6 +49,10 @@ class CliTest(unittest.TestCase):
         show = mp.cli(self.addr, "devices", "show", "pixel3").stdout
         self.assertIn("Google Pixel 3", show)
         self.assertIn("measured_archs", show)
+        self.assertRegex(show, r"cv_accuracy +not scored: reference device")
+        gold_show = mp.cli(self.addr, "devices", "show", "gold_6240").stdout
+        self.assertRegex(gold_show, r"cv_accuracy +cross-validated \(model version \d+\): "
+                                    r"Spearman [0-9.]+.*10 measurements held out, 5 folds")
         data = json.loads(mp.cli(self.addr, "devices", "show", "pixel3", "--format", "json").stdout)
         self.assertEqual(data["config"]["batch_size"], 1)
         mobile = mp.cli(self.addr, "devices", "list", "--category", "mobile").stdout
@@ -93,6 +97,13 @@ class CliTest(unittest.TestCase):
         self.assertIn("gold_6240", show)
         self.assertIn("adapted", show)
         self.assertIn("reference", show)
+        # Only the target is scored, on held-out measurements; in-sample it read 1.0000.
+        gold = next(line.split() for line in show.splitlines() if line.startswith("gold_6240"))
+        self.assertEqual(gold[3:5], ["10", "5"])  # CV_SCORED, CV_FOLDS
+        self.assertLess(float(gold[5]), 1.0)      # CV_SPEARMAN
+        self.assertEqual(gold[-1], "cross-validated")
+        pixel = next(line.split() for line in show.splitlines() if line.startswith("pixel3"))
+        self.assertEqual(pixel[3:9], ["-"] * 6)
 
     def test_health(self):
         out = mp.cli(self.addr, "health").stdout
