@@ -12,8 +12,8 @@
 //   double rho = cv->metrics.spearman;
 //
 //   // Every target device of a fleet, refit through ModelTrainer::Fit:
-//   absl::StatusOr<std::vector<DeviceCrossValidation>> all = CrossValidateDevices(devices, train,
-//   o);
+//   absl::StatusOr<std::vector<DeviceCrossValidation>> all =
+//       CrossValidateDevices(devices, train, o);
 //
 // CrossValidate knows nothing of any model: the fit is a callback, so it holds for every
 // LatencyModel behind ModelTrainer::Fit.
