@@ -41,8 +41,8 @@ absl::StatusOr<std::optional<v1::ModelUpdate>> SnapshotAssembler::Add(v1::ModelU
   };
   if (offset == 0) {
     if (total == 0 || total > static_cast<uint64_t>(max_bytes_)) {
-      return fail(absl::StrCat("model version ", update.info().version(), ": a snapshot of ",
-                               total, " bytes (at most ", max_bytes_, " accepted)"));
+      return fail(absl::StrCat("model version ", update.info().version(), ": a snapshot of ", total,
+                               " bytes (at most ", max_bytes_, " accepted)"));
     }
     first_ = update;
     first_.clear_snapshot_chunk();
@@ -56,8 +56,8 @@ absl::StatusOr<std::optional<v1::ModelUpdate>> SnapshotAssembler::Add(v1::ModelU
                              first_.info().version(), " at ", bytes_.size(), " of ", total_));
   }
   if (bytes_.size() + update.snapshot_chunk().size() > total_) {
-    return fail(absl::StrCat("model version ", update.info().version(), ": chunks exceed ",
-                             total_, " bytes"));
+    return fail(absl::StrCat("model version ", update.info().version(), ": chunks exceed ", total_,
+                             " bytes"));
   }
   bytes_.append(update.snapshot_chunk());
   if (bytes_.size() < total_) return std::nullopt;
@@ -67,8 +67,9 @@ absl::StatusOr<std::optional<v1::ModelUpdate>> SnapshotAssembler::Add(v1::ModelU
   bool parsed = whole.mutable_snapshot()->ParseFromString(bytes_);
   std::string().swap(bytes_);
   total_ = 0;
-  if (!parsed) return fail(absl::StrCat("model version ", whole.info().version(),
-                                        ": the reassembled snapshot does not parse"));
+  if (!parsed)
+    return fail(absl::StrCat("model version ", whole.info().version(),
+                             ": the reassembled snapshot does not parse"));
   return std::optional<v1::ModelUpdate>(std::move(whole));
 }
 

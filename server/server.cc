@@ -232,9 +232,8 @@ void MaplexServer::WatchReadiness() {
     }
     // A replica that lost its primary for longer than max_staleness may serve an outdated
     // model: it leaves the load balancer until the primary is heard again.
-    const absl::Duration silence = follower_ == nullptr
-                                       ? absl::ZeroDuration()
-                                       : absl::Now() - follower_->last_heard();
+    const absl::Duration silence =
+        follower_ == nullptr ? absl::ZeroDuration() : absl::Now() - follower_->last_heard();
     const bool stale = silence > options_.follower.max_staleness;
     const bool now_ready = seen > 0 && !stale;
     if (now_ready == ready) continue;
@@ -244,9 +243,10 @@ void MaplexServer::WatchReadiness() {
     if (now_ready) {
       LogInfo("ready", {{"model_version", absl::StrCat(seen)}});
     } else {
-      LogWarning("replica_stale", {{"model_version", absl::StrCat(seen)},
-                                   {"primary", options_.replica_of},
-                                   {"silent_seconds", absl::StrCat(absl::ToDoubleSeconds(silence))}});
+      LogWarning("replica_stale",
+                 {{"model_version", absl::StrCat(seen)},
+                  {"primary", options_.replica_of},
+                  {"silent_seconds", absl::StrCat(absl::ToDoubleSeconds(silence))}});
     }
     ready = now_ready;
   }

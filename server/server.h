@@ -34,7 +34,6 @@
 #include "server/auth/token_registry.h"
 #include "server/limits.h"
 #include "server/model_follower.h"
-#include "server/token_follower.h"
 #include "server/model_slot.h"
 #include "server/server_metrics.h"
 #include "server/services/ingest_service.h"
@@ -44,6 +43,7 @@
 #include "server/services/retired_devices.h"
 #include "server/services/tokens_service.h"
 #include "server/store/store.h"
+#include "server/token_follower.h"
 #include "server/trainer.h"
 
 namespace maplex::server {

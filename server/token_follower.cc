@@ -49,8 +49,8 @@ bool TokenFollower::FollowOnce() {
   absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
       OpenChannel(primary_address_, options_.primary, grpc::ChannelArguments());
   if (!channel.ok()) {
-    LogWarning("primary_channel_failed", {{"primary", primary_address_},
-                                          {"error", channel.status().ToString()}});
+    LogWarning("primary_channel_failed",
+               {{"primary", primary_address_}, {"error", channel.status().ToString()}});
     return false;
   }
   std::unique_ptr<v1::Tokens::Stub> stub = v1::Tokens::NewStub(*channel);
@@ -70,8 +70,8 @@ bool TokenFollower::FollowOnce() {
   while (reader->Read(&digests)) {
     mirror_->ReplaceAll(digests, absl::Now() + options_.max_staleness);
     if (!delivered) {
-      LogInfo("replica_tokens_received", {{"primary", primary_address_},
-                                          {"tokens", absl::StrCat(digests.tokens_size())}});
+      LogInfo("replica_tokens_received",
+              {{"primary", primary_address_}, {"tokens", absl::StrCat(digests.tokens_size())}});
     }
     delivered = true;
   }

@@ -404,7 +404,7 @@ int Predict(const Command& c, const Globals& g, const std::vector<std::string>& 
   uint64_t version = 0;
   if (args->Has("model-version") && !absl::SimpleAtoi(*args->Get("model-version"), &version)) {
     return UsageError(c, absl::StrCat("--model-version: \"", *args->Get("model-version"),
-                                          "\" is not a version number"));
+                                      "\" is not a version number"));
   }
   std::vector<v1::Architecture> archs;
   for (const std::string& a : args->positionals()) archs.push_back(ParseArch(a));
@@ -576,8 +576,8 @@ int Import(const Command& c, const Globals& g, const std::vector<std::string>& a
   int batch = 5000;
   uint32_t seed = 1;
   if (!absl::SimpleAtoi(args->GetOr("batch", "5000"), &batch) || batch < 1) {
-    return UsageError(c, absl::StrCat("--batch: \"", args->GetOr("batch", ""),
-                                          "\" is not a positive number"));
+    return UsageError(
+        c, absl::StrCat("--batch: \"", args->GetOr("batch", ""), "\" is not a positive number"));
   }
   if (!absl::SimpleAtoi(args->GetOr("seed", "1"), &seed)) {
     return UsageError(c, absl::StrCat("--seed: \"", args->GetOr("seed", ""), "\" is not a number"));

@@ -74,12 +74,13 @@ absl::Status RegisterOperatorSecretFile(TokenRegistry& tokens, const std::string
   absl::StatusOr<maplex::v1::Token> token =
       tokens.Import(maplex::v1::ROLE_OPERATOR, "", "operator-secret-file", secret);
   if (absl::IsAlreadyExists(token.status())) {
-    LogInfo("operator_secret_file_known", {{"path", path}, {"token", std::string(token.status().message())}});
+    LogInfo("operator_secret_file_known",
+            {{"path", path}, {"token", std::string(token.status().message())}});
     return absl::OkStatus();
   }
   if (!token.ok()) {
-    return absl::Status(token.status().code(),
-                        absl::StrCat("--operator_token_file ", path, ": ", token.status().message()));
+    return absl::Status(token.status().code(), absl::StrCat("--operator_token_file ", path, ": ",
+                                                            token.status().message()));
   }
   LogInfo("operator_secret_file_registered",
           {{"path", path}, {"token_id", absl::StrCat(token->id())}});

@@ -50,13 +50,14 @@ absl::StatusOr<TokenRegistry::Created> TokenRegistry::Create(maplex::v1::Role ro
 }
 
 absl::StatusOr<maplex::v1::Token> TokenRegistry::Import(maplex::v1::Role role,
-                                                       const std::string& device_id,
-                                                       const std::string& name,
-                                                       absl::string_view secret) {
+                                                        const std::string& device_id,
+                                                        const std::string& name,
+                                                        absl::string_view secret) {
   if (secret.size() < 32) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "secret: ", secret.size(), " characters; a token secret has at least 32 (e.g. "
-        "\"mplx_$(openssl rand -hex 32)\")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("secret: ", secret.size(),
+                     " characters; a token secret has at least 32 (e.g. "
+                     "\"mplx_$(openssl rand -hex 32)\")"));
   }
   for (char c : secret) {
     if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-' && c != '.') {
@@ -68,25 +69,25 @@ absl::StatusOr<maplex::v1::Token> TokenRegistry::Import(maplex::v1::Role role,
     std::lock_guard<std::mutex> lock(mu_);
     auto it = by_hash_.find(Sha256(secret));
     if (it != by_hash_.end()) {
-      return absl::AlreadyExistsError(absl::StrCat(
-          "token ", it->second.id(), it->second.revoked() ? " (revoked)" : "",
-          " has this secret already"));
+      return absl::AlreadyExistsError(absl::StrCat("token ", it->second.id(),
+                                                   it->second.revoked() ? " (revoked)" : "",
+                                                   " has this secret already"));
     }
   }
   return Add(role, device_id, name, secret);
 }
 
 absl::StatusOr<maplex::v1::Token> TokenRegistry::Add(maplex::v1::Role role,
-                                                    const std::string& device_id,
-                                                    const std::string& name,
-                                                    absl::string_view secret) {
+                                                     const std::string& device_id,
+                                                     const std::string& name,
+                                                     absl::string_view secret) {
   if (store_ == nullptr) {
     return absl::FailedPreconditionError("tokens are created on the primary, not a replica");
   }
   if (role != maplex::v1::ROLE_AGENT && role != maplex::v1::ROLE_CLIENT &&
       role != maplex::v1::ROLE_OPERATOR && role != maplex::v1::ROLE_REPLICA) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "role: ", maplex::v1::Role_Name(role), " is not agent, client, operator or replica"));
+    return absl::InvalidArgumentError(absl::StrCat("role: ", maplex::v1::Role_Name(role),
+                                                   " is not agent, client, operator or replica"));
   }
   if (role == maplex::v1::ROLE_AGENT && device_id.empty()) {
     return absl::InvalidArgumentError("device_id: an agent token is bound to one device; name it");

@@ -16,11 +16,11 @@
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
-#include "absl/base/thread_annotations.h"
 #include "maplex/v1/tokens.pb.h"
 #include "server/store/store.h"
 

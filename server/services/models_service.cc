@@ -80,11 +80,10 @@ Status ModelsService::WatchModels(ServerContext* context, const v1::WatchModelsR
                                   grpc::ServerWriter<v1::ModelUpdate>* writer) {
   absl::StatusOr<Caller> caller = authorizer_->Authorize(*context, "/maplex.v1.Models/WatchModels");
   if (!caller.ok()) return ToGrpcStatus(caller.status());
-  const absl::Duration heartbeat =
-      request->heartbeat_seconds() > 0
-          ? std::clamp(absl::Seconds(request->heartbeat_seconds()), absl::Milliseconds(50),
-                       absl::Hours(1))
-          : absl::InfiniteDuration();
+  const absl::Duration heartbeat = request->heartbeat_seconds() > 0
+                                       ? std::clamp(absl::Seconds(request->heartbeat_seconds()),
+                                                    absl::Milliseconds(50), absl::Hours(1))
+                                       : absl::InfiniteDuration();
   // At least 1 KiB per chunk: smaller ones would only multiply messages.
   const size_t chunk_bytes =
       request->snapshot_chunk_bytes() == 0
@@ -93,8 +92,8 @@ Status ModelsService::WatchModels(ServerContext* context, const v1::WatchModelsR
   uint64_t sent = 0;
   absl::Time last_write = absl::Now();
   while (!context->IsCancelled() && !stopping_) {
-    std::shared_ptr<const ServedModel> served = slot_->WaitNewer(
-        sent, std::min(absl::Milliseconds(250), heartbeat));
+    std::shared_ptr<const ServedModel> served =
+        slot_->WaitNewer(sent, std::min(absl::Milliseconds(250), heartbeat));
     if (served == nullptr || served->info.version() <= sent) {
       if (absl::Now() - last_write < heartbeat) continue;
       v1::ModelUpdate beat;

@@ -57,11 +57,10 @@ Status TokensService::WatchTokenDigests(ServerContext* context,
   absl::StatusOr<Caller> caller =
       authorizer_->Authorize(*context, "/maplex.v1.Tokens/WatchTokenDigests");
   if (!caller.ok()) return ToGrpcStatus(caller.status());
-  const absl::Duration heartbeat =
-      request->heartbeat_seconds() > 0
-          ? std::clamp(absl::Seconds(request->heartbeat_seconds()), absl::Milliseconds(50),
-                       absl::Hours(1))
-          : absl::Seconds(5);
+  const absl::Duration heartbeat = request->heartbeat_seconds() > 0
+                                       ? std::clamp(absl::Seconds(request->heartbeat_seconds()),
+                                                    absl::Milliseconds(50), absl::Hours(1))
+                                       : absl::Seconds(5);
   uint64_t sent_generation = 0;
   absl::Time next_heartbeat = absl::InfinitePast();
   while (!context->IsCancelled() && !stopping_) {

@@ -376,11 +376,10 @@ TEST_F(ReplicaTokensTest, ChecksCallersAgainstThePrimarysTokens) {
 
   // Revoked on the primary: refused on the replica within a second (the primary pushes
   // changes within 100 ms).
-  ASSERT_TRUE(
-      ConnectTo(*primary_, operator_secret_).RevokeToken(client_token_.token().id()).ok());
+  ASSERT_TRUE(ConnectTo(*primary_, operator_secret_).RevokeToken(client_token_.token().id()).ok());
   absl::Time revoked = absl::Now();
-  EXPECT_TRUE(ReplicaAnswers(client_token_.secret(), absl::StatusCode::kUnauthenticated,
-                             absl::Seconds(1)));
+  EXPECT_TRUE(
+      ReplicaAnswers(client_token_.secret(), absl::StatusCode::kUnauthenticated, absl::Seconds(1)));
   EXPECT_LT(absl::Now() - revoked, absl::Seconds(1));
 }
 

@@ -224,7 +224,7 @@ const std::map<std::string, std::function<absl::Status(Session&)>>& Calls() {
              }
            }
            return digests.tokens_size() >= 4 ? absl::OkStatus()
-                                              : absl::InternalError("tokens are missing");
+                                             : absl::InternalError("tokens are missing");
          }
          return FromGrpc(reader->Finish());
        }},

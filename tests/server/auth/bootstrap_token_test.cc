@@ -4,9 +4,9 @@
 
 #include <fstream>
 
+#include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "absl/time/clock.h"
 #include "tests/testing/temp_dir.h"
 
 namespace maplex::server {
