@@ -383,7 +383,7 @@ TEST_F(ReplicaTokensTest, ChecksCallersAgainstThePrimarysTokens) {
   EXPECT_LT(absl::Now() - revoked, absl::Seconds(1));
 }
 
-TEST_F(ReplicaTokensTest, ALostPrimaryMakesTheReplicaNotServingAndRefuseTokensAfterTheBound) {
+TEST_F(ReplicaTokensTest, ALostPrimaryMakesTheReplicaNotServingAndRefuseTokensUntilItIsBack) {
   ASSERT_TRUE(ReplicaAnswers(client_token_.secret(), absl::StatusCode::kOk, absl::Seconds(10)));
   absl::Time deadline = absl::Now() + absl::Seconds(5);
   while (*ConnectTo(*replica_).Health("") != HealthStatus::SERVING && absl::Now() < deadline) {
@@ -405,6 +405,22 @@ TEST_F(ReplicaTokensTest, ALostPrimaryMakesTheReplicaNotServingAndRefuseTokensAf
   }
   EXPECT_EQ(*ConnectTo(*replica_).Health(""), HealthStatus::NOT_SERVING);
   EXPECT_EQ(*ConnectTo(*replica_).Health("maplex.v1.Predictor"), HealthStatus::NOT_SERVING);
+
+  // The primary back on its address (same database, so the same tokens): the replica
+  // hears it, serves again and accepts the token again.
+  ServerOptions options = TestServerOptions(dir_.File("maplex.db"));
+  options.listen_address = "127.0.0.1:" + std::to_string(primary_->port());
+  options.auth = AuthMode::kToken;
+  primary_.reset();
+  auto back = MaplexServer::Start(options);
+  ASSERT_TRUE(back.ok()) << back.status();
+  primary_ = *std::move(back);
+  EXPECT_TRUE(ReplicaAnswers(client_token_.secret(), absl::StatusCode::kOk, absl::Seconds(10)));
+  deadline = absl::Now() + absl::Seconds(10);
+  while (*ConnectTo(*replica_).Health("") != HealthStatus::SERVING && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_EQ(*ConnectTo(*replica_).Health(""), HealthStatus::SERVING);
 }
 
 TEST(ReplicaAuthTest, ATokenCheckingReplicaNeedsAReplicaTokenOfThePrimary) {
