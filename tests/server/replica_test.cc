@@ -9,6 +9,7 @@
 #include "core/arch/nb201_space.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "maplex/v1/models.grpc.pb.h"
 #include "platform/grpc_channel.h"
 #include "server/server.h"
 #include "tests/testing/test_server.h"
@@ -247,6 +248,41 @@ TEST_F(ReplicaTest, SnapshotsLargerThanOneMessageArriveInChunks) {
   EXPECT_EQ(from_replica->SerializeAsString(), from_primary->SerializeAsString());
   // The unchunked follower had the same time and retries: the message limit refused it.
   EXPECT_EQ((*whole)->model_slot().Get(), nullptr);
+}
+
+// A watch whose follower could not take the update does not end "OK": the server reports
+// the call's end as UNAVAILABLE (seen through its own RPC metrics, which record the status
+// the handler returned), so a cut stream is never mistaken for a finished one.
+TEST_F(ReplicaTest, AWatchThatCouldNotDeliverEndsWithAnError) {
+  Upload(10);
+  ASSERT_TRUE(ConnectTo(*primary_).Retrain().ok());
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(1024);  // far below one snapshot
+  std::shared_ptr<grpc::Channel> channel = grpc::CreateCustomChannel(
+      "127.0.0.1:" + std::to_string(primary_port_), grpc::InsecureChannelCredentials(), args);
+  std::unique_ptr<v1::Models::Stub> stub = v1::Models::NewStub(channel);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  v1::WatchModelsRequest request;
+  request.set_include_snapshot(true);
+  auto reader = stub->WatchModels(&context, request);
+  v1::ModelUpdate update;
+  EXPECT_FALSE(reader->Read(&update));
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+
+  const std::string ended_ok =
+      "maplex_rpc_duration_seconds_count{method=\"/maplex.v1.Models/WatchModels\",code=\"OK\"}";
+  const std::string ended_unavailable =
+      "maplex_rpc_duration_seconds_count{method=\"/maplex.v1.Models/WatchModels\","
+      "code=\"UNAVAILABLE\"}";
+  absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (primary_->metrics().registry().Expose().find(ended_unavailable) == std::string::npos &&
+         absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  std::string page = primary_->metrics().registry().Expose();
+  EXPECT_THAT(page, HasSubstr(ended_unavailable));
+  EXPECT_THAT(page, ::testing::Not(HasSubstr(ended_ok)));
 }
 
 TEST(SnapshotAssemblerTest, RefusesChunksOutOfOrderOrBeyondTheBound) {
