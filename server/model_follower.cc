@@ -67,9 +67,10 @@ absl::StatusOr<std::optional<v1::ModelUpdate>> SnapshotAssembler::Add(v1::ModelU
   bool parsed = whole.mutable_snapshot()->ParseFromString(bytes_);
   std::string().swap(bytes_);
   total_ = 0;
-  if (!parsed)
+  if (!parsed) {
     return fail(absl::StrCat("model version ", whole.info().version(),
                              ": the reassembled snapshot does not parse"));
+  }
   return std::optional<v1::ModelUpdate>(std::move(whole));
 }
 

@@ -149,11 +149,6 @@ void TokenRegistry::ReplaceAll(const maplex::v1::TokenDigests& digests, absl::Ti
   ++generation_;
 }
 
-void TokenRegistry::Refresh(absl::Time fresh_until) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (received_) fresh_until_ = std::max(fresh_until_, fresh_until);
-}
-
 maplex::v1::TokenDigests TokenRegistry::ActiveDigests() const {
   maplex::v1::TokenDigests digests;
   std::lock_guard<std::mutex> lock(mu_);

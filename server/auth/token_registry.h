@@ -37,10 +37,9 @@ class TokenRegistry {
   // token revoked on the primary stops working here within that bound even when the
   // primary cannot be reached.
   static std::unique_ptr<TokenRegistry> Mirror();
-  // Mirror only: the primary's complete set of unrevoked tokens, trusted until `fresh_until`.
+  // Mirror only: the primary's complete set of unrevoked tokens (each heartbeat resends
+  // it), trusted until `fresh_until`.
   void ReplaceAll(const maplex::v1::TokenDigests& digests, absl::Time fresh_until);
-  // Mirror only: keeps the tokens, trusted until `fresh_until` (a heartbeat).
-  void Refresh(absl::Time fresh_until);
 
   // Primary: the unrevoked tokens with their secrets' digests, for replicas.
   maplex::v1::TokenDigests ActiveDigests() const;
