@@ -6,13 +6,15 @@
 #
 #   docker build -t maplex .
 #   docker run -d --name maplex -p 50051:50051 -v maplex-data:/var/lib/maplex maplex
-#   docker exec maplex maplex import --latency /usr/share/maplex/data/nb201_latency.csv.gz \
+#   docker exec maplex maplex --token_file /var/lib/maplex/operator.token import \
+#       --latency /usr/share/maplex/data/nb201_latency.csv.gz \
 #       --devices /usr/share/maplex/data/nb201_devices.csv
 #
-# The image serves 0.0.0.0 without authentication, said explicitly by
-# MAPLEX_INSECURE_ALLOW_UNAUTHENTICATED=true: publish the port only where every client is
-# trusted, or turn tokens on (-e MAPLEX_AUTH=token
-# -e MAPLEX_BOOTSTRAP_TOKEN_FILE=/var/lib/maplex/operator.token; README, "Security").
+# Every call needs a bearer token (MAPLEX_AUTH=token): on its first start the server writes
+# the first operator token's secret to /var/lib/maplex/operator.token (mode 0600, on the
+# volume); make the others with `maplex tokens create` (docs/OPERATIONS.md, "Secure
+# deployment"). tests/deploy/deploy_test.py fails if these defaults admit an
+# unauthenticated caller.
 # Configure with MAPLEX_* variables or flags after the image name
 # (docker run ... maplex --method=maple); see docs/OPERATIONS.md.
 
@@ -41,7 +43,8 @@ COPY data/ /usr/share/maplex/data/
 USER 10001:10001
 VOLUME /var/lib/maplex
 ENV MAPLEX_LISTEN=0.0.0.0:50051 \
-    MAPLEX_INSECURE_ALLOW_UNAUTHENTICATED=true \
+    MAPLEX_AUTH=token \
+    MAPLEX_BOOTSTRAP_TOKEN_FILE=/var/lib/maplex/operator.token \
     MAPLEX_DB=/var/lib/maplex/maplex.db \
     MAPLEX_SERVER=127.0.0.1:50051
 EXPOSE 50051

@@ -16,9 +16,15 @@
 #include <unistd.h>
 
 #include <cerrno>
-
+#include <cmath>
 #include <cstdlib>
 #include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 
 namespace maplex {
 
@@ -27,14 +33,48 @@ inline std::string EnvOr(const char* name, const char* fallback) {
   const char* value = std::getenv(name);
   return value != nullptr && *value != '\0' ? value : fallback;
 }
-// The same for a number (std::atof / std::atoi of the variable's text).
+
+// Malformed values EnvOr met, one message each. Flag defaults are computed during static
+// initialization, before main could print or exit, so EnvOr records the error, returns the
+// fallback, and main refuses to start with CheckEnvValues().
+inline std::vector<std::string>& EnvValueErrors() {
+  static std::vector<std::string> errors;
+  return errors;
+}
+
+// The same for a number: the whole text must be a finite number ("64MiB", "abc", "1e999"
+// and "nan" are errors recorded for CheckEnvValues, and give `fallback`).
 inline double EnvOr(const char* name, double fallback) {
   const char* value = std::getenv(name);
-  return value != nullptr && *value != '\0' ? std::atof(value) : fallback;
+  if (value == nullptr || *value == '\0') return fallback;
+  double parsed = 0;
+  if (absl::SimpleAtod(value, &parsed) && std::isfinite(parsed)) return parsed;
+  EnvValueErrors().push_back(absl::StrCat(name, "=\"", value, "\" is not a number"));
+  return fallback;
 }
 inline int EnvOr(const char* name, int fallback) {
   const char* value = std::getenv(name);
-  return value != nullptr && *value != '\0' ? std::atoi(value) : fallback;
+  if (value == nullptr || *value == '\0') return fallback;
+  int parsed = 0;
+  if (absl::SimpleAtoi(value, &parsed)) return parsed;
+  EnvValueErrors().push_back(
+      absl::StrCat(name, "=\"", value, "\" is not a whole number in the range of int"));
+  return fallback;
+}
+// And for a boolean: true/false, yes/no, 1/0 (any case); anything else is an error.
+inline bool EnvOr(const char* name, bool fallback) {
+  const char* value = std::getenv(name);
+  if (value == nullptr || *value == '\0') return fallback;
+  bool parsed = false;
+  if (absl::SimpleAtob(value, &parsed)) return parsed;
+  EnvValueErrors().push_back(absl::StrCat(name, "=\"", value, "\" is not true or false"));
+  return fallback;
+}
+
+// OK, or InvalidArgument naming every environment variable EnvOr could not parse.
+inline absl::Status CheckEnvValues() {
+  if (EnvValueErrors().empty()) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrJoin(EnvValueErrors(), "; "));
 }
 
 // Blocks SIGTERM and SIGINT in the calling thread and every thread it starts later, so

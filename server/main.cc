@@ -29,7 +29,9 @@ ABSL_FLAG(std::string, replica_of, EnvOr("MAPLEX_REPLICA_OF", ""),
           "run as a predictor replica of the primary at this address: no database, follows "
           "its model versions, serves Predict (env MAPLEX_REPLICA_OF)");
 ABSL_FLAG(std::string, primary_token_file, EnvOr("MAPLEX_PRIMARY_TOKEN_FILE", ""),
-          "replica: file whose first line is a client or operator token of the primary "
+          "replica: file whose first line is a replica token of the primary (maplex tokens "
+          "create --role replica); with --auth=token the replica also checks its callers "
+          "against the primary's tokens with it "
           "(env MAPLEX_PRIMARY_TOKEN_FILE)");
 ABSL_FLAG(std::string, primary_ca, EnvOr("MAPLEX_PRIMARY_CA", ""),
           "replica: PEM CA bundle of the primary's TLS certificate (env MAPLEX_PRIMARY_CA)");
@@ -57,8 +59,17 @@ ABSL_FLAG(std::string, auth, EnvOr("MAPLEX_AUTH", "none"),
 ABSL_FLAG(std::string, bootstrap_token_file, EnvOr("MAPLEX_BOOTSTRAP_TOKEN_FILE", ""),
           "--auth=token: when no operator token is active, create one and write its secret to "
           "this new file (env MAPLEX_BOOTSTRAP_TOKEN_FILE)");
+ABSL_FLAG(std::string, operator_token_file, EnvOr("MAPLEX_OPERATOR_TOKEN_FILE", ""),
+          "--auth=token: file (e.g. a mounted Kubernetes Secret) whose first line is an "
+          "operator token secret of your choosing, at least 32 characters; registered at start "
+          "unless known (env MAPLEX_OPERATOR_TOKEN_FILE)");
+ABSL_FLAG(double, replica_max_staleness_seconds,
+          EnvOr("MAPLEX_REPLICA_MAX_STALENESS_SECONDS",
+                absl::ToDoubleSeconds(maplex::server::FollowerOptions().max_staleness)),
+          "replica: NOT_SERVING, and refusing tokens, after hearing nothing from the primary "
+          "for this long (env MAPLEX_REPLICA_MAX_STALENESS_SECONDS)");
 ABSL_FLAG(bool, insecure_allow_unauthenticated,
-          EnvOr("MAPLEX_INSECURE_ALLOW_UNAUTHENTICATED", "false") == std::string("true"),
+          EnvOr("MAPLEX_INSECURE_ALLOW_UNAUTHENTICATED", false),
           "serve a non-loopback address without tokens or client certificates "
           "(env MAPLEX_INSECURE_ALLOW_UNAUTHENTICATED=true)");
 ABSL_FLAG(std::string, tls_cert, EnvOr("MAPLEX_TLS_CERT", ""),
@@ -104,9 +115,11 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "maplex-server: stores latency measurements, trains MAPLE-X and serves predictions.\n"
       "Usage: maplex-server [--listen=127.0.0.1:50051] [--db=maplex.db] [--method=maplex]\n"
-      "       [--auth=none|token [--bootstrap_token_file=F]] [--tls_cert=C --tls_key=K\n"
+      "       [--auth=none|token [--bootstrap_token_file=F | --operator_token_file=F]]\n"
+      "       [--tls_cert=C --tls_key=K\n"
       "       [--tls_client_ca=CA]]\n"
-      "       maplex-server --replica-of=PRIMARY:50051 [--listen=...]");
+      "       maplex-server --replica-of=PRIMARY:50051 [--listen=...]\n"
+      "       [--auth=token --primary_token_file=REPLICA_TOKEN_FILE]");
   std::vector<std::string> arg_storage;
   std::vector<char*> args = NormalizeFlagNames(argc, argv, &arg_storage);
   absl::ParseCommandLine(static_cast<int>(args.size()), args.data());
@@ -152,6 +165,14 @@ int main(int argc, char** argv) {
   }
   options.auth = *auth;
   options.bootstrap_token_file = absl::GetFlag(FLAGS_bootstrap_token_file);
+  options.operator_token_file = absl::GetFlag(FLAGS_operator_token_file);
+  if (double staleness = absl::GetFlag(FLAGS_replica_max_staleness_seconds); staleness > 0) {
+    options.follower.max_staleness = absl::Seconds(staleness);
+  } else {
+    std::fprintf(stderr, "maplex-server: --replica_max_staleness_seconds: %g is not positive\n",
+                 staleness);
+    return 2;
+  }
   options.allow_unauthenticated_non_loopback = absl::GetFlag(FLAGS_insecure_allow_unauthenticated);
   options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
   options.tls_key_file = absl::GetFlag(FLAGS_tls_key);
@@ -166,6 +187,13 @@ int main(int argc, char** argv) {
     return 2;
   }
   options.trainer.train.method = *method;
+  // A malformed MAPLEX_* number is an error, not a silent 0 or a truncated value (absl
+  // refuses malformed flags on the command line the same way). Checked after every flag
+  // was read: absl computes a flag's default, and so calls EnvOr, on its first read.
+  if (absl::Status env = maplex::CheckEnvValues(); !env.ok()) {
+    std::fprintf(stderr, "maplex-server: %s\n", std::string(env.message()).c_str());
+    return 2;
+  }
 
   // Block the stop signals in every thread; one waits for them below.
   sigset_t stop_signals = maplex::BlockStopSignals();

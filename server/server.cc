@@ -10,30 +10,32 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "platform/grpc_channel.h"
 #include "platform/log.h"
 #include "server/auth/bootstrap_token.h"
+#include "server/listen_address.h"
+#include "server/token_follower.h"
 
 namespace maplex::server {
 namespace {
 
-bool IsLoopback(const std::string& address) {
-  return absl::StartsWith(address, "127.") || absl::StartsWith(address, "localhost:") ||
-         absl::StartsWith(address, "[::1]:");
-}
-
 // The listening credentials, after checking the combination of options is one we serve:
 // no unauthenticated non-loopback address unless asked for, TLS files in pairs.
+//
+// Client certificates alone do not count as authentication: a certificate says who the
+// caller is, but maplex has no mapping from a certificate to a role or a device, so every
+// holder would be an operator acting for any device. Tokens carry the role (and an agent's
+// device); mTLS adds a transport check in front of them.
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ListeningCredentials(
     const ServerOptions& options) {
-  bool verifies_callers =
-      options.auth == AuthMode::kToken || !options.tls_client_ca_file.empty();
-  if (!verifies_callers && !IsLoopback(options.listen_address) &&
+  if (options.auth != AuthMode::kToken && !IsLoopbackAddress(options.listen_address) &&
       !options.allow_unauthenticated_non_loopback) {
     return absl::FailedPreconditionError(absl::StrCat(
         "refusing to serve ", options.listen_address,
-        " without authentication: use --auth=token (or client certificates, "
-        "--tls_client_ca), listen on 127.0.0.1, or pass --insecure_allow_unauthenticated"));
+        " without authentication: use --auth=token (client certificates, --tls_client_ca, "
+        "check the transport but give no role, so they need tokens too), listen on "
+        "127.0.0.1, or pass --insecure_allow_unauthenticated"));
   }
   if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
     return absl::InvalidArgumentError("--tls_cert and --tls_key go together");
@@ -72,6 +74,13 @@ absl::Status MaplexServer::OpenPrimaryState() {
   absl::StatusOr<std::unique_ptr<TokenRegistry>> tokens = TokenRegistry::Load(store_.get());
   if (!tokens.ok()) return tokens.status();
   tokens_ = *std::move(tokens);
+  if (options_.auth == AuthMode::kToken && !options_.operator_token_file.empty()) {
+    // Before the bootstrap: an operator token from a Secret makes a bootstrap file needless.
+    if (absl::Status s = RegisterOperatorSecretFile(*tokens_, options_.operator_token_file);
+        !s.ok()) {
+      return s;
+    }
+  }
   if (options_.auth == AuthMode::kToken) {
     absl::Status s = BootstrapOperatorToken(*tokens_, options_.bootstrap_token_file);
     if (!s.ok()) return s;
@@ -114,11 +123,10 @@ absl::StatusOr<std::unique_ptr<MaplexServer>> MaplexServer::Start(const ServerOp
         ") must hold one maximal batch (", options.limits.max_measurements_per_batch, ")"));
   }
   const bool replica = !options.replica_of.empty();
-  if (replica && options.auth == AuthMode::kToken) {
+  if (replica && options.auth == AuthMode::kToken && options.follower.primary.token.empty()) {
     return absl::InvalidArgumentError(
-        "a replica holds no token database, so it cannot check tokens: run it with "
-        "--auth=none on loopback, behind client certificates (--tls_client_ca), or with "
-        "--insecure_allow_unauthenticated inside a trusted network");
+        "a replica with --auth=token checks tokens against its primary's: give it a replica "
+        "token of the primary (--primary_token_file; maplex tokens create --role replica)");
   }
   std::unique_ptr<MaplexServer> server(new MaplexServer(options));
   if (!options.metrics_listen.empty()) {
@@ -136,7 +144,13 @@ absl::StatusOr<std::unique_ptr<MaplexServer>> MaplexServer::Start(const ServerOp
         !c.ok()) {
       return c.status();
     }
-    server->authorizer_ = std::make_unique<Authorizer>(AuthMode::kNone, nullptr);
+    if (options.auth == AuthMode::kToken) {
+      server->tokens_ = TokenRegistry::Mirror();
+      server->token_follower_ = std::make_unique<TokenFollower>(
+          options.replica_of, server->tokens_.get(), options.follower);
+      server->token_follower_->Start();
+    }
+    server->authorizer_ = std::make_unique<Authorizer>(options.auth, server->tokens_.get());
     server->follower_ =
         std::make_unique<ModelFollower>(options.replica_of, &server->slot_, options.follower);
     server->follower_->Start();
@@ -173,10 +187,11 @@ absl::StatusOr<std::unique_ptr<MaplexServer>> MaplexServer::Start(const ServerOp
   if (server->grpc_server_ == nullptr || server->port_ == 0) {
     if (server->trainer_ != nullptr) server->trainer_->Stop();
     if (server->follower_ != nullptr) server->follower_->Stop();
+    if (server->token_follower_ != nullptr) server->token_follower_->Stop();
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", options.listen_address, " (in use or not local?)"));
   }
-  if (!IsLoopback(options.listen_address) && options.tls_cert_file.empty()) {
+  if (!IsLoopbackAddress(options.listen_address) && options.tls_cert_file.empty()) {
     LogWarning("plaintext_listen", {{"address", options.listen_address},
                                     {"why", options.auth == AuthMode::kToken
                                                 ? "tokens cross the network unencrypted"
@@ -207,17 +222,33 @@ absl::StatusOr<std::unique_ptr<MaplexServer>> MaplexServer::Start(const ServerOp
 
 void MaplexServer::WatchReadiness() {
   uint64_t seen = 0;
+  bool ready = false;
   while (!stopping_) {
     std::shared_ptr<const ServedModel> m = slot_.WaitNewer(seen, absl::Milliseconds(200));
-    if (m == nullptr || m->info.version() <= seen || stopping_) continue;
-    metrics_.OnModelServed(m->info);
-    if (seen == 0) {
-      grpc::HealthCheckServiceInterface* health = grpc_server_->GetHealthCheckService();
-      health->SetServingStatus("maplex.v1.Predictor", true);
-      health->SetServingStatus(true);
-      LogInfo("ready", {{"model_version", absl::StrCat(m->info.version())}});
+    if (stopping_) break;
+    if (m != nullptr && m->info.version() > seen) {
+      metrics_.OnModelServed(m->info);
+      seen = m->info.version();
     }
-    seen = m->info.version();
+    // A replica that lost its primary for longer than max_staleness may serve an outdated
+    // model: it leaves the load balancer until the primary is heard again.
+    const absl::Duration silence =
+        follower_ == nullptr ? absl::ZeroDuration() : absl::Now() - follower_->last_heard();
+    const bool stale = silence > options_.follower.max_staleness;
+    const bool now_ready = seen > 0 && !stale;
+    if (now_ready == ready) continue;
+    grpc::HealthCheckServiceInterface* health = grpc_server_->GetHealthCheckService();
+    health->SetServingStatus("maplex.v1.Predictor", now_ready);
+    health->SetServingStatus(now_ready);
+    if (now_ready) {
+      LogInfo("ready", {{"model_version", absl::StrCat(seen)}});
+    } else {
+      LogWarning("replica_stale",
+                 {{"model_version", absl::StrCat(seen)},
+                  {"primary", options_.replica_of},
+                  {"silent_seconds", absl::StrCat(absl::ToDoubleSeconds(silence))}});
+    }
+    ready = now_ready;
   }
 }
 
@@ -232,11 +263,13 @@ void MaplexServer::Shutdown() {
     // Shutdown() of the health service sets every service NOT_SERVING and keeps it so.
     grpc_server_->GetHealthCheckService()->Shutdown();
     models_->StopWatches();
+    if (tokens_service_ != nullptr) tokens_service_->StopWatches();
     grpc_server_->Shutdown(std::chrono::system_clock::now() +
                            absl::ToChronoMilliseconds(options_.shutdown_grace));
   }
   if (trainer_ != nullptr) trainer_->Stop();
   if (follower_ != nullptr) follower_->Stop();
+  if (token_follower_ != nullptr) token_follower_->Stop();
   store_.reset();  // checkpoints the WAL (primary)
   if (metrics_http_ != nullptr) metrics_http_->Stop();
   LogInfo("shutdown_finished");

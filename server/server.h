@@ -4,7 +4,9 @@
 // A replica (options.replica_of set) has no store and no trainer: it follows the primary's
 // Models.WatchModels stream (server/model_follower.h) and serves Predictor, the Models
 // reads of the version it serves, health and reflection. It is NOT_SERVING until the
-// first model arrived.
+// first model arrived, and again while it has not heard its primary for longer than
+// follower.max_staleness. With AuthMode::kToken it checks callers against the digests of
+// the primary's tokens (server/token_follower.h), reaching the primary with a replica token.
 //
 //   ServerOptions options;
 //   options.listen_address = "127.0.0.1:0";
@@ -41,6 +43,7 @@
 #include "server/services/retired_devices.h"
 #include "server/services/tokens_service.h"
 #include "server/store/store.h"
+#include "server/token_follower.h"
 #include "server/trainer.h"
 
 namespace maplex::server {
@@ -69,8 +72,12 @@ struct ServerOptions {
   // AuthMode::kToken: where the first operator token's secret is written when no operator
   // token is active (server/auth/bootstrap_token.h).
   std::string bootstrap_token_file;
-  // Without tokens or client certificates, only a loopback address is served unless this
-  // is set: being open to the network is never silent.
+  // AuthMode::kToken: a file (a mounted Kubernetes Secret) whose first line is an operator
+  // token's secret, registered at start unless known (RegisterOperatorSecretFile).
+  std::string operator_token_file;
+  // Without tokens only a loopback address (server/listen_address.h) is served unless this
+  // is set: being open to the network is never silent. Client certificates do not replace
+  // tokens: they give no role, so without tokens every certificate holder is an operator.
   bool allow_unauthenticated_non_loopback = false;
   // TLS when tls_cert_file is set (PEM files). With tls_client_ca_file, every client must
   // present a certificate that CA signed (mTLS).
@@ -123,6 +130,7 @@ class MaplexServer {
   RetiredDevices retired_;
   std::unique_ptr<Trainer> trainer_;          // primary only
   std::unique_ptr<ModelFollower> follower_;  // replica only
+  std::unique_ptr<TokenFollower> token_follower_;  // replica with tokens only
   std::unique_ptr<RegistryService> registry_;
   std::unique_ptr<IngestService> ingest_;
   std::unique_ptr<PredictorService> predictor_;

@@ -203,7 +203,7 @@ const Command kCommands[] = {
      "  Never overwrites BACKUP.db. Restore: stop the server, put the copy in place of --db.",
      Backup},
     {"tokens create", "create a bearer token (operators); its secret is printed once",
-     "--role agent|client|operator [--device ID] [--name TEXT]\n"
+     "--role agent|client|operator|replica [--device ID] [--name TEXT]\n"
      "  agent: enrolls, describes and measures the one device --device (required);\n"
      "  client: predicts and reads; operator: everything, including tokens.",
      TokensCreate},
@@ -425,7 +425,8 @@ int Predict(const Command& c, const Globals& g, const std::vector<std::string>& 
   if (!device) return UsageError(c, "--device is required");
   uint64_t version = 0;
   if (args->Has("model-version") && !absl::SimpleAtoi(*args->Get("model-version"), &version)) {
-    return UsageError(c, "--model-version wants a number");
+    return UsageError(c, absl::StrCat("--model-version: \"", *args->Get("model-version"),
+                                      "\" is not a version number"));
   }
   std::vector<v1::Architecture> archs;
   for (const std::string& a : args->positionals()) archs.push_back(ParseArch(a));
@@ -605,9 +606,12 @@ int Import(const Command& c, const Globals& g, const std::vector<std::string>& a
   int batch = 5000;
   uint32_t seed = 1;
   if (!absl::SimpleAtoi(args->GetOr("batch", "5000"), &batch) || batch < 1) {
-    return UsageError(c, "--batch wants a positive number");
+    return UsageError(
+        c, absl::StrCat("--batch: \"", args->GetOr("batch", ""), "\" is not a positive number"));
   }
-  if (!absl::SimpleAtoi(args->GetOr("seed", "1"), &seed)) return UsageError(c, "--seed wants a number");
+  if (!absl::SimpleAtoi(args->GetOr("seed", "1"), &seed)) {
+    return UsageError(c, absl::StrCat("--seed: \"", args->GetOr("seed", ""), "\" is not a number"));
+  }
   std::set<std::string> only;
   if (std::optional<std::string> o = args->Get("only")) {
     for (absl::string_view d : absl::StrSplit(*o, ',', absl::SkipEmpty())) only.emplace(d);
@@ -721,7 +725,7 @@ int TokensCreate(const Command& c, const Globals& g, const std::vector<std::stri
   if (!v1::Role_Parse(absl::StrCat("ROLE_", absl::AsciiStrToUpper(args->GetOr("role", ""))),
                       &role) ||
       role == v1::ROLE_UNSPECIFIED) {
-    return UsageError(c, "--role must be agent, client or operator");
+    return UsageError(c, "--role must be agent, client, operator or replica");
   }
   v1::CreateTokenRequest request;
   request.set_role(role);
@@ -945,7 +949,8 @@ int RunMaplexCli(const std::vector<std::string>& argv) {
     } else if (name == "timeout") {
       double seconds = 0;
       if (!absl::SimpleAtod(value, &seconds) || seconds <= 0) {
-        std::fprintf(stderr, "maplex: --timeout wants a positive number of seconds\n");
+        std::fprintf(stderr, "maplex: --timeout: \"%s\" is not a positive number of seconds\n",
+                     value.c_str());
         return 2;
       }
       g.options.timeout = absl::Seconds(seconds);

@@ -15,6 +15,7 @@ struct MethodPolicy {
   const char* method;
   bool agent;
   bool client;
+  bool replica = false;  // a predictor replica following this server
 };
 
 constexpr MethodPolicy kPolicy[] = {
@@ -32,11 +33,13 @@ constexpr MethodPolicy kPolicy[] = {
     {"/maplex.v1.Predictor/PredictStream", false, true},
     {"/maplex.v1.Models/ListModels", false, true},
     {"/maplex.v1.Models/GetModel", false, true},
-    {"/maplex.v1.Models/WatchModels", false, true},
+    {"/maplex.v1.Models/WatchModels", false, true, true},
     {"/maplex.v1.Models/Retrain", false, false},
     {"/maplex.v1.Tokens/CreateToken", false, false},
     {"/maplex.v1.Tokens/ListTokens", false, false},
     {"/maplex.v1.Tokens/RevokeToken", false, false},
+    // Digests, never secrets, and still only for whoever checks tokens in this server's name.
+    {"/maplex.v1.Tokens/WatchTokenDigests", false, false, true},
 };
 
 const MethodPolicy* FindPolicy(absl::string_view method) {
@@ -54,6 +57,8 @@ std::string RoleName(Role role) {
       return "client";
     case maplex::v1::ROLE_OPERATOR:
       return "operator";
+    case maplex::v1::ROLE_REPLICA:
+      return "replica";
     default:
       return "unspecified";
   }
@@ -96,7 +101,8 @@ absl::StatusOr<Caller> Authorizer::Authorize(const grpc::ServerContext& context,
 
   bool allowed = token->role() == maplex::v1::ROLE_OPERATOR ||
                  (token->role() == maplex::v1::ROLE_AGENT && policy->agent) ||
-                 (token->role() == maplex::v1::ROLE_CLIENT && policy->client);
+                 (token->role() == maplex::v1::ROLE_CLIENT && policy->client) ||
+                 (token->role() == maplex::v1::ROLE_REPLICA && policy->replica);
   if (!allowed) {
     return absl::PermissionDeniedError(absl::StrCat("token ", token->id(), " has role ",
                                                     RoleName(token->role()),

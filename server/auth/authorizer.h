@@ -4,8 +4,10 @@
 // secret names a token (server/auth/token_registry.h) and its role. Each RPC lists the
 // roles it admits (kPolicy in authorizer.cc); an operator may call every RPC. An agent
 // token is also bound to one device: handlers check every device id the request names
-// with CheckDevice. In AuthMode::kNone every caller is the local operator (the server
-// refuses that mode on a non-loopback address unless told otherwise; see server.h).
+// with CheckDevice. A replica token may only follow models and token digests. In
+// AuthMode::kNone every caller is the local operator (the server refuses that mode on a
+// non-loopback address unless told otherwise; see server.h). A predictor replica with
+// tokens checks them against a TokenRegistry::Mirror of its primary's.
 //
 // gRPC's C++ server interceptors cannot end a call with a status, and an
 // AuthMetadataProcessor needs secure credentials (not loopback plaintext), so each

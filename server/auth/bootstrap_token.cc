@@ -8,7 +8,9 @@
 #include <cstring>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "platform/grpc_channel.h"
 #include "platform/log.h"
 
 namespace maplex::server {
@@ -60,6 +62,28 @@ absl::Status BootstrapOperatorToken(TokenRegistry& tokens, const std::string& pa
   }
   LogInfo("bootstrap_token_written",
           {{"path", path}, {"token_id", absl::StrCat(created->token.id())}});
+  return absl::OkStatus();
+}
+
+absl::Status RegisterOperatorSecretFile(TokenRegistry& tokens, const std::string& path) {
+  absl::StatusOr<std::string> text = ReadCredentialFile(path, "--operator_token_file");
+  if (!text.ok()) return text.status();
+  absl::string_view secret = absl::StripAsciiWhitespace(*text);
+  secret = secret.substr(0, secret.find('\n'));
+  secret = absl::StripAsciiWhitespace(secret);
+  absl::StatusOr<maplex::v1::Token> token =
+      tokens.Import(maplex::v1::ROLE_OPERATOR, "", "operator-secret-file", secret);
+  if (absl::IsAlreadyExists(token.status())) {
+    LogInfo("operator_secret_file_known",
+            {{"path", path}, {"token", std::string(token.status().message())}});
+    return absl::OkStatus();
+  }
+  if (!token.ok()) {
+    return absl::Status(token.status().code(), absl::StrCat("--operator_token_file ", path, ": ",
+                                                            token.status().message()));
+  }
+  LogInfo("operator_secret_file_registered",
+          {{"path", path}, {"token_id", absl::StrCat(token->id())}});
   return absl::OkStatus();
 }
 

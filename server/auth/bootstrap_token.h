@@ -27,6 +27,20 @@ namespace maplex::server {
 // tokens exist but no operator's and `path` is empty.
 absl::Status BootstrapOperatorToken(TokenRegistry& tokens, const std::string& path);
 
+// The other way to the first operator token, for deployments whose secrets come from
+// outside (a Kubernetes Secret mounted read-only): the operator chooses the secret and
+// the server registers its hash as an operator token named "operator-secret-file".
+//
+//   kubectl create secret generic maplex-operator-token
+//       --from-literal=token="mplx_$(openssl rand -hex 32)"    (one command)
+//   maplex-server --auth=token --operator_token_file=/etc/maplex/operator/token
+//
+// Reads the first line of `path` (surrounding whitespace dropped). Registers it unless a
+// token with this secret exists; a revoked one stays revoked (revoking is how the operator
+// retires the Secret; a new Secret value makes a new token). InvalidArgument when the
+// file cannot be read or the secret is too weak (TokenRegistry::Import).
+absl::Status RegisterOperatorSecretFile(TokenRegistry& tokens, const std::string& path);
+
 }  // namespace maplex::server
 
 #endif  // MAPLEX_SERVER_AUTH_BOOTSTRAP_TOKEN_H_

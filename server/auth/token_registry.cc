@@ -5,8 +5,10 @@
 
 #include <algorithm>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 
 namespace maplex::server {
 namespace {
@@ -40,10 +42,52 @@ absl::StatusOr<std::unique_ptr<TokenRegistry>> TokenRegistry::Load(Store* store)
 absl::StatusOr<TokenRegistry::Created> TokenRegistry::Create(maplex::v1::Role role,
                                                              const std::string& device_id,
                                                              const std::string& name) {
-  if (role != maplex::v1::ROLE_AGENT && role != maplex::v1::ROLE_CLIENT &&
-      role != maplex::v1::ROLE_OPERATOR) {
+  absl::StatusOr<std::string> secret = NewSecret();
+  if (!secret.ok()) return secret.status();
+  absl::StatusOr<maplex::v1::Token> token = Add(role, device_id, name, *secret);
+  if (!token.ok()) return token.status();
+  return Created{*std::move(token), *std::move(secret)};
+}
+
+absl::StatusOr<maplex::v1::Token> TokenRegistry::Import(maplex::v1::Role role,
+                                                        const std::string& device_id,
+                                                        const std::string& name,
+                                                        absl::string_view secret) {
+  if (secret.size() < 32) {
     return absl::InvalidArgumentError(
-        absl::StrCat("role: ", maplex::v1::Role_Name(role), " is not agent, client or operator"));
+        absl::StrCat("secret: ", secret.size(),
+                     " characters; a token secret has at least 32 (e.g. "
+                     "\"mplx_$(openssl rand -hex 32)\")"));
+  }
+  for (char c : secret) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-' && c != '.') {
+      return absl::InvalidArgumentError(
+          "secret: only letters, digits, '_', '-' and '.' (it travels in a header)");
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = by_hash_.find(Sha256(secret));
+    if (it != by_hash_.end()) {
+      return absl::AlreadyExistsError(absl::StrCat("token ", it->second.id(),
+                                                   it->second.revoked() ? " (revoked)" : "",
+                                                   " has this secret already"));
+    }
+  }
+  return Add(role, device_id, name, secret);
+}
+
+absl::StatusOr<maplex::v1::Token> TokenRegistry::Add(maplex::v1::Role role,
+                                                     const std::string& device_id,
+                                                     const std::string& name,
+                                                     absl::string_view secret) {
+  if (store_ == nullptr) {
+    return absl::FailedPreconditionError("tokens are created on the primary, not a replica");
+  }
+  if (role != maplex::v1::ROLE_AGENT && role != maplex::v1::ROLE_CLIENT &&
+      role != maplex::v1::ROLE_OPERATOR && role != maplex::v1::ROLE_REPLICA) {
+    return absl::InvalidArgumentError(absl::StrCat("role: ", maplex::v1::Role_Name(role),
+                                                   " is not agent, client, operator or replica"));
   }
   if (role == maplex::v1::ROLE_AGENT && device_id.empty()) {
     return absl::InvalidArgumentError("device_id: an agent token is bound to one device; name it");
@@ -52,18 +96,17 @@ absl::StatusOr<TokenRegistry::Created> TokenRegistry::Create(maplex::v1::Role ro
     return absl::InvalidArgumentError(absl::StrCat(
         "device_id: only agent tokens are bound to a device, not ", maplex::v1::Role_Name(role)));
   }
-  absl::StatusOr<std::string> secret = NewSecret();
-  if (!secret.ok()) return secret.status();
   maplex::v1::Token token;
   token.set_role(role);
   token.set_device_id(device_id);
   token.set_name(name);
-  std::string hash = Sha256(*secret);
+  std::string hash = Sha256(secret);
   std::lock_guard<std::mutex> lock(mu_);
   absl::StatusOr<StoredToken> stored = store_->AddToken(token, hash);
   if (!stored.ok()) return stored.status();
   by_hash_[hash] = stored->token;
-  return Created{stored->token, *std::move(secret)};
+  ++generation_;
+  return stored->token;
 }
 
 std::vector<maplex::v1::Token> TokenRegistry::List() const {
@@ -78,16 +121,64 @@ std::vector<maplex::v1::Token> TokenRegistry::List() const {
 }
 
 absl::StatusOr<maplex::v1::Token> TokenRegistry::Revoke(int64_t id) {
+  if (store_ == nullptr) {
+    return absl::FailedPreconditionError("tokens are revoked on the primary, not a replica");
+  }
   std::lock_guard<std::mutex> lock(mu_);
   absl::StatusOr<StoredToken> revoked = store_->RevokeToken(id);
   if (!revoked.ok()) return revoked.status();
   by_hash_[revoked->secret_sha256] = revoked->token;
+  ++generation_;
   return revoked->token;
+}
+
+std::unique_ptr<TokenRegistry> TokenRegistry::Mirror() {
+  return std::unique_ptr<TokenRegistry>(new TokenRegistry(nullptr));
+}
+
+void TokenRegistry::ReplaceAll(const maplex::v1::TokenDigests& digests, absl::Time fresh_until) {
+  absl::flat_hash_map<std::string, maplex::v1::Token> by_hash;
+  for (const maplex::v1::TokenDigest& d : digests.tokens()) {
+    // Only unrevoked tokens travel; a revoked one that did would still be refused by Find.
+    if (d.secret_sha256().size() == SHA256_DIGEST_LENGTH) by_hash[d.secret_sha256()] = d.token();
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  by_hash_ = std::move(by_hash);
+  fresh_until_ = fresh_until;
+  received_ = true;
+  ++generation_;
+}
+
+maplex::v1::TokenDigests TokenRegistry::ActiveDigests() const {
+  maplex::v1::TokenDigests digests;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [hash, token] : by_hash_) {
+    if (token.revoked()) continue;
+    maplex::v1::TokenDigest* d = digests.add_tokens();
+    *d->mutable_token() = token;
+    d->set_secret_sha256(hash);
+  }
+  return digests;
+}
+
+uint64_t TokenRegistry::generation() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return generation_;
 }
 
 absl::StatusOr<maplex::v1::Token> TokenRegistry::Find(absl::string_view secret) const {
   std::string hash = Sha256(secret);
   std::lock_guard<std::mutex> lock(mu_);
+  if (store_ == nullptr && !received_) {
+    return absl::UnavailableError(
+        "this replica has not yet received the primary's tokens; try again shortly");
+  }
+  if (store_ == nullptr && absl::Now() > fresh_until_) {
+    // The copy may miss a revocation: refuse rather than trust it.
+    return absl::UnavailableError(absl::StrCat(
+        "this replica has not heard its primary's tokens since ",
+        absl::FormatTime(fresh_until_, absl::UTCTimeZone()), "; it cannot check tokens"));
+  }
   auto it = by_hash_.find(hash);
   if (it == by_hash_.end()) return absl::UnauthenticatedError("the bearer token is not known");
   if (it->second.revoked()) {

@@ -1,6 +1,9 @@
 #include "server/services/models_service.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "server/rpc_status.h"
 
 namespace maplex::server {
@@ -77,17 +80,67 @@ Status ModelsService::WatchModels(ServerContext* context, const v1::WatchModelsR
                                   grpc::ServerWriter<v1::ModelUpdate>* writer) {
   absl::StatusOr<Caller> caller = authorizer_->Authorize(*context, "/maplex.v1.Models/WatchModels");
   if (!caller.ok()) return ToGrpcStatus(caller.status());
+  const absl::Duration heartbeat = request->heartbeat_seconds() > 0
+                                       ? std::clamp(absl::Seconds(request->heartbeat_seconds()),
+                                                    absl::Milliseconds(50), absl::Hours(1))
+                                       : absl::InfiniteDuration();
+  // At least 1 KiB per chunk: smaller ones would only multiply messages.
+  const size_t chunk_bytes =
+      request->snapshot_chunk_bytes() == 0
+          ? 0
+          : std::max<size_t>(request->snapshot_chunk_bytes(), kMinSnapshotChunkBytes);
   uint64_t sent = 0;
+  absl::Time last_write = absl::Now();
   while (!context->IsCancelled() && !stopping_) {
-    std::shared_ptr<const ServedModel> served = slot_->WaitNewer(sent, absl::Milliseconds(250));
-    if (served == nullptr || served->info.version() <= sent) continue;
-    v1::ModelUpdate update;
-    *update.mutable_info() = served->info;
-    if (request->include_snapshot()) *update.mutable_snapshot() = served->snapshot;
-    if (!writer->Write(update)) break;
+    std::shared_ptr<const ServedModel> served =
+        slot_->WaitNewer(sent, std::min(absl::Milliseconds(250), heartbeat));
+    if (served == nullptr || served->info.version() <= sent) {
+      if (absl::Now() - last_write < heartbeat) continue;
+      v1::ModelUpdate beat;
+      beat.mutable_info()->set_version(sent);
+      if (!writer->Write(beat)) {
+        return Status(grpc::StatusCode::UNAVAILABLE, "watch models: writing a heartbeat failed");
+      }
+      last_write = absl::Now();
+      continue;
+    }
+    if (absl::Status s = WriteUpdate(*served, *request, chunk_bytes, writer); !s.ok()) {
+      // The follower saw a partial update at most; a non-OK end tells it so.
+      return ToGrpcStatus(s);
+    }
+    last_write = absl::Now();
     sent = served->info.version();
   }
-  return Status::OK;
+  return Status(grpc::StatusCode::UNAVAILABLE,
+                stopping_ ? "the server is stopping" : "the call was cancelled");
+}
+
+absl::Status ModelsService::WriteUpdate(const ServedModel& served,
+                                        const v1::WatchModelsRequest& request, size_t chunk_bytes,
+                                        grpc::ServerWriter<v1::ModelUpdate>* writer) {
+  const uint64_t version = served.info.version();
+  auto write_failed = [version] {
+    return absl::UnavailableError(
+        absl::StrCat("watch models: writing version ", version, " failed"));
+  };
+  v1::ModelUpdate update;
+  *update.mutable_info() = served.info;
+  if (!request.include_snapshot() || chunk_bytes == 0) {
+    if (request.include_snapshot()) *update.mutable_snapshot() = served.snapshot;
+    return writer->Write(update) ? absl::OkStatus() : write_failed();
+  }
+  const std::string bytes = served.snapshot.SerializeAsString();
+  update.set_snapshot_total_bytes(bytes.size());
+  for (size_t offset = 0; offset < bytes.size(); offset += chunk_bytes) {
+    if (offset > 0) {
+      update.clear_info();
+      update.mutable_info()->set_version(version);
+    }
+    update.set_snapshot_offset(offset);
+    update.set_snapshot_chunk(bytes.substr(offset, chunk_bytes));
+    if (!writer->Write(update)) return write_failed();
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace maplex::server

@@ -4,6 +4,10 @@
 // On a replica (no store, no trainer) it answers from the served model alone: ListModels
 // and GetModel know only the version being served, Retrain is FAILED_PRECONDITION naming
 // the primary, WatchModels works as on the primary (replicas can be chained).
+//
+// WatchModels sends snapshots whole (old clients) or in chunks (snapshot_chunk_bytes), a
+// heartbeat when asked (heartbeat_seconds), and ends with a non-OK status when a write
+// fails or the server stops, so a follower never mistakes a cut stream for a finished one.
 #ifndef MAPLEX_SERVER_SERVICES_MODELS_SERVICE_H_
 #define MAPLEX_SERVER_SERVICES_MODELS_SERVICE_H_
 
@@ -45,7 +49,14 @@ class ModelsService final : public maplex::v1::Models::Service {
   void StopWatches() { stopping_ = true; }
 
  private:
+  // Serialized snapshots go out in pieces of at least this many bytes.
+  static constexpr size_t kMinSnapshotChunkBytes = 1024;
+
   uint64_t ServingVersion() const;
+  // One model version to a watcher: one update, or its snapshot in chunks of
+  // `chunk_bytes` (> 0). Unavailable when a write fails.
+  absl::Status WriteUpdate(const ServedModel& served, const maplex::v1::WatchModelsRequest& request,
+                           size_t chunk_bytes, grpc::ServerWriter<maplex::v1::ModelUpdate>* writer);
 
   const Authorizer* const authorizer_;
   Store* const store_;

@@ -1,6 +1,9 @@
 #include "server/services/tokens_service.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "server/rpc_status.h"
 #include "server/validation.h"
 
@@ -46,6 +49,34 @@ Status TokensService::RevokeToken(ServerContext* context, const v1::RevokeTokenR
   if (!revoked.ok()) return ToGrpcStatus(revoked.status());
   *response = *std::move(revoked);
   return Status::OK;
+}
+
+Status TokensService::WatchTokenDigests(ServerContext* context,
+                                        const v1::WatchTokenDigestsRequest* request,
+                                        grpc::ServerWriter<v1::TokenDigests>* writer) {
+  absl::StatusOr<Caller> caller =
+      authorizer_->Authorize(*context, "/maplex.v1.Tokens/WatchTokenDigests");
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
+  const absl::Duration heartbeat = request->heartbeat_seconds() > 0
+                                       ? std::clamp(absl::Seconds(request->heartbeat_seconds()),
+                                                    absl::Milliseconds(50), absl::Hours(1))
+                                       : absl::Seconds(5);
+  uint64_t sent_generation = 0;
+  absl::Time next_heartbeat = absl::InfinitePast();
+  while (!context->IsCancelled() && !stopping_) {
+    uint64_t generation = tokens_->generation();
+    if (generation != sent_generation || absl::Now() >= next_heartbeat) {
+      // Read the generation first: a change racing with ActiveDigests is sent again.
+      if (!writer->Write(tokens_->ActiveDigests())) {
+        return Status(grpc::StatusCode::UNAVAILABLE, "token digests: the write failed");
+      }
+      sent_generation = generation;
+      next_heartbeat = absl::Now() + heartbeat;
+    }
+    absl::SleepFor(std::min(absl::Milliseconds(100), heartbeat));
+  }
+  return Status(grpc::StatusCode::UNAVAILABLE,
+                stopping_ ? "the server is stopping" : "the call was cancelled");
 }
 
 }  // namespace maplex::server

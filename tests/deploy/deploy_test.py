@@ -165,6 +165,238 @@ class ManifestTest(unittest.TestCase):
         self.assertRegex(str(storage["requests"]["storage"]), quantity)
 
 
+def effective_settings(container, configmap, image_env):
+    """{flag name: value} a container's server runs with: the image's MAPLEX_* defaults,
+    overridden by the ConfigMap it loads, overridden by its --flags (flag = the variable's
+    name without MAPLEX_, lower-cased; the server's fallbacks are named so)."""
+    settings = {}
+    for source in (image_env, configmap if container.get("envFrom") else {}):
+        for key, value in source.items():
+            if key.startswith("MAPLEX_"):
+                settings[key[len("MAPLEX_"):].lower()] = value
+    for env in container.get("env", []):
+        if env["name"].startswith("MAPLEX_"):
+            settings[env["name"][len("MAPLEX_"):].lower()] = env.get("value", "")
+    settings.update(flag_values(container))
+    return settings
+
+
+def dockerfile_env():
+    runtime = parse_dockerfile(os.path.join(mp.SOURCE_DIR, "Dockerfile"))[-1]
+    values = {}
+    for instruction, args in runtime:
+        if instruction == "ENV":
+            for pair in shlex.split(args):
+                key, _, value = pair.partition("=")
+                values[key] = value
+    return values
+
+
+def allows_unauthenticated(settings):
+    """Why a server with these settings would admit a caller without a token, or None."""
+    if settings.get("auth", "none") != "token":
+        return f"auth={settings.get('auth', 'none')} (every caller is the operator)"
+    if settings.get("insecure_allow_unauthenticated", "false").lower() in ("true", "1", "yes"):
+        return "insecure_allow_unauthenticated is set"
+    return None
+
+
+class SecureByDefaultTest(unittest.TestCase):
+    """No shipped manifest, nor the image's defaults, admits a caller without a token; the
+    pods follow the Kubernetes "restricted" profile; NetworkPolicies select every pod."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.objects = load_manifests()
+        cls.configmap = cls.objects["ConfigMap/maplex-config"]["data"]
+        cls.image_env = dockerfile_env()
+        cls.workloads = [o for key, o in cls.objects.items()
+                         if key.split("/")[0] in ("Deployment", "StatefulSet", "DaemonSet", "Job",
+                                                  "CronJob", "Pod")]
+
+    def test_every_shipped_server_requires_tokens(self):
+        self.assertEqual(len(self.workloads), 2)
+        self.assertIsNone(allows_unauthenticated(
+            {k[len("MAPLEX_"):].lower(): v for k, v in self.image_env.items()}),
+            "the image's defaults")
+        for workload in self.workloads:
+            for c in containers(workload):
+                settings = effective_settings(c, self.configmap, self.image_env)
+                self.assertIsNone(allows_unauthenticated(settings),
+                                  f"{workload['metadata']['name']}/{c['name']}")
+        self.assertNotIn("MAPLEX_INSECURE_ALLOW_UNAUTHENTICATED", self.configmap)
+
+    def test_token_secrets_come_from_secrets_the_operator_creates(self):
+        # A Secret shipped here would be a token everyone who read the repository knows.
+        self.assertFalse([k for k in self.objects if k.startswith("Secret/")])
+        for workload, flag in ((self.objects["StatefulSet/maplex-primary"], "operator_token_file"),
+                               (self.objects["Deployment/maplex-predictor"],
+                                "primary_token_file")):
+            (server,) = containers(workload)
+            path = flag_values(server)[flag]
+            mounts = {m["mountPath"]: m for m in server["volumeMounts"]}
+            mount = mounts[os.path.dirname(path)]
+            self.assertTrue(mount["readOnly"])
+            volumes = {v["name"]: v for v in workload["spec"]["template"]["spec"]["volumes"]}
+            secret = volumes[mount["name"]]["secret"]
+            self.assertTrue(secret["secretName"].startswith("maplex-"))
+            self.assertEqual(secret["defaultMode"] & 0o007, 0, "token readable by others")
+
+    def test_pods_follow_the_restricted_profile(self):
+        for workload in self.workloads:
+            name = workload["metadata"]["name"]
+            pod = workload["spec"]["template"]["spec"]
+            self.assertIs(pod.get("automountServiceAccountToken"), False, name)
+            for key in ("hostNetwork", "hostPID", "hostIPC"):
+                self.assertFalse(pod.get(key, False), f"{name}: {key}")
+            for v in pod.get("volumes", []):
+                self.assertNotIn("hostPath", v, f"{name}: hostPath volume {v['name']}")
+            pod_sc = pod["securityContext"]
+            for c in pod["containers"] + pod.get("initContainers", []):
+                sc = c["securityContext"]
+                where = f"{name}/{c['name']}"
+                self.assertTrue(sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot")), where)
+                self.assertNotEqual(sc.get("runAsUser", pod_sc.get("runAsUser")), 0, where)
+                self.assertIs(sc["allowPrivilegeEscalation"], False, where)
+                self.assertFalse(sc.get("privileged", False), where)
+                self.assertEqual(sc["capabilities"]["drop"], ["ALL"], where)
+                self.assertFalse(sc["capabilities"].get("add"), where)
+                self.assertIs(sc.get("readOnlyRootFilesystem"), True, where)
+                seccomp = sc.get("seccompProfile", pod_sc.get("seccompProfile", {}))
+                self.assertEqual(seccomp.get("type"), "RuntimeDefault", where)
+
+    def test_network_policies_select_every_pod_and_open_only_grpc(self):
+        policies = [o for k, o in self.objects.items() if k.startswith("NetworkPolicy/")]
+        self.assertTrue(policies)
+        for workload in self.workloads:
+            name = workload["metadata"]["name"]
+            labels = workload["spec"]["template"]["metadata"]["labels"]
+            selecting = [p for p in policies
+                         if all(labels.get(k) == v for k, v in
+                                p["spec"]["podSelector"].get("matchLabels", {}).items())]
+            self.assertTrue(selecting, f"no NetworkPolicy selects {name}")
+            for p in selecting:
+                self.assertEqual(set(p["spec"]["policyTypes"]), {"Ingress", "Egress"})
+                for rule in p["spec"].get("ingress", []):
+                    # A rule without `from` admits everyone; 0.0.0.0/0 the same.
+                    self.assertTrue(rule.get("from"), f"{p['metadata']['name']}: open ingress")
+                    for peer in rule["from"]:
+                        self.assertNotEqual(peer.get("ipBlock", {}).get("cidr"), "0.0.0.0/0")
+                    self.assertEqual([port["port"] for port in rule["ports"]], [50051])
+        primary = self.objects["NetworkPolicy/maplex-primary"]["spec"]["ingress"]
+        self.assertIn({"podSelector": {"matchLabels": {"app.kubernetes.io/component": "predictor"}}},
+                      [peer for rule in primary for peer in rule["from"]])
+
+
+class ShippedServersRefuseAnonymousCallersTest(unittest.TestCase):
+    """The image's defaults and each manifest's settings, run for real on 127.0.0.1 (the
+    address is the one change: on loopback the server would even accept auth=none, so a
+    refused call shows that the settings themselves demand a token)."""
+
+    def start(self, settings, tmp):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MAPLEX_")}
+        args = [SERVER, f"--metrics_listen="]
+        for key, value in settings.items():
+            args.append(f"--{key}={value}")
+        port = mp.free_port()
+        args.append(f"--listen=127.0.0.1:{port}")
+        log = open(os.path.join(tmp, f"server-{port}.log"), "wb")
+        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
+        self.addCleanup(lambda: (process.terminate(), process.wait(timeout=30), log.close()))
+        address = f"127.0.0.1:{port}"
+        channel = grpc.insecure_channel(address)
+        self.addCleanup(channel.close)
+        grpc.channel_ready_future(channel).result(timeout=30)
+        return address, channel
+
+    def call(self, channel, method, token=None):
+        """The status code of an empty unary call (requests here are all-optional)."""
+        metadata = [("authorization", f"Bearer {token}")] if token else None
+        try:
+            channel.unary_unary(method)(b"", timeout=10, metadata=metadata)
+            return grpc.StatusCode.OK
+        except grpc.RpcError as e:
+            return e.code()
+
+    def test_image_defaults_and_manifests(self):
+        import tempfile
+        tmp = tempfile.mkdtemp(prefix="maplex_deploy_")
+        objects = load_manifests()
+        configmap = objects["ConfigMap/maplex-config"]["data"]
+        image = {k[len("MAPLEX_"):].lower(): v for k, v in dockerfile_env().items()
+                 if k.startswith("MAPLEX_") and k != "MAPLEX_SERVER"}
+        # The image: paths moved into a temporary directory.
+        image["db"] = os.path.join(tmp, "image.db")
+        image["bootstrap_token_file"] = os.path.join(tmp, "image-operator.token")
+        del image["listen"]
+        _, channel = self.start(image, tmp)
+        self.assertEqual(self.call(channel, "/maplex.v1.DeviceRegistry/ListDevices"),
+                         grpc.StatusCode.UNAUTHENTICATED)
+        with open(image["bootstrap_token_file"]) as f:
+            self.assertEqual(self.call(channel, "/maplex.v1.DeviceRegistry/ListDevices",
+                                       f.read().strip()), grpc.StatusCode.OK)
+
+        # The primary's manifest, with its Secret's file written here.
+        (primary,) = containers(objects["StatefulSet/maplex-primary"])
+        settings = effective_settings(primary, configmap, {})
+        operator_secret = "mplx_" + os.urandom(32).hex()
+        settings["operator_token_file"] = os.path.join(tmp, "operator-secret")
+        with open(settings["operator_token_file"], "w") as f:
+            f.write(operator_secret + "\n")
+        settings["db"] = os.path.join(tmp, "primary.db")
+        del settings["listen"]
+        primary_address, channel = self.start(settings, tmp)
+        for method in ("/maplex.v1.DeviceRegistry/ListDevices", "/maplex.v1.Tokens/ListTokens",
+                       "/maplex.v1.Models/ListModels", "/maplex.v1.Predictor/Predict"):
+            self.assertEqual(self.call(channel, method), grpc.StatusCode.UNAUTHENTICATED, method)
+        self.assertEqual(self.call(channel, "/maplex.v1.Tokens/ListTokens", operator_secret),
+                         grpc.StatusCode.OK)
+
+        # A predictor replica of it, following with a replica token made as the docs say.
+        out = subprocess.run([CLI, "--server", primary_address, "--token", operator_secret,
+                              "tokens", "create", "--role", "replica", "--name", "predictors"],
+                             capture_output=True, text=True, timeout=30)
+        self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+        replica_secret = re.search(r"mplx_[0-9a-f]{64}", out.stdout).group(0)
+        (predictor,) = containers(objects["Deployment/maplex-predictor"])
+        settings = effective_settings(predictor, configmap, {})
+        settings["replica_of"] = primary_address
+        settings["primary_token_file"] = os.path.join(tmp, "replica-secret")
+        with open(settings["primary_token_file"], "w") as f:
+            f.write(replica_secret + "\n")
+        del settings["listen"]
+        _, channel = self.start(settings, tmp)
+        for method in ("/maplex.v1.Models/ListModels", "/maplex.v1.Predictor/Predict"):
+            self.assertEqual(self.call(channel, method), grpc.StatusCode.UNAUTHENTICATED, method)
+
+
+class SystemdUnitTest(unittest.TestCase):
+    """The agent's unit runs without privileges it does not need."""
+
+    def test_agent_unit_is_hardened(self):
+        settings = {}
+        with open(os.path.join(mp.SOURCE_DIR, "deploy", "systemd", "maplex-agent.service")) as f:
+            for line in f:
+                line = line.strip()
+                if line and not line.startswith(("#", "[")):
+                    key, _, value = line.partition("=")
+                    settings[key] = value
+        expected = {"DynamicUser": "yes", "NoNewPrivileges": "yes", "ProtectSystem": "strict",
+                    "ProtectHome": "yes", "PrivateTmp": "yes", "CapabilityBoundingSet": "",
+                    "AmbientCapabilities": "", "RestrictNamespaces": "yes",
+                    "RestrictSUIDSGID": "yes", "RestrictRealtime": "yes",
+                    "LockPersonality": "yes", "ProtectKernelModules": "yes",
+                    "ProtectKernelTunables": "yes", "ProtectKernelLogs": "yes",
+                    "ProtectControlGroups": "yes", "ProtectClock": "yes",
+                    "ProtectHostname": "yes", "SystemCallArchitectures": "native",
+                    "UMask": "0077"}
+        for key, value in expected.items():
+            self.assertEqual(settings.get(key), value, key)
+        self.assertEqual(set(settings["RestrictAddressFamilies"].split()),
+                         {"AF_INET", "AF_INET6", "AF_UNIX"})
+        self.assertNotIn("User", settings)  # DynamicUser: never root
+
+
 class DockerfileTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):

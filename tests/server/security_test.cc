@@ -153,9 +153,17 @@ TEST_F(SecurityTest, NoUnauthenticatedNonLoopbackAddressUnlessAskedFor) {
   with_tokens.auth = AuthMode::kToken;
   with_tokens.bootstrap_token_file = dir_.File("operator.token");
   EXPECT_TRUE(MaplexServer::Start(with_tokens).ok());
+  // Client certificates alone would make every holder an operator bound to no device:
+  // they are a transport check, and need tokens for the role.
   ServerOptions with_client_certs = TlsOptions(true);
   with_client_certs.listen_address = "0.0.0.0:0";
-  EXPECT_TRUE(MaplexServer::Start(with_client_certs).ok());
+  absl::StatusOr<std::unique_ptr<MaplexServer>> certs_only = MaplexServer::Start(with_client_certs);
+  EXPECT_EQ(certs_only.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(certs_only.status().message()), HasSubstr("--tls_client_ca"));
+  ServerOptions with_client_certs_and_tokens = with_client_certs;
+  with_client_certs_and_tokens.auth = AuthMode::kToken;
+  with_client_certs_and_tokens.bootstrap_token_file = dir_.File("operator2.token");
+  EXPECT_TRUE(MaplexServer::Start(with_client_certs_and_tokens).ok());
   ServerOptions explicitly_open = options;
   explicitly_open.allow_unauthenticated_non_loopback = true;
   EXPECT_TRUE(MaplexServer::Start(explicitly_open).ok());

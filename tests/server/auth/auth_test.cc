@@ -83,6 +83,7 @@ class AuthTest : public ::testing::Test {
     (*secrets_)["operator"] = *operator_secret_;
     (*secrets_)["agent"] = Create(op, v1::ROLE_AGENT, "dev-a").secret();
     (*secrets_)["client"] = Create(op, v1::ROLE_CLIENT, "").secret();
+    (*secrets_)["replica"] = Create(op, v1::ROLE_REPLICA, "").secret();
     v1::CreateTokenResponse revoked = Create(op, v1::ROLE_OPERATOR, "");
     revoked_token_id = revoked.token().id();
     ASSERT_TRUE(op.client.RevokeToken(revoked_token_id).ok());
@@ -206,6 +207,27 @@ const std::map<std::string, std::function<absl::Status(Session&)>>& Calls() {
          return FromGrpc(reader->Finish());
        }},
       {"/maplex.v1.Models/Retrain", [](Session& s) { return s.client.Retrain().status(); }},
+      {"/maplex.v1.Tokens/WatchTokenDigests",
+       [](Session& s) {
+         auto stub = v1::Tokens::NewStub(s.channel);
+         grpc::ClientContext context;
+         context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+         auto reader = stub->WatchTokenDigests(&context, v1::WatchTokenDigestsRequest());
+         v1::TokenDigests digests;
+         // Admitted: the digests of the unrevoked tokens at once, and no secret among them.
+         if (reader->Read(&digests)) {
+           context.TryCancel();
+           reader->Finish();
+           for (const v1::TokenDigest& d : digests.tokens()) {
+             if (d.secret_sha256().size() != 32 || d.token().revoked()) {
+               return absl::InternalError("not a digest of an active token");
+             }
+           }
+           return digests.tokens_size() >= 4 ? absl::OkStatus()
+                                             : absl::InternalError("tokens are missing");
+         }
+         return FromGrpc(reader->Finish());
+       }},
       {"/maplex.v1.Tokens/CreateToken",
        [](Session& s) {
          v1::CreateTokenRequest r;
@@ -223,6 +245,7 @@ const std::map<std::string, std::function<absl::Status(Session&)>>& Calls() {
 struct Expected {
   bool agent;
   bool client;
+  bool replica = false;  // a predictor replica's token
 };
 const std::map<std::string, Expected>& Promise() {
   static const auto* promise = new std::map<std::string, Expected>{
@@ -239,11 +262,12 @@ const std::map<std::string, Expected>& Promise() {
       {"/maplex.v1.Predictor/PredictStream", {false, true}},
       {"/maplex.v1.Models/ListModels", {false, true}},
       {"/maplex.v1.Models/GetModel", {false, true}},
-      {"/maplex.v1.Models/WatchModels", {false, true}},
+      {"/maplex.v1.Models/WatchModels", {false, true, true}},
       {"/maplex.v1.Models/Retrain", {false, false}},
       {"/maplex.v1.Tokens/CreateToken", {false, false}},
       {"/maplex.v1.Tokens/ListTokens", {false, false}},
       {"/maplex.v1.Tokens/RevokeToken", {false, false}},
+      {"/maplex.v1.Tokens/WatchTokenDigests", {false, false, true}},
   };
   return *promise;
 }
@@ -274,7 +298,8 @@ TEST_F(AuthTest, EveryRpcHasAPolicyAndIsTested) {
 }
 
 TEST_F(AuthTest, EachRoleGetsWhatThePolicyPromises) {
-  for (const std::string who : {"none", "unknown", "revoked", "agent", "client", "operator"}) {
+  for (const std::string who :
+       {"none", "unknown", "revoked", "agent", "client", "replica", "operator"}) {
     Session session = Connect(secrets_->at(who));
     for (const auto& [rpc, call] : Calls()) {
       SCOPED_TRACE(who + " calls " + rpc);
@@ -283,7 +308,7 @@ TEST_F(AuthTest, EachRoleGetsWhatThePolicyPromises) {
       if (who == "none" || who == "unknown" || who == "revoked") {
         EXPECT_EQ(s.code(), Code::kUnauthenticated) << s;
       } else if (who == "operator" || (who == "agent" && e.agent) ||
-                 (who == "client" && e.client)) {
+                 (who == "client" && e.client) || (who == "replica" && e.replica)) {
         EXPECT_TRUE(s.ok()) << s;
       } else {
         EXPECT_EQ(s.code(), Code::kPermissionDenied) << s;
