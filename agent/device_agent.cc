@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "agent/common/clock.h"
+#include "agent/common/random_id.h"
 #include "agent/counters/counter_profile.h"
 #include "agent/counters/perf_counter_source.h"
 #include "agent/counters/reference_workload.h"
@@ -40,7 +41,7 @@ absl::Status FromGrpc(const grpc::Status& s) {
 // Calls `rpc` until it succeeds, fails for good, or `timeout` passes (jittered backoff).
 template <typename Rpc>
 absl::Status CallWithRetry(Rpc rpc, absl::Duration timeout, const std::string& what) {
-  Backoff backoff(absl::Milliseconds(200), absl::Seconds(5), 0.5, std::random_device()());
+  Backoff backoff(absl::Milliseconds(250), absl::Seconds(5), std::random_device()());
   absl::Time deadline = absl::Now() + timeout;
   while (true) {
     grpc::ClientContext context;
@@ -56,9 +57,15 @@ absl::Status CallWithRetry(Rpc rpc, absl::Duration timeout, const std::string& w
   }
 }
 
-// A measurement id no other run or device will make: the device id and 128 random bits.
-std::string NewMeasurementId(const std::string& device_id, std::mt19937_64& rng) {
-  return absl::StrFormat("%s:%016x%016x", device_id, rng(), rng());
+// Sleeps for `d`, waking early when `stop` is set (SIGTERM must not wait out a 30 s
+// backoff).
+void SleepUnlessStopped(absl::Duration d, const std::atomic<bool>& stop) {
+  const absl::Time until = absl::Now() + d;
+  while (!stop) {
+    absl::Duration left = until - absl::Now();
+    if (left <= absl::ZeroDuration()) return;
+    absl::SleepFor(std::min(left, absl::Milliseconds(100)));
+  }
 }
 
 maplex::v1::Measurement ToProto(const Measurement& m, const std::string& id,
@@ -229,14 +236,13 @@ absl::StatusOr<AgentReport> RunDeviceAgent(const AgentOptions& options,
   absl::StatusOr<std::unique_ptr<Spool>> spool = Spool::Open(options.spool_path);
   if (!spool.ok()) return spool.status();
   UplinkOptions uplink_options;
-  uplink_options.seed = std::random_device()();
+  uplink_options.seed = std::random_device()();  // jitter only: no need for more bits
   Uplink uplink(spool->get(), channel, uplink_options);
   if (absl::Status s = uplink.SendPending(); !s.ok()) {
     LogWarning("uplink_deferred", {{"error", s.ToString()}});
   }
 
   // 5. Measure what the server asks for, until the budget is spent.
-  std::mt19937_64 rng(std::random_device{}());
   AffinityThreadPinner pinner;
   std::set<int32_t> done;
   bool stepped_back = false;
@@ -274,8 +280,9 @@ absl::StatusOr<AgentReport> RunDeviceAgent(const AgentOptions& options,
       absl::StatusOr<Measurement> m =
           MeasureArch(**runtime, arch, probe->fingerprint, options, pinner);
       if (!m.ok()) return m.status();
-      maplex::v1::Measurement proto =
-          ToProto(*m, NewMeasurementId(report.device_id, rng), report.device_id, arch);
+      absl::StatusOr<std::string> id = NewMeasurementId();
+      if (!id.ok()) return id.status();
+      maplex::v1::Measurement proto = ToProto(*m, *id, report.device_id, arch);
       if (absl::Status s = (*spool)->Add(proto); !s.ok()) return s;
       done.insert(arch);
       ++report.measured;
@@ -290,20 +297,29 @@ absl::StatusOr<AgentReport> RunDeviceAgent(const AgentOptions& options,
   }
 
   // 6. Deliver everything; as a daemon, keep the spool drained until stopped.
-  absl::Status drained = uplink.Drain(absl::Now() + options.connect_timeout);
+  // Refused measurements go to the spool's dead letters (logged as dead_lettered) and do
+  // not hold the rest back; a server that is down is retried with backoff (up to 30 s).
+  absl::Status drained = uplink.Drain(options.connect_timeout);
   while (options.daemon && !stop) {
-    absl::SleepFor(absl::Milliseconds(500));
-    absl::StatusOr<int64_t> depth = (*spool)->Depth();
-    if (depth.ok() && *depth > 0) drained = uplink.SendPending();
+    SleepUnlessStopped(uplink.Tick(absl::Milliseconds(500)), stop);
+  }
+  if (options.daemon) {
+    absl::StatusOr<int64_t> left = (*spool)->Depth();
+    drained = left.ok() && *left == 0 ? absl::OkStatus() : uplink.SendPending();
   }
   report.delivered = uplink.acked();
+  report.dead_lettered = uplink.dead_lettered();
   absl::StatusOr<int64_t> left = (*spool)->Depth();
   report.left_in_spool = left.ok() ? *left : -1;
+  absl::StatusOr<int64_t> dead = (*spool)->DeadLetterCount();
+  report.dead_letters = dead.ok() ? *dead : -1;
   if (!drained.ok()) LogWarning("undelivered", {{"error", drained.ToString()}});
   LogInfo("agent_done", {{"device", report.device_id},
                          {"measured", absl::StrCat(report.measured)},
                          {"delivered", absl::StrCat(report.delivered)},
-                         {"left_in_spool", absl::StrCat(report.left_in_spool)}});
+                         {"dead_lettered", absl::StrCat(report.dead_lettered)},
+                         {"left_in_spool", absl::StrCat(report.left_in_spool)},
+                         {"dead_letters", absl::StrCat(report.dead_letters)}});
   return report;
 }
 

@@ -54,7 +54,9 @@ struct AgentReport {
   std::string device_id;
   int measured = 0;         // measurements taken in this run
   int64_t delivered = 0;    // acknowledged by the server in this run (earlier runs' too)
+  int64_t dead_lettered = 0;  // refused for good by the server in this run
   int64_t left_in_spool = 0;
+  int64_t dead_letters = 0;   // in the spool's dead-letter table at the end (all runs)
   std::string task_strategy;  // how the last tasks were chosen
 };
 

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <string>
 #include <fstream>
+#include <limits>
 #include <thread>
 
 #include "absl/flags/flag.h"
@@ -15,7 +16,9 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/time.h"
 #include "agent/device_agent.h"
+#include "agent/spool/spool.h"
 #include "platform/log.h"
 #include "platform/process.h"
 
@@ -53,7 +56,49 @@ ABSL_FLAG(double, target_cv, 0.01, "stop repeating once the median's CV is below
 ABSL_FLAG(std::string, measure_only, "",
           "measure the NB201 indices listed in this file (one per line) locally and print CSV; "
           "nothing is sent to a server");
+ABSL_FLAG(std::string, dead_letters, "",
+          "act on the spool's dead letters (measurements the server refused for good) and exit: "
+          "show (print them), requeue (send them again on the next run), clear (forget them)");
 ABSL_FLAG(std::vector<std::string>, label, {}, "KEY=VALUE labels for the device (repeatable, comma-separated)");
+
+// --dead_letters=show|requeue|clear on the spool at `spool_path`; the process's exit code.
+int RunDeadLetterAction(const std::string& action, const std::string& spool_path) {
+  if (action != "show" && action != "requeue" && action != "clear") {
+    std::fprintf(stderr, "maplex-agent: --dead_letters wants show, requeue or clear, got \"%s\"\n",
+                 action.c_str());
+    return 2;
+  }
+  auto spool = maplex::agent::Spool::Open(spool_path);
+  if (!spool.ok()) {
+    std::fprintf(stderr, "maplex-agent: %s\n", spool.status().ToString().c_str());
+    return 1;
+  }
+  if (action == "show") {
+    auto letters = (*spool)->DeadLetters(std::numeric_limits<int>::max());
+    if (!letters.ok()) {
+      std::fprintf(stderr, "maplex-agent: %s\n", letters.status().ToString().c_str());
+      return 1;
+    }
+    std::printf("measurement_id\tdevice_id\trefused_at\treason\n");
+    for (const maplex::agent::DeadLetter& d : *letters) {
+      std::printf("%s\t%s\t%s\t%s\n", d.measurement.id().c_str(),
+                  d.measurement.device_id().c_str(),
+                  absl::FormatTime(absl::RFC3339_sec, absl::FromUnixMillis(d.refused_at_unix_ms),
+                                   absl::UTCTimeZone())
+                      .c_str(),
+                  d.reason.c_str());
+    }
+    return 0;
+  }
+  auto moved = action == "requeue" ? (*spool)->RequeueDeadLetters() : (*spool)->ClearDeadLetters();
+  if (!moved.ok()) {
+    std::fprintf(stderr, "maplex-agent: %s\n", moved.status().ToString().c_str());
+    return 1;
+  }
+  std::printf("%s %lld dead letters\n", action == "requeue" ? "requeued" : "cleared",
+              static_cast<long long>(*moved));
+  return 0;
+}
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
@@ -114,6 +159,10 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  if (std::string action = absl::GetFlag(FLAGS_dead_letters); !action.empty()) {
+    return RunDeadLetterAction(action, options.spool_path);
+  }
+
   if (std::string path = absl::GetFlag(FLAGS_measure_only); !path.empty()) {
     std::ifstream in(path);
     if (!in) {
@@ -158,9 +207,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "maplex-agent: %s\n", report.status().ToString().c_str());
     return 1;
   }
-  std::printf("device %s: measured %d, delivered %lld, left in spool %lld (tasks: %s)\n",
-              report->device_id.c_str(), report->measured,
-              static_cast<long long>(report->delivered),
-              static_cast<long long>(report->left_in_spool), report->task_strategy.c_str());
+  std::printf(
+      "device %s: measured %d, delivered %lld, left in spool %lld, dead letters %lld (tasks: %s)\n",
+      report->device_id.c_str(), report->measured, static_cast<long long>(report->delivered),
+      static_cast<long long>(report->left_in_spool), static_cast<long long>(report->dead_letters),
+      report->task_strategy.c_str());
   return report->left_in_spool == 0 ? 0 : 1;
 }
