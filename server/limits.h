@@ -11,12 +11,14 @@ struct Limits {
   int max_list_page_size = 1000;
   int default_list_page_size = 100;
   int max_labels_per_device = 64;
-  int max_id_length = 128;                      // device ids, measurement ids, label keys
+  int max_id_length = 128;  // device ids, measurement ids, label keys, spec.isa, categories
   int max_text_length = 1024;                   // names, label values, protocol notes
   int max_batch_size = 65536;                   // DeviceConfig.batch_size
   int max_threads = 4096;
   double max_latency_ms = 3.6e6;               // one hour: anything above is absurd
   int max_counters_per_descriptor = 256;
+  int max_microbenchmarks_per_descriptor = 64;  // the agent reports 3
+  int max_arch_string_length = 1024;            // Architecture.cell (an NB201 cell is ~90)
   int max_next_tasks = 1000;
   // Ingest rate of each agent token (server/ingest_rate.h). One honest agent measures an
   // architecture in tens of milliseconds at best, so 100/s is far above what it sends; the

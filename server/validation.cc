@@ -20,12 +20,15 @@ std::string Quoted(absl::string_view value) {
   return absl::StrCat("\"", value.substr(0, kShown), "...\" (", value.size(), " bytes)");
 }
 
-absl::Status ValidateText(absl::string_view value, absl::string_view field, const Limits& limits) {
-  if (static_cast<int>(value.size()) > limits.max_text_length) {
-    return Invalid(field, absl::StrCat(value.size(), " bytes, more than the limit of ",
-                                       limits.max_text_length));
+absl::Status ValidateLength(absl::string_view value, absl::string_view field, int max) {
+  if (static_cast<int>(value.size()) > max) {
+    return Invalid(field, absl::StrCat(value.size(), " bytes, more than the limit of ", max));
   }
   return absl::OkStatus();
+}
+
+absl::Status ValidateText(absl::string_view value, absl::string_view field, const Limits& limits) {
+  return ValidateLength(value, field, limits.max_text_length);
 }
 
 // A latency must be finite, positive and below an hour.
@@ -176,6 +179,36 @@ absl::StatusOr<int32_t> ResolveArchitecture(const maplex::v1::Architecture& arch
   return Invalid(field, "names no architecture (set cell or index)");
 }
 
+absl::Status ValidateArchitectureSize(const maplex::v1::Architecture& arch,
+                                      absl::string_view field, const Limits& limits) {
+  if (absl::Status s = ValidateLength(arch.space(), absl::StrCat(field, ".space"),
+                                      limits.max_id_length);
+      !s.ok()) {
+    return s;
+  }
+  return ValidateLength(arch.cell(), absl::StrCat(field, ".cell"), limits.max_arch_string_length);
+}
+
+absl::Status ValidateListDevicesFilter(const maplex::v1::ListDevicesRequest& request,
+                                       const Limits& limits) {
+  if (absl::Status s = ValidateLength(request.category(), "category", limits.max_id_length);
+      !s.ok()) {
+    return s;
+  }
+  if (request.labels_size() > limits.max_labels_per_device) {
+    return absl::ResourceExhaustedError(absl::StrCat("labels: ", request.labels_size(),
+                                                     " labels, more than the limit of ",
+                                                     limits.max_labels_per_device));
+  }
+  for (const auto& [key, value] : request.labels()) {
+    if (absl::Status s = ValidateIdentifier(key, "labels key", limits); !s.ok()) return s;
+    if (absl::Status s = ValidateText(value, absl::StrCat("labels[", key, "]"), limits); !s.ok()) {
+      return s;
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateRegisterDevice(const maplex::v1::RegisterDeviceRequest& request,
                                     const Limits& limits) {
   if (!request.id().empty()) {
@@ -192,6 +225,10 @@ absl::Status ValidateRegisterDevice(const maplex::v1::RegisterDeviceRequest& req
   }
   if (absl::Status s = ValidateConfig(request.config(), limits); !s.ok()) return s;
   if (absl::Status s = ValidateSpec(request.spec()); !s.ok()) return s;
+  if (absl::Status s = ValidateLength(request.spec().isa(), "spec.isa", limits.max_id_length);
+      !s.ok()) {
+    return s;
+  }
   if (request.labels_size() > limits.max_labels_per_device) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "labels: ", request.labels_size(), " labels, more than the limit of ",
@@ -210,8 +247,10 @@ absl::Status ValidateUpdateDevice(const maplex::v1::UpdateDeviceRequest& request
                                   const Limits& limits) {
   if (absl::Status s = ValidateIdentifier(request.id(), "id", limits); !s.ok()) return s;
   if (request.set_labels_size() + request.remove_labels_size() > limits.max_labels_per_device) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "set_labels/remove_labels: more than the limit of ", limits.max_labels_per_device));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("set_labels/remove_labels: ", request.set_labels_size(), " + ",
+                     request.remove_labels_size(), " labels, more than the limit of ",
+                     limits.max_labels_per_device));
   }
   for (const auto& [key, value] : request.set_labels()) {
     if (absl::Status s = ValidateIdentifier(key, "set_labels key", limits); !s.ok()) return s;
@@ -234,6 +273,9 @@ absl::StatusOr<std::vector<StoredMeasurement>> ValidateMeasurementBatch(
         absl::StrCat("measurements: ", batch.measurements_size(),
                      " in one batch, more than the limit of ", limits.max_measurements_per_batch));
   }
+  if (batch.has_spool_depth() && batch.spool_depth() < 0) {
+    return Invalid("spool_depth", absl::StrCat(batch.spool_depth(), " is negative"));
+  }
   std::vector<StoredMeasurement> rows;
   rows.reserve(batch.measurements_size());
   absl::flat_hash_set<absl::string_view> ids;
@@ -248,6 +290,10 @@ absl::StatusOr<std::vector<StoredMeasurement>> ValidateMeasurementBatch(
                                                           " appears twice in the batch"));
     }
     if (absl::Status s = ValidateIdentifier(m.device_id(), absl::StrCat(at, ".device_id"), limits);
+        !s.ok()) {
+      return s;
+    }
+    if (absl::Status s = ValidateArchitectureSize(m.arch(), absl::StrCat(at, ".arch"), limits);
         !s.ok()) {
       return s;
     }
@@ -316,6 +362,11 @@ absl::Status ValidateDescriptor(const maplex::v1::ReportDescriptorRequest& reque
       return Invalid(absl::StrCat(at, ".value"),
                      absl::StrFormat("%g is not a non-negative finite count", c.value()));
     }
+    if (absl::Status s = ValidateText(c.unavailable_reason(),
+                                      absl::StrCat(at, ".unavailable_reason"), limits);
+        !s.ok()) {
+      return s;
+    }
     if (!c.available() && c.value() != 0) {
       return Invalid(absl::StrCat(at, ".value"),
                      "an unavailable counter carries no value (it must be 0)");
@@ -326,6 +377,11 @@ absl::Status ValidateDescriptor(const maplex::v1::ReportDescriptorRequest& reque
     return Invalid("reference_workload_seconds",
                    absl::StrFormat("%g is not a non-negative finite duration",
                                    request.reference_workload_seconds()));
+  }
+  if (request.microbenchmarks_size() > limits.max_microbenchmarks_per_descriptor) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "microbenchmarks: ", request.microbenchmarks_size(), " entries, more than the limit of ",
+        limits.max_microbenchmarks_per_descriptor));
   }
   for (const auto& [name, value] : request.microbenchmarks()) {
     if (absl::Status s = ValidateIdentifier(name, "microbenchmarks key", limits); !s.ok()) return s;
@@ -358,9 +414,14 @@ absl::StatusOr<std::vector<int32_t>> ValidatePredictRequest(
   for (int i = 0; i < request.archs_size(); ++i) {
     // The field's name is spelled out only for the error: building it for every architecture
     // of a large batch cost more than resolving the architecture itself.
-    absl::StatusOr<int32_t> a = ResolveArchitecture(request.archs(i), "archs[]");
+    const v1::Architecture& arch = request.archs(i);
+    if (static_cast<int>(arch.space().size()) > limits.max_id_length ||
+        static_cast<int>(arch.cell().size()) > limits.max_arch_string_length) {
+      return ValidateArchitectureSize(arch, absl::StrCat("archs[", i, "]"), limits);
+    }
+    absl::StatusOr<int32_t> a = ResolveArchitecture(arch, "archs[]");
     if (!a.ok()) {
-      return ResolveArchitecture(request.archs(i), absl::StrCat("archs[", i, "]")).status();
+      return ResolveArchitecture(arch, absl::StrCat("archs[", i, "]")).status();
     }
     archs.push_back(*a);
   }

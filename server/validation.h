@@ -35,6 +35,15 @@ absl::StatusOr<int32_t> ResolveArchitecture(const maplex::v1::Architecture& arch
 absl::Status ValidateIdentifier(absl::string_view value, absl::string_view field,
                                 const Limits& limits);
 
+// The filters of ListDevicesRequest (category, labels); page_size and page_token are the
+// service's.
+absl::Status ValidateListDevicesFilter(const maplex::v1::ListDevicesRequest& request,
+                                       const Limits& limits);
+
+// The sizes of an architecture's strings (space, cell), checked before it is parsed.
+absl::Status ValidateArchitectureSize(const maplex::v1::Architecture& arch,
+                                      absl::string_view field, const Limits& limits);
+
 absl::Status ValidateRegisterDevice(const maplex::v1::RegisterDeviceRequest& request,
                                     const Limits& limits);
 absl::Status ValidateUpdateDevice(const maplex::v1::UpdateDeviceRequest& request,

@@ -64,6 +64,16 @@ std::string Get(const CpuInfo& info, const std::string& key) {
   return it == info.first.end() ? "" : it->second;
 }
 
+// 64-bit FNV-1a: the same value across compilers and builds, unlike std::hash.
+uint64_t Fnv1a64(absl::string_view text) {
+  uint64_t hash = 14695981039346656037ull;  // offset basis
+  for (unsigned char c : text) {
+    hash ^= c;
+    hash *= 1099511628211ull;
+  }
+  return hash;
+}
+
 std::optional<std::string> ReadTrimmed(const FileSystem& fs, const std::string& path) {
   absl::StatusOr<std::string> content = fs.ReadFile(path);
   if (!content.ok()) return std::nullopt;
@@ -319,6 +329,25 @@ absl::StatusOr<DeviceProbe> ProbeDevice(const FileSystem& fs) {
     }
   }
   if (probe.memory_bytes) spec.memory_gib = *probe.memory_bytes / double(1 << 30);
+  // Machine identity: without it, identical machines would be one device.
+  for (const char* path : {"/etc/machine-id", "/var/lib/dbus/machine-id"}) {
+    std::optional<std::string> id = ReadTrimmed(fs, path);
+    if (!id) continue;
+    const bool valid = id->size() == 32 && std::all_of(id->begin(), id->end(), [](char c) {
+                         return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+                       });
+    if (!valid) {  // "uninitialized" during a first boot, or an empty file in an image
+      probe.notes.push_back(absl::StrCat("machine identity: ", path, " holds no machine id"));
+      continue;
+    }
+    probe.machine_identity = absl::StrFormat("mid-%016x", Fnv1a64(absl::StrCat("maplex:", *id)));
+    break;
+  }
+  if (probe.machine_identity.empty()) {
+    probe.notes.push_back(
+        "machine identity: no /etc/machine-id or /var/lib/dbus/machine-id; identical machines "
+        "share this fingerprint (give each its own --device_id)");
+  }
   probe.fingerprint = HardwareFingerprint(probe);
   return probe;
 }
@@ -333,16 +362,12 @@ std::string FingerprintCanonicalForm(const DeviceProbe& probe) {
       "model=", probe.cpu_model, ";board=", probe.board, ";isa=", probe.isa,
       ";features=", absl::StrJoin(probe.isa_features, ","), ";cores=", probe.cores,
       ";threads=", probe.threads, ";caches=", absl::StrJoin(caches, ","), ";memory_gib=",
-      probe.memory_bytes ? absl::StrCat(RoundMemoryGib(*probe.memory_bytes)) : "unknown");
+      probe.memory_bytes ? absl::StrCat(RoundMemoryGib(*probe.memory_bytes)) : "unknown",
+      ";machine=", probe.machine_identity.empty() ? "unknown" : probe.machine_identity);
 }
 
 std::string HardwareFingerprint(const DeviceProbe& probe) {
-  uint64_t hash = 14695981039346656037ull;  // FNV-1a 64 offset basis
-  for (unsigned char c : FingerprintCanonicalForm(probe)) {
-    hash ^= c;
-    hash *= 1099511628211ull;
-  }
-  return absl::StrFormat("hw-%016x", hash);
+  return absl::StrFormat("hw-%016x", Fnv1a64(FingerprintCanonicalForm(probe)));
 }
 
 core::DeviceCategory ClassifyDevice(const DeviceProbe& probe) {

@@ -7,7 +7,8 @@
 // Sources (Linux): /proc/cpuinfo (model, ISA, feature flags, fallback counts and clock),
 // /sys/devices/system/cpu/{online,cpuN/topology,cpuN/cache,cpuN/cpufreq} (cores, caches,
 // clocks), /proc/meminfo (memory), /sys/firmware/devicetree/base/model (board name on
-// ARM boards). Every figure that could not be read stays nullopt and a note says why;
+// ARM boards), /etc/machine-id or else /var/lib/dbus/machine-id (machine identity).
+// Every figure that could not be read stays nullopt and a note says why;
 // nothing is guessed.
 #ifndef MAPLEX_AGENT_PROBE_DEVICE_PROBE_H_
 #define MAPLEX_AGENT_PROBE_DEVICE_PROBE_H_
@@ -46,6 +47,14 @@ struct DeviceProbe {
   // change the fingerprint across reboots and upgrades.
   std::vector<std::string> isa_features;
   bool virtualized = false;  // the CPU reports the "hypervisor" flag
+  // Which machine this is, so that two identical machines (same CPU, caches and memory:
+  // a rack of one model, VMs of one template) do not merge into one device: "mid-" + the
+  // 64-bit FNV-1a hash of the OS's machine id (/etc/machine-id, else
+  // /var/lib/dbus/machine-id; 32 hex digits, set once at install). Hashed because the
+  // machine id itself is meant to stay on the machine (machine-id(5)). Empty when neither
+  // file holds one (a note says so): the fingerprint is then the hardware's alone, and
+  // identical machines share it; give each its own --device_id.
+  std::string machine_identity;
   core::HardwareSpec spec;
   // "hw-" + 16 hex digits; see HardwareFingerprint().
   std::string fingerprint;
@@ -60,8 +69,9 @@ absl::StatusOr<DeviceProbe> ProbeDevice(const FileSystem& fs);
 
 // The text the fingerprint hashes: model, board, ISA, features, cores, threads, caches,
 // memory rounded to whole GiB (quarter GiB below 2 GiB) because MemTotal moves by a few
-// MiB between kernels. Clocks are left out: in VMs the only clock is the current one.
-// No hostname, no serial numbers, nothing that changes across reboots.
+// MiB between kernels, and the machine identity ("unknown" without one). Clocks are left
+// out: in VMs the only clock is the current one. No hostname, no serial numbers, nothing
+// that changes across reboots.
 std::string FingerprintCanonicalForm(const DeviceProbe& probe);
 
 // "hw-" + the 64-bit FNV-1a hash of FingerprintCanonicalForm() in hex. FNV-1a rather than

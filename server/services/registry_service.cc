@@ -26,6 +26,16 @@ Status RegistryService::RegisterDevice(ServerContext* context,
   if (absl::Status s = ValidateRegisterDevice(*request, limits_); !s.ok()) return ToGrpcStatus(s);
   absl::StatusOr<Store::Registration> r = store_->RegisterDevice(*request);
   if (!r.ok()) return ToGrpcStatus(r.status());
+  // The store answers a registration of a known (fingerprint, config) with the device it
+  // has. Under another id than the one asked for, that is two machines the fingerprint
+  // cannot tell apart, or a renamed device: an error, never a silent substitution (the
+  // caller would send its measurements for a device it did not ask for).
+  if (!r->created && !request->id().empty() && request->id() != r->device.id()) {
+    return ToGrpcStatus(absl::AlreadyExistsError(absl::StrCat(
+        "id: \"", request->id(), "\" asked for, but this hardware (fingerprint \"",
+        request->hardware_fingerprint(), "\") and configuration are registered as device \"",
+        r->device.id(), "\"")));
+  }
   if (r->device.retired()) {
     return ToGrpcStatus(absl::FailedPreconditionError(absl::StrCat(
         "id: device \"", r->device.id(), "\" with this hardware and configuration is retired")));
@@ -62,6 +72,9 @@ Status RegistryService::ListDevices(ServerContext* context, const v1::ListDevice
     if (absl::Status s = ValidateIdentifier(request->page_token(), "page_token", limits_); !s.ok()) {
       return ToGrpcStatus(s);
     }
+  }
+  if (absl::Status s = ValidateListDevicesFilter(*request, limits_); !s.ok()) {
+    return ToGrpcStatus(s);
   }
   DeviceFilter filter;
   filter.category = request->category();

@@ -93,6 +93,11 @@ TEST_F(BadInputTest, StreamMeasurements) {
       {"malformed cell", [](auto& m) { m.mutable_arch()->set_cell("|conv~0|+"); }, Code::kInvalidArgument, "arch.cell"},
       {"unknown space", [](auto& m) { m.mutable_arch()->set_space("fbnet"); }, Code::kInvalidArgument, "arch.space"},
       {"no architecture", [](auto& m) { m.mutable_arch()->Clear(); }, Code::kInvalidArgument, "arch"},
+      {"long id", [](auto& m) { m.set_id(std::string(129, 'i')); }, Code::kInvalidArgument, ".id"},
+      {"huge cell", [](auto& m) { m.mutable_arch()->set_cell(std::string(5000, '|')); }, Code::kInvalidArgument, "arch.cell: 5000 bytes"},
+      {"huge space", [](auto& m) { m.mutable_arch()->set_space(std::string(5000, 's')); }, Code::kInvalidArgument, "arch.space: 5000 bytes"},
+      {"huge tool", [](auto& m) { m.mutable_protocol()->set_tool(std::string(5000, 't')); }, Code::kInvalidArgument, "protocol.tool: 5000 bytes"},
+      {"huge notes", [](auto& m) { m.mutable_protocol()->set_notes(std::string(5000, 'n')); }, Code::kInvalidArgument, "protocol.notes: 5000 bytes"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
@@ -114,21 +119,37 @@ TEST_F(BadInputTest, StreamMeasurements) {
   EXPECT_EQ(StoreState(), before);
 }
 
-TEST_F(BadInputTest, EmptyBatch) {
-  const std::string before = StoreState();
-  // SendMeasurements never sends an empty batch; build one by hand.
-  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->port()),
+// Sends one hand-made batch (SendMeasurements never sends an empty one, nor a spool depth)
+// and returns the stream's status.
+grpc::Status SendRawBatch(const MaplexServer& server, const v1::MeasurementBatch& batch) {
+  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server.port()),
                                      grpc::InsecureChannelCredentials());
   auto stub = v1::Ingest::NewStub(channel);
   grpc::ClientContext context;
   auto stream = stub->StreamMeasurements(&context);
-  ASSERT_TRUE(stream->Write(v1::MeasurementBatch()));
+  EXPECT_TRUE(stream->Write(batch));
   stream->WritesDone();
   v1::MeasurementAck ack;
   EXPECT_FALSE(stream->Read(&ack));
-  grpc::Status s = stream->Finish();
+  return stream->Finish();
+}
+
+TEST_F(BadInputTest, EmptyBatch) {
+  const std::string before = StoreState();
+  grpc::Status s = SendRawBatch(*server_, v1::MeasurementBatch());
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(s.error_message(), HasSubstr("empty"));
+  EXPECT_EQ(StoreState(), before);
+}
+
+TEST_F(BadInputTest, NegativeSpoolDepth) {
+  const std::string before = StoreState();
+  v1::MeasurementBatch batch;
+  *batch.add_measurements() = TestMeasurement("fine", "board", 5, 2.0);
+  batch.set_spool_depth(-4);
+  grpc::Status s = SendRawBatch(*server_, batch);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("spool_depth: -4"));
   EXPECT_EQ(StoreState(), before);
 }
 
@@ -141,6 +162,15 @@ TEST_F(BadInputTest, Predict) {
                  Code::kInvalidArgument, "archs[1].index");
   ExpectRejected(client_->Predict("board", {client::Nb201Cell("|nor_conv_3x3~0|")}).status(),
                  Code::kInvalidArgument, "archs[0].cell");
+  v1::Architecture huge_cell = client::Nb201Cell(std::string(100000, '|'));
+  ExpectRejected(client_->Predict("board", {client::Nb201Index(1), huge_cell}).status(),
+                 Code::kInvalidArgument, "archs[1].cell: 100000 bytes");
+  v1::Architecture huge_space = client::Nb201Index(1);
+  huge_space.set_space(std::string(300, 's'));
+  ExpectRejected(client_->Predict("board", {huge_space}).status(), Code::kInvalidArgument,
+                 "archs[0].space: 300 bytes");
+  ExpectRejected(client_->Predict(std::string(129, 'd'), {client::Nb201Index(1)}).status(),
+                 Code::kInvalidArgument, "device_id");
   std::vector<v1::Architecture> too_many(20001, client::Nb201Index(3));
   ExpectRejected(client_->Predict("board", too_many).status(), Code::kResourceExhausted, "archs");
   ExpectRejected(client_->Predict("board", {client::Nb201Index(1)}, 77).status(),
@@ -178,6 +208,14 @@ TEST_F(BadInputTest, RegisterDevice) {
       {"NaN memory", [](auto& r) { r.mutable_spec()->set_memory_gib(std::nan("")); }, Code::kInvalidArgument, "spec.memory_gib"},
       {"bad label key", [](auto& r) { (*r.mutable_labels())["a b"] = "x"; }, Code::kInvalidArgument, "labels"},
       {"id of another config", [](auto& r) { r.set_id("board"); }, Code::kAlreadyExists, "board"},
+      {"long fingerprint", [](auto& r) { r.set_hardware_fingerprint(std::string(129, 'f')); }, Code::kInvalidArgument, "hardware_fingerprint"},
+      {"huge name", [](auto& r) { r.set_hardware_name(std::string(5000, 'n')); }, Code::kInvalidArgument, "hardware_name: 5000 bytes"},
+      {"long runtime", [](auto& r) { r.mutable_config()->set_runtime(std::string(129, 'r')); }, Code::kInvalidArgument, "config.runtime"},
+      {"huge isa", [](auto& r) { r.mutable_spec()->set_isa(std::string(5000, 'x')); }, Code::kInvalidArgument, "spec.isa: 5000 bytes"},
+      {"huge category", [](auto& r) { r.mutable_spec()->set_category(std::string(5000, 'c')); }, Code::kInvalidArgument, "spec.category"},
+      {"long label key", [](auto& r) { (*r.mutable_labels())[std::string(129, 'k')] = "x"; }, Code::kInvalidArgument, "labels key"},
+      {"huge label value", [](auto& r) { (*r.mutable_labels())["k"] = std::string(5000, 'v'); }, Code::kInvalidArgument, "labels[k]: 5000 bytes"},
+      {"too many labels", [](auto& r) { for (int i = 0; i < 65; ++i) (*r.mutable_labels())["k" + std::to_string(i)] = "v"; }, Code::kResourceExhausted, "labels: 65 labels"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
@@ -199,9 +237,38 @@ TEST_F(BadInputTest, RegistryReadsAndUpdates) {
   update.set_id("board");
   (*update.mutable_set_labels())["bad key"] = "v";
   ExpectRejected(client_->UpdateDevice(update).status(), Code::kInvalidArgument, "set_labels");
+  update.clear_set_labels();
+  (*update.mutable_set_labels())["k"] = std::string(5000, 'v');
+  ExpectRejected(client_->UpdateDevice(update).status(), Code::kInvalidArgument,
+                 "set_labels[k]: 5000 bytes");
+  update.clear_set_labels();
+  update.add_remove_labels(std::string(129, 'k'));
+  ExpectRejected(client_->UpdateDevice(update).status(), Code::kInvalidArgument, "remove_labels");
+  update.clear_remove_labels();
+  for (int i = 0; i < 65; ++i) update.add_remove_labels("k" + std::to_string(i));
+  ExpectRejected(client_->UpdateDevice(update).status(), Code::kResourceExhausted, "set_labels/remove_labels");
+  ExpectRejected(client_->GetDevice(std::string(129, 'g')).status(), Code::kInvalidArgument, "id");
+  ExpectRejected(client_->RetireDevice(std::string(129, 'g')).status(), Code::kInvalidArgument, "id");
+  ExpectRejected(client_->ListMeasurements(std::string(129, 'g')).status(), Code::kInvalidArgument,
+                 "device_id");
   v1::ListDevicesRequest list;
   list.set_page_size(5000);
   ExpectRejected(client_->ListDevices(list).status(), Code::kInvalidArgument, "page_size");
+  list.set_page_size(0);
+  list.set_page_token(std::string(129, 't'));
+  ExpectRejected(client_->ListDevices(list).status(), Code::kInvalidArgument, "page_token");
+  list.clear_page_token();
+  list.set_category(std::string(5000, 'c'));
+  ExpectRejected(client_->ListDevices(list).status(), Code::kInvalidArgument, "category: 5000 bytes");
+  list.clear_category();
+  (*list.mutable_labels())["bad key"] = "v";
+  ExpectRejected(client_->ListDevices(list).status(), Code::kInvalidArgument, "labels key");
+  list.clear_labels();
+  (*list.mutable_labels())["k"] = std::string(5000, 'v');
+  ExpectRejected(client_->ListDevices(list).status(), Code::kInvalidArgument, "labels[k]: 5000 bytes");
+  list.clear_labels();
+  for (int i = 0; i < 65; ++i) (*list.mutable_labels())["k" + std::to_string(i)] = "v";
+  ExpectRejected(client_->ListDevices(list).status(), Code::kResourceExhausted, "labels: 65 labels");
   EXPECT_EQ(StoreState(), before);
 }
 
@@ -222,7 +289,39 @@ TEST_F(BadInputTest, ReportDescriptor) {
   c->set_value(0);
   *r.add_counters() = *c;
   ExpectRejected(client_->ReportDescriptor(r).status(), Code::kInvalidArgument, "counters[1].name");
+  r.mutable_counters()->RemoveLast();
+  r.mutable_counters(0)->set_unavailable_reason(std::string(5000, 'r'));
+  ExpectRejected(client_->ReportDescriptor(r).status(), Code::kInvalidArgument,
+                 "counters[0].unavailable_reason: 5000 bytes");
+  r.mutable_counters(0)->clear_unavailable_reason();
+  r.mutable_counters(0)->set_name(std::string(129, 'c'));
+  ExpectRejected(client_->ReportDescriptor(r).status(), Code::kInvalidArgument, "counters[0].name");
+  r.clear_counters();
+  for (int i = 0; i < 257; ++i) r.add_counters()->set_name("c" + std::to_string(i));
+  ExpectRejected(client_->ReportDescriptor(r).status(), Code::kResourceExhausted, "counters: 257");
+  r.clear_counters();
+  (*r.mutable_microbenchmarks())[std::string(129, 'm')] = 1;
+  ExpectRejected(client_->ReportDescriptor(r).status(), Code::kInvalidArgument, "microbenchmarks key");
+  r.clear_microbenchmarks();
+  for (int i = 0; i < 65; ++i) (*r.mutable_microbenchmarks())["m" + std::to_string(i)] = 1;
+  ExpectRejected(client_->ReportDescriptor(r).status(), Code::kResourceExhausted,
+                 "microbenchmarks: 65 entries");
+  r.clear_microbenchmarks();
+  r.set_device_id(std::string(129, 'd'));
+  ExpectRejected(client_->ReportDescriptor(r).status(), Code::kInvalidArgument, "device_id");
   EXPECT_EQ(StoreState(), before);
+}
+
+TEST_F(BadInputTest, Tokens) {
+  v1::CreateTokenRequest r;
+  r.set_role(v1::ROLE_CLIENT);
+  r.set_name(std::string(5000, 'n'));
+  ExpectRejected(client_->CreateToken(r).status(), Code::kInvalidArgument, "name: 5000 bytes");
+  r.set_name("ok");
+  r.set_role(v1::ROLE_AGENT);
+  r.set_device_id(std::string(129, 'd'));
+  ExpectRejected(client_->CreateToken(r).status(), Code::kInvalidArgument, "device_id");
+  EXPECT_TRUE(client_->ListTokens()->empty());
 }
 
 TEST_F(BadInputTest, Models) {

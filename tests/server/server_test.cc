@@ -306,6 +306,28 @@ TEST_F(ServerTest, RetiredDeviceGetsNoPredictionsAndNoMeasurements) {
   EXPECT_EQ(client_->ListDevices(list)->size(), 4u);
 }
 
+// Registering known hardware and configuration again returns the device (idempotent);
+// asking for another id for it is refused naming both ids, not silently mapped.
+TEST_F(ServerTest, RegisteringKnownHardwareUnderAnotherIdIsRefusedNamingBothIds) {
+  v1::RegisterDeviceRequest first = TestDevice("rack-a");
+  ASSERT_TRUE(client_->RegisterDevice(first).ok());
+  auto again = client_->RegisterDevice(first);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_FALSE(again->created());
+  v1::RegisterDeviceRequest derived = first;
+  derived.clear_id();  // no id asked for: the existing device is the answer
+  ASSERT_TRUE(client_->RegisterDevice(derived).ok());
+  EXPECT_EQ(client_->RegisterDevice(derived)->device().id(), "rack-a");
+
+  v1::RegisterDeviceRequest twin = first;
+  twin.set_id("rack-b");
+  auto refused = client_->RegisterDevice(twin);
+  ASSERT_EQ(refused.status().code(), absl::StatusCode::kAlreadyExists) << refused.status();
+  EXPECT_THAT(refused.status().message(), HasSubstr("\"rack-b\""));
+  EXPECT_THAT(refused.status().message(), HasSubstr("\"rack-a\""));
+  EXPECT_EQ(client_->GetDevice("rack-b").status().code(), absl::StatusCode::kNotFound);
+}
+
 TEST_F(ServerTest, ListDevicesPagesAndFilters) {
   for (int i = 0; i < 7; ++i) {
     auto r = TestDevice("dev" + std::to_string(i));

@@ -25,8 +25,11 @@ std::string X86CpuInfo(int processors, const std::string& mhz) {
   return text;
 }
 
-// A 6-core / 12-thread desktop with full sysfs.
+constexpr char kMachineId[] = "4b1e0f5d2c7a4e9b8f3d6a1c0e2b5d7f";
+
+// A 6-core / 12-thread desktop with full sysfs and a machine id.
 void AddDesktop(InMemoryFileSystem& fs, const std::string& mhz = "3193.000") {
+  fs.AddFile("/etc/machine-id", std::string(kMachineId) + "\n");
   fs.AddFile("/proc/cpuinfo", X86CpuInfo(12, mhz));
   fs.AddFile("/proc/meminfo", "MemTotal:       32617424 kB\nMemFree: 1 kB\n");
   fs.AddFile(absl::StrCat(kCpu, "/online"), "0-11\n");
@@ -109,6 +112,54 @@ TEST(DeviceProbeTest, FingerprintChangesWithTheHardware) {
   EXPECT_NE(fingerprint, ProbeDevice(fewer_cpus)->fingerprint);
   EXPECT_THAT(FingerprintCanonicalForm(*ProbeDevice(base)),
               HasSubstr("features=avx,avx2,f16c,fma,sse4_2;cores=6;threads=12;"));
+}
+
+// Two machines of one model (a rack, VMs of one template) differ only in their machine
+// id; they must not enroll as one device.
+TEST(DeviceProbeTest, IdenticalMachinesDifferByTheirMachineId) {
+  InMemoryFileSystem first, second;
+  AddDesktop(first);
+  AddDesktop(second);
+  second.AddFile("/etc/machine-id", "0123456789abcdef0123456789abcdef\n");
+  auto a = ProbeDevice(first), b = ProbeDevice(second);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_NE(a->fingerprint, b->fingerprint);
+  EXPECT_THAT(a->machine_identity, ::testing::MatchesRegex("mid-[0-9a-f]{16}"));
+  EXPECT_NE(a->machine_identity, b->machine_identity);
+  // The machine id itself does not leave the machine: only its hash is in the form.
+  EXPECT_THAT(FingerprintCanonicalForm(*a), HasSubstr(";machine=" + a->machine_identity));
+  EXPECT_THAT(FingerprintCanonicalForm(*a), ::testing::Not(HasSubstr(kMachineId)));
+  // The same machine probed again (another boot) keeps its fingerprint.
+  EXPECT_EQ(a->fingerprint, ProbeDevice(first)->fingerprint);
+}
+
+TEST(DeviceProbeTest, MachineIdFallsBackToDbus) {
+  InMemoryFileSystem etc, dbus;
+  AddDesktop(etc);
+  // A machine with only the D-Bus copy (older distributions, some containers).
+  dbus.AddFile("/proc/cpuinfo", *etc.ReadFile("/proc/cpuinfo"));
+  AddDesktop(dbus);
+  dbus.AddFile("/etc/machine-id", "uninitialized\n");  // systemd's first-boot marker
+  dbus.AddFile("/var/lib/dbus/machine-id", std::string(kMachineId) + "\n");
+  auto a = ProbeDevice(etc), b = ProbeDevice(dbus);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(a->machine_identity, b->machine_identity);
+  EXPECT_EQ(a->fingerprint, b->fingerprint);
+  EXPECT_THAT(b->notes, ElementsAre(HasSubstr("/etc/machine-id holds no machine id")));
+}
+
+TEST(DeviceProbeTest, WithoutAMachineIdTheFingerprintIsTheHardwaresAndANoteSaysSo) {
+  InMemoryFileSystem with_id;
+  AddDesktop(with_id);
+  InMemoryFileSystem without;
+  AddDesktop(without);
+  without.AddFile("/etc/machine-id", "");  // an image with the id cleared
+  auto a = ProbeDevice(with_id), b = ProbeDevice(without);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_TRUE(b->machine_identity.empty());
+  EXPECT_NE(a->fingerprint, b->fingerprint);
+  EXPECT_THAT(FingerprintCanonicalForm(*b), HasSubstr(";machine=unknown"));
+  EXPECT_THAT(b->notes, ::testing::Contains(HasSubstr("identical machines share this fingerprint")));
 }
 
 TEST(DeviceProbeTest, RaspberryPiIsAnEdgeCpu) {
