@@ -86,6 +86,14 @@ ABSL_FLAG(double, max_call_seconds,
                 absl::ToDoubleSeconds(maplex::server::ServerOptions().max_call_duration)),
           "no call (stream) lasts longer; each gets at least half of it "
           "(env MAPLEX_MAX_CALL_SECONDS)");
+ABSL_FLAG(int, max_threads, EnvOr("MAPLEX_MAX_THREADS", maplex::server::ServerOptions().max_threads),
+          "threads for in-flight calls, server-wide; a call finding none free is refused with "
+          "RESOURCE_EXHAUSTED (env MAPLEX_MAX_THREADS)");
+ABSL_FLAG(int, max_call_memory_mib,
+          EnvOr("MAPLEX_MAX_CALL_MEMORY_MIB",
+                static_cast<int>(maplex::server::ServerOptions().max_call_memory_bytes >> 20)),
+          "memory gRPC may hold for in-flight calls and connections, server-wide, in MiB "
+          "(env MAPLEX_MAX_CALL_MEMORY_MIB)");
 ABSL_FLAG(double, agent_measurements_per_second,
           EnvOr("MAPLEX_AGENT_MEASUREMENTS_PER_SECOND",
                 maplex::server::Limits().agent_measurements_per_second),
@@ -179,6 +187,8 @@ int main(int argc, char** argv) {
   options.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
   options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   options.max_call_duration = absl::Seconds(absl::GetFlag(FLAGS_max_call_seconds));
+  options.max_threads = absl::GetFlag(FLAGS_max_threads);
+  options.max_call_memory_bytes = int64_t{absl::GetFlag(FLAGS_max_call_memory_mib)} << 20;
   options.limits.agent_measurements_per_second = absl::GetFlag(FLAGS_agent_measurements_per_second);
   absl::StatusOr<maplex::core::Method> method =
       maplex::core::ParseMethod(absl::GetFlag(FLAGS_method));

@@ -3,6 +3,7 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/security/server_credentials.h>
+#include <grpcpp/resource_quota.h>
 #include <grpcpp/server_builder.h>
 
 #include <algorithm>
@@ -113,6 +114,11 @@ absl::Status MaplexServer::OpenPrimaryState() {
   return absl::OkStatus();
 }
 
+namespace {
+constexpr int kMinThreads = 4;
+constexpr int64_t kMinCallMemoryBytes = int64_t{16} << 20;
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<MaplexServer>> MaplexServer::Start(const ServerOptions& options) {
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
       ListeningCredentials(options);
@@ -121,6 +127,17 @@ absl::StatusOr<std::unique_ptr<MaplexServer>> MaplexServer::Start(const ServerOp
     return absl::InvalidArgumentError(absl::StrCat(
         "limits: the agent burst (", options.limits.agent_measurement_burst,
         ") must hold one maximal batch (", options.limits.max_measurements_per_batch, ")"));
+  }
+  // gRPC's synchronous server takes threads from the quota for its pollers before any
+  // handler runs, and each call's buffers need some memory: below these it serves nothing.
+  if (options.max_threads < kMinThreads) {
+    return absl::InvalidArgumentError(absl::StrCat("max_threads: ", options.max_threads,
+                                                   " is below the minimum of ", kMinThreads));
+  }
+  if (options.max_call_memory_bytes < kMinCallMemoryBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_call_memory: ", options.max_call_memory_bytes >> 20,
+                     " MiB is below the minimum of ", kMinCallMemoryBytes >> 20, " MiB"));
   }
   const bool replica = !options.replica_of.empty();
   if (replica && options.auth == AuthMode::kToken && options.follower.primary.token.empty()) {
@@ -166,6 +183,10 @@ absl::StatusOr<std::unique_ptr<MaplexServer>> MaplexServer::Start(const ServerOp
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
+  grpc::ResourceQuota quota("maplex-server");
+  quota.SetMaxThreads(options.max_threads);
+  quota.Resize(static_cast<size_t>(options.max_call_memory_bytes));
+  builder.SetResourceQuota(quota);
   builder.AddListeningPort(options.listen_address, *credentials, &server->port_);
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.SetMaxSendMessageSize(options.max_message_bytes);

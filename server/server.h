@@ -66,6 +66,15 @@ struct ServerOptions {
   // (gRPC's maximum connection age). Bounds a stream a client never ends; clients open a
   // new connection by themselves, and long-lived watchers re-subscribe.
   absl::Duration max_call_duration = absl::Hours(1);
+  // Server-wide bounds on in-flight calls (grpc::ResourceQuota). Threads: the synchronous
+  // server runs each call's handler on a thread of its own, so without a bound a flood of
+  // slow calls (streams held open) grows one thread per call. With it, a call that finds
+  // every thread taken is refused at once with RESOURCE_EXHAUSTED (and retried by the
+  // clients' backoff) while the calls in flight go on. Memory: what gRPC may hold in
+  // buffers for calls and connections; under pressure it shrinks them before refusing.
+  // Each must be above what one call needs (gRPC's pollers take a few threads).
+  int max_threads = 256;
+  int64_t max_call_memory_bytes = int64_t{1} << 30;
 
   // --- security: docs/RELIABILITY.md, "Roles and authentication", "Transport security" ---
   AuthMode auth = AuthMode::kNone;

@@ -5,7 +5,9 @@
 // bad_input_test.cc.)
 #include <grpcpp/create_channel.h>
 
+#include <algorithm>
 #include <fstream>
+#include <thread>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -138,6 +140,88 @@ TEST(LimitsTest, AStreamTheClientNeverEndsIsEndedByTheServer) {
   // Other clients are served all along, and after.
   client::MaplexClient client = ConnectTo(**server);
   EXPECT_TRUE(client.RegisterDevice(TestDevice("after")).ok());
+}
+
+// Opens `n` PredictStream calls that send nothing (each holds a server thread in its
+// handler), waits `hold`, cancels them all and returns their final statuses.
+std::vector<grpc::Status> FloodOfHeldStreams(const MaplexServer& server, int n,
+                                             absl::Duration hold) {
+  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server.port()),
+                                     grpc::InsecureChannelCredentials());
+  std::unique_ptr<v1::Predictor::Stub> stub = v1::Predictor::NewStub(channel);
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<grpc::Status> statuses(n);
+  std::vector<std::thread> readers;
+  for (int i = 0; i < n; ++i) {
+    contexts.push_back(std::make_unique<grpc::ClientContext>());
+    contexts.back()->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+    readers.emplace_back([&, i, context = contexts.back().get()] {
+      auto stream = stub->PredictStream(context);
+      v1::PredictResponse response;
+      while (stream->Read(&response)) {
+      }
+      statuses[i] = stream->Finish();
+    });
+  }
+  absl::SleepFor(hold);
+  for (auto& context : contexts) context->TryCancel();
+  for (std::thread& t : readers) t.join();
+  return statuses;
+}
+
+int CountCode(const std::vector<grpc::Status>& statuses, grpc::StatusCode code) {
+  return static_cast<int>(std::count_if(statuses.begin(), statuses.end(),
+                                        [&](const grpc::Status& s) { return s.error_code() == code; }));
+}
+
+// The server-wide thread quota (grpc::ResourceQuota::SetMaxThreads): a flood of calls
+// that each hold a thread is served up to the quota and refused beyond it with
+// RESOURCE_EXHAUSTED, at once, instead of the server growing a thread per call. The held
+// calls go on, and once they end new calls are served.
+TEST(LimitsTest, AThreadQuotaRefusesAFloodOfHeldCallsBeyondIt) {
+  constexpr int kFlood = 24;
+  TempDir dir;
+  ServerOptions options = TestServerOptions(dir.File("maplex.db"));
+  options.max_threads = 8;
+  auto server = MaplexServer::Start(options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  std::vector<grpc::Status> statuses = FloodOfHeldStreams(**server, kFlood, absl::Seconds(2));
+  const int refused = CountCode(statuses, grpc::StatusCode::RESOURCE_EXHAUSTED);
+  const int held = CountCode(statuses, grpc::StatusCode::CANCELLED);
+  EXPECT_EQ(refused + held, kFlood);  // nothing else happened to them
+  EXPECT_GT(held, 0);                 // the quota serves calls...
+  EXPECT_LT(held, options.max_threads);  // ...but never more at once than it has threads
+  EXPECT_GE(refused, kFlood - options.max_threads);
+  std::printf("threads quota %d: %d of %d held streams served, %d refused\n", options.max_threads,
+              held, kFlood, refused);
+  client::MaplexClient client = ConnectTo(**server);
+  EXPECT_TRUE(client.RegisterDevice(TestDevice("after")).ok());
+
+  // The same flood against the default quota (256 threads) is held whole: the refusals
+  // above come from the quota, not from the flood.
+  TempDir other;
+  auto roomy = MaplexServer::Start(TestServerOptions(other.File("maplex.db")));
+  ASSERT_TRUE(roomy.ok()) << roomy.status();
+  statuses = FloodOfHeldStreams(**roomy, kFlood, absl::Seconds(2));
+  EXPECT_EQ(CountCode(statuses, grpc::StatusCode::CANCELLED), kFlood);
+}
+
+TEST(LimitsTest, AQuotaTooSmallForOneCallIsRefusedAtStart) {
+  TempDir dir;
+  ServerOptions options = TestServerOptions(dir.File("maplex.db"));
+  options.max_threads = 1;
+  EXPECT_EQ(MaplexServer::Start(options).status().code(), Code::kInvalidArgument);
+  options.max_threads = 256;
+  options.max_call_memory_bytes = 1 << 20;
+  EXPECT_EQ(MaplexServer::Start(options).status().code(), Code::kInvalidArgument);
+  // The smallest quota accepted serves calls.
+  options.max_threads = 4;
+  options.max_call_memory_bytes = 16 << 20;
+  auto server = MaplexServer::Start(options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  client::MaplexClient client = ConnectTo(**server);
+  EXPECT_TRUE(client.RegisterDevice(TestDevice("small")).ok());
+  EXPECT_TRUE(client.GetDevice("small").ok());
 }
 
 }  // namespace
