@@ -15,6 +15,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import maplex_processes as mp  # noqa: E402
+from maplex.v1 import ingest_pb2  # noqa: E402
 
 # Short measurements keep the suite fast; the protocol's statistics still apply.
 QUICK = ["--max_repeats=15", "--max_seconds=1", "--micro_benchmarks=false"]
@@ -212,6 +213,66 @@ class FaultTest(unittest.TestCase):
         # new id would make this count larger.
         self.assertEqual(len(ids), len(spooled_before) + 5, "a measurement was stored twice")
         self.assertEqual(spooled(self.spool), [])
+
+
+class DeadLetterTest(unittest.TestCase):
+    """A measurement the server refuses for good does not wedge the agent: it goes to the
+    spool's dead letters and everything behind it is delivered; an operator lists,
+    requeues and clears dead letters with maplex-agent --dead_letters."""
+
+    def test_refused_measurement_is_dead_lettered_and_the_rest_delivered(self):
+        server = mp.ServerProcess().start()
+        tmp = tempfile.TemporaryDirectory(prefix="maplex_agent_dead_")
+        try:
+            spool = os.path.join(tmp.name, "spool.db")
+            # A spool as an agent before dead letters left it (schema 0), holding a
+            # measurement of a device this server does not know.
+            ghost = ingest_pb2.Measurement(id="ghost-1", device_id="ghost",
+                                           measured_at_unix_ms=1)
+            ghost.arch.index = 5
+            ghost.stats.median_ms = 2.0
+            db = sqlite3.connect(spool)
+            db.execute("PRAGMA application_id = 1297634128")
+            db.execute("CREATE TABLE spool (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+                       " measurement_id TEXT NOT NULL UNIQUE, measurement BLOB NOT NULL)")
+            db.execute("INSERT INTO spool (measurement_id, measurement) VALUES (?, ?)",
+                       ("ghost-1", ghost.SerializeToString()))
+            db.commit()
+            db.close()
+            run = subprocess.run(agent_cmd(server.address, "--device_id=dead_letter_board",
+                                           "--budget=3", "--once", f"--spool={spool}"),
+                                 capture_output=True, text=True, timeout=600)
+            self.assertEqual(run.returncode, 0, run.stderr[-3000:])
+            self.assertIn("measured 3, delivered 3, left in spool 0, dead letters 1", run.stdout)
+            self.assertIn("event=dead_lettered", run.stderr)
+            self.assertEqual(len(stored(server.db_path, "dead_letter_board")), 3)
+            show = subprocess.run(agent_cmd(server.address, f"--spool={spool}",
+                                            "--dead_letters=show"),
+                                  capture_output=True, text=True, timeout=60)
+            self.assertEqual(show.returncode, 0, show.stderr)
+            lines = show.stdout.strip().splitlines()
+            self.assertEqual(len(lines), 2, show.stdout)
+            self.assertTrue(lines[1].startswith("ghost-1\tghost\t"), lines[1])
+            self.assertIn("NOT_FOUND", lines[1])
+            requeue = subprocess.run(agent_cmd(server.address, f"--spool={spool}",
+                                               "--dead_letters=requeue"),
+                                     capture_output=True, text=True, timeout=60)
+            self.assertEqual(requeue.stdout.strip(), "requeued 1 dead letters")
+            self.assertEqual(spooled(spool), ["ghost-1"])
+            db = sqlite3.connect(spool)
+            db.execute("INSERT INTO dead_letters (measurement_id, measurement, reason,"
+                       " refused_at_ms) SELECT measurement_id, measurement, 'test', 1 FROM spool")
+            db.execute("DELETE FROM spool")
+            db.commit()
+            db.close()
+            clear = subprocess.run(agent_cmd(server.address, f"--spool={spool}",
+                                             "--dead_letters=clear"),
+                                   capture_output=True, text=True, timeout=60)
+            self.assertEqual(clear.stdout.strip(), "cleared 1 dead letters")
+        finally:
+            server.stop()
+            server.cleanup()
+            tmp.cleanup()
 
 
 if __name__ == "__main__":
