@@ -153,8 +153,14 @@ absl::StatusOr<AgentReport> RunDeviceAgent(const AgentOptions& options,
   // 1. Describe the device.
   absl::StatusOr<DeviceProbe> probe = ProbeDevice(RealFileSystem());
   if (!probe.ok()) return probe.status();
+  if (!options.machine_identity) {
+    probe->machine_identity.clear();
+    probe->fingerprint = HardwareFingerprint(*probe);
+  }
+  for (const std::string& note : probe->notes) LogInfo("probe_note", {{"note", note}});
   LogInfo("probed", {{"cpu", probe->cpu_model},
                      {"fingerprint", probe->fingerprint},
+                     {"machine", probe->machine_identity.empty() ? "none" : probe->machine_identity},
                      {"cores", absl::StrCat(probe->cores)},
                      {"threads", absl::StrCat(probe->threads)}});
 

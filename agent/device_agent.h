@@ -34,6 +34,10 @@ struct AgentOptions {
   std::string server = "127.0.0.1:50051";
   ChannelSecurity security;      // TLS and bearer token (an agent token names device_id)
   std::string device_id;         // empty: the server derives one from fingerprint + config
+  // Put the machine identity (DeviceProbe::machine_identity) in the hardware fingerprint, so
+  // that identical machines are distinct devices. false: the hardware alone, as agents
+  // before it did (an upgraded agent keeps its device; identical machines pool as one).
+  bool machine_identity = true;
   std::string runtime = "eigen";  // "eigen", "onednn" or "command"
   std::string command;           // the command runtime's program
   std::vector<std::string> command_args;

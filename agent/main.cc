@@ -31,6 +31,10 @@ ABSL_FLAG(std::string, log_level, EnvOr("MAPLEX_LOG_LEVEL", "info"),
 ABSL_FLAG(std::string, device_id, EnvOr("MAPLEX_AGENT_DEVICE_ID", ""),
           "device id to register; empty lets the server derive one (env MAPLEX_AGENT_DEVICE_ID); "
           "with an agent token, the device the token is bound to");
+ABSL_FLAG(bool, machine_identity, true,
+          "put this machine's identity (hashed /etc/machine-id) in the hardware fingerprint so "
+          "identical machines are distinct devices; false: hardware alone, as agents before it "
+          "(keeps an upgraded agent's device, or pools identical machines as one)");
 ABSL_FLAG(std::string, token, "", "bearer token (default: env MAPLEX_TOKEN)");
 ABSL_FLAG(std::string, token_file, EnvOr("MAPLEX_AGENT_TOKEN_FILE", ""),
           "file holding the bearer token (env MAPLEX_AGENT_TOKEN_FILE)");
@@ -129,6 +133,7 @@ int main(int argc, char** argv) {
   options.security.client_cert_file = absl::GetFlag(FLAGS_client_cert);
   options.security.client_key_file = absl::GetFlag(FLAGS_client_key);
   options.device_id = absl::GetFlag(FLAGS_device_id);
+  options.machine_identity = absl::GetFlag(FLAGS_machine_identity);
   options.runtime = absl::GetFlag(FLAGS_runtime);
   std::vector<std::string> command =
       absl::StrSplit(absl::GetFlag(FLAGS_command), ' ', absl::SkipEmpty());

@@ -363,7 +363,9 @@ std::string FingerprintCanonicalForm(const DeviceProbe& probe) {
       ";features=", absl::StrJoin(probe.isa_features, ","), ";cores=", probe.cores,
       ";threads=", probe.threads, ";caches=", absl::StrJoin(caches, ","), ";memory_gib=",
       probe.memory_bytes ? absl::StrCat(RoundMemoryGib(*probe.memory_bytes)) : "unknown",
-      ";machine=", probe.machine_identity.empty() ? "unknown" : probe.machine_identity);
+      // Without a machine identity the form is what agents before it hashed, so their
+      // devices keep their fingerprint (maplex-agent --machine_identity=false).
+      probe.machine_identity.empty() ? "" : absl::StrCat(";machine=", probe.machine_identity));
 }
 
 std::string HardwareFingerprint(const DeviceProbe& probe) {

@@ -69,7 +69,8 @@ absl::StatusOr<DeviceProbe> ProbeDevice(const FileSystem& fs);
 
 // The text the fingerprint hashes: model, board, ISA, features, cores, threads, caches,
 // memory rounded to whole GiB (quarter GiB below 2 GiB) because MemTotal moves by a few
-// MiB between kernels, and the machine identity ("unknown" without one). Clocks are left
+// MiB between kernels, and the machine identity when there is one (without it, the form
+// agents before machine identities hashed: their fingerprints stay). Clocks are left
 // out: in VMs the only clock is the current one. No hostname, no serial numbers, nothing
 // that changes across reboots.
 std::string FingerprintCanonicalForm(const DeviceProbe& probe);

@@ -158,7 +158,12 @@ TEST(DeviceProbeTest, WithoutAMachineIdTheFingerprintIsTheHardwaresAndANoteSaysS
   ASSERT_TRUE(a.ok() && b.ok());
   EXPECT_TRUE(b->machine_identity.empty());
   EXPECT_NE(a->fingerprint, b->fingerprint);
-  EXPECT_THAT(FingerprintCanonicalForm(*b), HasSubstr(";machine=unknown"));
+  EXPECT_THAT(FingerprintCanonicalForm(*b), ::testing::Not(HasSubstr("machine")));
+  // The form (and so the fingerprint) is then what agents before machine identities made.
+  DeviceProbe old_form = *a;
+  old_form.machine_identity.clear();
+  EXPECT_EQ(HardwareFingerprint(old_form), b->fingerprint);
+  EXPECT_THAT(FingerprintCanonicalForm(*b), ::testing::EndsWith(";memory_gib=31"));
   EXPECT_THAT(b->notes, ::testing::Contains(HasSubstr("identical machines share this fingerprint")));
 }
 
