@@ -158,11 +158,12 @@ absl::StatusOr<AgentReport> RunDeviceAgent(const AgentOptions& options,
     probe->fingerprint = HardwareFingerprint(*probe);
   }
   for (const std::string& note : probe->notes) LogInfo("probe_note", {{"note", note}});
-  LogInfo("probed", {{"cpu", probe->cpu_model},
-                     {"fingerprint", probe->fingerprint},
-                     {"machine", probe->machine_identity.empty() ? "none" : probe->machine_identity},
-                     {"cores", absl::StrCat(probe->cores)},
-                     {"threads", absl::StrCat(probe->threads)}});
+  LogInfo("probed",
+          {{"cpu", probe->cpu_model},
+           {"fingerprint", probe->fingerprint},
+           {"machine", probe->machine_identity.empty() ? "none" : probe->machine_identity},
+           {"cores", absl::StrCat(probe->cores)},
+           {"threads", absl::StrCat(probe->threads)}});
 
   // 2. Enroll it as hardware x runtime x precision x batch x threads.
   absl::StatusOr<std::shared_ptr<grpc::Channel>> opened =

@@ -6,9 +6,9 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
-#include <string>
 #include <fstream>
 #include <limits>
+#include <string>
 #include <thread>
 
 #include "absl/flags/flag.h"
@@ -85,8 +85,7 @@ int RunDeadLetterAction(const std::string& action, const std::string& spool_path
     }
     std::printf("measurement_id\tdevice_id\trefused_at\treason\n");
     for (const maplex::agent::DeadLetter& d : *letters) {
-      std::printf("%s\t%s\t%s\t%s\n", d.measurement.id().c_str(),
-                  d.measurement.device_id().c_str(),
+      std::printf("%s\t%s\t%s\t%s\n", d.measurement.id().c_str(), d.measurement.device_id().c_str(),
                   absl::FormatTime(absl::RFC3339_sec, absl::FromUnixMillis(d.refused_at_unix_ms),
                                    absl::UTCTimeZone())
                       .c_str(),

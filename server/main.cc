@@ -86,7 +86,8 @@ ABSL_FLAG(double, max_call_seconds,
                 absl::ToDoubleSeconds(maplex::server::ServerOptions().max_call_duration)),
           "no call (stream) lasts longer; each gets at least half of it "
           "(env MAPLEX_MAX_CALL_SECONDS)");
-ABSL_FLAG(int, max_threads, EnvOr("MAPLEX_MAX_THREADS", maplex::server::ServerOptions().max_threads),
+ABSL_FLAG(int, max_threads,
+          EnvOr("MAPLEX_MAX_THREADS", maplex::server::ServerOptions().max_threads),
           "threads for in-flight calls, server-wide; a call finding none free is refused with "
           "RESOURCE_EXHAUSTED (env MAPLEX_MAX_THREADS)");
 ABSL_FLAG(int, max_call_memory_mib,

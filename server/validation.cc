@@ -179,10 +179,10 @@ absl::StatusOr<int32_t> ResolveArchitecture(const maplex::v1::Architecture& arch
   return Invalid(field, "names no architecture (set cell or index)");
 }
 
-absl::Status ValidateArchitectureSize(const maplex::v1::Architecture& arch,
-                                      absl::string_view field, const Limits& limits) {
-  if (absl::Status s = ValidateLength(arch.space(), absl::StrCat(field, ".space"),
-                                      limits.max_id_length);
+absl::Status ValidateArchitectureSize(const maplex::v1::Architecture& arch, absl::string_view field,
+                                      const Limits& limits) {
+  if (absl::Status s =
+          ValidateLength(arch.space(), absl::StrCat(field, ".space"), limits.max_id_length);
       !s.ok()) {
     return s;
   }
@@ -362,8 +362,8 @@ absl::Status ValidateDescriptor(const maplex::v1::ReportDescriptorRequest& reque
       return Invalid(absl::StrCat(at, ".value"),
                      absl::StrFormat("%g is not a non-negative finite count", c.value()));
     }
-    if (absl::Status s = ValidateText(c.unavailable_reason(),
-                                      absl::StrCat(at, ".unavailable_reason"), limits);
+    if (absl::Status s =
+            ValidateText(c.unavailable_reason(), absl::StrCat(at, ".unavailable_reason"), limits);
         !s.ok()) {
       return s;
     }

@@ -41,8 +41,8 @@ absl::Status ValidateListDevicesFilter(const maplex::v1::ListDevicesRequest& req
                                        const Limits& limits);
 
 // The sizes of an architecture's strings (space, cell), checked before it is parsed.
-absl::Status ValidateArchitectureSize(const maplex::v1::Architecture& arch,
-                                      absl::string_view field, const Limits& limits);
+absl::Status ValidateArchitectureSize(const maplex::v1::Architecture& arch, absl::string_view field,
+                                      const Limits& limits);
 
 absl::Status ValidateRegisterDevice(const maplex::v1::RegisterDeviceRequest& request,
                                     const Limits& limits);

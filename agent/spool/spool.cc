@@ -39,8 +39,7 @@ absl::Status Migrate(sqlite3* db, int64_t version) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Spool>> Spool::Open(const std::string& path,
-                                                   SpoolOptions options) {
+absl::StatusOr<std::unique_ptr<Spool>> Spool::Open(const std::string& path, SpoolOptions options) {
   sqlite3* db = nullptr;
   int rc = sqlite3_open_v2(path.c_str(), &db,
                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
@@ -69,9 +68,9 @@ absl::StatusOr<std::unique_ptr<Spool>> Spool::Open(const std::string& path,
       version = user_version.Step() ? user_version.ColumnInt(0) : 0;
       if (!user_version.status().ok()) return fail(user_version.status());
       if (version > kSchemaVersion) {
-        return fail(absl::FailedPreconditionError(absl::StrCat(
-            path, " has spool schema ", version, ", newer than this agent's ", kSchemaVersion,
-            "; upgrade maplex-agent (the file is left as it is)")));
+        return fail(absl::FailedPreconditionError(
+            absl::StrCat(path, " has spool schema ", version, ", newer than this agent's ",
+                         kSchemaVersion, "; upgrade maplex-agent (the file is left as it is)")));
       }
     }
   }

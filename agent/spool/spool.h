@@ -43,7 +43,7 @@ struct SpoolOptions {
 // One measurement the server refused for good.
 struct DeadLetter {
   maplex::v1::Measurement measurement;
-  std::string reason;       // the server's status, e.g. "NOT_FOUND: measurements[0]..."
+  std::string reason;  // the server's status, e.g. "NOT_FOUND: measurements[0]..."
   int64_t refused_at_unix_ms = 0;
 };
 
@@ -77,8 +77,7 @@ class Spool {
   // `refused_at_unix_ms`, in one transaction; unknown ids are ignored. Then drops the
   // oldest dead letters beyond max_dead_letters. Returns how many were dropped.
   absl::StatusOr<int64_t> MoveToDeadLetters(const std::vector<std::string>& ids,
-                                            const std::string& reason,
-                                            int64_t refused_at_unix_ms);
+                                            const std::string& reason, int64_t refused_at_unix_ms);
 
   // Up to `limit` dead letters, oldest first.
   absl::StatusOr<std::vector<DeadLetter>> DeadLetters(int limit);

@@ -172,8 +172,8 @@ absl::Status Uplink::Drain(absl::Duration timeout) {
     if (options_.clock->NowNanos() + absl::ToInt64Nanoseconds(wait) > deadline) {
       return absl::Status(s.code(), absl::StrCat("gave up delivering: ", s.message()));
     }
-    LogInfo("uplink_retry", {{"error", s.ToString()},
-                             {"wait_ms", absl::StrCat(absl::ToInt64Milliseconds(wait))}});
+    LogInfo("uplink_retry",
+            {{"error", s.ToString()}, {"wait_ms", absl::StrCat(absl::ToInt64Milliseconds(wait))}});
     options_.sleep(wait);
   }
 }
@@ -187,8 +187,8 @@ absl::Duration Uplink::Tick(absl::Duration idle) {
     return idle;
   }
   absl::Duration wait = backoff_.Next();
-  LogWarning("uplink_retry", {{"error", s.ToString()},
-                              {"wait_ms", absl::StrCat(absl::ToInt64Milliseconds(wait))}});
+  LogWarning("uplink_retry",
+             {{"error", s.ToString()}, {"wait_ms", absl::StrCat(absl::ToInt64Milliseconds(wait))}});
   return wait;
 }
 

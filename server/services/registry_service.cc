@@ -31,10 +31,10 @@ Status RegistryService::RegisterDevice(ServerContext* context,
   // cannot tell apart, or a renamed device: an error, never a silent substitution (the
   // caller would send its measurements for a device it did not ask for).
   if (!r->created && !request->id().empty() && request->id() != r->device.id()) {
-    return ToGrpcStatus(absl::AlreadyExistsError(absl::StrCat(
-        "id: \"", request->id(), "\" asked for, but this hardware (fingerprint \"",
-        request->hardware_fingerprint(), "\") and configuration are registered as device \"",
-        r->device.id(), "\"")));
+    return ToGrpcStatus(absl::AlreadyExistsError(
+        absl::StrCat("id: \"", request->id(), "\" asked for, but this hardware (fingerprint \"",
+                     request->hardware_fingerprint(),
+                     "\") and configuration are registered as device \"", r->device.id(), "\"")));
   }
   if (r->device.retired()) {
     return ToGrpcStatus(absl::FailedPreconditionError(absl::StrCat(

@@ -22,9 +22,9 @@ Status TokensService::CreateToken(ServerContext* context, const v1::CreateTokenR
     }
   }
   if (static_cast<int>(request->name().size()) > limits_.max_text_length) {
-    return ToGrpcStatus(absl::InvalidArgumentError(absl::StrCat(
-        "name: ", request->name().size(), " bytes, more than the limit of ",
-        limits_.max_text_length)));
+    return ToGrpcStatus(absl::InvalidArgumentError(absl::StrCat("name: ", request->name().size(),
+                                                                " bytes, more than the limit of ",
+                                                                limits_.max_text_length)));
   }
   absl::StatusOr<TokenRegistry::Created> created =
       tokens_->Create(request->role(), request->device_id(), request->name());

@@ -170,8 +170,9 @@ std::vector<grpc::Status> FloodOfHeldStreams(const MaplexServer& server, int n,
 }
 
 int CountCode(const std::vector<grpc::Status>& statuses, grpc::StatusCode code) {
-  return static_cast<int>(std::count_if(statuses.begin(), statuses.end(),
-                                        [&](const grpc::Status& s) { return s.error_code() == code; }));
+  return static_cast<int>(
+      std::count_if(statuses.begin(), statuses.end(),
+                    [&](const grpc::Status& s) { return s.error_code() == code; }));
 }
 
 // The server-wide thread quota (grpc::ResourceQuota::SetMaxThreads): a flood of calls
@@ -188,8 +189,8 @@ TEST(LimitsTest, AThreadQuotaRefusesAFloodOfHeldCallsBeyondIt) {
   std::vector<grpc::Status> statuses = FloodOfHeldStreams(**server, kFlood, absl::Seconds(2));
   const int refused = CountCode(statuses, grpc::StatusCode::RESOURCE_EXHAUSTED);
   const int held = CountCode(statuses, grpc::StatusCode::CANCELLED);
-  EXPECT_EQ(refused + held, kFlood);  // nothing else happened to them
-  EXPECT_GT(held, 0);                 // the quota serves calls...
+  EXPECT_EQ(refused + held, kFlood);     // nothing else happened to them
+  EXPECT_GT(held, 0);                    // the quota serves calls...
   EXPECT_LT(held, options.max_threads);  // ...but never more at once than it has threads
   EXPECT_GE(refused, kFlood - options.max_threads);
   std::printf("threads quota %d: %d of %d held streams served, %d refused\n", options.max_threads,

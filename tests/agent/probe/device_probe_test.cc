@@ -164,7 +164,8 @@ TEST(DeviceProbeTest, WithoutAMachineIdTheFingerprintIsTheHardwaresAndANoteSaysS
   old_form.machine_identity.clear();
   EXPECT_EQ(HardwareFingerprint(old_form), b->fingerprint);
   EXPECT_THAT(FingerprintCanonicalForm(*b), ::testing::EndsWith(";memory_gib=31"));
-  EXPECT_THAT(b->notes, ::testing::Contains(HasSubstr("identical machines share this fingerprint")));
+  EXPECT_THAT(b->notes,
+              ::testing::Contains(HasSubstr("identical machines share this fingerprint")));
 }
 
 TEST(DeviceProbeTest, RaspberryPiIsAnEdgeCpu) {

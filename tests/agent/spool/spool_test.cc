@@ -113,9 +113,10 @@ TEST(SpoolTest, MigratesASpoolOfTheOldSchemaKeepingEveryRow) {
                            nullptr, nullptr, nullptr),
               SQLITE_OK);
     sqlite3_stmt* insert = nullptr;
-    ASSERT_EQ(sqlite3_prepare_v2(db, "INSERT INTO spool (measurement_id, measurement) VALUES (?1, ?2)",
-                                 -1, &insert, nullptr),
-              SQLITE_OK);
+    ASSERT_EQ(
+        sqlite3_prepare_v2(db, "INSERT INTO spool (measurement_id, measurement) VALUES (?1, ?2)",
+                           -1, &insert, nullptr),
+        SQLITE_OK);
     for (int i = 0; i < 250; ++i) {
       const std::string id = "old-" + std::to_string(i);
       const std::string blob = M(id, 1 + i).SerializeAsString();
