@@ -12,10 +12,10 @@ absl::StatusOr<std::shared_ptr<const ServedModel>> ModelVersionCache::Get(uint64
   absl::StatusOr<bool> kept = store_->HasModel(version);
   if (!kept.ok()) return kept.status();
   if (!*kept) {
-    return absl::NotFoundError(absl::StrCat(
-        "model_version: version ", version,
-        " is not kept by this server (only the newest versions and pinned ones are; "
-        "ListModels shows them); ask for 0 to take the served version"));
+    return absl::NotFoundError(
+        absl::StrCat("model_version: version ", version,
+                     " is not kept by this server (only the newest versions and pinned ones are; "
+                     "ListModels shows them); ask for 0 to take the served version"));
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -30,9 +30,9 @@ absl::StatusOr<std::shared_ptr<const ServedModel>> ModelVersionCache::Get(uint64
   absl::StatusOr<std::unique_ptr<core::LatencyModel>> model =
       core::LoadLatencyModel(stored->snapshot);
   if (!model.ok()) {
-    return absl::Status(model.status().code(), absl::StrCat("model version ", version,
-                                                            " does not load: ",
-                                                            model.status().message()));
+    return absl::Status(
+        model.status().code(),
+        absl::StrCat("model version ", version, " does not load: ", model.status().message()));
   }
   auto loaded = std::make_shared<ServedModel>();
   loaded->model = *std::move(model);

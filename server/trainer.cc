@@ -5,14 +5,14 @@
 
 #include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
-#include "google/protobuf/io/coded_stream.h"
-#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "core/arch/nb201_space.h"
 #include "core/eval/cross_validation.h"
 #include "core/hardware/spec_proto.h"
 #include "core/model/reference_set.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "platform/log.h"
 #include "platform/process.h"
 

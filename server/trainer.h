@@ -85,8 +85,8 @@ class Trainer {
  private:
   void Loop();
   // Trains on `stored` (loaded from `start` on) whose digest is `digest`.
-  absl::StatusOr<maplex::v1::ModelInfo> TrainOn(std::vector<DeviceSamples> stored,
-                                                size_t digest, absl::Time start)
+  absl::StatusOr<maplex::v1::ModelInfo> TrainOn(std::vector<DeviceSamples> stored, size_t digest,
+                                                absl::Time start)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(train_mu_);
 
   Store* const store_;

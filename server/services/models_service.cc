@@ -35,9 +35,9 @@ Status ModelsService::ListModels(ServerContext* context, const v1::ListModelsReq
   uint64_t before = 0;
   if (!request->page_token().empty() &&
       (!absl::SimpleAtoi(request->page_token(), &before) || before == 0)) {
-    return ToGrpcStatus(absl::InvalidArgumentError(absl::StrCat(
-        "page_token: \"", absl::CEscape(request->page_token().substr(0, 64)),
-        "\" is not a token this server gave out")));
+    return ToGrpcStatus(absl::InvalidArgumentError(
+        absl::StrCat("page_token: \"", absl::CEscape(request->page_token().substr(0, 64)),
+                     "\" is not a token this server gave out")));
   }
   if (store_ == nullptr) {
     std::shared_ptr<const ServedModel> served = slot_->Get();

@@ -538,10 +538,10 @@ absl::StatusOr<Store::IngestResult> Store::AddMeasurements(
     stored.Bind(1, m.id);
     if (!stored.Step()) {
       if (!stored.status().ok()) return stored.status();
-      return absl::InternalError(absl::StrCat("measurement ", m.id, " conflicted but is not stored"));
+      return absl::InternalError(
+          absl::StrCat("measurement ", m.id, " conflicted but is not stored"));
     }
-    const bool same = stored.ColumnText(0) == m.device_id &&
-                      stored.ColumnInt(1) == m.arch_index &&
+    const bool same = stored.ColumnText(0) == m.device_id && stored.ColumnInt(1) == m.arch_index &&
                       stored.ColumnDouble(2) == m.stats.median_ms() &&
                       stored.ColumnDouble(3) == m.stats.p90_ms() &&
                       stored.ColumnDouble(4) == m.stats.stddev_ms() &&
@@ -576,8 +576,7 @@ absl::StatusOr<std::vector<int32_t>> Store::MeasuredArchitectures(absl::string_v
   ReadLease r = Read();
   if (!r.status().ok()) return r.status();
   sqlite3* const db = r.db();
-  Statement s(db,
-              "SELECT DISTINCT arch_index FROM measurements WHERE device_id = ?1 ORDER BY 1");
+  Statement s(db, "SELECT DISTINCT arch_index FROM measurements WHERE device_id = ?1 ORDER BY 1");
   s.Bind(1, device_id);
   std::vector<int32_t> archs;
   while (s.Step()) archs.push_back(static_cast<int32_t>(s.ColumnInt(0)));
@@ -636,7 +635,7 @@ absl::StatusOr<std::vector<DeviceSamples>> Store::LoadTrainingData() {
   std::vector<DeviceSamples> out;
   {
     Statement s(db, absl::StrCat("SELECT ", kDeviceColumns,
-                                  " FROM devices d WHERE d.retired_at_ms IS NULL ORDER BY d.id"));
+                                 " FROM devices d WHERE d.retired_at_ms IS NULL ORDER BY d.id"));
     while (s.Step()) out.push_back({DeviceFromRow(s), std::nullopt, {}});
     if (!s.status().ok()) return s.status();
   }

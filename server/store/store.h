@@ -25,12 +25,12 @@
 #include <mutex>
 #include <optional>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "maplex/v1/ingest.pb.h"
 #include "maplex/v1/model.pb.h"
@@ -235,7 +235,7 @@ class Store {
 
   std::mutex read_mu_;
   std::condition_variable reader_idle_;
-  const std::vector<sqlite3*> readers_;                 // all, closed by ~Store
+  const std::vector<sqlite3*> readers_;  // all, closed by ~Store
   std::vector<sqlite3*> idle_readers_ ABSL_GUARDED_BY(read_mu_);
   const int opened_schema_version_;
 };

@@ -137,7 +137,7 @@ class LiveServerTest(unittest.TestCase):
             self.client.get_device("no_such_device")
         with self.assertRaises(maplex.ResourceExhausted):
             self.client.predict("pixel3", [1] * 20001)
-        with self.assertRaises(maplex.FailedPrecondition):
+        with self.assertRaises(maplex.NotFound):  # a version the server does not keep
             self.client.predict("pixel3", [1], model_version=self.client.get_model().version + 1000)
         with self.assertRaises(TypeError):
             self.client.predict("pixel3", [1.5])

@@ -39,8 +39,8 @@ TEST(TokenRegistryTest, FindDoesNotWaitForACreateCommitting) {
     committing.set_value();
     released.wait();
   });
-  auto create = std::async(std::launch::async,
-                           [&] { return registry->Create(v1::ROLE_CLIENT, "", "new"); });
+  auto create =
+      std::async(std::launch::async, [&] { return registry->Create(v1::ROLE_CLIENT, "", "new"); });
   committing.get_future().wait();
   auto find = std::async(std::launch::async, [&] { return registry->Find(existing.secret); });
   const bool finished = find.wait_for(std::chrono::seconds(20)) == std::future_status::ready;

@@ -5,10 +5,10 @@
 
 #include <atomic>
 #include <chrono>
-#include <future>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <string>
 #include <thread>
 
@@ -312,8 +312,9 @@ TEST_F(StoreTest, AReplacingBatchTakesThePlaceOfTheStoredRowsOfItsArchitectures)
   auto store = OpenStore();
   ASSERT_TRUE(store->RegisterDevice(Request("d", "fp", 1)).ok());
   ASSERT_TRUE(store->RegisterDevice(Request("e", "fp2", 1)).ok());
-  ASSERT_TRUE(store->AddMeasurements({M("import:d:5", "d", 5, 2.0), M("agent-1", "d", 5, 2.2),
-                                      M("import:d:6", "d", 6, 3.0), M("import:e:5", "e", 5, 9.0)})
+  ASSERT_TRUE(store
+                  ->AddMeasurements({M("import:d:5", "d", 5, 2.0), M("agent-1", "d", 5, 2.2),
+                                     M("import:d:6", "d", 6, 3.0), M("import:e:5", "e", 5, 9.0)})
                   .ok());
   auto r = store->AddMeasurements({M("import:d:5", "d", 5, 4.0)}, /*replace=*/true);
   ASSERT_TRUE(r.ok()) << r.status();
@@ -342,9 +343,8 @@ TEST_F(StoreTest, ReadsDoNotWaitForAnOpenWriteTransaction) {
     writer_inside.set_value();
     released.wait();
   });
-  std::future<absl::StatusOr<Store::IngestResult>> writer = std::async(std::launch::async, [&] {
-    return store->AddMeasurements({M("m2", "d", 6, 3.0)});
-  });
+  std::future<absl::StatusOr<Store::IngestResult>> writer = std::async(
+      std::launch::async, [&] { return store->AddMeasurements({M("m2", "d", 6, 3.0)}); });
   writer_inside.get_future().wait();
   // The writer holds the write lock and an open transaction now.
   std::future<bool> reads = std::async(std::launch::async, [&] {
