@@ -303,7 +303,14 @@ absl::StatusOr<v1::ModelInfo> Trainer::TrainOn(std::vector<DeviceSamples> stored
   }
   const std::string score_s = lap();
   info.set_train_seconds(absl::ToDoubleSeconds(absl::Now() - start));
-  absl::StatusOr<uint64_t> version = store_->AddModel(info, served->snapshot);
+  // Retention in the same commit: the pinned versions, and the one served until this one
+  // takes its place (the new version is the newest, so it is kept).
+  std::vector<uint64_t> pinned = options_.pinned_model_versions;
+  if (std::shared_ptr<const ServedModel> current = slot_->Get()) {
+    pinned.push_back(current->info.version());
+  }
+  absl::StatusOr<uint64_t> version =
+      store_->AddModel(info, served->snapshot, std::max(options_.keep_model_versions, 1), pinned);
   if (!version.ok()) return version.status();
   const std::string persist_s = lap();
   info.set_version(*version);
@@ -314,12 +321,6 @@ absl::StatusOr<v1::ModelInfo> Trainer::TrainOn(std::vector<DeviceSamples> stored
   v1::ModelInfo result = info;
   slot_->Set(std::move(served));
   trained_digest_ = digest;
-  // The new version is served and durable; older ones beyond the retention go. A failure
-  // here leaves extra versions, never a missing one.
-  if (absl::StatusOr<int> deleted = ApplyRetention(); !deleted.ok()) {
-    LogWarning("model_retention_failed", {{"error", deleted.status().ToString()}});
-  }
-  const std::string retention_s = lap();
   LogInfo("model_served", {{"version", absl::StrCat(result.version())},
                            {"method", result.method()},
                            {"devices", absl::StrCat(result.training_devices())},
@@ -330,8 +331,7 @@ absl::StatusOr<v1::ModelInfo> Trainer::TrainOn(std::vector<DeviceSamples> stored
                            {"snapshot_s", snapshot_s},
                            {"score_s", score_s},
                            {"persist_s", persist_s},
-                           {"planner_s", planner_s},
-                           {"retention_s", retention_s}});
+                           {"planner_s", planner_s}});
   return result;
 }
 

@@ -694,7 +694,8 @@ absl::StatusOr<bool> Store::PutDescriptor(const maplex::v1::ReportDescriptorRequ
 }
 
 absl::StatusOr<uint64_t> Store::AddModel(maplex::v1::ModelInfo info,
-                                         const maplex::v1::ModelSnapshot& snapshot) {
+                                         const maplex::v1::ModelSnapshot& snapshot, int keep_newest,
+                                         absl::Span<const uint64_t> pinned) {
   std::lock_guard<std::mutex> lock(mu_);
   Transaction tx(db_);
   if (!tx.status().ok()) return tx.status();
@@ -711,6 +712,11 @@ absl::StatusOr<uint64_t> Store::AddModel(maplex::v1::ModelInfo info,
   s.BindBlob(4, SerializeOrDie(info));
   s.BindBlob(5, SerializeOrDie(snapshot));
   if (absl::Status st = s.Run(); !st.ok()) return st;
+  if (keep_newest > 0) {
+    if (absl::StatusOr<int> deleted = DeleteOldModelsLocked(keep_newest, pinned); !deleted.ok()) {
+      return deleted.status();
+    }
+  }
   BeforeCommit();
   if (absl::Status st = tx.Commit(); !st.ok()) return st;
   return info.version();
@@ -720,6 +726,15 @@ absl::StatusOr<int> Store::DeleteOldModels(int keep_newest, absl::Span<const uin
   std::lock_guard<std::mutex> lock(mu_);
   Transaction tx(db_);
   if (!tx.status().ok()) return tx.status();
+  absl::StatusOr<int> deleted = DeleteOldModelsLocked(keep_newest, pinned);
+  if (!deleted.ok() || *deleted == 0) return deleted;
+  BeforeCommit();
+  if (absl::Status st = tx.Commit(); !st.ok()) return st;
+  return deleted;
+}
+
+absl::StatusOr<int> Store::DeleteOldModelsLocked(int keep_newest,
+                                                 absl::Span<const uint64_t> pinned) {
   std::vector<int64_t> doomed;
   {
     Statement s(db_, "SELECT version FROM models ORDER BY version DESC LIMIT -1 OFFSET ?1");
@@ -732,15 +747,12 @@ absl::StatusOr<int> Store::DeleteOldModels(int keep_newest, absl::Span<const uin
     }
     if (!s.status().ok()) return s.status();
   }
-  if (doomed.empty()) return 0;
   Statement del(db_, "DELETE FROM models WHERE version = ?1");
   for (int64_t v : doomed) {
     del.Bind(1, v);
     if (absl::Status st = del.Run(); !st.ok()) return st;
     del.Reset();
   }
-  BeforeCommit();
-  if (absl::Status st = tx.Commit(); !st.ok()) return st;
   return static_cast<int>(doomed.size());
 }
 

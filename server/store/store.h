@@ -153,9 +153,13 @@ class Store {
                                      int64_t reported_at_unix_ms);
 
   // --- models ---
-  // Stores a new model version (info.version is assigned: the last version + 1).
+  // Stores a new model version (info.version is assigned: the last version + 1). With
+  // `keep_newest` > 0 it also applies the retention of DeleteOldModels(keep_newest,
+  // pinned) in the same transaction, so the stored versions never exceed the bound, not
+  // even for a moment, and a training costs one commit.
   absl::StatusOr<uint64_t> AddModel(maplex::v1::ModelInfo info,
-                                    const maplex::v1::ModelSnapshot& snapshot);
+                                    const maplex::v1::ModelSnapshot& snapshot, int keep_newest = 0,
+                                    absl::Span<const uint64_t> pinned = {});
   // Stored versions, newest first, only those below `before_version` when it is not 0,
   // at most `limit` when it is not 0. `serving` is not set here (the server knows which
   // one it serves).
@@ -226,6 +230,9 @@ class Store {
 
   // Waits for an idle read connection (the pool is small; reads are short).
   ReadLease Read();
+  // DeleteOldModels inside the caller's write transaction.
+  absl::StatusOr<int> DeleteOldModelsLocked(int keep_newest, absl::Span<const uint64_t> pinned)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Runs the test hook, if any, inside a write transaction.
   void BeforeCommit() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
