@@ -263,7 +263,9 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
         !s.ok()) {
       return s;
     }
-    if (absl::Status s = Exec(reader.db, "PRAGMA query_only = ON; PRAGMA foreign_keys = ON;");
+    if (absl::Status s = Exec(reader.db,
+                              "PRAGMA query_only = ON; PRAGMA synchronous = FULL; "
+                              "PRAGMA foreign_keys = ON;");
         !s.ok()) {
       return s;
     }
