@@ -161,11 +161,18 @@ absl::StatusOr<maplex::v1::PredictResponse> MaplexClient::PredictBatch(
   return Call(*predictor_, &maplex::v1::Predictor::Stub::Predict, request);
 }
 
-absl::StatusOr<std::vector<maplex::v1::ModelInfo>> MaplexClient::ListModels() {
-  absl::StatusOr<maplex::v1::ListModelsResponse> response =
-      Call(*models_, &maplex::v1::Models::Stub::ListModels, maplex::v1::ListModelsRequest());
-  if (!response.ok()) return response.status();
-  return std::vector<maplex::v1::ModelInfo>(response->models().begin(), response->models().end());
+absl::StatusOr<std::vector<maplex::v1::ModelInfo>> MaplexClient::ListModels(int page_size) {
+  std::vector<maplex::v1::ModelInfo> models;
+  maplex::v1::ListModelsRequest request;
+  request.set_page_size(page_size);
+  do {
+    absl::StatusOr<maplex::v1::ListModelsResponse> response =
+        Call(*models_, &maplex::v1::Models::Stub::ListModels, request);
+    if (!response.ok()) return response.status();
+    models.insert(models.end(), response->models().begin(), response->models().end());
+    request.set_page_token(response->next_page_token());
+  } while (!request.page_token().empty());
+  return models;
 }
 
 absl::StatusOr<maplex::v1::ModelInfo> MaplexClient::GetModel(uint64_t version) {
@@ -185,7 +192,7 @@ absl::StatusOr<maplex::v1::ReportDescriptorResponse> MaplexClient::ReportDescrip
 
 absl::StatusOr<maplex::v1::MeasurementAck> MaplexClient::SendMeasurements(
     const std::vector<maplex::v1::Measurement>& measurements, int batch_size,
-    const std::function<void(const maplex::v1::MeasurementAck&)>& on_ack) {
+    const std::function<void(const maplex::v1::MeasurementAck&)>& on_ack, bool replace) {
   if (batch_size < 1) return absl::InvalidArgumentError("batch_size must be at least 1");
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() +
@@ -209,6 +216,7 @@ absl::StatusOr<maplex::v1::MeasurementAck> MaplexClient::SendMeasurements(
   bool broken = false;
   while (sent < measurements.size() && !broken) {
     maplex::v1::MeasurementBatch batch;
+    batch.set_replace(replace);
     size_t end = std::min(measurements.size(), sent + static_cast<size_t>(batch_size));
     for (size_t i = sent; i < end; ++i) *batch.add_measurements() = measurements[i];
     if (!stream->Write(batch)) {

@@ -79,16 +79,21 @@ class MaplexClient {
       const std::string& device_id, const maplex::v1::ArchitectureBatch& batch,
       uint64_t model_version = 0);
 
-  absl::StatusOr<std::vector<maplex::v1::ModelInfo>> ListModels();
+  // Every kept model version, newest first, following the pages (`page_size` per call;
+  // 0 = the server's default).
+  absl::StatusOr<std::vector<maplex::v1::ModelInfo>> ListModels(int page_size = 0);
   absl::StatusOr<maplex::v1::ModelInfo> GetModel(uint64_t version);
   absl::StatusOr<maplex::v1::ModelInfo> Retrain();
 
   // Streams `measurements` in batches of `batch_size` and waits for every ack. Returns the
   // summed ack; fails with the server's status when a batch is rejected (earlier batches
-  // stay stored). `on_ack` (optional) sees each ack as it arrives.
+  // stay stored). `on_ack` (optional) sees each ack as it arrives. With `replace`
+  // (operator only), each batch first deletes the stored measurements of the (device,
+  // architecture) pairs it names (MeasurementBatch.replace).
   absl::StatusOr<maplex::v1::MeasurementAck> SendMeasurements(
       const std::vector<maplex::v1::Measurement>& measurements, int batch_size,
-      const std::function<void(const maplex::v1::MeasurementAck&)>& on_ack = nullptr);
+      const std::function<void(const maplex::v1::MeasurementAck&)>& on_ack = nullptr,
+      bool replace = false);
   absl::StatusOr<maplex::v1::ReportDescriptorResponse> ReportDescriptor(
       const maplex::v1::ReportDescriptorRequest& request);
 

@@ -11,7 +11,9 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "platform/grpc_channel.h"
 #include "platform/log.h"
 #include "platform/process.h"
@@ -49,6 +51,13 @@ ABSL_FLAG(std::string, method, EnvOr("MAPLEX_METHOD", "maplex"),
 ABSL_FLAG(double, retrain_debounce_seconds,
           EnvOr("MAPLEX_RETRAIN_DEBOUNCE_SECONDS", 2.0),
           "retrain once no new data arrived for this long (env MAPLEX_RETRAIN_DEBOUNCE_SECONDS)");
+ABSL_FLAG(int, keep_model_versions,
+          EnvOr("MAPLEX_KEEP_MODEL_VERSIONS", maplex::server::TrainerOptions().keep_model_versions),
+          "model versions kept in the database besides pinned ones: the newest N; older ones "
+          "are deleted after each training (env MAPLEX_KEEP_MODEL_VERSIONS; at least 1)");
+ABSL_FLAG(std::string, pin_model_versions, EnvOr("MAPLEX_PIN_MODEL_VERSIONS", ""),
+          "comma-separated model versions kept however old, e.g. the one a NAS run reported "
+          "against (env MAPLEX_PIN_MODEL_VERSIONS)");
 ABSL_FLAG(double, shutdown_grace_seconds,
           EnvOr("MAPLEX_SHUTDOWN_GRACE_SECONDS", 10.0),
           "time in-flight calls get to finish at shutdown (env MAPLEX_SHUTDOWN_GRACE_SECONDS)");
@@ -166,6 +175,22 @@ int main(int argc, char** argv) {
   options.follower.primary.client_key_file = absl::GetFlag(FLAGS_primary_client_key);
   options.trainer.debounce = absl::Seconds(absl::GetFlag(FLAGS_retrain_debounce_seconds));
   options.shutdown_grace = absl::Seconds(absl::GetFlag(FLAGS_shutdown_grace_seconds));
+  options.trainer.keep_model_versions = absl::GetFlag(FLAGS_keep_model_versions);
+  if (options.trainer.keep_model_versions < 1) {
+    std::fprintf(stderr, "maplex-server: --keep_model_versions: %d is not at least 1\n",
+                 options.trainer.keep_model_versions);
+    return 2;
+  }
+  for (absl::string_view v :
+       absl::StrSplit(absl::GetFlag(FLAGS_pin_model_versions), ',', absl::SkipWhitespace())) {
+    uint64_t version = 0;
+    if (!absl::SimpleAtoi(v, &version) || version == 0) {
+      std::fprintf(stderr, "maplex-server: --pin_model_versions: \"%s\" is not a version\n",
+                   std::string(v).c_str());
+      return 2;
+    }
+    options.trainer.pinned_model_versions.push_back(version);
+  }
   absl::StatusOr<maplex::server::AuthMode> auth =
       maplex::server::ParseAuthMode(absl::GetFlag(FLAGS_auth));
   if (!auth.ok()) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
@@ -10,6 +11,8 @@
 #include "core/eval/cross_validation.h"
 #include "core/hardware/spec_proto.h"
 #include "core/model/reference_set.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "platform/log.h"
 #include "platform/process.h"
 
@@ -71,6 +74,39 @@ std::shared_ptr<const core::MeasurementPlanner> BuildPlanner(
   return std::make_shared<const core::MeasurementPlanner>(*std::move(planner));
 }
 
+// A digest of what the model reads from `devices` (ToDeviceData's inputs); labels,
+// retirement times and receipt times do not enter it.
+size_t TrainingDataDigest(const std::vector<DeviceSamples>& devices) {
+  std::string bytes;
+  for (const DeviceSamples& d : devices) {
+    absl::StrAppend(&bytes, d.device.id(), "\n", d.device.hardware_fingerprint(), "\n");
+    // Deterministic serialization: equal messages give equal bytes within one binary.
+    auto append_message = [&bytes](const google::protobuf::MessageLite& m) {
+      std::string out;
+      google::protobuf::io::StringOutputStream stream(&out);
+      google::protobuf::io::CodedOutputStream coded(&stream);
+      coded.SetSerializationDeterministic(true);
+      m.SerializeToCodedStream(&coded);
+      coded.Trim();
+      absl::StrAppend(&bytes, out.size(), ":", out);
+    };
+    append_message(d.device.spec());
+    append_message(d.device.config());
+    if (d.descriptor.has_value()) {
+      v1::ReportDescriptorRequest read;  // only the fields ToDeviceData reads
+      *read.mutable_counters() = d.descriptor->counters();
+      read.set_reference_workload_seconds(d.descriptor->reference_workload_seconds());
+      append_message(read);
+    }
+    // Field by field: a pair's padding bytes are indeterminate.
+    for (const auto& [arch, ms] : d.latency_ms) {
+      bytes.append(reinterpret_cast<const char*>(&arch), sizeof(arch));
+      bytes.append(reinterpret_cast<const char*>(&ms), sizeof(ms));
+    }
+  }
+  return absl::HashOf(bytes);
+}
+
 }  // namespace
 
 std::vector<core::DeviceData> ToDeviceData(const std::vector<DeviceSamples>& devices) {
@@ -119,7 +155,26 @@ absl::Status Trainer::LoadLatest() {
   served->info.set_serving(true);
   served->snapshot = std::move((*stored)->snapshot);
   slot_->Set(std::move(served));
+  // A smaller --keep_model_versions takes effect at start, not only after the next training.
+  if (absl::StatusOr<int> deleted = ApplyRetention(); !deleted.ok()) {
+    LogWarning("model_retention_failed", {{"error", deleted.status().ToString()}});
+  }
   return absl::OkStatus();
+}
+
+absl::StatusOr<int> Trainer::ApplyRetention() {
+  std::vector<uint64_t> pinned = options_.pinned_model_versions;
+  if (std::shared_ptr<const ServedModel> served = slot_->Get()) {
+    pinned.push_back(served->info.version());
+  }
+  // At least the newest version stays: it is what a restart serves.
+  absl::StatusOr<int> deleted =
+      store_->DeleteOldModels(std::max(options_.keep_model_versions, 1), pinned);
+  if (deleted.ok() && *deleted > 0) {
+    LogInfo("model_versions_deleted", {{"count", absl::StrCat(*deleted)},
+                                       {"keep", absl::StrCat(options_.keep_model_versions)}});
+  }
+  return deleted;
 }
 
 void Trainer::Start() {
@@ -173,7 +228,7 @@ void Trainer::Loop() {
       pending_ = false;
     }
     // A failed training keeps the previous model serving; the next data retries.
-    absl::StatusOr<v1::ModelInfo> info = TrainNow();
+    absl::StatusOr<std::optional<v1::ModelInfo>> info = TrainIfDataChanged();
     if (!info.ok()) LogWarning("training_failed", {{"error", info.status().ToString()}});
   }
 }
@@ -181,6 +236,30 @@ void Trainer::Loop() {
 absl::StatusOr<v1::ModelInfo> Trainer::TrainNow() {
   std::lock_guard<std::mutex> train_lock(train_mu_);
   const absl::Time start = absl::Now();
+  absl::StatusOr<std::vector<DeviceSamples>> stored = store_->LoadTrainingData();
+  if (!stored.ok()) return stored.status();
+  const size_t digest = TrainingDataDigest(*stored);
+  return TrainOn(*std::move(stored), digest, start);
+}
+
+absl::StatusOr<std::optional<v1::ModelInfo>> Trainer::TrainIfDataChanged() {
+  std::lock_guard<std::mutex> train_lock(train_mu_);
+  const absl::Time start = absl::Now();
+  absl::StatusOr<std::vector<DeviceSamples>> stored = store_->LoadTrainingData();
+  if (!stored.ok()) return stored.status();
+  const size_t digest = TrainingDataDigest(*stored);
+  if (trained_digest_ == digest) {
+    LogInfo("training_skipped", {{"reason", "the data the model reads is unchanged"}});
+    return std::nullopt;
+  }
+  absl::StatusOr<v1::ModelInfo> info = TrainOn(*std::move(stored), digest, start);
+  if (!info.ok()) return info.status();
+  return *std::move(info);
+}
+
+absl::StatusOr<v1::ModelInfo> Trainer::TrainOn(std::vector<DeviceSamples> stored_data,
+                                               size_t digest, absl::Time start) {
+  absl::StatusOr<std::vector<DeviceSamples>> stored = std::move(stored_data);
   // Seconds of each phase, for the log line of the served model.
   absl::Time phase_start = start;
   auto lap = [&phase_start] {
@@ -190,8 +269,6 @@ absl::StatusOr<v1::ModelInfo> Trainer::TrainNow() {
     return absl::StrFormat("%.4f", seconds);
   };
   LogInfo("training_started");
-  absl::StatusOr<std::vector<DeviceSamples>> stored = store_->LoadTrainingData();
-  if (!stored.ok()) return stored.status();
   std::vector<core::DeviceData> devices = ToDeviceData(*stored);
   if (devices.empty()) return absl::FailedPreconditionError("no measurements to train on");
   const std::string load_s = lap();
@@ -226,7 +303,14 @@ absl::StatusOr<v1::ModelInfo> Trainer::TrainNow() {
   }
   const std::string score_s = lap();
   info.set_train_seconds(absl::ToDoubleSeconds(absl::Now() - start));
-  absl::StatusOr<uint64_t> version = store_->AddModel(info, served->snapshot);
+  // Retention in the same commit: the pinned versions, and the one served until this one
+  // takes its place (the new version is the newest, so it is kept).
+  std::vector<uint64_t> pinned = options_.pinned_model_versions;
+  if (std::shared_ptr<const ServedModel> current = slot_->Get()) {
+    pinned.push_back(current->info.version());
+  }
+  absl::StatusOr<uint64_t> version =
+      store_->AddModel(info, served->snapshot, std::max(options_.keep_model_versions, 1), pinned);
   if (!version.ok()) return version.status();
   const std::string persist_s = lap();
   info.set_version(*version);
@@ -236,6 +320,7 @@ absl::StatusOr<v1::ModelInfo> Trainer::TrainNow() {
   const std::string planner_s = lap();
   v1::ModelInfo result = info;
   slot_->Set(std::move(served));
+  trained_digest_ = digest;
   LogInfo("model_served", {{"version", absl::StrCat(result.version())},
                            {"method", result.method()},
                            {"devices", absl::StrCat(result.training_devices())},

@@ -13,6 +13,7 @@
 
 #include <condition_variable>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -41,6 +42,12 @@ struct TrainerOptions {
   // Folds and the cap on scored measurements per device of the cross-validated accuracy
   // (ModelInfo.device_accuracy): at most `folds` refits per target device per retrain.
   core::CrossValidationOptions cross_validation;
+  // Retention (docs/OPERATIONS.md, "Model versions"): after each training the store keeps
+  // the newest `keep_model_versions` versions plus the pinned ones and deletes the rest.
+  // Pinned: the version being served, and every version in `pinned_model_versions` (an
+  // operator's list, e.g. the version a NAS run reported its results against).
+  int keep_model_versions = 10;
+  std::vector<uint64_t> pinned_model_versions;
 };
 
 // The store's view of devices as the core model wants them.
@@ -58,21 +65,37 @@ class Trainer {
   // Waits for a training in progress to finish, then ends the loop. Idempotent.
   void Stop();
 
-  // New measurements were committed; a retrain follows after the debounce.
+  // New data may have been committed; a retrain follows after the debounce, unless the
+  // data the model reads is then the same as at the last training.
   void NotifyNewData();
 
   // Trains now on everything stored, persists and serves the result; returns its info.
   // FailedPrecondition when there is nothing to train on.
   absl::StatusOr<maplex::v1::ModelInfo> TrainNow();
 
+  // What the background loop does when it is due: trains as TrainNow does, unless what
+  // the model reads (each device's id, hardware, spec, counters and per-architecture
+  // latencies) is the same as at the last training of this process; then it returns
+  // nullopt and stores nothing.
+  absl::StatusOr<std::optional<maplex::v1::ModelInfo>> TrainIfDataChanged();
+
+  // Deletes versions beyond the retention (see TrainerOptions) and returns how many.
+  absl::StatusOr<int> ApplyRetention();
+
  private:
   void Loop();
+  // Trains on `stored` (loaded from `start` on) whose digest is `digest`.
+  absl::StatusOr<maplex::v1::ModelInfo> TrainOn(std::vector<DeviceSamples> stored, size_t digest,
+                                                absl::Time start)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(train_mu_);
 
   Store* const store_;
   ModelSlot* const slot_;
   const TrainerOptions options_;
 
   std::mutex train_mu_;  // one training at a time (loop or TrainNow)
+  // Digest of the data of the last training; unset until one ran in this process.
+  std::optional<size_t> trained_digest_ ABSL_GUARDED_BY(train_mu_);
 
   std::mutex mu_;
   std::condition_variable wake_;  // new data pending, or stopping

@@ -189,10 +189,13 @@ const Command kCommands[] = {
     {"retrain", "train a new model version now and wait for it", "", Retrain},
     {"import", "load a wide latency CSV and its devices CSV into the server",
      "--latency F.csv[.gz] --devices D.csv [--only DEV,DEV...] [--keep DEV=K]... [--seed N]\n"
-     "              [--batch N]\n"
+     "              [--batch N] [--replace]\n"
      "  Every column becomes a device (id = column name) and every cell a measurement with the\n"
      "  id import:<device>:<arch_index>, so importing again stores nothing twice.\n"
-     "  --keep DEV=K imports only K randomly chosen cells of DEV (a new device with K samples).",
+     "  --keep DEV=K imports only K randomly chosen cells of DEV (a new device with K samples).\n"
+     "  --replace (operator) replaces the stored measurements of each imported (device, arch)\n"
+     "  with the file's values, in the same transaction: how corrected values are imported\n"
+     "  (without it a changed value under the same id is refused with ALREADY_EXISTS).",
      Import},
     {"health", "grpc.health.v1 status of the server and each service",
      "[--service NAME]   only this service (\"\" = the server); e.g. a container health check",
@@ -598,7 +601,7 @@ std::string PublicFingerprint(const std::string& hardware) {
 
 int Import(const Command& c, const Globals& g, const std::vector<std::string>& argv) {
   absl::StatusOr<Args> args =
-      Args::Parse(argv, {"latency", "devices", "only", "keep", "seed", "batch"}, {});
+      Args::Parse(argv, {"latency", "devices", "only", "keep", "seed", "batch"}, {"replace"});
   if (!args.ok()) return UsageError(c, args.status().message());
   std::optional<std::string> latency_path = args->Get("latency");
   std::optional<std::string> devices_path = args->Get("devices");
@@ -670,7 +673,8 @@ int Import(const Command& c, const Globals& g, const std::vector<std::string>& a
       m.mutable_protocol()->set_tool("maplex import (public data)");
       m.mutable_protocol()->set_notes(absl::StrCat("from ", *latency_path));
     }
-    absl::StatusOr<v1::MeasurementAck> ack = client->SendMeasurements(measurements, batch);
+    absl::StatusOr<v1::MeasurementAck> ack =
+        client->SendMeasurements(measurements, batch, nullptr, args->Has("replace"));
     if (!ack.ok()) return Fail(ack.status());
     inserted += ack->inserted();
     already += ack->already_stored();

@@ -62,9 +62,11 @@ class TokenRegistry {
                                            const std::string& name, absl::string_view secret);
   // Every token, revoked ones included, by id.
   std::vector<maplex::v1::Token> List() const;
-  // NotFound when no token has this id.
+  // NotFound when no token has this id. Revocation is in effect (Find refuses the token)
+  // when this returns.
   absl::StatusOr<maplex::v1::Token> Revoke(int64_t id);
-  // The token whose secret this is. Unauthenticated when it is unknown or revoked.
+  // The token whose secret this is. Unauthenticated when it is unknown or revoked. Never
+  // waits for Create or Revoke writing to the store.
   absl::StatusOr<maplex::v1::Token> Find(absl::string_view secret) const;
 
  private:

@@ -17,15 +17,16 @@ using grpc::Status;
 
 absl::Status IngestService::CheckDeviceAccepts(const std::string& device_id,
                                                absl::string_view field) {
-  absl::StatusOr<v1::Device> device = store_->GetDevice(device_id);
-  if (!device.ok()) {
-    if (absl::IsNotFound(device.status())) {
+  // Asked for every batch: a lookup by key, not GetDevice (which counts measurements).
+  absl::StatusOr<bool> accepts = store_->DeviceAcceptsData(device_id);
+  if (!accepts.ok()) {
+    if (absl::IsNotFound(accepts.status())) {
       return absl::NotFoundError(
           absl::StrCat(field, ": no device \"", device_id, "\" is registered"));
     }
-    return device.status();
+    return accepts.status();
   }
-  if (device->retired()) {
+  if (!*accepts) {
     return absl::FailedPreconditionError(
         absl::StrCat(field, ": device \"", device_id, "\" is retired"));
   }
@@ -44,7 +45,7 @@ absl::StatusOr<v1::MeasurementAck> IngestService::StoreBatch(const v1::Measureme
       return s;
     }
   }
-  absl::StatusOr<Store::IngestResult> stored = store_->AddMeasurements(*rows);
+  absl::StatusOr<Store::IngestResult> stored = store_->AddMeasurements(*rows, batch.replace());
   if (!stored.ok()) return stored.status();
   v1::MeasurementAck ack;
   for (const StoredMeasurement& row : *rows) ack.add_committed_ids(row.id);
@@ -54,12 +55,17 @@ absl::StatusOr<v1::MeasurementAck> IngestService::StoreBatch(const v1::Measureme
   if (batch.has_spool_depth() && batch.measurements_size() > 0) {
     metrics_->OnSpoolDepthReported(batch.measurements(0).device_id(), batch.spool_depth());
   }
-  if (stored->inserted > 0) trainer_->NotifyNewData();
+  // A batch that only replayed stored ids changed nothing the model reads.
+  if (stored->inserted > 0 || stored->replaced > 0) trainer_->NotifyNewData();
   return ack;
 }
 
 absl::Status IngestService::CheckCallerMaySend(const Caller& caller,
                                                const v1::MeasurementBatch& batch) {
+  if (batch.replace() && caller.role != v1::ROLE_OPERATOR) {
+    return absl::PermissionDeniedError(
+        "replace: only an operator may replace stored measurements (maplex import --replace)");
+  }
   if (caller.role != v1::ROLE_AGENT) return absl::OkStatus();
   for (int i = 0; i < batch.measurements_size(); ++i) {
     if (absl::Status s = Authorizer::CheckDevice(caller, batch.measurements(i).device_id(),
@@ -101,8 +107,10 @@ Status IngestService::ReportDescriptor(ServerContext* context,
     return ToGrpcStatus(s);
   }
   int64_t now = absl::ToUnixMillis(absl::Now());
-  if (absl::Status s = store_->PutDescriptor(*request, now); !s.ok()) return ToGrpcStatus(s);
-  trainer_->NotifyNewData();
+  absl::StatusOr<bool> changed = store_->PutDescriptor(*request, now);
+  if (!changed.ok()) return ToGrpcStatus(changed.status());
+  // An agent reports its descriptor at every start: the same values need no new model.
+  if (*changed) trainer_->NotifyNewData();
   response->set_reported_at_unix_ms(now);
   return Status::OK;
 }

@@ -2,8 +2,11 @@
 
 #include <algorithm>
 
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "server/limits.h"
 #include "server/rpc_status.h"
 
 namespace maplex::server {
@@ -16,18 +19,38 @@ uint64_t ModelsService::ServingVersion() const {
   return served == nullptr ? 0 : served->info.version();
 }
 
-Status ModelsService::ListModels(ServerContext* context, const v1::ListModelsRequest*,
+Status ModelsService::ListModels(ServerContext* context, const v1::ListModelsRequest* request,
                                  v1::ListModelsResponse* response) {
   absl::StatusOr<Caller> caller = authorizer_->Authorize(*context, "/maplex.v1.Models/ListModels");
   if (!caller.ok()) return ToGrpcStatus(caller.status());
+  // The same page bounds as ListDevices.
+  const Limits limits;
+  const int page_size =
+      request->page_size() == 0 ? limits.default_list_page_size : request->page_size();
+  if (page_size < 0 || page_size > limits.max_list_page_size) {
+    return ToGrpcStatus(absl::InvalidArgumentError(absl::StrCat(
+        "page_size: ", request->page_size(), " is outside 0..", limits.max_list_page_size)));
+  }
+  // The token is the last version of the previous page; the next page is older versions.
+  uint64_t before = 0;
+  if (!request->page_token().empty() &&
+      (!absl::SimpleAtoi(request->page_token(), &before) || before == 0)) {
+    return ToGrpcStatus(absl::InvalidArgumentError(
+        absl::StrCat("page_token: \"", absl::CEscape(request->page_token().substr(0, 64)),
+                     "\" is not a token this server gave out")));
+  }
   if (store_ == nullptr) {
-    if (std::shared_ptr<const ServedModel> served = slot_->Get()) {
-      *response->add_models() = served->info;
-    }
+    std::shared_ptr<const ServedModel> served = slot_->Get();
+    if (served != nullptr && before == 0) *response->add_models() = served->info;
     return Status::OK;
   }
-  absl::StatusOr<std::vector<v1::ModelInfo>> models = store_->ListModels();
+  absl::StatusOr<std::vector<v1::ModelInfo>> models = store_->ListModels(before, page_size + 1);
   if (!models.ok()) return ToGrpcStatus(models.status());
+  const bool more = static_cast<int>(models->size()) > page_size;
+  if (more) {
+    models->resize(page_size);
+    response->set_next_page_token(absl::StrCat(models->back().version()));
+  }
   uint64_t serving = ServingVersion();
   for (v1::ModelInfo& m : *models) {
     m.set_serving(m.version() == serving);

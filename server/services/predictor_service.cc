@@ -25,9 +25,16 @@ absl::Status PredictorService::Answer(const v1::PredictRequest& request,
         "no model is trained yet: import data or stream measurements first");
   }
   if (request.model_version() != 0 && request.model_version() != served->info.version()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "model_version: version ", request.model_version(), " is not served; serving version ",
-        served->info.version(), " (ask for 0 to take it)"));
+    if (kept_ == nullptr) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("model_version: version ", request.model_version(),
+                       " is not served by this replica; serving version ", served->info.version(),
+                       " (ask for 0 to take it, or ask the primary)"));
+    }
+    // A version the primary still keeps answers as it did when it was served.
+    absl::StatusOr<std::shared_ptr<const ServedModel>> kept = kept_->Get(request.model_version());
+    if (!kept.ok()) return kept.status();
+    served = *std::move(kept);
   }
   std::vector<core::LatencyPrediction> predicted(archs->size());
   absl::Status s =

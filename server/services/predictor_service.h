@@ -7,6 +7,7 @@
 #include "server/auth/authorizer.h"
 #include "server/limits.h"
 #include "server/model_slot.h"
+#include "server/model_version_cache.h"
 #include "server/services/retired_devices.h"
 #include "server/store/store.h"
 
@@ -14,11 +15,18 @@ namespace maplex::server {
 
 class PredictorService final : public maplex::v1::Predictor::Service {
  public:
-  // `store` is read only to explain a miss (a device registered but not yet modelled); it
-  // is null on a replica, which can only say the model does not answer for the device.
+  // `store` is read to explain a miss (a device registered but not yet modelled) and to
+  // load a kept version a request names (other than the served one); it is null on a
+  // replica, which answers only with the version it serves.
   PredictorService(const Authorizer* authorizer, const ModelSlot* slot,
                    const RetiredDevices* retired, Store* store, const Limits& limits)
-      : authorizer_(authorizer), slot_(slot), retired_(retired), store_(store), limits_(limits) {}
+      : authorizer_(authorizer),
+        slot_(slot),
+        retired_(retired),
+        store_(store),
+        limits_(limits),
+        kept_(store == nullptr ? nullptr
+                               : std::make_unique<ModelVersionCache>(store, kKeptModelsLoaded)) {}
 
   grpc::Status Predict(grpc::ServerContext* context, const maplex::v1::PredictRequest* request,
                        maplex::v1::PredictResponse* response) override;
@@ -31,11 +39,16 @@ class PredictorService final : public maplex::v1::Predictor::Service {
                       maplex::v1::PredictResponse* response) const;
 
  private:
+  // Older versions held in memory at once: a chunked predict pins one version, and a few
+  // NAS runs may each pin their own.
+  static constexpr size_t kKeptModelsLoaded = 4;
+
   const Authorizer* const authorizer_;
   const ModelSlot* const slot_;
   const RetiredDevices* const retired_;
   Store* const store_;
   const Limits limits_;
+  const std::unique_ptr<ModelVersionCache> kept_;  // null on a replica
 };
 
 }  // namespace maplex::server

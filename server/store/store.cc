@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "google/protobuf/util/message_differencer.h"
 #include "platform/sqlite.h"
 #include "platform/sqlite_backup.h"
 
@@ -211,6 +212,22 @@ absl::Status OpenConnection(const std::string& path, int flags, Connection* c) {
   return absl::OkStatus();
 }
 
+// Read connections in the pool: the trainer's load, an ingest batch's device check and a
+// Predict's error path can all read at once on 2 cores without waiting for each other.
+constexpr int kReadConnections = 3;
+
+absl::StatusOr<Device> GetDeviceOn(sqlite3* db, absl::string_view id) {
+  Statement s(db, absl::StrCat("SELECT ", kDeviceColumns, " FROM devices d WHERE d.id = ?1"));
+  s.Bind(1, id);
+  if (!s.Step()) {
+    if (!s.status().ok()) return s.status();
+    return absl::NotFoundError(absl::StrCat("device_id: no device \"", id, "\""));
+  }
+  Device d = DeviceFromRow(s);
+  if (absl::Status st = ReadLabels(db, d); !st.ok()) return st;
+  return d;
+}
+
 std::string DerivedDeviceId(const maplex::v1::RegisterDeviceRequest& r) {
   const auto& c = r.config();
   return absl::StrCat(r.hardware_fingerprint().substr(0, 12), "-", c.runtime(), "-",
@@ -220,9 +237,12 @@ std::string DerivedDeviceId(const maplex::v1::RegisterDeviceRequest& r) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
+  // NOMUTEX: the store serializes each connection itself (the write mutex, one lease per
+  // reader), so SQLite's own per-call mutex would only cost a lock and an unlock on every
+  // bind, step and column read of the ingest loop (docs/BENCHMARKS.md).
   Connection c;
   if (absl::Status s = OpenConnection(
-          path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, &c);
+          path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, &c);
       !s.ok()) {
     return s;
   }
@@ -235,37 +255,122 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
     return s;
   }
   if (absl::Status s = Migrate(c.db, *version); !s.ok()) return s;
-  return std::unique_ptr<Store>(new Store(std::exchange(c.db, nullptr), *version));
+  // Readers get their own connections: in WAL mode they read the last commit while the
+  // writer's transaction (and its fsync) runs. query_only makes a stray write an error.
+  std::vector<Connection> readers(kReadConnections);
+  for (Connection& reader : readers) {
+    if (absl::Status s = OpenConnection(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, &reader);
+        !s.ok()) {
+      return s;
+    }
+    if (absl::Status s = Exec(reader.db,
+                              "PRAGMA query_only = ON; PRAGMA synchronous = FULL; "
+                              "PRAGMA foreign_keys = ON;");
+        !s.ok()) {
+      return s;
+    }
+  }
+  std::vector<sqlite3*> reader_dbs;
+  for (Connection& reader : readers) reader_dbs.push_back(std::exchange(reader.db, nullptr));
+  return std::unique_ptr<Store>(
+      new Store(std::exchange(c.db, nullptr), std::move(reader_dbs), *version));
 }
 
 absl::StatusOr<int64_t> Store::Backup(const std::string& db_path, const std::string& out_path) {
   return BackupDatabase(db_path, out_path, kApplicationId);
 }
 
-Store::Store(sqlite3* db, int opened_schema_version)
-    : db_(db), opened_schema_version_(opened_schema_version) {}
+Store::Store(sqlite3* db, std::vector<sqlite3*> readers, int opened_schema_version)
+    : db_(db),
+      readers_(readers),
+      idle_readers_(std::move(readers)),
+      opened_schema_version_(opened_schema_version) {}
 
 Store::~Store() {
+  {
+    // Every lease has ended: the store outlives its callers.
+    std::lock_guard<std::mutex> lock(read_mu_);
+    for (sqlite3* reader : readers_) sqlite3_close(reader);
+  }
   std::lock_guard<std::mutex> lock(mu_);
   sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
   sqlite3_close(db_);
 }
 
-absl::StatusOr<Device> Store::GetDeviceLocked(absl::string_view id) {
-  Statement s(db_, absl::StrCat("SELECT ", kDeviceColumns, " FROM devices d WHERE d.id = ?1"));
+Store::ReadLease::ReadLease(Store* store, sqlite3* db) : store_(store), db_(db) {
+  // One read transaction: every statement of the lease sees the same commit.
+  status_ = Exec(db_, "BEGIN");
+}
+
+Store::ReadLease::~ReadLease() {
+  if (status_.ok()) Exec(db_, "COMMIT").IgnoreError();
+  {
+    std::lock_guard<std::mutex> lock(store_->read_mu_);
+    store_->idle_readers_.push_back(db_);
+  }
+  store_->reader_idle_.notify_one();
+}
+
+Store::ReadLease Store::Read() {
+  std::unique_lock<std::mutex> lock(read_mu_);
+  reader_idle_.wait(lock, [this] { return !idle_readers_.empty(); });
+  sqlite3* db = idle_readers_.back();
+  idle_readers_.pop_back();
+  lock.unlock();
+  return ReadLease(this, db);
+}
+
+void Store::BeforeCommit() {
+  if (before_commit_hook_) before_commit_hook_();
+}
+
+void Store::SetBeforeCommitHookForTest(std::function<void()> hook) {
+  std::lock_guard<std::mutex> lock(mu_);
+  before_commit_hook_ = std::move(hook);
+}
+
+absl::StatusOr<std::vector<std::string>> Store::Pragmas(absl::string_view name) {
+  const std::string sql = absl::StrCat("PRAGMA ", name);
+  std::vector<std::string> values;
+  auto read = [&](sqlite3* db) -> absl::Status {
+    Statement s(db, sql);
+    if (s.Step()) values.push_back(s.ColumnText(0));
+    return s.status();
+  };
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (absl::Status s = read(db_); !s.ok()) return s;
+  }
+  // Each reader in turn: hold them all so none is read twice.
+  std::vector<std::unique_ptr<ReadLease>> leases;
+  for (size_t i = 0; i < readers_.size(); ++i) {
+    std::unique_lock<std::mutex> lock(read_mu_);
+    reader_idle_.wait(lock, [this] { return !idle_readers_.empty(); });
+    sqlite3* db = idle_readers_.back();
+    idle_readers_.pop_back();
+    lock.unlock();
+    leases.push_back(std::make_unique<ReadLease>(this, db));
+    if (absl::Status s = read(db); !s.ok()) return s;
+  }
+  return values;
+}
+
+absl::StatusOr<Device> Store::GetDevice(absl::string_view id) {
+  ReadLease r = Read();
+  if (!r.status().ok()) return r.status();
+  return GetDeviceOn(r.db(), id);
+}
+
+absl::StatusOr<bool> Store::DeviceAcceptsData(absl::string_view id) {
+  ReadLease r = Read();
+  if (!r.status().ok()) return r.status();
+  Statement s(r.db(), "SELECT retired_at_ms IS NULL FROM devices WHERE id = ?1");
   s.Bind(1, id);
   if (!s.Step()) {
     if (!s.status().ok()) return s.status();
     return absl::NotFoundError(absl::StrCat("device_id: no device \"", id, "\""));
   }
-  Device d = DeviceFromRow(s);
-  if (absl::Status st = ReadLabels(db_, d); !st.ok()) return st;
-  return d;
-}
-
-absl::StatusOr<Device> Store::GetDevice(absl::string_view id) {
-  std::lock_guard<std::mutex> lock(mu_);
-  return GetDeviceLocked(id);
+  return s.ColumnInt(0) != 0;
 }
 
 absl::StatusOr<Store::Registration> Store::RegisterDevice(
@@ -282,7 +387,7 @@ absl::StatusOr<Store::Registration> Store::RegisterDevice(
     s.Bind(4, int64_t{c.batch_size()});
     s.Bind(5, int64_t{c.threads()});
     if (s.Step()) {
-      absl::StatusOr<Device> existing = GetDeviceLocked(s.ColumnText(0));
+      absl::StatusOr<Device> existing = GetDeviceOn(db_, s.ColumnText(0));
       if (!existing.ok()) return existing.status();
       return Registration{*std::move(existing), false};
     }
@@ -313,15 +418,18 @@ absl::StatusOr<Store::Registration> Store::RegisterDevice(
     return s;
   }
   if (absl::Status s = WriteLabels(db_, id, request.labels()); !s.ok()) return s;
+  BeforeCommit();
   if (absl::Status s = tx.Commit(); !s.ok()) return s;
-  absl::StatusOr<Device> created = GetDeviceLocked(id);
+  absl::StatusOr<Device> created = GetDeviceOn(db_, id);
   if (!created.ok()) return created.status();
   return Registration{*std::move(created), true};
 }
 
 absl::StatusOr<std::vector<Device>> Store::ListDevices(const DeviceFilter& filter,
                                                       absl::string_view after_id, int limit) {
-  std::lock_guard<std::mutex> lock(mu_);
+  ReadLease r = Read();
+  if (!r.status().ok()) return r.status();
+  sqlite3* const db = r.db();
   std::string sql = absl::StrCat("SELECT ", kDeviceColumns, " FROM devices d WHERE d.id > ?1");
   if (!filter.include_retired) absl::StrAppend(&sql, " AND d.retired_at_ms IS NULL");
   if (!filter.category.empty()) absl::StrAppend(&sql, " AND d.category = ?2");
@@ -331,7 +439,7 @@ absl::StatusOr<std::vector<Device>> Store::ListDevices(const DeviceFilter& filte
                           "AND l.key = ?", param, " AND l.value = ?", param + 1, ")");
   }
   absl::StrAppend(&sql, " ORDER BY d.id LIMIT ", limit);
-  Statement s(db_, sql);
+  Statement s(db, sql);
   s.Bind(1, after_id);
   if (!filter.category.empty()) s.Bind(2, filter.category);
   param = 3;
@@ -343,7 +451,7 @@ absl::StatusOr<std::vector<Device>> Store::ListDevices(const DeviceFilter& filte
   while (s.Step()) devices.push_back(DeviceFromRow(s));
   if (!s.status().ok()) return s.status();
   for (Device& d : devices) {
-    if (absl::Status st = ReadLabels(db_, d); !st.ok()) return st;
+    if (absl::Status st = ReadLabels(db, d); !st.ok()) return st;
   }
   return devices;
 }
@@ -352,7 +460,7 @@ absl::StatusOr<Device> Store::UpdateLabels(absl::string_view id,
                                            const std::map<std::string, std::string>& set,
                                            const std::vector<std::string>& remove) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (absl::StatusOr<Device> d = GetDeviceLocked(id); !d.ok()) return d.status();
+  if (absl::StatusOr<Device> d = GetDeviceOn(db_, id); !d.ok()) return d.status();
   Transaction tx(db_);
   if (!tx.status().ok()) return tx.status();
   Statement del(db_, "DELETE FROM device_labels WHERE device_id = ?1 AND key = ?2");
@@ -364,32 +472,48 @@ absl::StatusOr<Device> Store::UpdateLabels(absl::string_view id,
   }
   google::protobuf::Map<std::string, std::string> labels(set.begin(), set.end());
   if (absl::Status s = WriteLabels(db_, id, labels); !s.ok()) return s;
+  BeforeCommit();
   if (absl::Status s = tx.Commit(); !s.ok()) return s;
-  return GetDeviceLocked(id);
+  return GetDeviceOn(db_, id);
 }
 
 absl::StatusOr<Device> Store::RetireDevice(absl::string_view id) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (absl::StatusOr<Device> d = GetDeviceLocked(id); !d.ok()) return d.status();
+  if (absl::StatusOr<Device> d = GetDeviceOn(db_, id); !d.ok()) return d.status();
   Statement s(db_, "UPDATE devices SET retired_at_ms = ?2 WHERE id = ?1 AND retired_at_ms IS NULL");
   s.Bind(1, id);
   s.Bind(2, NowMs());
   if (absl::Status st = s.Run(); !st.ok()) return st;
-  return GetDeviceLocked(id);
+  return GetDeviceOn(db_, id);
 }
 
 absl::StatusOr<Store::IngestResult> Store::AddMeasurements(
-    absl::Span<const StoredMeasurement> batch) {
+    absl::Span<const StoredMeasurement> batch, bool replace) {
   std::lock_guard<std::mutex> lock(mu_);
   Transaction tx(db_);
   if (!tx.status().ok()) return tx.status();
+  IngestResult result;
+  if (replace) {
+    Statement del(db_, "DELETE FROM measurements WHERE device_id = ?1 AND arch_index = ?2");
+    for (const StoredMeasurement& m : batch) {
+      del.Bind(1, m.device_id);
+      del.Bind(2, int64_t{m.arch_index});
+      if (absl::Status s = del.Run(); !s.ok()) return s;
+      result.replaced += sqlite3_changes(db_);
+      del.Reset();
+    }
+  }
   Statement insert(db_,
                    "INSERT INTO measurements (measurement_id, device_id, arch_index, median_ms, "
                    "p90_ms, stddev_ms, repeats, protocol, measured_at_ms, received_at_ms) VALUES "
                    "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) "
                    "ON CONFLICT (measurement_id) DO NOTHING");
+  // Read only for ids that are stored already: a new row costs nothing extra.
+  Statement stored(db_,
+                   "SELECT device_id, arch_index, median_ms, p90_ms, stddev_ms, repeats FROM "
+                   "measurements WHERE measurement_id = ?1");
   const int64_t now = NowMs();
-  IngestResult result;
+  std::string protocol;
   for (const StoredMeasurement& m : batch) {
     insert.Bind(1, m.id);
     insert.Bind(2, m.device_id);
@@ -398,32 +522,63 @@ absl::StatusOr<Store::IngestResult> Store::AddMeasurements(
     insert.Bind(5, m.stats.p90_ms());
     insert.Bind(6, m.stats.stddev_ms());
     insert.Bind(7, int64_t{m.stats.repeats()});
-    insert.BindBlob(8, SerializeOrDie(m.protocol));
+    protocol.clear();
+    m.protocol.SerializeToString(&protocol);
+    insert.BindBlob(8, protocol);
     insert.Bind(9, m.measured_at_unix_ms);
     insert.Bind(10, now);
     if (absl::Status s = insert.Run(); !s.ok()) {
       return absl::Status(s.code(), absl::StrCat("measurement ", m.id, ": ", s.message()));
     }
-    if (sqlite3_changes(db_) == 1) {
-      ++result.inserted;
-    } else {
-      ++result.already_stored;
-    }
+    const bool inserted = sqlite3_changes(db_) == 1;
     insert.Reset();
+    if (inserted) {
+      ++result.inserted;
+      continue;
+    }
+    // A replay: acknowledged as stored only when it says what the stored row says.
+    stored.Bind(1, m.id);
+    if (!stored.Step()) {
+      if (!stored.status().ok()) return stored.status();
+      return absl::InternalError(
+          absl::StrCat("measurement ", m.id, " conflicted but is not stored"));
+    }
+    const bool same = stored.ColumnText(0) == m.device_id && stored.ColumnInt(1) == m.arch_index &&
+                      stored.ColumnDouble(2) == m.stats.median_ms() &&
+                      stored.ColumnDouble(3) == m.stats.p90_ms() &&
+                      stored.ColumnDouble(4) == m.stats.stddev_ms() &&
+                      stored.ColumnInt(5) == m.stats.repeats();
+    if (!same) {
+      return absl::AlreadyExistsError(absl::StrFormat(
+          "measurements: id \"%s\" is stored already with other content (device \"%s\", "
+          "arch %d, median %g ms, p90 %g ms, stddev %g ms, repeats %d; this one: device "
+          "\"%s\", arch %d, median %g ms, p90 %g ms, stddev %g ms, repeats %d); a replay "
+          "must be identical, nothing of this batch was stored",
+          m.id, stored.ColumnText(0), stored.ColumnInt(1), stored.ColumnDouble(2),
+          stored.ColumnDouble(3), stored.ColumnDouble(4), stored.ColumnInt(5), m.device_id,
+          m.arch_index, m.stats.median_ms(), m.stats.p90_ms(), m.stats.stddev_ms(),
+          m.stats.repeats()));
+    }
+    stored.Reset();
+    ++result.already_stored;
   }
+  BeforeCommit();
   if (absl::Status s = tx.Commit(); !s.ok()) return s;
   return result;
 }
 
 absl::StatusOr<int64_t> Store::MeasurementCount() {
-  std::lock_guard<std::mutex> lock(mu_);
-  return QueryInt(db_, "SELECT count(*) FROM measurements");
+  ReadLease r = Read();
+  if (!r.status().ok()) return r.status();
+  sqlite3* const db = r.db();
+  return QueryInt(db, "SELECT count(*) FROM measurements");
 }
 
 absl::StatusOr<std::vector<int32_t>> Store::MeasuredArchitectures(absl::string_view device_id) {
-  std::lock_guard<std::mutex> lock(mu_);
-  Statement s(db_,
-              "SELECT DISTINCT arch_index FROM measurements WHERE device_id = ?1 ORDER BY 1");
+  ReadLease r = Read();
+  if (!r.status().ok()) return r.status();
+  sqlite3* const db = r.db();
+  Statement s(db, "SELECT DISTINCT arch_index FROM measurements WHERE device_id = ?1 ORDER BY 1");
   s.Bind(1, device_id);
   std::vector<int32_t> archs;
   while (s.Step()) archs.push_back(static_cast<int32_t>(s.ColumnInt(0)));
@@ -464,9 +619,11 @@ constexpr char kLatencyRows[] =
 
 absl::StatusOr<std::vector<std::pair<int32_t, double>>> Store::DeviceLatencies(
     absl::string_view device_id) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (absl::StatusOr<Device> d = GetDeviceLocked(device_id); !d.ok()) return d.status();
-  Statement rows(db_, kLatencyRows);
+  ReadLease r = Read();
+  if (!r.status().ok()) return r.status();
+  sqlite3* const db = r.db();
+  if (absl::StatusOr<Device> d = GetDeviceOn(db, device_id); !d.ok()) return d.status();
+  Statement rows(db, kLatencyRows);
   rows.Bind(1, device_id);
   std::vector<std::pair<int32_t, double>> latencies = MedianPerArchitecture(rows);
   if (!rows.status().ok()) return rows.status();
@@ -474,22 +631,24 @@ absl::StatusOr<std::vector<std::pair<int32_t, double>>> Store::DeviceLatencies(
 }
 
 absl::StatusOr<std::vector<DeviceSamples>> Store::LoadTrainingData() {
-  std::lock_guard<std::mutex> lock(mu_);
+  ReadLease r = Read();
+  if (!r.status().ok()) return r.status();
+  sqlite3* const db = r.db();
   std::vector<DeviceSamples> out;
   {
-    Statement s(db_, absl::StrCat("SELECT ", kDeviceColumns,
-                                  " FROM devices d WHERE d.retired_at_ms IS NULL ORDER BY d.id"));
+    Statement s(db, absl::StrCat("SELECT ", kDeviceColumns,
+                                 " FROM devices d WHERE d.retired_at_ms IS NULL ORDER BY d.id"));
     while (s.Step()) out.push_back({DeviceFromRow(s), std::nullopt, {}});
     if (!s.status().ok()) return s.status();
   }
   out.erase(std::remove_if(out.begin(), out.end(),
                            [](const DeviceSamples& d) { return d.device.measurement_count() == 0; }),
             out.end());
-  Statement descriptor(db_, "SELECT descriptor FROM descriptors WHERE device_id = ?1");
+  Statement descriptor(db, "SELECT descriptor FROM descriptors WHERE device_id = ?1");
   // Repeated measurements of one architecture are combined by their median.
-  Statement rows(db_, kLatencyRows);
+  Statement rows(db, kLatencyRows);
   for (DeviceSamples& d : out) {
-    if (absl::Status s = ReadLabels(db_, d.device); !s.ok()) return s;
+    if (absl::Status s = ReadLabels(db, d.device); !s.ok()) return s;
     descriptor.Bind(1, d.device.id());
     if (descriptor.Step()) {
       d.descriptor.emplace();
@@ -506,20 +665,39 @@ absl::StatusOr<std::vector<DeviceSamples>> Store::LoadTrainingData() {
   return out;
 }
 
-absl::Status Store::PutDescriptor(const maplex::v1::ReportDescriptorRequest& descriptor,
-                                  int64_t reported_at_unix_ms) {
+absl::StatusOr<bool> Store::PutDescriptor(const maplex::v1::ReportDescriptorRequest& descriptor,
+                                          int64_t reported_at_unix_ms) {
   std::lock_guard<std::mutex> lock(mu_);
+  const std::string blob = SerializeOrDie(descriptor);
+  Transaction tx(db_);
+  if (!tx.status().ok()) return tx.status();
+  bool changed = true;
+  {
+    Statement old(db_, "SELECT descriptor FROM descriptors WHERE device_id = ?1");
+    old.Bind(1, descriptor.device_id());
+    if (old.Step()) {
+      // Compared as messages: equal content may serialize in another field order.
+      maplex::v1::ReportDescriptorRequest stored;
+      changed = !stored.ParseFromString(old.ColumnBlob(0)) ||
+                !google::protobuf::util::MessageDifferencer::Equals(stored, descriptor);
+    }
+    if (!old.status().ok()) return old.status();
+  }
   Statement s(db_,
               "INSERT OR REPLACE INTO descriptors (device_id, reported_at_ms, descriptor) "
               "VALUES (?1, ?2, ?3)");
   s.Bind(1, descriptor.device_id());
   s.Bind(2, reported_at_unix_ms);
-  s.BindBlob(3, SerializeOrDie(descriptor));
-  return s.Run();
+  s.BindBlob(3, blob);
+  if (absl::Status st = s.Run(); !st.ok()) return st;
+  BeforeCommit();
+  if (absl::Status st = tx.Commit(); !st.ok()) return st;
+  return changed;
 }
 
 absl::StatusOr<uint64_t> Store::AddModel(maplex::v1::ModelInfo info,
-                                         const maplex::v1::ModelSnapshot& snapshot) {
+                                         const maplex::v1::ModelSnapshot& snapshot, int keep_newest,
+                                         absl::Span<const uint64_t> pinned) {
   std::lock_guard<std::mutex> lock(mu_);
   Transaction tx(db_);
   if (!tx.status().ok()) return tx.status();
@@ -536,26 +714,101 @@ absl::StatusOr<uint64_t> Store::AddModel(maplex::v1::ModelInfo info,
   s.BindBlob(4, SerializeOrDie(info));
   s.BindBlob(5, SerializeOrDie(snapshot));
   if (absl::Status st = s.Run(); !st.ok()) return st;
+  if (keep_newest > 0) {
+    if (absl::StatusOr<int> deleted = DeleteOldModelsLocked(keep_newest, pinned); !deleted.ok()) {
+      return deleted.status();
+    }
+  }
+  BeforeCommit();
   if (absl::Status st = tx.Commit(); !st.ok()) return st;
   return info.version();
 }
 
-absl::StatusOr<std::vector<maplex::v1::ModelInfo>> Store::ListModels() {
+absl::StatusOr<int> Store::DeleteOldModels(int keep_newest, absl::Span<const uint64_t> pinned) {
   std::lock_guard<std::mutex> lock(mu_);
-  Statement s(db_, "SELECT info FROM models ORDER BY version DESC");
+  Transaction tx(db_);
+  if (!tx.status().ok()) return tx.status();
+  absl::StatusOr<int> deleted = DeleteOldModelsLocked(keep_newest, pinned);
+  if (!deleted.ok() || *deleted == 0) return deleted;
+  BeforeCommit();
+  if (absl::Status st = tx.Commit(); !st.ok()) return st;
+  return deleted;
+}
+
+absl::StatusOr<int> Store::DeleteOldModelsLocked(int keep_newest,
+                                                 absl::Span<const uint64_t> pinned) {
+  std::vector<int64_t> doomed;
+  {
+    Statement s(db_, "SELECT version FROM models ORDER BY version DESC LIMIT -1 OFFSET ?1");
+    s.Bind(1, int64_t{std::max(keep_newest, 0)});
+    while (s.Step()) {
+      const int64_t v = s.ColumnInt(0);
+      if (std::find(pinned.begin(), pinned.end(), static_cast<uint64_t>(v)) == pinned.end()) {
+        doomed.push_back(v);
+      }
+    }
+    if (!s.status().ok()) return s.status();
+  }
+  Statement del(db_, "DELETE FROM models WHERE version = ?1");
+  for (int64_t v : doomed) {
+    del.Bind(1, v);
+    if (absl::Status st = del.Run(); !st.ok()) return st;
+    del.Reset();
+  }
+  return static_cast<int>(doomed.size());
+}
+
+absl::StatusOr<std::vector<maplex::v1::ModelInfo>> Store::ListModels(uint64_t before_version,
+                                                                     int limit) {
+  ReadLease r = Read();
+  if (!r.status().ok()) return r.status();
+  Statement s(r.db(),
+              "SELECT info FROM models WHERE ?1 = 0 OR version < ?1 ORDER BY version DESC "
+              "LIMIT ?2");
+  s.Bind(1, static_cast<int64_t>(before_version));
+  s.Bind(2, int64_t{limit > 0 ? limit : -1});
   std::vector<maplex::v1::ModelInfo> models;
   while (s.Step()) models.emplace_back().ParseFromString(s.ColumnBlob(0));
   if (!s.status().ok()) return s.status();
   return models;
 }
 
-absl::StatusOr<maplex::v1::ModelInfo> Store::GetModelInfo(uint64_t version) {
-  std::lock_guard<std::mutex> lock(mu_);
-  Statement s(db_, "SELECT info FROM models WHERE version = ?1");
+absl::StatusOr<bool> Store::HasModel(uint64_t version) {
+  ReadLease r = Read();
+  if (!r.status().ok()) return r.status();
+  Statement s(r.db(), "SELECT 1 FROM models WHERE version = ?1");
+  s.Bind(1, static_cast<int64_t>(version));
+  const bool stored = s.Step();
+  if (!s.status().ok()) return s.status();
+  return stored;
+}
+
+absl::StatusOr<Store::StoredModel> Store::GetModel(uint64_t version) {
+  ReadLease r = Read();
+  if (!r.status().ok()) return r.status();
+  Statement s(r.db(), "SELECT info, snapshot FROM models WHERE version = ?1");
   s.Bind(1, static_cast<int64_t>(version));
   if (!s.Step()) {
     if (!s.status().ok()) return s.status();
-    return absl::NotFoundError(absl::StrCat("model_version: no model version ", version));
+    return absl::NotFoundError(absl::StrCat("model_version: version ", version, " is not stored"));
+  }
+  StoredModel model;
+  if (!model.info.ParseFromString(s.ColumnBlob(0)) ||
+      !model.snapshot.ParseFromString(s.ColumnBlob(1))) {
+    return absl::DataLossError(absl::StrCat("stored model version ", version, " does not parse"));
+  }
+  return model;
+}
+
+absl::StatusOr<maplex::v1::ModelInfo> Store::GetModelInfo(uint64_t version) {
+  ReadLease r = Read();
+  if (!r.status().ok()) return r.status();
+  sqlite3* const db = r.db();
+  Statement s(db, "SELECT info FROM models WHERE version = ?1");
+  s.Bind(1, static_cast<int64_t>(version));
+  if (!s.Step()) {
+    if (!s.status().ok()) return s.status();
+    return absl::NotFoundError(absl::StrCat("model_version: version ", version, " is not stored"));
   }
   maplex::v1::ModelInfo info;
   info.ParseFromString(s.ColumnBlob(0));
@@ -563,8 +816,10 @@ absl::StatusOr<maplex::v1::ModelInfo> Store::GetModelInfo(uint64_t version) {
 }
 
 absl::StatusOr<std::optional<Store::StoredModel>> Store::LatestModel() {
-  std::lock_guard<std::mutex> lock(mu_);
-  Statement s(db_, "SELECT info, snapshot FROM models ORDER BY version DESC LIMIT 1");
+  ReadLease r = Read();
+  if (!r.status().ok()) return r.status();
+  sqlite3* const db = r.db();
+  Statement s(db, "SELECT info, snapshot FROM models ORDER BY version DESC LIMIT 1");
   if (!s.Step()) {
     if (!s.status().ok()) return s.status();
     return std::nullopt;
@@ -610,10 +865,15 @@ absl::StatusOr<StoredToken> Store::AddToken(const maplex::v1::Token& token,
   insert.Bind(3, token.device_id());
   insert.BindBlob(4, secret_sha256);
   insert.Bind(5, now);
+  Transaction tx(db_);
+  if (!tx.status().ok()) return tx.status();
   if (absl::Status s = insert.Run(); !s.ok()) return s;
+  const int64_t id = sqlite3_last_insert_rowid(db_);
+  BeforeCommit();
+  if (absl::Status s = tx.Commit(); !s.ok()) return s;
   StoredToken stored;
   stored.token = token;
-  stored.token.set_id(sqlite3_last_insert_rowid(db_));
+  stored.token.set_id(id);
   stored.token.set_created_at_unix_ms(now);
   stored.token.set_revoked(false);
   stored.secret_sha256 = secret_sha256;
@@ -621,8 +881,10 @@ absl::StatusOr<StoredToken> Store::AddToken(const maplex::v1::Token& token,
 }
 
 absl::StatusOr<std::vector<StoredToken>> Store::ListTokens() {
-  std::lock_guard<std::mutex> lock(mu_);
-  Statement s(db_, absl::StrCat("SELECT ", kTokenColumns, " FROM tokens ORDER BY id"));
+  ReadLease r = Read();
+  if (!r.status().ok()) return r.status();
+  sqlite3* const db = r.db();
+  Statement s(db, absl::StrCat("SELECT ", kTokenColumns, " FROM tokens ORDER BY id"));
   std::vector<StoredToken> tokens;
   while (s.Step()) tokens.push_back(TokenFromRow(s));
   if (!s.status().ok()) return s.status();
@@ -631,18 +893,26 @@ absl::StatusOr<std::vector<StoredToken>> Store::ListTokens() {
 
 absl::StatusOr<StoredToken> Store::RevokeToken(int64_t id) {
   std::lock_guard<std::mutex> lock(mu_);
+  Transaction tx(db_);
+  if (!tx.status().ok()) return tx.status();
   Statement update(db_,
                    "UPDATE tokens SET revoked_at_ms = ?2 WHERE id = ?1 AND revoked_at_ms IS NULL");
   update.Bind(1, id);
   update.Bind(2, NowMs());
   if (absl::Status s = update.Run(); !s.ok()) return s;
-  Statement s(db_, absl::StrCat("SELECT ", kTokenColumns, " FROM tokens WHERE id = ?1"));
-  s.Bind(1, id);
-  if (!s.Step()) {
-    if (!s.status().ok()) return s.status();
-    return absl::NotFoundError(absl::StrCat("id: no token ", id));
+  StoredToken token;
+  {
+    Statement s(db_, absl::StrCat("SELECT ", kTokenColumns, " FROM tokens WHERE id = ?1"));
+    s.Bind(1, id);
+    if (!s.Step()) {
+      if (!s.status().ok()) return s.status();
+      return absl::NotFoundError(absl::StrCat("id: no token ", id));
+    }
+    token = TokenFromRow(s);
   }
-  return TokenFromRow(s);
+  BeforeCommit();
+  if (absl::Status s = tx.Commit(); !s.ok()) return s;
+  return token;
 }
 
 }  // namespace maplex::server

@@ -9,23 +9,28 @@
 // table schema_version and is migrated forward on open; a file that is not a maplex
 // database, or is newer than this binary, is refused and left untouched.
 //
-// Thread-safe: one connection, serialized by a mutex. Callers validate their input
-// (server/validation.h); the store enforces only what the schema enforces.
+// Thread-safe. Writes go through one connection, serialized by a mutex; reads go through
+// a small pool of separate read-only connections, each read in one read transaction, so a
+// reader never waits for a writer's transaction or its fsync (WAL lets readers see the
+// last commit while a writer works). Callers validate their input (server/validation.h);
+// the store enforces only what the schema enforces.
 #ifndef MAPLEX_SERVER_STORE_STORE_H_
 #define MAPLEX_SERVER_STORE_STORE_H_
 
+#include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "maplex/v1/ingest.pb.h"
 #include "maplex/v1/model.pb.h"
@@ -113,11 +118,22 @@ class Store {
   struct IngestResult {
     int inserted = 0;
     int already_stored = 0;  // ids stored before: replays are no-ops
+    int replaced = 0;        // rows deleted by a replacing batch
   };
   // Stores the batch in one transaction and returns after it committed durably. A
-  // measurement whose id is stored already is skipped (counted in already_stored). On any
-  // error nothing of the batch is stored.
-  absl::StatusOr<IngestResult> AddMeasurements(absl::Span<const StoredMeasurement> batch);
+  // measurement whose id is stored already with the same content (device, architecture,
+  // median, p90, stddev, repeats) is skipped (counted in already_stored); with other
+  // content it is refused: AlreadyExists naming the id and both contents. On any error
+  // nothing of the batch is stored.
+  //
+  // With `replace`, the stored rows of every (device, architecture) the batch names are
+  // deleted first, in the same transaction, so corrected values take the place of old
+  // ones (`maplex import --replace`); ids then never conflict.
+  absl::StatusOr<IngestResult> AddMeasurements(absl::Span<const StoredMeasurement> batch,
+                                               bool replace = false);
+  // Whether the device exists and is not retired, without counting its measurements
+  // (the ingest path asks this for every batch). NotFound when no device has this id.
+  absl::StatusOr<bool> DeviceAcceptsData(absl::string_view id);
   // Number of stored measurement rows.
   absl::StatusOr<int64_t> MeasurementCount();
   // The distinct architectures measured on `device_id`, ascending.
@@ -130,22 +146,52 @@ class Store {
   absl::StatusOr<std::vector<DeviceSamples>> LoadTrainingData();
 
   // --- descriptors ---
-  absl::Status PutDescriptor(const maplex::v1::ReportDescriptorRequest& descriptor,
-                             int64_t reported_at_unix_ms);
+  // Stores the device's descriptor (replacing the last one) and returns whether its
+  // content changed: an identical report only refreshes reported_at and returns false,
+  // so the caller need not retrain.
+  absl::StatusOr<bool> PutDescriptor(const maplex::v1::ReportDescriptorRequest& descriptor,
+                                     int64_t reported_at_unix_ms);
 
   // --- models ---
-  // Stores a new model version (info.version is assigned: the last version + 1).
+  // Stores a new model version (info.version is assigned: the last version + 1). With
+  // `keep_newest` > 0 it also applies the retention of DeleteOldModels(keep_newest,
+  // pinned) in the same transaction, so the stored versions never exceed the bound, not
+  // even for a moment, and a training costs one commit.
   absl::StatusOr<uint64_t> AddModel(maplex::v1::ModelInfo info,
-                                    const maplex::v1::ModelSnapshot& snapshot);
-  // Newest first; `serving` is not set here (the server knows which one it serves).
-  absl::StatusOr<std::vector<maplex::v1::ModelInfo>> ListModels();
+                                    const maplex::v1::ModelSnapshot& snapshot, int keep_newest = 0,
+                                    absl::Span<const uint64_t> pinned = {});
+  // Stored versions, newest first, only those below `before_version` when it is not 0,
+  // at most `limit` when it is not 0. `serving` is not set here (the server knows which
+  // one it serves).
+  absl::StatusOr<std::vector<maplex::v1::ModelInfo>> ListModels(uint64_t before_version = 0,
+                                                                int limit = 0);
+  // NotFound, naming the version, when it is not stored (never trained, or deleted by
+  // DeleteOldModels).
   absl::StatusOr<maplex::v1::ModelInfo> GetModelInfo(uint64_t version);
-  // The newest model version, or nullopt when none was trained yet.
   struct StoredModel {
     maplex::v1::ModelInfo info;
     maplex::v1::ModelSnapshot snapshot;
   };
+  // The newest model version, or nullopt when none was trained yet.
   absl::StatusOr<std::optional<StoredModel>> LatestModel();
+  // Whether `version` is stored (kept by retention).
+  absl::StatusOr<bool> HasModel(uint64_t version);
+  // One stored version with its snapshot; NotFound naming it when it is not stored.
+  absl::StatusOr<StoredModel> GetModel(uint64_t version);
+  // Retention: deletes every version that is neither among the newest `keep_newest` nor
+  // in `pinned`, in one transaction, and returns how many it deleted. Their pages go to
+  // SQLite's free list and are reused by later writes, so the file stops growing.
+  absl::StatusOr<int> DeleteOldModels(int keep_newest, absl::Span<const uint64_t> pinned);
+
+  // --- diagnostics ---
+  // The value of `PRAGMA name` on the write connection and on every read connection, as
+  // text (e.g. Pragmas("synchronous") = {"2", "2", "2"}). For tests and diagnostics.
+  absl::StatusOr<std::vector<std::string>> Pragmas(absl::string_view name);
+
+  // Test seam: when set, every write transaction calls it just before it commits, with
+  // the write lock and the transaction held (a test blocks in it to prove that readers
+  // do not wait for writers). Set it before concurrent use; nullptr clears it.
+  void SetBeforeCommitHookForTest(std::function<void()> hook);
 
   // --- tokens ---
   // Stores a new token (its id and created_at are assigned). AlreadyExists when the hash
@@ -162,13 +208,42 @@ class Store {
   int opened_schema_version() const { return opened_schema_version_; }
 
  private:
-  Store(sqlite3* db, int opened_schema_version);
+  // A read connection leased from the pool for one read transaction; returned (and its
+  // transaction ended) when it goes out of scope.
+  class ReadLease {
+   public:
+    ReadLease(Store* store, sqlite3* db);
+    ~ReadLease();
+    ReadLease(const ReadLease&) = delete;
+    ReadLease& operator=(const ReadLease&) = delete;
+    sqlite3* db() const { return db_; }
+    // Status of BEGIN: a read that failed to start.
+    const absl::Status& status() const { return status_; }
 
-  absl::StatusOr<maplex::v1::Device> GetDeviceLocked(absl::string_view id)
+   private:
+    Store* store_;
+    sqlite3* db_;
+    absl::Status status_;
+  };
+
+  Store(sqlite3* db, std::vector<sqlite3*> readers, int opened_schema_version);
+
+  // Waits for an idle read connection (the pool is small; reads are short).
+  ReadLease Read();
+  // DeleteOldModels inside the caller's write transaction.
+  absl::StatusOr<int> DeleteOldModelsLocked(int keep_newest, absl::Span<const uint64_t> pinned)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Runs the test hook, if any, inside a write transaction.
+  void BeforeCommit() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   std::mutex mu_;
   sqlite3* const db_ ABSL_PT_GUARDED_BY(mu_);
+  std::function<void()> before_commit_hook_;
+
+  std::mutex read_mu_;
+  std::condition_variable reader_idle_;
+  const std::vector<sqlite3*> readers_;  // all, closed by ~Store
+  std::vector<sqlite3*> idle_readers_ ABSL_GUARDED_BY(read_mu_);
   const int opened_schema_version_;
 };
 

@@ -3,6 +3,7 @@ import, devices, predict, models, retrain, health, exit codes, graceful stop, re
 and a kill -9 in the middle of an import."""
 
 import csv
+import gzip
 import io
 import json
 import os
@@ -156,6 +157,43 @@ class CliTest(unittest.TestCase):
 
 
 class LifecycleTest(unittest.TestCase):
+    def test_import_of_changed_values_is_refused_unless_replace(self):
+        server = mp.ServerProcess().start()
+        try:
+            mp.cli(server.address, "import", "--latency", mp.LATENCY_CSV, "--devices",
+                   mp.DEVICES_CSV, "--only", "pixel3")
+            # The same file with the first three cells of pixel3 corrected (doubled).
+            corrected = os.path.join(server.tmp.name, "corrected.csv")
+            with gzip.open(mp.LATENCY_CSV, "rt") as f:
+                rows = list(csv.reader(f))
+            column = rows[0].index("pixel3")
+            with open(corrected, "w", newline="") as f:
+                out = csv.writer(f)
+                out.writerow(["arch_index", "arch_str", "pixel3"])
+                for i, row in enumerate(rows[1:]):
+                    value = float(row[column]) * (2 if i < 3 else 1)
+                    out.writerow([row[0], row[1], repr(value)])
+            args = ["import", "--latency", corrected, "--devices", mp.DEVICES_CSV]
+            refused = mp.cli(server.address, *args, check=False)
+            self.assertNotEqual(refused.returncode, 0)
+            self.assertIn("ALREADY_EXISTS", refused.stderr)
+            self.assertIn('"import:pixel3:0"', refused.stderr)
+            replaced = mp.cli(server.address, *args, "--replace")
+            self.assertIn("imported: 15625 new measurements", replaced.stdout)
+            with sqlite3.connect(server.db_path) as db:
+                stored = dict(db.execute(
+                    "SELECT arch_index, median_ms FROM measurements WHERE device_id = 'pixel3' "
+                    "AND arch_index < 4"))
+                count = db.execute("SELECT count(*) FROM measurements WHERE device_id = "
+                                   "'pixel3'").fetchone()[0]
+            self.assertEqual(count, 15625)  # replaced, not added
+            for arch in range(4):
+                original = float(rows[1 + arch][column])
+                self.assertAlmostEqual(stored[arch], original * (2 if arch < 3 else 1))
+        finally:
+            server.stop()
+            server.cleanup()
+
     def test_sigterm_stops_cleanly_and_restart_keeps_everything(self):
         server = mp.ServerProcess().start()
         try:

@@ -112,6 +112,13 @@ class LiveServerTest(unittest.TestCase):
         with self.assertRaises(maplex.NotFound):
             self.client.get_model(served.version + 1000)
 
+    def test_list_models_follows_pages(self):
+        self.client.retrain()  # at least two versions, so that pages of one are several
+        every = [m.version for m in self.client.list_models()]
+        self.assertGreaterEqual(len(every), 2)
+        self.assertEqual(every, sorted(every, reverse=True))
+        self.assertEqual([m.version for m in self.client.list_models(page_size=1)], every)
+
     def test_health(self):
         for service in ("", "maplex.v1.Predictor", "maplex.v1.DeviceRegistry"):
             self.assertEqual(self.client.health(service), "SERVING", service)
@@ -130,7 +137,7 @@ class LiveServerTest(unittest.TestCase):
             self.client.get_device("no_such_device")
         with self.assertRaises(maplex.ResourceExhausted):
             self.client.predict("pixel3", [1] * 20001)
-        with self.assertRaises(maplex.FailedPrecondition):
+        with self.assertRaises(maplex.NotFound):  # a version the server does not keep
             self.client.predict("pixel3", [1], model_version=self.client.get_model().version + 1000)
         with self.assertRaises(TypeError):
             self.client.predict("pixel3", [1.5])

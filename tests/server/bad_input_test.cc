@@ -174,7 +174,7 @@ TEST_F(BadInputTest, Predict) {
   std::vector<v1::Architecture> too_many(20001, client::Nb201Index(3));
   ExpectRejected(client_->Predict("board", too_many).status(), Code::kResourceExhausted, "archs");
   ExpectRejected(client_->Predict("board", {client::Nb201Index(1)}, 77).status(),
-                 Code::kFailedPrecondition, "model_version");
+                 Code::kNotFound, "version 77");
   v1::ArchitectureBatch batch;
   batch.set_choices(std::string{0, 1, 2, 3, 4, 5});
   ExpectRejected(client_->PredictBatch("board", batch).status(), Code::kInvalidArgument,

@@ -290,6 +290,82 @@ TEST_F(ServerTest, ModelsListAndShowPerDeviceAccuracy) {
   EXPECT_EQ(client_->GetModel(99).status().code(), absl::StatusCode::kNotFound);
 }
 
+// A request naming a version the server keeps is answered by that version, also after
+// newer ones were trained (the CLI's chunked predict pins the first chunk's version);
+// once retention deleted it, NOT_FOUND names it.
+TEST_F(ServerTest, APinnedRequestIsAnsweredByItsKeptVersionUntilRetentionDeletesIt) {
+  server_->Shutdown();
+  server_.reset();
+  ServerOptions options = TestServerOptions(dir_.File("maplex.db"));
+  options.trainer.keep_model_versions = 2;
+  auto server = MaplexServer::Start(options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  server_ = *std::move(server);
+  client_.emplace(ConnectTo(*server_));
+
+  LoadSmallFleet();
+  auto first = client_->Retrain();
+  ASSERT_TRUE(first.ok()) << first.status();
+  // Cells none of the uploads measures (they cover the first 200 samples).
+  std::vector<v1::Architecture> archs = {client::Nb201Index(9000), client::Nb201Index(12345)};
+  auto by_first = client_->Predict("gold_6240", archs);
+  ASSERT_TRUE(by_first.ok());
+  // More samples of the new device: the next version predicts it differently.
+  const core::DeviceData& gold = Device("gold_6240");
+  std::vector<v1::Measurement> more;
+  for (size_t i = 10; i < 200; ++i) {
+    more.push_back(TestMeasurement("gold_6240:" + std::to_string(gold.samples[i].arch_index),
+                                   "gold_6240", gold.samples[i].arch_index,
+                                   gold.samples[i].latency_ms));
+  }
+  ASSERT_TRUE(client_->SendMeasurements(more, 5000).ok());
+  auto second = client_->Retrain();
+  ASSERT_TRUE(second.ok());
+  auto by_second = client_->Predict("gold_6240", archs);
+  ASSERT_TRUE(by_second.ok());
+  ASSERT_NE(by_second->predictions(0).latency_ms(), by_first->predictions(0).latency_ms());
+
+  auto pinned = client_->Predict("gold_6240", archs, first->version());
+  ASSERT_TRUE(pinned.ok()) << pinned.status();
+  EXPECT_EQ(pinned->model_version(), first->version());
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(pinned->predictions(i).latency_ms(), by_first->predictions(i).latency_ms());
+  }
+  // ListModels pages (one version per page here) and the client follows them.
+  auto listed = client_->ListModels(/*page_size=*/1);
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  ASSERT_EQ(listed->size(), 2u);
+  EXPECT_EQ((*listed)[0].version(), second->version());
+  EXPECT_EQ((*listed)[1].version(), first->version());
+
+  ASSERT_TRUE(client_->Retrain().ok());  // keeps the newest two: the first goes
+  auto gone = client_->Predict("gold_6240", archs, first->version());
+  EXPECT_EQ(gone.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(gone.status().message()),
+              HasSubstr("version " + std::to_string(first->version()) + " is not kept"));
+  EXPECT_EQ(client_->ListModels()->size(), 2u);
+}
+
+TEST_F(ServerTest, AReplayWithOtherContentIsAlreadyExistsAndImportReplaceCorrectsIt) {
+  ASSERT_TRUE(client_->RegisterDevice(TestDevice("board")).ok());
+  ASSERT_TRUE(client_->SendMeasurements({TestMeasurement("m1", "board", 5, 2.0)}, 10).ok());
+  auto same = client_->SendMeasurements({TestMeasurement("m1", "board", 5, 2.0)}, 10);
+  ASSERT_TRUE(same.ok()) << same.status();
+  EXPECT_EQ(same->already_stored(), 1);
+  auto changed = client_->SendMeasurements({TestMeasurement("m1", "board", 5, 2.5)}, 10);
+  EXPECT_EQ(changed.status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_THAT(std::string(changed.status().message()), HasSubstr("\"m1\""));
+  // The operator's replacing import takes the place of the stored value.
+  auto replaced =
+      client_->SendMeasurements({TestMeasurement("m1", "board", 5, 2.5)}, 10, nullptr, true);
+  ASSERT_TRUE(replaced.ok()) << replaced.status();
+  EXPECT_EQ(replaced->inserted(), 1);
+  auto latencies = client_->ListMeasurements("board");
+  ASSERT_TRUE(latencies.ok());
+  ASSERT_EQ(latencies->size(), 1u);
+  EXPECT_EQ((*latencies)[0].latency_ms(), 2.5);
+}
+
 TEST_F(ServerTest, RetiredDeviceGetsNoPredictionsAndNoMeasurements) {
   LoadSmallFleet();
   ASSERT_TRUE(client_->Retrain().ok());

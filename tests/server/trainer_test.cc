@@ -140,6 +140,74 @@ TEST_F(TrainerTest, NotificationsAreDebouncedIntoOneTraining) {
   EXPECT_EQ(store_->ListModels()->size(), 1u);
 }
 
+// Keep the newest 2 plus pinned version 1; the served version is the newest.
+TEST_F(TrainerTest, RetentionKeepsTheNewestVersionsAndThePinnedOnes) {
+  TrainerOptions options;
+  options.keep_model_versions = 2;
+  options.pinned_model_versions = {1};
+  Trainer trainer(store_.get(), &slot_, options);
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(trainer.TrainNow().ok());
+  std::vector<uint64_t> kept;
+  auto listed = store_->ListModels();
+  ASSERT_TRUE(listed.ok());
+  for (const v1::ModelInfo& m : *listed) kept.push_back(m.version());
+  EXPECT_EQ(kept, (std::vector<uint64_t>{5, 4, 1}));
+  EXPECT_EQ(slot_.Get()->info.version(), 5u);
+}
+
+// Restarting with a smaller retention applies it at once, and the served version stays.
+TEST_F(TrainerTest, LoadLatestAppliesTheRetention) {
+  {
+    Trainer first(store_.get(), &slot_, TrainerOptions());
+    for (int i = 0; i < 4; ++i) ASSERT_TRUE(first.TrainNow().ok());
+  }
+  TrainerOptions options;
+  options.keep_model_versions = 1;
+  ModelSlot slot;
+  Trainer trainer(store_.get(), &slot, options);
+  ASSERT_TRUE(trainer.LoadLatest().ok());
+  ASSERT_EQ(store_->ListModels()->size(), 1u);
+  EXPECT_EQ(store_->ListModels()->front().version(), 4u);
+}
+
+TEST_F(TrainerTest, UnchangedDataIsNotRetrained) {
+  Trainer trainer(store_.get(), &slot_, TrainerOptions());
+  auto first = trainer.TrainIfDataChanged();
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_TRUE(first->has_value());
+  // Replays, an identical descriptor report, a label: nothing the model reads changed.
+  StoredMeasurement replay;
+  replay.id = "ref:0";
+  replay.device_id = "ref";
+  replay.arch_index = 0;
+  replay.stats.set_median_ms(1.0);
+  ASSERT_EQ(store_->AddMeasurements({replay})->already_stored, 1);
+  ASSERT_TRUE(store_->UpdateLabels("ref", {{"rack", "3"}}, {}).ok());
+  auto second = trainer.TrainIfDataChanged();
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_FALSE(second->has_value());
+  EXPECT_EQ(store_->ListModels()->size(), 1u);
+  // A new measurement is new data.
+  StoredMeasurement fresh = replay;
+  fresh.id = "target:7";
+  fresh.device_id = "target";
+  fresh.arch_index = 7;
+  ASSERT_EQ(store_->AddMeasurements({fresh})->inserted, 1);
+  auto third = trainer.TrainIfDataChanged();
+  ASSERT_TRUE(third.ok() && third->has_value());
+  EXPECT_EQ((*third)->version(), 2u);
+  // So is a changed descriptor.
+  v1::ReportDescriptorRequest descriptor;
+  descriptor.set_device_id("target");
+  descriptor.set_reference_workload_seconds(2.5);
+  ASSERT_TRUE(store_->PutDescriptor(descriptor, 1).ok());
+  auto fourth = trainer.TrainIfDataChanged();
+  ASSERT_TRUE(fourth.ok() && fourth->has_value());
+  EXPECT_EQ((*fourth)->version(), 3u);
+  // An explicit retrain (the Retrain RPC) always trains.
+  EXPECT_EQ(trainer.TrainNow()->version(), 4u);
+}
+
 TEST(TrainerEmptyTest, NothingToTrainOnIsAFailedPrecondition) {
   TempDir dir;
   auto store = *Store::Open(dir.File("maplex.db"));

@@ -269,11 +269,19 @@ class Client:
     # ---- models ----
 
     @_typed_errors
-    def list_models(self, timeout=None):
-        """Returns the ModelInfo messages of every trained model version, newest first."""
-        return list(self._models.ListModels(models_pb2.ListModelsRequest(),
-                                            timeout=self._deadline(timeout),
-                                            metadata=self._metadata).models)
+    def list_models(self, page_size=0, timeout=None):
+        """Returns the ModelInfo messages of every model version the server keeps, newest
+        first, following the pages (`page_size` per call; 0: the server's default)."""
+        models = []
+        token = ""
+        while True:
+            response = self._models.ListModels(
+                models_pb2.ListModelsRequest(page_size=page_size, page_token=token),
+                timeout=self._deadline(timeout), metadata=self._metadata)
+            models.extend(response.models)
+            token = response.next_page_token
+            if not token:
+                return models
 
     @_typed_errors
     def get_model(self, version=0, timeout=None):

@@ -28,16 +28,16 @@ class InvalidArgument(MaplexError):
 
 
 class NotFound(MaplexError):
-    """An unknown device, model version or health service."""
+    """An unknown device or health service, or a model version the server does not keep."""
 
 
 class AlreadyExists(MaplexError):
-    """The thing to create exists already."""
+    """The thing to create exists already, e.g. a measurement id stored with other content."""
 
 
 class FailedPrecondition(MaplexError):
     """The request is valid but the server's state does not allow it now: a retired device,
-    a model version that is not served, a device newer than the served model."""
+    a model version a replica does not serve, a device newer than the served model."""
 
 
 class PermissionDenied(MaplexError):

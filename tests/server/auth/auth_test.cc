@@ -364,6 +364,26 @@ TEST_F(AuthTest, AgentActsOnlyForItsOwnDevice) {
   EXPECT_EQ(op.client.GetDevice("dev-a")->measurement_count(), a_before + 1);
 }
 
+// Replacing stored measurements (maplex import --replace) is the operator's: an agent may
+// not, even for its own device (a client may not stream measurements at all).
+TEST_F(AuthTest, OnlyAnOperatorReplacesMeasurements) {
+  Session op = Connect(*operator_secret_);
+  const int64_t before = op.client.GetDevice("dev-a")->measurement_count();
+  for (const char* who : {"agent"}) {
+    Session s = Connect(secrets_->at(who));
+    absl::Status status =
+        s.client.SendMeasurements({TestMeasurement("fix-1", "dev-a", 14, 2.0)}, 1, nullptr, true)
+            .status();
+    EXPECT_EQ(status.code(), Code::kPermissionDenied) << who << ": " << status;
+    EXPECT_THAT(std::string(status.message()), HasSubstr("replace")) << who;
+  }
+  EXPECT_EQ(op.client.GetDevice("dev-a")->measurement_count(), before);
+  EXPECT_TRUE(
+      op.client.SendMeasurements({TestMeasurement("fix-1", "dev-a", 14, 2.0)}, 1, nullptr, true)
+          .ok());
+  EXPECT_EQ(op.client.GetDevice("dev-a")->measurement_count(), before + 1);
+}
+
 TEST_F(AuthTest, RevokingATokenRefusesItsNextCall) {
   Session op = Connect(*operator_secret_);
   v1::CreateTokenResponse t = Create(op, v1::ROLE_CLIENT, "");

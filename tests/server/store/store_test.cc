@@ -4,9 +4,11 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <string>
 #include <thread>
 
@@ -268,6 +270,154 @@ TEST_F(StoreTest, UsesWalAndForeignKeys) {
   EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(s, 0)), "wal");
   sqlite3_finalize(s);
   sqlite3_close(db);
+}
+
+// synchronous and foreign_keys are settings of a connection, not of the file: every
+// connection the store opens (the writer and each reader) must have them.
+TEST_F(StoreTest, EveryConnectionIsDurableAndChecksForeignKeys) {
+  auto store = OpenStore();
+  auto synchronous = store->Pragmas("synchronous");
+  ASSERT_TRUE(synchronous.ok()) << synchronous.status();
+  ASSERT_GE(synchronous->size(), 2u);  // the writer and at least one reader
+  for (const std::string& v : *synchronous) EXPECT_EQ(v, "2") << "synchronous is not FULL";
+  auto foreign_keys = store->Pragmas("foreign_keys");
+  ASSERT_TRUE(foreign_keys.ok());
+  for (const std::string& v : *foreign_keys) EXPECT_EQ(v, "1") << "foreign_keys is off";
+  auto journal_mode = store->Pragmas("journal_mode");
+  ASSERT_TRUE(journal_mode.ok());
+  for (const std::string& v : *journal_mode) EXPECT_EQ(v, "wal");
+}
+
+TEST_F(StoreTest, AReplayWithOtherContentIsRefusedAndStoresNothingOfItsBatch) {
+  auto store = OpenStore();
+  ASSERT_TRUE(store->RegisterDevice(Request("d", "fp", 1)).ok());
+  ASSERT_TRUE(store->RegisterDevice(Request("e", "fp2", 1)).ok());
+  ASSERT_TRUE(store->AddMeasurements({M("m1", "d", 5, 2.0)}).ok());
+  // Identical: a no-op.
+  auto same = store->AddMeasurements({M("m1", "d", 5, 2.0)});
+  ASSERT_TRUE(same.ok()) << same.status();
+  EXPECT_EQ(same->already_stored, 1);
+  // Other latency, other arch, other device: refused, and the batch's new row is not kept.
+  for (const StoredMeasurement& changed :
+       {M("m1", "d", 5, 2.5), M("m1", "d", 6, 2.0), M("m1", "e", 5, 2.0)}) {
+    auto r = store->AddMeasurements({M("new", "d", 9, 1.0), changed});
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kAlreadyExists) << r.status();
+    EXPECT_THAT(r.status().message(), HasSubstr("\"m1\""));
+  }
+  EXPECT_EQ(*store->MeasurementCount(), 1);
+  EXPECT_EQ(*store->DeviceLatencies("d"), (std::vector<std::pair<int32_t, double>>{{5, 2.0}}));
+}
+
+TEST_F(StoreTest, AReplacingBatchTakesThePlaceOfTheStoredRowsOfItsArchitectures) {
+  auto store = OpenStore();
+  ASSERT_TRUE(store->RegisterDevice(Request("d", "fp", 1)).ok());
+  ASSERT_TRUE(store->RegisterDevice(Request("e", "fp2", 1)).ok());
+  ASSERT_TRUE(store
+                  ->AddMeasurements({M("import:d:5", "d", 5, 2.0), M("agent-1", "d", 5, 2.2),
+                                     M("import:d:6", "d", 6, 3.0), M("import:e:5", "e", 5, 9.0)})
+                  .ok());
+  auto r = store->AddMeasurements({M("import:d:5", "d", 5, 4.0)}, /*replace=*/true);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->replaced, 2);  // both rows of (d, 5)
+  EXPECT_EQ(r->inserted, 1);
+  // (d, 6) and (e, 5) are untouched.
+  EXPECT_EQ(*store->DeviceLatencies("d"),
+            (std::vector<std::pair<int32_t, double>>{{5, 4.0}, {6, 3.0}}));
+  EXPECT_EQ(*store->DeviceLatencies("e"), (std::vector<std::pair<int32_t, double>>{{5, 9.0}}));
+  // A failing replacing batch deletes nothing.
+  auto bad = store->AddMeasurements({M("import:d:6", "d", 6, 5.0), M("x", "ghost", 1, 1.0)},
+                                    /*replace=*/true);
+  EXPECT_FALSE(bad.ok());
+  EXPECT_EQ(store->DeviceLatencies("d")->at(1).second, 3.0);
+}
+
+// Readers use their own connections: none of them waits for a write transaction that is
+// open (here: held open by the test hook, as an fsync or a long batch would).
+TEST_F(StoreTest, ReadsDoNotWaitForAnOpenWriteTransaction) {
+  auto store = OpenStore();
+  ASSERT_TRUE(store->RegisterDevice(Request("d", "fp", 1)).ok());
+  ASSERT_TRUE(store->AddMeasurements({M("m1", "d", 5, 2.0)}).ok());
+  std::promise<void> writer_inside, release;
+  std::shared_future<void> released = release.get_future().share();
+  store->SetBeforeCommitHookForTest([&writer_inside, released] {
+    writer_inside.set_value();
+    released.wait();
+  });
+  std::future<absl::StatusOr<Store::IngestResult>> writer = std::async(
+      std::launch::async, [&] { return store->AddMeasurements({M("m2", "d", 6, 3.0)}); });
+  writer_inside.get_future().wait();
+  // The writer holds the write lock and an open transaction now.
+  std::future<bool> reads = std::async(std::launch::async, [&] {
+    return store->GetDevice("d").ok() && store->LoadTrainingData().ok() &&
+           store->DeviceAcceptsData("d").ok() && store->ListModels().ok() &&
+           *store->MeasurementCount() == 1;  // the uncommitted row is not seen
+  });
+  const bool finished = reads.wait_for(std::chrono::seconds(20)) == std::future_status::ready;
+  release.set_value();
+  ASSERT_TRUE(finished) << "a read waited for the open write transaction";
+  EXPECT_TRUE(reads.get());
+  ASSERT_TRUE(writer.get().ok());
+  store->SetBeforeCommitHookForTest(nullptr);
+  EXPECT_EQ(*store->MeasurementCount(), 2);
+}
+
+TEST_F(StoreTest, AnIdenticalDescriptorIsReportedAsUnchanged) {
+  auto store = OpenStore();
+  ASSERT_TRUE(store->RegisterDevice(Request("d", "fp", 1)).ok());
+  v1::ReportDescriptorRequest descriptor;
+  descriptor.set_device_id("d");
+  descriptor.set_reference_workload_seconds(1.5);
+  auto* counter = descriptor.add_counters();
+  counter->set_name("cycles");
+  counter->set_available(true);
+  counter->set_value(100);
+  EXPECT_TRUE(*store->PutDescriptor(descriptor, 1));
+  EXPECT_FALSE(*store->PutDescriptor(descriptor, 2));
+  descriptor.mutable_counters(0)->set_value(101);
+  EXPECT_TRUE(*store->PutDescriptor(descriptor, 3));
+}
+
+TEST_F(StoreTest, RetentionDeletesOldVersionsButPinnedOnesAndReusesTheirSpace) {
+  auto store = OpenStore();
+  v1::ModelInfo info;
+  info.set_method("baseline");
+  v1::ModelSnapshot snapshot;
+  // ~1 MiB per version, as a real snapshot is several MiB.
+  snapshot.set_method(std::string(1 << 20, 'x'));
+  auto pages = [&] { return std::stoll(store->Pragmas("page_count")->front()); };
+  int64_t pages_after_10 = 0;
+  for (int v = 1; v <= 30; ++v) {
+    ASSERT_EQ(*store->AddModel(info, snapshot), static_cast<uint64_t>(v));
+    const uint64_t pinned[] = {2};
+    ASSERT_TRUE(store->DeleteOldModels(3, pinned).ok());
+    if (v == 10) pages_after_10 = pages();
+  }
+  std::vector<uint64_t> versions;
+  auto listed = store->ListModels();
+  ASSERT_TRUE(listed.ok());
+  for (const v1::ModelInfo& m : *listed) versions.push_back(m.version());
+  EXPECT_EQ(versions, (std::vector<uint64_t>{30, 29, 28, 2}));
+  EXPECT_EQ(store->GetModel(27).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(store->GetModel(27).status().message(), HasSubstr("27"));
+  EXPECT_TRUE(store->GetModel(2).ok());
+  EXPECT_FALSE(*store->HasModel(1));
+  // 20 more versions written (20 MiB), yet the file holds as many pages: freed ones are reused.
+  EXPECT_LE(pages(), pages_after_10 + pages_after_10 / 10) << "the file keeps growing";
+}
+
+TEST_F(StoreTest, ListModelsPagesNewestFirst) {
+  auto store = OpenStore();
+  v1::ModelInfo info;
+  v1::ModelSnapshot snapshot;
+  for (int v = 1; v <= 5; ++v) ASSERT_TRUE(store->AddModel(info, snapshot).ok());
+  auto first = store->ListModels(0, 2);
+  ASSERT_EQ(first->size(), 2u);
+  EXPECT_EQ(first->at(0).version(), 5u);
+  EXPECT_EQ(first->at(1).version(), 4u);
+  auto next = store->ListModels(4, 2);
+  ASSERT_EQ(next->size(), 2u);
+  EXPECT_EQ(next->at(0).version(), 3u);
+  EXPECT_EQ(store->ListModels(2, 10)->size(), 1u);
 }
 
 // A file written by schema version 1 (before tokens) opens, keeps its data and gains the
