@@ -101,7 +101,8 @@ absl::StatusOr<Measurement> MeasureArch(Runtime& runtime, int32_t arch,
   config.hardware_fingerprint = fingerprint;
   config.batch = options.batch;
   config.threads = options.threads;
-  return MeasureLatency(runtime, cell, config, options.measurement, RealClock(), &pinner);
+  return MeasureLatency(runtime, core::Nb201Space::Get().FromCell(cell), config,
+                        options.measurement, RealClock(), &pinner);
 }
 
 }  // namespace

@@ -173,6 +173,31 @@ TEST(EigenRuntimeTest, RepeatedRunsAndReprepareAreConsistent) {
   EXPECT_NE(*runtime.Output(), first);
 }
 
+TEST(EigenRuntimeTest, RunsFbnetNetworks) {
+  const core::Architecture arch = core::FbnetSpace::Get().Sample(1, 9)[0];
+  EigenRuntime runtime;
+  std::vector<float> single = RunOnce(runtime, arch, 1, 1);
+  ASSERT_EQ(single.size(), 100u);
+  for (float v : single) ASSERT_TRUE(std::isfinite(v));
+  std::vector<float> batch = RunOnce(runtime, arch, 3, 2);
+  ASSERT_EQ(batch.size(), 300u);
+  // The first image of any batch is the same image; threads do not change the result.
+  EXPECT_LT(MaxRelativeError({batch.begin(), batch.begin() + 100}, single), 1e-5);
+  EXPECT_GT(MaxRelativeError({batch.begin() + 100, batch.begin() + 200}, single), 1e-3);
+  // Switching back to NB201 after FBNet: 10 logits again.
+  EXPECT_EQ(RunOnce(runtime, *core::Nb201Space::CellFromOpCodes({3, 3, 3, 3, 3, 3}), 1, 1).size(),
+            10u);
+}
+
+TEST(EigenRuntimeTest, RefusesASpaceItCannotBuild) {
+  ToySpace toy;
+  EigenRuntime runtime;
+  absl::Status status = runtime.Prepare(*toy.Parse("b"), 1, 1);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(status.message().find("\"toy\""), std::string::npos) << status;
+  EXPECT_EQ(runtime.Prepare(core::Architecture(), 1, 1).code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST(EigenRuntimeTest, ContractErrors) {
   EigenRuntime runtime;
   EXPECT_EQ(runtime.name(), "eigen");
