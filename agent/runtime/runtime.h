@@ -54,8 +54,8 @@ class Runtime {
   virtual absl::StatusOr<std::optional<double>> Run() = 0;
 
   // Logits of the last Run, [batch][classes] row-major (10 classes for NB201, 100 for
-  // FBNet). FailedPrecondition before a Run;
-  // Unimplemented for runtimes whose output is not visible to the agent.
+  // FBNet). FailedPrecondition before a Run; Unimplemented for runtimes whose output is
+  // not visible to the agent.
   virtual absl::StatusOr<std::vector<float>> Output() const = 0;
 };
 
