@@ -90,8 +90,8 @@ maplex::v1::Measurement ToProto(const Measurement& m, const std::string& id,
 // Measures `arch` (any space the runtime builds) with the configuration of `options` (the
 // protocol of agent/measure/latency_measurer.h).
 absl::StatusOr<Measurement> MeasureArch(Runtime& runtime, const core::Architecture& arch,
-                                        const std::string& fingerprint,
-                                        const AgentOptions& options, ThreadPinner& pinner) {
+                                        const std::string& fingerprint, const AgentOptions& options,
+                                        ThreadPinner& pinner) {
   DeviceConfig config;
   config.hardware_fingerprint = fingerprint;
   config.batch = options.batch;
@@ -108,8 +108,7 @@ absl::StatusOr<Measurement> MeasureArch(Runtime& runtime, int32_t arch,
                                                    core::kNb201CellCount - 1));
   }
   const Nb201Cell cell = core::Nb201Space::Get().CellAt(arch);
-  return MeasureArch(runtime, core::Nb201Space::Get().FromCell(cell), fingerprint, options,
-                     pinner);
+  return MeasureArch(runtime, core::Nb201Space::Get().FromCell(cell), fingerprint, options, pinner);
 }
 
 }  // namespace

@@ -6,9 +6,9 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
-#include <string>
 #include <fstream>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <thread>
 
@@ -158,9 +158,9 @@ int main(int argc, char** argv) {
     for (const maplex::agent::Measurement& m : *measured) {
       const std::string index =
           m.arch.space() == &nb201 ? std::to_string(nb201.IndexOf(m.arch)) : "";
-      std::printf("%s,%.6f,%.6f,%.6f,%d,%s,%s\n", index.c_str(), m.stats.median_ms,
-                  m.stats.p90_ms, m.stats.stddev_ms, m.stats.repeats,
-                  m.protocol.stop_reason.c_str(), m.arch.ToString().c_str());
+      std::printf("%s,%.6f,%.6f,%.6f,%d,%s,%s\n", index.c_str(), m.stats.median_ms, m.stats.p90_ms,
+                  m.stats.stddev_ms, m.stats.repeats, m.protocol.stop_reason.c_str(),
+                  m.arch.ToString().c_str());
     }
     return 0;
   }
