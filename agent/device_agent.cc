@@ -94,8 +94,19 @@ maplex::v1::Measurement ToProto(const Measurement& m, const std::string& id,
   return out;
 }
 
-// Measures NB201 cell `arch` with the configuration of `options` (the protocol of
-// agent/measure/latency_measurer.h).
+// Measures `arch` (any space the runtime builds) with the configuration of `options` (the
+// protocol of agent/measure/latency_measurer.h).
+absl::StatusOr<Measurement> MeasureArch(Runtime& runtime, const core::Architecture& arch,
+                                        const std::string& fingerprint, const AgentOptions& options,
+                                        ThreadPinner& pinner) {
+  DeviceConfig config;
+  config.hardware_fingerprint = fingerprint;
+  config.batch = options.batch;
+  config.threads = options.threads;
+  return MeasureLatency(runtime, arch, config, options.measurement, RealClock(), &pinner);
+}
+
+// Measures NB201 cell `arch` (its official index).
 absl::StatusOr<Measurement> MeasureArch(Runtime& runtime, int32_t arch,
                                         const std::string& fingerprint,
                                         const AgentOptions& options, ThreadPinner& pinner) {
@@ -104,11 +115,7 @@ absl::StatusOr<Measurement> MeasureArch(Runtime& runtime, int32_t arch,
                                                    core::kNb201CellCount - 1));
   }
   const Nb201Cell cell = core::Nb201Space::Get().CellAt(arch);
-  DeviceConfig config;
-  config.hardware_fingerprint = fingerprint;
-  config.batch = options.batch;
-  config.threads = options.threads;
-  return MeasureLatency(runtime, cell, config, options.measurement, RealClock(), &pinner);
+  return MeasureArch(runtime, core::Nb201Space::Get().FromCell(cell), fingerprint, options, pinner);
 }
 
 }  // namespace
@@ -129,18 +136,18 @@ absl::StatusOr<std::unique_ptr<Runtime>> MakeRuntime(const AgentOptions& options
       absl::StrCat("runtime \"", options.runtime, "\" is not one of eigen, onednn, command"));
 }
 
-absl::StatusOr<std::vector<std::pair<int32_t, Measurement>>> MeasureArchitectures(
-    const AgentOptions& options, const std::vector<int32_t>& archs) {
+absl::StatusOr<std::vector<Measurement>> MeasureArchitectures(
+    const AgentOptions& options, const std::vector<core::Architecture>& archs) {
   absl::StatusOr<std::unique_ptr<Runtime>> runtime = MakeRuntime(options);
   if (!runtime.ok()) return runtime.status();
   absl::StatusOr<DeviceProbe> probe = ProbeDevice(RealFileSystem());
   if (!probe.ok()) return probe.status();
   AffinityThreadPinner pinner;
-  std::vector<std::pair<int32_t, Measurement>> out;
-  for (int32_t arch : archs) {
+  std::vector<Measurement> out;
+  for (const core::Architecture& arch : archs) {
     absl::StatusOr<Measurement> m = MeasureArch(**runtime, arch, probe->fingerprint, options, pinner);
     if (!m.ok()) return m.status();
-    out.emplace_back(arch, *std::move(m));
+    out.push_back(*std::move(m));
   }
   return out;
 }

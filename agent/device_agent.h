@@ -74,11 +74,11 @@ absl::StatusOr<std::unique_ptr<Runtime>> MakeRuntime(const AgentOptions& options
 absl::StatusOr<AgentReport> RunDeviceAgent(const AgentOptions& options,
                                            const std::atomic<bool>& stop);
 
-// Measures `archs` (NB201 indices) with the runtime and configuration of `options`,
-// locally: nothing is enrolled, spooled or sent. For checking a device's predictions
-// against fresh measurements. Pairs are (arch index, measurement), in `archs` order.
-absl::StatusOr<std::vector<std::pair<int32_t, Measurement>>> MeasureArchitectures(
-    const AgentOptions& options, const std::vector<int32_t>& archs);
+// Measures `archs` (of any space the runtime builds) with the runtime and configuration of
+// `options`, locally: nothing is enrolled, spooled or sent. For checking a device's
+// predictions against fresh measurements. One measurement per architecture, in order.
+absl::StatusOr<std::vector<Measurement>> MeasureArchitectures(
+    const AgentOptions& options, const std::vector<core::Architecture>& archs);
 
 }  // namespace maplex::agent
 

@@ -8,17 +8,22 @@
 #include <cstdlib>
 #include <fstream>
 #include <limits>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "agent/device_agent.h"
 #include "agent/spool/spool.h"
+#include "core/arch/nb201_space.h"
+#include "core/arch/space_registry.h"
 #include "platform/log.h"
 #include "platform/process.h"
 
@@ -58,8 +63,9 @@ ABSL_FLAG(int, max_repeats, 200, "timed runs per measurement at most");
 ABSL_FLAG(double, max_seconds, 10, "timed seconds per measurement at most");
 ABSL_FLAG(double, target_cv, 0.01, "stop repeating once the median's CV is below this");
 ABSL_FLAG(std::string, measure_only, "",
-          "measure the NB201 indices listed in this file (one per line) locally and print CSV; "
-          "nothing is sent to a server");
+          "measure the architectures listed in this file (one per line: an NB201 index or cell "
+          "string, or the canonical string of any registered space, e.g. FBNet's "
+          "k5_e6-skip-...) locally and print CSV; nothing is sent to a server");
 ABSL_FLAG(std::string, dead_letters, "",
           "act on the spool's dead letters (measurements the server refused for good) and exit: "
           "show (print them), requeue (send them again on the next run), clear (forget them)");
@@ -173,26 +179,41 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "maplex-agent: cannot read %s\n", path.c_str());
       return 1;
     }
-    std::vector<int32_t> archs;
+    std::vector<maplex::core::Architecture> archs;
     for (std::string line; std::getline(in, line);) {
-      int32_t index = 0;
+      line = std::string(absl::StripAsciiWhitespace(line));
       if (line.empty() || line[0] == '#') continue;
-      if (!absl::SimpleAtoi(line, &index)) {
-        std::fprintf(stderr, "maplex-agent: %s: \"%s\" is not an NB201 index\n", path.c_str(),
-                     line.c_str());
+      // The first registered space that parses the line (NB201 also takes its index).
+      std::optional<maplex::core::Architecture> arch;
+      for (std::string_view space : maplex::core::SpaceNames()) {
+        absl::StatusOr<maplex::core::Architecture> parsed =
+            maplex::core::FindSpace(space)->Parse(line);
+        if (parsed.ok()) {
+          arch = *parsed;
+          break;
+        }
+      }
+      if (!arch) {
+        std::fprintf(stderr, "maplex-agent: %s: \"%s\" is no architecture of any space\n",
+                     path.c_str(), line.c_str());
         return 2;
       }
-      archs.push_back(index);
+      archs.push_back(*arch);
     }
     auto measured = maplex::agent::MeasureArchitectures(options, archs);
     if (!measured.ok()) {
       std::fprintf(stderr, "maplex-agent: %s\n", measured.status().ToString().c_str());
       return 1;
     }
-    std::printf("arch_index,median_ms,p90_ms,stddev_ms,repeats,stop_reason\n");
-    for (const auto& [arch, m] : *measured) {
-      std::printf("%d,%.6f,%.6f,%.6f,%d,%s\n", arch, m.stats.median_ms, m.stats.p90_ms,
-                  m.stats.stddev_ms, m.stats.repeats, m.protocol.stop_reason.c_str());
+    // arch_index (the NB201 index; empty in other spaces) stays first for existing readers.
+    std::printf("arch_index,median_ms,p90_ms,stddev_ms,repeats,stop_reason,arch\n");
+    const maplex::core::Nb201Space& nb201 = maplex::core::Nb201Space::Get();
+    for (const maplex::agent::Measurement& m : *measured) {
+      const std::string index =
+          m.arch.space() == &nb201 ? std::to_string(nb201.IndexOf(m.arch)) : "";
+      std::printf("%s,%.6f,%.6f,%.6f,%d,%s,%s\n", index.c_str(), m.stats.median_ms, m.stats.p90_ms,
+                  m.stats.stddev_ms, m.stats.repeats, m.protocol.stop_reason.c_str(),
+                  m.arch.ToString().c_str());
     }
     return 0;
   }

@@ -42,14 +42,14 @@ class PinScope {
 
 }  // namespace
 
-absl::StatusOr<Measurement> MeasureLatency(Runtime& runtime, const Nb201Cell& cell,
+absl::StatusOr<Measurement> MeasureLatency(Runtime& runtime, const core::Architecture& arch,
                                            DeviceConfig config, const MeasurementOptions& options,
                                            const Clock& clock, ThreadPinner* pinner) {
   if (absl::Status valid = Validate(config, options, pinner); !valid.ok()) return valid;
   Measurement measurement;
   config.runtime = runtime.name();
   measurement.config = config;
-  measurement.cell = cell;
+  measurement.arch = arch;
   MeasurementProtocol& protocol = measurement.protocol;
   protocol.warmups = options.warmups;
   protocol.min_repeats = options.min_repeats;
@@ -75,7 +75,7 @@ absl::StatusOr<Measurement> MeasureLatency(Runtime& runtime, const Nb201Cell& ce
   }
   PinScope unpin(pinned_with);
 
-  if (absl::Status prepared = runtime.Prepare(cell, config.batch, config.threads); !prepared.ok()) {
+  if (absl::Status prepared = runtime.Prepare(arch, config.batch, config.threads); !prepared.ok()) {
     return prepared;
   }
   for (int i = 0; i < options.warmups; ++i) {

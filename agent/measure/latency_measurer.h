@@ -5,12 +5,12 @@
 //   config.threads = 2;
 //   AffinityThreadPinner pinner;
 //   absl::StatusOr<Measurement> m =
-//       MeasureLatency(runtime, cell, config, MeasurementOptions(), RealClock(), &pinner);
+//       MeasureLatency(runtime, arch, config, MeasurementOptions(), RealClock(), &pinner);
 //
 // Procedure (MeasurementProtocol::version 1):
 //   1. Pin the calling thread to `threads` CPUs if asked (before Prepare, so that worker
 //      threads the runtime starts inherit the set); a refusal is recorded, not fatal.
-//   2. Runtime::Prepare(cell, batch, threads); never timed.
+//   2. Runtime::Prepare(arch, batch, threads); never timed.
 //   3. `warmups` untimed runs (caches, page faults, JIT, frequency ramp-up).
 //   4. Timed runs until, after at least `min_repeats`, the estimated CV of the median
 //      falls below `target_median_cv`; or `max_repeats` runs; or `max_seconds` of timed
@@ -37,12 +37,12 @@ struct MeasurementOptions {
   bool pin_threads = true;
 };
 
-// Measures `cell` on `runtime` in `config` (batch, threads; its runtime name is filled
-// in from `runtime`). `pinner` may be null when options.pin_threads is false.
-// InvalidArgument for inconsistent options, a precision other than "fp32" (the only one
-// the built-in runtimes execute), or batch/threads < 1. Errors from Prepare or Run are
-// returned as they are; nothing partial is returned.
-absl::StatusOr<Measurement> MeasureLatency(Runtime& runtime, const Nb201Cell& cell,
+// Measures `arch` (any space the runtime builds) on `runtime` in `config` (batch, threads; its
+// runtime name is filled in from `runtime`). `pinner` may be null when options.pin_threads is
+// false. InvalidArgument for inconsistent options, a precision other than "fp32" (the only one the
+// built-in runtimes execute), or batch/threads < 1. Errors from Prepare or Run are returned as they
+// are; nothing partial is returned.
+absl::StatusOr<Measurement> MeasureLatency(Runtime& runtime, const core::Architecture& arch,
                                            DeviceConfig config, const MeasurementOptions& options,
                                            const Clock& clock, ThreadPinner* pinner);
 

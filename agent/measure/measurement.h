@@ -2,7 +2,7 @@
 // belongs to, the statistics, the raw samples and how it was measured. These structs are
 // what the spool stores and the uplink sends.
 //
-//   Measurement m = *MeasureLatency(runtime, cell, config, MeasurementOptions(), clock,
+//   Measurement m = *MeasureLatency(runtime, arch, config, MeasurementOptions(), clock,
 //                                   &pinner);
 //   // m.stats.median_ms, m.stats.cv, m.protocol.stop_reason, m.protocol.pinned ...
 #ifndef MAPLEX_AGENT_MEASURE_MEASUREMENT_H_
@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "agent/runtime/nb201_network.h"
+#include "core/arch/architecture_space.h"
 
 namespace maplex::agent {
 
@@ -62,7 +62,7 @@ struct LatencyStats {
 
 struct Measurement {
   DeviceConfig config;
-  Nb201Cell cell;
+  core::Architecture arch;  // an NB201 cell, an FBNet network, ...
   LatencyStats stats;
   std::vector<double> samples_ms;  // the timed repeats in order; warm-ups excluded
   MeasurementProtocol protocol;

@@ -42,12 +42,19 @@ std::string CommandRuntime::name() const {
                                                              : options_.program.substr(slash + 1));
 }
 
-absl::Status CommandRuntime::Prepare(const Nb201Cell& cell, int batch, int threads) {
+absl::Status CommandRuntime::Prepare(const core::Architecture& arch, int batch, int threads) {
   if (absl::Status valid = ValidateRuntimeConfig(batch, threads); !valid.ok()) return valid;
+  if (arch.space() == nullptr) return UnsupportedSpaceError(name(), arch);
   Stop(/*grace_ms=*/2000);
   std::vector<std::string> args = {options_.program};
   args.insert(args.end(), options_.args.begin(), options_.args.end());
-  args.push_back(absl::StrCat("--cell=", core::Nb201Space::FormatCell(cell)));
+  if (arch.space() == &core::Nb201Space::Get()) {
+    // Exactly the arguments of protocol version 1, so NB201-only programs keep working.
+    args.push_back(absl::StrCat("--cell=", arch.ToString()));
+  } else {
+    args.push_back(absl::StrCat("--space=", std::string(arch.space()->name())));
+    args.push_back(absl::StrCat("--arch=", arch.ToString()));
+  }
   args.push_back(absl::StrCat("--batch=", batch));
   args.push_back(absl::StrCat("--threads=", threads));
   std::vector<char*> argv;

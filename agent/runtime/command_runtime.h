@@ -5,14 +5,20 @@
 //   options.program = "/opt/npu/bench";
 //   options.args = {"--model-dir=/m"};
 //   CommandRuntime runtime(options);
-//   runtime.Prepare(cell, /*batch=*/1, /*threads=*/4);
+//   runtime.Prepare(arch, /*batch=*/1, /*threads=*/4);   // any registered space
 //   absl::StatusOr<std::optional<double>> ms = runtime.Run();   // the program's figure
 //
 // Protocol (line-based, one long-lived child per Prepare, so process start-up and model
 // loading are never timed):
-//   1. The agent starts  <program> <args...> --cell=<NB201 string> --batch=<B> --threads=<T>
+//   1. The agent starts, for an NB201 architecture (as protocol version 1 always did)
+//        <program> <args...> --cell=<NB201 string> --batch=<B> --threads=<T>
+//      and for an architecture of any other registered space
+//        <program> <args...> --space=<space> --arch=<canonical string> --batch=<B> --threads=<T>
 //      with pipes on stdin and stdout; stderr is inherited (the agent's log).
-//      <NB201 string> is e.g. |nor_conv_3x3~0|+|none~0|skip_connect~1|+|...~0|...~1|...~2|
+//      <NB201 string> is e.g. |nor_conv_3x3~0|+|none~0|skip_connect~1|+|...~0|...~1|...~2|;
+//      <space> a core/arch/space_registry.h name ("fbnet"), <canonical string> that space's
+//      Format ("k5_e6-skip-k3_e1_g2-..." for FBNet, core/arch/fbnet_space.h). A program
+//      that cannot build the space should exit non-zero (step 2 then fails Unavailable).
 //   2. The program builds the network and prints a line starting with "ready".
 //   3. For every run the agent writes the line "run"; the program runs one inference and
 //      prints one line: the latency in milliseconds as a decimal number ("3.217"), or
@@ -51,7 +57,9 @@ class CommandRuntime : public Runtime {
   std::string name() const override;
   // Starts the program (ending any previous one) and waits for "ready". Unavailable if
   // it cannot be started or exits first, with its exit status.
-  absl::Status Prepare(const Nb201Cell& cell, int batch, int threads) override;
+  // InvalidArgument for the empty architecture (no space).
+  using Runtime::Prepare;
+  absl::Status Prepare(const core::Architecture& arch, int batch, int threads) override;
   // The program's latency in ms; Internal for an "error" reply or one that is not a
   // positive finite number.
   absl::StatusOr<std::optional<double>> Run() override;

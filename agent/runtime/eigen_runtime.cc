@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <optional>
 
 #include "absl/status/status.h"
 
@@ -210,6 +211,122 @@ CellPlan PlanCell(const Nb201Cell& cell, const Nb201CellWeights& weights) {
   return plan;
 }
 
+// A 1x1 stride-1 convolution in `groups` groups: one GEMM per group over strided column
+// slices of the NHWC input and output (a block-diagonal dense GEMM would do G times the
+// work, hiding exactly what grouping saves on a device).
+struct GroupedPointwise {
+  int in_channels, out_channels, groups;
+  std::vector<RowMatrix> weights;  // per group [C_in / G][C_out / G]
+  Eigen::RowVectorXf bias;
+};
+
+GroupedPointwise ToGroupedPointwise(const FoldedConv& folded) {
+  GroupedPointwise conv{folded.in_channels, folded.out_channels, folded.groups, {}, {}};
+  const int ig = folded.in_channels / folded.groups, og = folded.out_channels / folded.groups;
+  for (int g = 0; g < folded.groups; ++g) {
+    RowMatrix w(ig, og);
+    for (int o = 0; o < og; ++o) {
+      for (int ci = 0; ci < ig; ++ci) {
+        w(ci, o) = folded.weights[(static_cast<size_t>(g) * og + o) * ig + ci];
+      }
+    }
+    conv.weights.push_back(std::move(w));
+  }
+  conv.bias = Eigen::Map<const Eigen::RowVectorXf>(folded.bias.data(), folded.out_channels);
+  return conv;
+}
+
+using StridedMap = Eigen::Map<RowMatrix, 0, Eigen::OuterStride<>>;
+using ConstStridedMap = Eigen::Map<const RowMatrix, 0, Eigen::OuterStride<>>;
+
+// out (=, or += when `accumulate`) conv(in), blocks of rows shared among the threads.
+void ConvolveGrouped(const GroupedPointwise& conv, const Tensor& in, Tensor& out, bool accumulate,
+                     int threads) {
+  if (!accumulate) out.Reshape(in.n, in.h, in.w, conv.out_channels);
+  const int ig = conv.in_channels / conv.groups, og = conv.out_channels / conv.groups;
+  const int64_t rows = in.pixels();
+  const int64_t block = BlockRows(ig);
+  const int64_t blocks = (rows + block - 1) / block;
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1 && blocks > 1)
+  for (int64_t index = 0; index < blocks; ++index) {
+    const int64_t first = index * block, count = std::min(block, rows - first);
+    for (int g = 0; g < conv.groups; ++g) {
+      ConstStridedMap a(in.data.data() + first * in.c + int64_t{g} * ig, count, ig,
+                        Eigen::OuterStride<>(in.c));
+      StridedMap c(out.data.data() + first * out.c + int64_t{g} * og, count, og,
+                   Eigen::OuterStride<>(out.c));
+      if (accumulate) {
+        c.rowwise() += conv.bias.segment(int64_t{g} * og, og);
+      } else {
+        c.rowwise() = conv.bias.segment(int64_t{g} * og, og);
+      }
+      c.noalias() += a * conv.weights[g];
+    }
+  }
+}
+
+// A KxK depthwise convolution (padding (K - 1) / 2) followed by ReLU.
+struct DepthwiseConv {
+  int channels, kernel, stride;
+  RowMatrix weights;  // [kh * K + kw][C]: a tap's weights are contiguous, as NHWC pixels are
+  Eigen::RowVectorXf bias;
+};
+
+DepthwiseConv ToDepthwise(const FoldedConv& folded) {
+  const int k = folded.kernel, c = folded.out_channels;
+  DepthwiseConv conv{c, k, folded.stride, RowMatrix(k * k, c), {}};
+  for (int ch = 0; ch < c; ++ch) {
+    for (int tap = 0; tap < k * k; ++tap) conv.weights(tap, ch) = folded.weights[ch * k * k + tap];
+  }
+  conv.bias = Eigen::Map<const Eigen::RowVectorXf>(folded.bias.data(), c);
+  return conv;
+}
+
+void DepthwiseRelu(const DepthwiseConv& conv, const Tensor& in, Tensor& out, int threads) {
+  const int k = conv.kernel, s = conv.stride, pad = (k - 1) / 2, c = conv.channels;
+  const int oh = (in.h + 2 * pad - k) / s + 1, ow = (in.w + 2 * pad - k) / s + 1;
+  out.Reshape(in.n, oh, ow, c);
+  const int64_t rows = int64_t{in.n} * oh;
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+  for (int64_t row = 0; row < rows; ++row) {
+    const int b = row / oh, y = row % oh;
+    for (int x = 0; x < ow; ++x) {
+      Eigen::Map<Eigen::ArrayXf> dst(out.data.data() + ((int64_t{b} * oh + y) * ow + x) * c, c);
+      dst = conv.bias.array().transpose();
+      for (int kh = 0; kh < k; ++kh) {
+        const int iy = y * s - pad + kh;
+        if (iy < 0 || iy >= in.h) continue;
+        for (int kw = 0; kw < k; ++kw) {
+          const int ix = x * s - pad + kw;
+          if (ix < 0 || ix >= in.w) continue;
+          dst += Eigen::Map<const Eigen::ArrayXf>(
+                     in.data.data() + ((int64_t{b} * in.h + iy) * in.w + ix) * c, c) *
+                 Eigen::Map<const Eigen::ArrayXf>(conv.weights.data() + (kh * k + kw) * c, c);
+        }
+      }
+      dst = dst.max(0.0f);
+    }
+  }
+}
+
+void ReluInPlace(Tensor& t) { t.matrix().array() = t.matrix().array().max(0.0f); }
+
+// A 1x1 convolution: one GEMM, or per-group GEMMs.
+struct Pointwise {
+  std::optional<GemmConv> dense;
+  std::optional<GroupedPointwise> grouped;
+};
+
+Pointwise ToPointwise(const FoldedConv& folded) {
+  Pointwise p;
+  if (folded.groups == 1) {
+    p.dense = ToGemm(folded);
+  } else {
+    p.grouped = ToGroupedPointwise(folded);
+  }
+  return p;
+}
+
 }  // namespace
 
 struct EigenRuntime::Plan {
@@ -328,11 +445,101 @@ struct EigenRuntime::Plan {
   }
 };
 
+struct EigenRuntime::FbnetPlan {
+  struct Layer {
+    bool keeps_shape = false;
+    std::optional<Pointwise> expand, project;  // project is a skip's projection too
+    std::optional<DepthwiseConv> depthwise;
+  };
+  int threads = 1;
+  GemmConv stem, head;
+  std::vector<Layer> layers;
+  RowMatrix classifier;  // [1504][100]
+  Eigen::RowVectorXf classifier_bias;
+  Tensor input;
+  // Working buffers, reused across runs.
+  Tensor x, expanded, filtered, next;
+  std::vector<std::vector<float>> scratch;  // im2col patches, one buffer per thread
+  RowMatrix logits;
+  bool ran = false;
+
+  void Apply(const Pointwise& p, const Tensor& in, Tensor& out, bool accumulate) {
+    if (p.dense) {
+      Convolve(*p.dense, in, out, accumulate, scratch, threads);
+    } else {
+      ConvolveGrouped(*p.grouped, in, out, accumulate, threads);
+    }
+  }
+
+  void Forward() {
+    Convolve(stem, input, x, false, scratch, threads);
+    ReluInPlace(x);
+    for (const Layer& layer : layers) {
+      if (!layer.expand) {             // skip
+        if (!layer.project) continue;  // identity
+        Apply(*layer.project, x, next, false);
+        std::swap(x, next);
+        continue;
+      }
+      Apply(*layer.expand, x, expanded, false);
+      ReluInPlace(expanded);
+      DepthwiseRelu(*layer.depthwise, expanded, filtered, threads);
+      if (layer.keeps_shape) {  // the block's input, then the projection added onto it
+        next.Reshape(x.n, x.h, x.w, x.c);
+        next.data.assign(x.data.begin(), x.data.end());
+      }
+      Apply(*layer.project, filtered, next, /*accumulate=*/layer.keeps_shape);
+      std::swap(x, next);
+    }
+    Convolve(head, x, next, false, scratch, threads);
+    // ReLU and global average pool in one pass, then the classifier.
+    const int64_t area = int64_t{next.h} * next.w;
+    RowMatrix pooled(next.n, next.c);
+    for (int b = 0; b < next.n; ++b) {
+      ConstMatrixMap image(next.data.data() + b * area * next.c, area, next.c);
+      pooled.row(b) = image.array().max(0.0f).colwise().mean();
+    }
+    logits.noalias() = pooled * classifier;
+    logits.rowwise() += classifier_bias;
+  }
+};
+
 EigenRuntime::EigenRuntime(uint64_t seed) : seed_(seed) {}
 EigenRuntime::~EigenRuntime() = default;
 
-absl::Status EigenRuntime::Prepare(const Nb201Cell& cell, int batch, int threads) {
+namespace {
+
+// `batch` NCHW images of MakeNb201Input -> NHWC, once, outside the timed runs.
+void LoadInput(int batch, uint64_t seed, Tensor& input) {
+  const std::vector<float> nchw = MakeNb201Input(batch, seed);
+  const int hw = kNb201ImageSize * kNb201ImageSize, c_in = kNb201InputChannels;
+  input.Reshape(batch, kNb201ImageSize, kNb201ImageSize, c_in);
+  for (int b = 0; b < batch; ++b) {
+    for (int c = 0; c < c_in; ++c) {
+      for (int p = 0; p < hw; ++p) {
+        input.data[(int64_t{b} * hw + p) * c_in + c] = nchw[(int64_t{b} * c_in + c) * hw + p];
+      }
+    }
+  }
+}
+
+}  // namespace
+
+absl::Status EigenRuntime::Prepare(const core::Architecture& arch, int batch, int threads) {
   if (absl::Status valid = ValidateRuntimeConfig(batch, threads); !valid.ok()) return valid;
+  if (arch.space() == &core::Nb201Space::Get()) {
+    PrepareNb201(core::Nb201Space::CellOf(arch), batch, threads);
+  } else if (arch.space() == &core::FbnetSpace::Get()) {
+    PrepareFbnet(arch, batch, threads);
+  } else {
+    return UnsupportedSpaceError(name(), arch);
+  }
+  return absl::OkStatus();
+}
+
+void EigenRuntime::PrepareNb201(const Nb201Cell& cell, int batch, int threads) {
+  fbnet_plan_.reset();
+  plan_.reset();
   const Nb201Network net = BuildNb201Network(cell, seed_);
   auto plan = std::make_unique<Plan>();
   plan->cell = cell;
@@ -357,34 +564,56 @@ absl::Status EigenRuntime::Prepare(const Nb201Cell& cell, int batch, int threads
       ConstMatrixMap(net.classifier_weights.data(), kNb201Classes, channels).transpose();
   plan->classifier_bias =
       Eigen::Map<const Eigen::RowVectorXf>(net.classifier_bias.data(), kNb201Classes);
-  // NCHW images -> NHWC once, outside the timed runs.
-  const std::vector<float> nchw = MakeNb201Input(batch, seed_);
-  const int hw = kNb201ImageSize * kNb201ImageSize, c_in = kNb201InputChannels;
-  plan->input.Reshape(batch, kNb201ImageSize, kNb201ImageSize, c_in);
-  for (int b = 0; b < batch; ++b) {
-    for (int c = 0; c < c_in; ++c) {
-      for (int p = 0; p < hw; ++p) {
-        plan->input.data[(int64_t{b} * hw + p) * c_in + c] = nchw[(int64_t{b} * c_in + c) * hw + p];
-      }
-    }
-  }
+  LoadInput(batch, seed_, plan->input);
   plan_ = std::move(plan);
-  return absl::OkStatus();
+}
+
+void EigenRuntime::PrepareFbnet(const core::Architecture& arch, int batch, int threads) {
+  fbnet_plan_.reset();
+  plan_.reset();
+  const FbnetNetwork net = BuildFbnetNetwork(arch, seed_);
+  auto plan = std::make_unique<FbnetPlan>();
+  plan->threads = threads;
+  plan->stem = ToGemm(net.stem);
+  for (const FbnetLayerWeights& weights : net.layers) {
+    FbnetPlan::Layer layer;
+    layer.keeps_shape = weights.keeps_shape;
+    if (weights.expand) layer.expand = ToPointwise(*weights.expand);
+    if (weights.depthwise) layer.depthwise = ToDepthwise(*weights.depthwise);
+    if (weights.project) layer.project = ToPointwise(*weights.project);
+    plan->layers.push_back(std::move(layer));
+  }
+  plan->head = ToGemm(net.head);
+  plan->classifier =
+      ConstMatrixMap(net.classifier_weights.data(), kFbnetClasses, kFbnetHeadChannels).transpose();
+  plan->classifier_bias =
+      Eigen::Map<const Eigen::RowVectorXf>(net.classifier_bias.data(), kFbnetClasses);
+  LoadInput(batch, seed_, plan->input);
+  fbnet_plan_ = std::move(plan);
 }
 
 absl::StatusOr<std::optional<double>> EigenRuntime::Run() {
-  if (!plan_) return absl::FailedPreconditionError("EigenRuntime::Run before Prepare");
+  if (!plan_ && !fbnet_plan_)
+    return absl::FailedPreconditionError("EigenRuntime::Run before Prepare");
   // Threads split the convolutions' row blocks; each block's GEMM runs single-threaded.
   // Eigen's thread count is process-wide, so it is set on every run.
   Eigen::setNbThreads(1);
-  plan_->Forward();
-  plan_->ran = true;
+  if (plan_) {
+    plan_->Forward();
+    plan_->ran = true;
+  } else {
+    fbnet_plan_->Forward();
+    fbnet_plan_->ran = true;
+  }
   return std::optional<double>();
 }
 
 absl::StatusOr<std::vector<float>> EigenRuntime::Output() const {
-  if (!plan_ || !plan_->ran) return absl::FailedPreconditionError("no run yet");
-  return std::vector<float>(plan_->logits.data(), plan_->logits.data() + plan_->logits.size());
+  const RowMatrix* logits = nullptr;
+  if (plan_ && plan_->ran) logits = &plan_->logits;
+  if (fbnet_plan_ && fbnet_plan_->ran) logits = &fbnet_plan_->logits;
+  if (logits == nullptr) return absl::FailedPreconditionError("no run yet");
+  return std::vector<float>(logits->data(), logits->data() + logits->size());
 }
 
 }  // namespace maplex::agent

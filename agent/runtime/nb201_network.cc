@@ -8,24 +8,6 @@
 namespace maplex::agent {
 namespace {
 
-// SplitMix64 (Steele, Lea, Flood 2014): tiny, fast, identical everywhere.
-class WeightStream {
- public:
-  explicit WeightStream(uint64_t seed) : state_(seed) {}
-  // Uniform in [lo, hi).
-  float Uniform(float lo, float hi) {
-    uint64_t z = (state_ += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    z ^= z >> 31;
-    const double unit = (z >> 11) * (1.0 / 9007199254740992.0);  // 53 bits
-    return static_cast<float>(lo + (hi - lo) * unit);
-  }
-
- private:
-  uint64_t state_;
-};
-
 BatchNormParams MakeBatchNorm(int channels, WeightStream& stream) {
   BatchNormParams bn;
   for (int c = 0; c < channels; ++c) {
@@ -37,14 +19,19 @@ BatchNormParams MakeBatchNorm(int channels, WeightStream& stream) {
   return bn;
 }
 
-FoldedConv MakeConv(int in, int out, int kernel, int stride, bool with_bn, WeightStream& stream) {
+}  // namespace
+
+FoldedConv MakeFoldedConv(int in, int out, int kernel, int stride, int groups, bool with_bn,
+                          WeightStream& stream) {
   FoldedConv conv;
   conv.in_channels = in;
   conv.out_channels = out;
   conv.kernel = kernel;
   conv.stride = stride;
-  const float bound = std::sqrt(3.0f / (in * kernel * kernel));
-  conv.weights.resize(static_cast<size_t>(out) * in * kernel * kernel);
+  conv.groups = groups;
+  const int fan_in = in / groups * kernel * kernel;
+  const float bound = std::sqrt(3.0f / fan_in);
+  conv.weights.resize(static_cast<size_t>(out) * fan_in);
   for (float& w : conv.weights) w = stream.Uniform(-bound, bound);
   conv.bias.assign(out, 0.0f);
   if (with_bn) {
@@ -57,6 +44,12 @@ FoldedConv MakeConv(int in, int out, int kernel, int stride, bool with_bn, Weigh
     }
   }
   return conv;
+}
+
+namespace {
+
+FoldedConv MakeConv(int in, int out, int kernel, int stride, bool with_bn, WeightStream& stream) {
+  return MakeFoldedConv(in, out, kernel, stride, /*groups=*/1, with_bn, stream);
 }
 
 }  // namespace

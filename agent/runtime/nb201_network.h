@@ -53,13 +53,16 @@ inline constexpr int kNb201Classes = 10;
 inline constexpr int kNb201CellsPerStage = 5;
 inline constexpr std::array<int, 3> kNb201StageChannels = {16, 32, 64};
 
-// A convolution with its BN folded in. Square kernel, padding (kernel - 1) / 2.
+// A convolution with its BN folded in. Square kernel, padding (kernel - 1) / 2. With
+// `groups` > 1, input and output channels split into that many groups, output group g
+// reading input group g only (groups == in_channels == out_channels: depthwise).
 struct FoldedConv {
   int in_channels = 0;
   int out_channels = 0;
   int kernel = 1;
   int stride = 1;
-  std::vector<float> weights;  // [out][in][kh][kw] (OIHW)
+  int groups = 1;
+  std::vector<float> weights;  // [out][in / groups][kh][kw] (OIHW; GOIHW for groups > 1)
   std::vector<float> bias;     // [out]
 };
 
@@ -88,6 +91,30 @@ struct Nb201Network {
   std::vector<float> classifier_weights;          // [10][64]
   std::vector<float> classifier_bias;             // [10]
 };
+
+// SplitMix64 (Steele, Lea, Flood 2014): tiny, fast, identical everywhere. The stream every
+// built-in network draws its weights from.
+class WeightStream {
+ public:
+  explicit WeightStream(uint64_t seed) : state_(seed) {}
+  // Uniform in [lo, hi).
+  float Uniform(float lo, float hi) {
+    uint64_t z = (state_ += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    const double unit = (z >> 11) * (1.0 / 9007199254740992.0);  // 53 bits
+    return static_cast<float>(lo + (hi - lo) * unit);
+  }
+
+ private:
+  uint64_t state_;
+};
+
+// A convolution drawn from `stream`: weights uniform in +-sqrt(3 / fan_in), then (with_bn)
+// BN statistics near identity folded in; without BN the bias is 0.
+FoldedConv MakeFoldedConv(int in, int out, int kernel, int stride, int groups, bool with_bn,
+                          WeightStream& stream);
 
 // The network for `cell` with weights drawn from `seed`.
 Nb201Network BuildNb201Network(const Nb201Cell& cell, uint64_t seed);

@@ -27,6 +27,7 @@ struct OneDnnRuntime::Plan {
   dnnl::stream stream{engine};
   int batch = 0;
   int threads = 1;
+  int classes = kNb201Classes;
   std::vector<std::function<void()>> steps;
   memory logits;
   bool ran = false;
@@ -39,8 +40,13 @@ struct OneDnnRuntime::Plan {
   void Conv(const FoldedConv& conv, const memory& src, const memory& dst, bool accumulate,
             bool relu_after) {
     const int pad = (conv.kernel - 1) / 2;
-    const memory::dims weight_dims = {conv.out_channels, conv.in_channels, conv.kernel,
-                                      conv.kernel};
+    const int g = conv.groups;
+    // Grouped (and depthwise) weights are GOIHW: [G][C_out / G][C_in / G][K][K], the
+    // FoldedConv layout read with one more dimension.
+    const memory::dims weight_dims =
+        g == 1 ? memory::dims{conv.out_channels, conv.in_channels, conv.kernel, conv.kernel}
+               : memory::dims{g, conv.out_channels / g, conv.in_channels / g, conv.kernel,
+                              conv.kernel};
     dnnl::convolution_forward::desc desc(
         dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src.get_desc(),
         memory::desc(weight_dims, DataType::f32, Tag::any),
@@ -52,7 +58,7 @@ struct OneDnnRuntime::Plan {
     dnnl::primitive_attr attr;
     attr.set_post_ops(post_ops);
     dnnl::convolution_forward::primitive_desc pd(desc, attr, engine);
-    memory user_weights({weight_dims, DataType::f32, Tag::oihw}, engine);
+    memory user_weights({weight_dims, DataType::f32, g == 1 ? Tag::oihw : Tag::goihw}, engine);
     CopyInto(user_weights, conv.weights);
     memory weights = user_weights;
     if (pd.weights_desc() != user_weights.get_desc()) {
@@ -191,7 +197,35 @@ struct OneDnnRuntime::Plan {
     return output;
   }
 
-  void Build(const Nb201Network& net, const std::vector<float>& nchw_input) {
+  // logits = Linear(pooled [batch][channels][1][1]) with `classes` outputs.
+  void Linear(const memory& pooled, int channels, const std::vector<float>& classifier_weights,
+              const std::vector<float>& classifier_bias) {
+    const memory::dims weight_dims = {classes, channels, 1, 1};
+    dnnl::inner_product_forward::desc fc_desc(
+        dnnl::prop_kind::forward_inference, pooled.get_desc(),
+        memory::desc(weight_dims, DataType::f32, Tag::any),
+        memory::desc({classes}, DataType::f32, Tag::x),
+        memory::desc({batch, classes}, DataType::f32, Tag::nc));
+    dnnl::inner_product_forward::primitive_desc fc_pd(fc_desc, engine);
+    memory user_weights({weight_dims, DataType::f32, Tag::oihw}, engine);
+    CopyInto(user_weights, classifier_weights);
+    memory weights(fc_pd.weights_desc(), engine);
+    dnnl::reorder(user_weights, weights).execute(stream, user_weights, weights);
+    stream.wait();
+    memory bias(fc_pd.bias_desc(), engine);
+    CopyInto(bias, classifier_bias);
+    logits = memory(fc_pd.dst_desc(), engine);
+    dnnl::inner_product_forward fc(fc_pd);
+    steps.push_back([=] {
+      fc.execute(stream, {{DNNL_ARG_SRC, pooled},
+                          {DNNL_ARG_WEIGHTS, weights},
+                          {DNNL_ARG_BIAS, bias},
+                          {DNNL_ARG_DST, logits}});
+    });
+  }
+
+  // The input images as NHWC memory, reordered once outside the timed runs.
+  memory Input(const std::vector<float>& nchw_input) {
     memory user_input(
         {{batch, kNb201InputChannels, kNb201ImageSize, kNb201ImageSize}, DataType::f32, Tag::nchw},
         engine);
@@ -199,7 +233,49 @@ struct OneDnnRuntime::Plan {
     memory input = Activation(kNb201InputChannels, kNb201ImageSize);
     dnnl::reorder(user_input, input).execute(stream, user_input, input);
     stream.wait();
+    return input;
+  }
 
+  // FBNet: every block's convolutions with BN folded and ReLU as a post-op; a residual
+  // block copies its input into the output and the projection adds onto it (sum post-op).
+  // Each layer gets its own buffers (under 1 MB each at batch 1).
+  void BuildFbnet(const FbnetNetwork& net, const std::vector<float>& nchw_input) {
+    classes = kFbnetClasses;
+    memory input = Input(nchw_input);
+    int size = kNb201ImageSize;
+    memory x = Activation(kFbnetStemChannels, size);
+    Conv(net.stem, input, x, false, /*relu_after=*/true);
+    for (const FbnetLayerWeights& layer : net.layers) {
+      const core::FbnetLayer& shape = layer.layer;
+      const int out_size = size / shape.stride;
+      if (!layer.expand) {             // skip
+        if (!layer.project) continue;  // identity
+        memory out = Activation(shape.c_out, out_size);
+        Conv(*layer.project, x, out, false, false);
+        x = out;
+        size = out_size;
+        continue;
+      }
+      const int mid = layer.expand->out_channels;
+      memory expanded = Activation(mid, size);
+      Conv(*layer.expand, x, expanded, false, /*relu_after=*/true);
+      memory filtered = Activation(mid, out_size);
+      Conv(*layer.depthwise, expanded, filtered, false, /*relu_after=*/true);
+      memory out = Activation(shape.c_out, out_size);
+      if (layer.keeps_shape) Copy(x, out);
+      Conv(*layer.project, filtered, out, /*accumulate=*/layer.keeps_shape, false);
+      x = out;
+      size = out_size;
+    }
+    memory head = Activation(kFbnetHeadChannels, size);
+    Conv(net.head, x, head, false, /*relu_after=*/true);
+    memory pooled = Activation(kFbnetHeadChannels, 1);
+    AvgPool(head, pooled, size, size, 0);
+    Linear(pooled, kFbnetHeadChannels, net.classifier_weights, net.classifier_bias);
+  }
+
+  void Build(const Nb201Network& net, const std::vector<float>& nchw_input) {
+    memory input = Input(nchw_input);
     int size = kNb201ImageSize;
     memory x = Activation(kNb201StageChannels[0], size);
     Conv(net.stem, input, x, false, false);
@@ -241,36 +317,18 @@ struct OneDnnRuntime::Plan {
     memory pooled = Activation(channels, 1);
     AvgPool(normalized, pooled, size, size, 0);
 
-    const memory::dims weight_dims = {kNb201Classes, channels, 1, 1};
-    dnnl::inner_product_forward::desc fc_desc(
-        dnnl::prop_kind::forward_inference, pooled.get_desc(),
-        memory::desc(weight_dims, DataType::f32, Tag::any),
-        memory::desc({kNb201Classes}, DataType::f32, Tag::x),
-        memory::desc({batch, kNb201Classes}, DataType::f32, Tag::nc));
-    dnnl::inner_product_forward::primitive_desc fc_pd(fc_desc, engine);
-    memory user_weights({weight_dims, DataType::f32, Tag::oihw}, engine);
-    CopyInto(user_weights, net.classifier_weights);
-    memory weights(fc_pd.weights_desc(), engine);
-    dnnl::reorder(user_weights, weights).execute(stream, user_weights, weights);
-    stream.wait();
-    memory bias(fc_pd.bias_desc(), engine);
-    CopyInto(bias, net.classifier_bias);
-    logits = memory(fc_pd.dst_desc(), engine);
-    dnnl::inner_product_forward fc(fc_pd);
-    steps.push_back([=] {
-      fc.execute(stream, {{DNNL_ARG_SRC, pooled},
-                          {DNNL_ARG_WEIGHTS, weights},
-                          {DNNL_ARG_BIAS, bias},
-                          {DNNL_ARG_DST, logits}});
-    });
+    Linear(pooled, channels, net.classifier_weights, net.classifier_bias);
   }
 };
 
 OneDnnRuntime::OneDnnRuntime(uint64_t seed) : seed_(seed) {}
 OneDnnRuntime::~OneDnnRuntime() = default;
 
-absl::Status OneDnnRuntime::Prepare(const Nb201Cell& cell, int batch, int threads) {
+absl::Status OneDnnRuntime::Prepare(const core::Architecture& arch, int batch, int threads) {
   if (absl::Status valid = ValidateRuntimeConfig(batch, threads); !valid.ok()) return valid;
+  const bool nb201 = arch.space() == &core::Nb201Space::Get();
+  if (!nb201 && arch.space() != &core::FbnetSpace::Get())
+    return UnsupportedSpaceError(name(), arch);
   plan_.reset();
   try {
     // oneDNN sizes its work split by the thread count at primitive creation.
@@ -278,7 +336,12 @@ absl::Status OneDnnRuntime::Prepare(const Nb201Cell& cell, int batch, int thread
     auto plan = std::make_unique<Plan>();
     plan->batch = batch;
     plan->threads = threads;
-    plan->Build(BuildNb201Network(cell, seed_), MakeNb201Input(batch, seed_));
+    if (nb201) {
+      plan->Build(BuildNb201Network(core::Nb201Space::CellOf(arch), seed_),
+                  MakeNb201Input(batch, seed_));
+    } else {
+      plan->BuildFbnet(BuildFbnetNetwork(arch, seed_), MakeNb201Input(batch, seed_));
+    }
     plan_ = std::move(plan);
   } catch (const dnnl::error& e) {
     return absl::InternalError(absl::StrCat("oneDNN: ", e.what()));
@@ -302,7 +365,7 @@ absl::StatusOr<std::optional<double>> OneDnnRuntime::Run() {
 absl::StatusOr<std::vector<float>> OneDnnRuntime::Output() const {
   if (!plan_ || !plan_->ran) return absl::FailedPreconditionError("no run yet");
   const float* data = static_cast<const float*>(plan_->logits.get_data_handle());
-  return std::vector<float>(data, data + plan_->batch * kNb201Classes);
+  return std::vector<float>(data, data + plan_->batch * plan_->classes);
 }
 
 }  // namespace maplex::agent

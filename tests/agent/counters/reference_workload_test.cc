@@ -23,8 +23,8 @@ class CountingSource : public CounterSource {
 class RecordingRuntime : public Runtime {
  public:
   std::string name() const override { return "recording"; }
-  absl::Status Prepare(const Nb201Cell& cell, int batch, int threads) override {
-    cell_ = cell;
+  absl::Status Prepare(const core::Architecture& arch, int batch, int threads) override {
+    cell_ = arch;
     batch_ = batch;
     threads_ = threads;
     return absl::OkStatus();
@@ -34,7 +34,7 @@ class RecordingRuntime : public Runtime {
     return std::optional<double>();
   }
   absl::StatusOr<std::vector<float>> Output() const override { return std::vector<float>(); }
-  Nb201Cell cell_;
+  core::Architecture cell_;
   int batch_ = 0, threads_ = 0, runs = 0, fail_on = -1;
 };
 
@@ -43,7 +43,7 @@ TEST(CountReferenceWorkloadTest, RunsTheReferenceCellSingleThreaded) {
   RecordingRuntime runtime;
   absl::StatusOr<CounterReport> report = CountReferenceWorkload(source, runtime, 4);
   ASSERT_TRUE(report.ok()) << report.status();
-  EXPECT_EQ(runtime.cell_, ReferenceCell());
+  EXPECT_EQ(runtime.cell_, core::Nb201Space::Get().FromCell(ReferenceCell()));
   EXPECT_EQ(runtime.batch_, 1);
   EXPECT_EQ(runtime.threads_, 1);
   EXPECT_EQ(runtime.runs, 1 + 4);  // warm-up + counted runs

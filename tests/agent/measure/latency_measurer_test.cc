@@ -17,9 +17,9 @@ class ScriptedRuntime : public Runtime {
   ScriptedRuntime(ManualClock& clock, std::vector<double> latencies_ms)
       : clock_(clock), latencies_ms_(std::move(latencies_ms)) {}
   std::string name() const override { return "scripted"; }
-  absl::Status Prepare(const Nb201Cell& cell, int batch, int threads) override {
+  absl::Status Prepare(const core::Architecture& arch, int batch, int threads) override {
     ++prepares;
-    prepared_cell = cell;
+    prepared_cell = arch;
     prepared_batch = batch;
     prepared_threads = threads;
     clock_.AdvanceMillis(1000);  // preparation time must not count
@@ -41,7 +41,7 @@ class ScriptedRuntime : public Runtime {
   int prepares = 0, runs = 0, fail_on_run = -1;
   bool report_itself = false;
   absl::Status prepare_status;
-  Nb201Cell prepared_cell;
+  core::Architecture prepared_cell;
   int prepared_batch = 0, prepared_threads = 0;
 
  private:
@@ -63,7 +63,8 @@ class FakePinner : public ThreadPinner {
   int pinned = 0, unpinned = 0, pinned_threads = 0;
 };
 
-const Nb201Cell kCell = *core::Nb201Space::CellFromOpCodes({3, 3, 3, 3, 3, 3});
+const core::Architecture kCell =
+    core::Nb201Space::Get().FromCell(*core::Nb201Space::CellFromOpCodes({3, 3, 3, 3, 3, 3}));
 
 DeviceConfig Config(int batch, int threads) {
   DeviceConfig config;

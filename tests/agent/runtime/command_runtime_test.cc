@@ -4,6 +4,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/arch/fbnet_space.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -33,7 +34,7 @@ TEST(CommandRuntimeTest, PassesTheConfigurationAndReturnsTheProgramsLatencies) {
   std::ifstream in(record);
   std::stringstream recorded;
   recorded << in.rdbuf();
-  EXPECT_EQ(recorded.str(), core::Nb201Space::FormatCell(kCell) + " 4 2\n");
+  EXPECT_EQ(recorded.str(), "nb201 " + core::Nb201Space::FormatCell(kCell) + " 4 2\n");
   for (int run = 1; run <= 3; ++run) {
     absl::StatusOr<std::optional<double>> ms = runtime.Run();
     ASSERT_TRUE(ms.ok()) << ms.status();
@@ -44,6 +45,36 @@ TEST(CommandRuntimeTest, PassesTheConfigurationAndReturnsTheProgramsLatencies) {
   // A second Prepare starts a fresh program: run numbers start again.
   ASSERT_TRUE(runtime.Prepare(kCell, 1, 1).ok());
   EXPECT_DOUBLE_EQ(**runtime.Run(), 11.1);
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+TEST(CommandRuntimeTest, PassesAnNb201CellAsProtocolVersion1Did) {
+  const std::string args = ::testing::TempDir() + "/command_runtime_args";
+  // The program is the shell printing its arguments: exactly --cell, --batch, --threads.
+  CommandRuntimeOptions options;
+  options.program = "/bin/sh";
+  options.args = {"-c", "echo \"$@\" > " + args + "; echo ready; cat > /dev/null", "sh"};
+  options.reply_timeout_ms = 5000;
+  CommandRuntime runtime(options);
+  ASSERT_TRUE(runtime.Prepare(kCell, 1, 3).ok());
+  EXPECT_EQ(ReadFile(args),
+            "--cell=" + core::Nb201Space::FormatCell(kCell) + " --batch=1 --threads=3\n");
+}
+
+TEST(CommandRuntimeTest, PassesTheSpaceAndCanonicalStringOfAnFbnetArchitecture) {
+  const std::string record = ::testing::TempDir() + "/command_runtime_fbnet_record";
+  const core::Architecture arch = core::FbnetSpace::Get().Sample(1, 4)[0];
+  CommandRuntime runtime(FakeDevice({"--record=" + record}));
+  ASSERT_TRUE(runtime.Prepare(arch, 2, 1).ok());
+  EXPECT_EQ(ReadFile(record), "fbnet " + arch.ToString() + " 2 1\n");
+  EXPECT_DOUBLE_EQ(**runtime.Run(), 21.1);
+  EXPECT_EQ(runtime.Prepare(core::Architecture(), 1, 1).code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(CommandRuntimeTest, ReportsAProgramThatFailsToPrepare) {

@@ -20,20 +20,23 @@ struct Image {
   float at(int ch, int y, int x) const { return v[(size_t(ch) * h + y) * w + x]; }
 };
 
+// Grouped when conv.groups > 1: output o reads the inputs of its group only.
 Image Conv(const FoldedConv& conv, const Image& in) {
   const int k = conv.kernel, s = conv.stride, pad = (k - 1) / 2;
+  const int ig = in.c / conv.groups, og = conv.out_channels / conv.groups;
   Image out(conv.out_channels, (in.h + 2 * pad - k) / s + 1, (in.w + 2 * pad - k) / s + 1);
   for (int o = 0; o < out.c; ++o) {
+    const int first_input = o / og * ig;
     for (int y = 0; y < out.h; ++y) {
       for (int x = 0; x < out.w; ++x) {
         double sum = conv.bias[o];
-        for (int i = 0; i < in.c; ++i) {
+        for (int i = 0; i < ig; ++i) {
           for (int kh = 0; kh < k; ++kh) {
             for (int kw = 0; kw < k; ++kw) {
               const int iy = y * s - pad + kh, ix = x * s - pad + kw;
               if (iy < 0 || iy >= in.h || ix < 0 || ix >= in.w) continue;
-              sum += double(conv.weights[((size_t(o) * in.c + i) * k + kh) * k + kw]) *
-                     in.at(i, iy, ix);
+              sum += double(conv.weights[((size_t(o) * ig + i) * k + kh) * k + kw]) *
+                     in.at(first_input + i, iy, ix);
             }
           }
         }
@@ -171,6 +174,75 @@ TEST(EigenRuntimeTest, RepeatedRunsAndReprepareAreConsistent) {
   ASSERT_TRUE(runtime.Prepare(b, 1, 1).ok());
   ASSERT_TRUE(runtime.Run().ok());
   EXPECT_NE(*runtime.Output(), first);
+}
+
+// The FBNet network of one image, naively, from the macro-architecture.
+std::vector<float> FbnetReferenceLogits(const core::Architecture& arch, uint64_t seed) {
+  const FbnetNetwork net = BuildFbnetNetwork(arch, seed);
+  Image x(kNb201InputChannels, kNb201ImageSize, kNb201ImageSize);
+  x.v = MakeNb201Input(1, seed);
+  x = Relu(Conv(net.stem, x));
+  for (const FbnetLayerWeights& layer : net.layers) {
+    if (!layer.expand) {  // skip: identity, or a 1x1 projection with BN
+      if (layer.project) x = Conv(*layer.project, x);
+      continue;
+    }
+    Image y = Conv(*layer.project, Relu(Conv(*layer.depthwise, Relu(Conv(*layer.expand, x)))));
+    if (layer.keeps_shape) Add(y, x);
+    x = std::move(y);
+  }
+  x = Relu(Conv(net.head, x));
+  std::vector<float> logits(kFbnetClasses);
+  for (int j = 0; j < kFbnetClasses; ++j) {
+    double sum = net.classifier_bias[j];
+    for (int c = 0; c < x.c; ++c) {
+      double mean = 0;
+      for (int p = 0; p < x.h * x.w; ++p) mean += x.v[size_t(c) * x.h * x.w + p];
+      sum += net.classifier_weights[size_t(j) * x.c + c] * mean / (x.h * x.w);
+    }
+    logits[j] = static_cast<float>(sum);
+  }
+  return logits;
+}
+
+TEST(EigenRuntimeTest, MatchesNaiveFbnetReference) {
+  // Every block type, at stride-1 residual layers and at stride-2 layers, in one network.
+  std::vector<core::Architecture> archs = {*core::FbnetSpace::Get().Parse(
+      "k3_e1-k3_e1_g2-k3_e3-k3_e6-k5_e1-k5_e1_g2-k5_e3-k5_e6-skip-k3_e1-k3_e1_g2-k3_e3-k3_e6-"
+      "k5_e1-k5_e1_g2-k5_e3-k5_e6-skip-k5_e6-skip-k3_e1_g2-k5_e3")};
+  archs.push_back(core::FbnetSpace::Get().Sample(1, 77)[0]);
+  for (const core::Architecture& arch : archs) {
+    EigenRuntime runtime(kDefaultNb201Seed);
+    std::vector<float> actual = RunOnce(runtime, arch, 1, 1);
+    ASSERT_EQ(actual.size(), 100u);
+    EXPECT_LT(MaxRelativeError(actual, FbnetReferenceLogits(arch, kDefaultNb201Seed)), 1e-4)
+        << arch.ToString();
+  }
+}
+
+TEST(EigenRuntimeTest, RunsFbnetNetworks) {
+  const core::Architecture arch = core::FbnetSpace::Get().Sample(1, 9)[0];
+  EigenRuntime runtime;
+  std::vector<float> single = RunOnce(runtime, arch, 1, 1);
+  ASSERT_EQ(single.size(), 100u);
+  for (float v : single) ASSERT_TRUE(std::isfinite(v));
+  std::vector<float> batch = RunOnce(runtime, arch, 3, 2);
+  ASSERT_EQ(batch.size(), 300u);
+  // The first image of any batch is the same image; threads do not change the result.
+  EXPECT_LT(MaxRelativeError({batch.begin(), batch.begin() + 100}, single), 1e-5);
+  EXPECT_GT(MaxRelativeError({batch.begin() + 100, batch.begin() + 200}, single), 1e-3);
+  // Switching back to NB201 after FBNet: 10 logits again.
+  EXPECT_EQ(RunOnce(runtime, *core::Nb201Space::CellFromOpCodes({3, 3, 3, 3, 3, 3}), 1, 1).size(),
+            10u);
+}
+
+TEST(EigenRuntimeTest, RefusesASpaceItCannotBuild) {
+  ToySpace toy;
+  EigenRuntime runtime;
+  absl::Status status = runtime.Prepare(*toy.Parse("b"), 1, 1);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(status.message().find("\"toy\""), std::string::npos) << status;
+  EXPECT_EQ(runtime.Prepare(core::Architecture(), 1, 1).code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(EigenRuntimeTest, ContractErrors) {

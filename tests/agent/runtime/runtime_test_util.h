@@ -4,17 +4,21 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "agent/runtime/runtime.h"
+#include "core/arch/fbnet_space.h"
 #include "gtest/gtest.h"
 
 namespace maplex::agent {
 
-// Prepares `runtime`, runs it once and returns its logits (empty, with a test failure,
-// if any step fails).
-inline std::vector<float> RunOnce(Runtime& runtime, const Nb201Cell& cell, int batch, int threads) {
-  absl::Status prepared = runtime.Prepare(cell, batch, threads);
+// Prepares `runtime` for `arch` (a core::Architecture or an Nb201Cell), runs it once and
+// returns its logits (empty, with a test failure, if any step fails).
+template <typename Arch>
+std::vector<float> RunOnce(Runtime& runtime, const Arch& arch, int batch, int threads) {
+  absl::Status prepared = runtime.Prepare(arch, batch, threads);
   EXPECT_TRUE(prepared.ok()) << prepared;
   EXPECT_TRUE(runtime.Run().ok());
   absl::StatusOr<std::vector<float>> output = runtime.Output();
@@ -33,6 +37,32 @@ inline double MaxRelativeError(const std::vector<float>& actual,
     error = std::max(error, std::abs(double(actual[i]) - expected[i]));
   }
   return error / std::max(scale, 1e-12);
+}
+
+// A space no built-in runtime knows: one position with options "a" and "b".
+class ToySpace final : public core::ArchitectureSpace {
+ public:
+  std::string_view name() const override { return "toy"; }
+  int positions() const override { return 1; }
+  int options(int) const override { return 2; }
+  std::string_view OptionName(int, int option) const override { return option ? "b" : "a"; }
+  absl::StatusOr<core::Architecture> Parse(std::string_view text) const override {
+    if (text != "a" && text != "b") return absl::InvalidArgumentError("not a or b");
+    return FromChoices({text == "b" ? 1 : 0});
+  }
+  std::string Format(const core::Architecture& a) const override {
+    return std::string(OptionName(0, a.choice(0)));
+  }
+  bool IsOutputConnected(const core::Architecture&) const override { return true; }
+  core::NetworkCost Cost(const core::Architecture&) const override { return {}; }
+  int PrimitiveCount(const core::Architecture&) const override { return 1; }
+};
+
+// The FBNet architecture with `block` at `layer` and skip everywhere else.
+inline core::Architecture FbnetWithOneBlock(int layer, int block) {
+  std::vector<int> choices(core::kFbnetLayerCount, core::kFbnetSkip);
+  choices[layer] = block;
+  return *core::FbnetSpace::Get().FromChoices(choices);
 }
 
 }  // namespace maplex::agent
