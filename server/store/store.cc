@@ -304,10 +304,10 @@ Store::ReadLease::ReadLease(Store* store, sqlite3* db) : store_(store), db_(db) 
 
 Store::ReadLease::~ReadLease() {
   if (status_.ok()) Exec(db_, "COMMIT").IgnoreError();
-  {
-    std::lock_guard<std::mutex> lock(store_->read_mu_);
-    store_->idle_readers_.push_back(db_);
-  }
+  // Notified under the lock: once the lock is released the store may be destroyed (its
+  // destructor takes the lock after the last lease), condition variable included.
+  std::lock_guard<std::mutex> lock(store_->read_mu_);
+  store_->idle_readers_.push_back(db_);
   store_->reader_idle_.notify_one();
 }
 
