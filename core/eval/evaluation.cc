@@ -65,26 +65,6 @@ absl::StatusOr<std::vector<Fold>> MakeFolds(const std::vector<DeviceData>& devic
   return folds;
 }
 
-void Accumulate(const AccuracyMetrics& m, AccuracyMetrics* sum) {
-  sum->count += m.count;
-  sum->spearman += m.spearman;
-  sum->acc5 += m.acc5;
-  sum->acc10 += m.acc10;
-  sum->mape += m.mape;
-  sum->coverage90 += m.coverage90;
-}
-
-AccuracyMetrics Divide(AccuracyMetrics m, int n) {
-  if (n == 0) return m;
-  m.count /= n;
-  m.spearman /= n;
-  m.acc5 /= n;
-  m.acc10 /= n;
-  m.mape /= n;
-  m.coverage90 /= n;
-  return m;
-}
-
 AccuracyMetrics Score(const DeviceTable& table, const std::vector<int32_t>& archs,
                       const std::vector<double>& measured_by_arch) {
   std::vector<LatencyPrediction> predicted;
@@ -173,8 +153,8 @@ absl::StatusOr<EvaluationReport> RunEvaluation(const std::vector<DeviceData>& de
             r.k = k;
             r.device = test->device;
             r.seed_count += 1;
-            Accumulate(Score(*table, scored, measured), &r.connected);
-            Accumulate(Score(*table, disconnected, measured), &r.disconnected);
+            AccumulateAccuracy(Score(*table, scored, measured), &r.connected);
+            AccumulateAccuracy(Score(*table, disconnected, measured), &r.disconnected);
             if (k == options.scatter_k && seed == 0 && method == options.methods.back()) {
               ScatterSeries series{method, test->device, {}, {}};
               const size_t step = std::max<size_t>(1, scored.size() / options.scatter_points);
@@ -195,13 +175,13 @@ absl::StatusOr<EvaluationReport> RunEvaluation(const std::vector<DeviceData>& de
       int count = 0;
       for (const std::string& device : device_order) {
         DeviceResult r = sums[{static_cast<int>(method), k, device}];
-        r.connected = Divide(r.connected, r.seed_count);
-        r.disconnected = Divide(r.disconnected, r.seed_count);
-        Accumulate(r.connected, &mean.metrics);
+        r.connected = DivideAccuracy(r.connected, r.seed_count);
+        r.disconnected = DivideAccuracy(r.disconnected, r.seed_count);
+        AccumulateAccuracy(r.connected, &mean.metrics);
         ++count;
         report.results.push_back(std::move(r));
       }
-      mean.metrics = Divide(mean.metrics, count);
+      mean.metrics = DivideAccuracy(mean.metrics, count);
       report.means.push_back(mean);
     }
   }

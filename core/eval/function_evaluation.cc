@@ -59,26 +59,6 @@ absl::StatusOr<std::vector<Fold>> MakeFolds(const SpaceLatencyTable& table,
   return folds;
 }
 
-void Accumulate(const AccuracyMetrics& m, AccuracyMetrics* sum) {
-  sum->count += m.count;
-  sum->spearman += m.spearman;
-  sum->acc5 += m.acc5;
-  sum->acc10 += m.acc10;
-  sum->mape += m.mape;
-  sum->coverage90 += m.coverage90;
-}
-
-AccuracyMetrics Divide(AccuracyMetrics m, int n) {
-  if (n == 0) return m;
-  m.count /= n;
-  m.spearman /= n;
-  m.acc5 /= n;
-  m.acc10 /= n;
-  m.mape /= n;
-  m.coverage90 /= n;
-  return m;
-}
-
 // Everything about the rows the protocol needs, computed once.
 struct Rows {
   std::vector<int> train;       // rows any device may train on
@@ -360,7 +340,7 @@ absl::StatusOr<FunctionEvaluationReport> RunFunctionEvaluation(
             std::vector<LatencyPrediction> pred;
             std::vector<double> meas;
             predict_rows(fitter, f, connected, c, &pred, &meas);
-            Accumulate(ComputeAccuracy(pred, meas), &r.connected);
+            AccumulateAccuracy(ComputeAccuracy(pred, meas), &r.connected);
             if (k == options.scatter_k && seed == 0 && method == options.methods.back()) {
               ScatterSeries series{method, c.device, {}, {}};
               const size_t step = std::max<size_t>(1, pred.size() / options.scatter_points);
@@ -371,7 +351,7 @@ absl::StatusOr<FunctionEvaluationReport> RunFunctionEvaluation(
               out.report.scatter.push_back(std::move(series));
             }
             predict_rows(fitter, f, scored_disconnected, c, &pred, &meas);
-            Accumulate(ComputeAccuracy(pred, meas), &r.disconnected);
+            AccumulateAccuracy(ComputeAccuracy(pred, meas), &r.disconnected);
           }
         }
       }
@@ -383,13 +363,13 @@ absl::StatusOr<FunctionEvaluationReport> RunFunctionEvaluation(
       int count = 0;
       for (const std::string& device : device_order) {
         DeviceResult r = sums[{static_cast<int>(method), k, device}];
-        r.connected = Divide(r.connected, r.seed_count);
-        r.disconnected = Divide(r.disconnected, r.seed_count);
-        Accumulate(r.connected, &mean.metrics);
+        r.connected = DivideAccuracy(r.connected, r.seed_count);
+        r.disconnected = DivideAccuracy(r.disconnected, r.seed_count);
+        AccumulateAccuracy(r.connected, &mean.metrics);
         ++count;
         out.report.results.push_back(std::move(r));
       }
-      mean.metrics = Divide(mean.metrics, count);
+      mean.metrics = DivideAccuracy(mean.metrics, count);
       out.report.means.push_back(mean);
     }
   }

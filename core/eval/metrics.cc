@@ -81,4 +81,24 @@ AccuracyMetrics ComputeAccuracy(absl::Span<const LatencyPrediction> predictions,
   return m;
 }
 
+void AccumulateAccuracy(const AccuracyMetrics& m, AccuracyMetrics* sum) {
+  sum->count += m.count;
+  sum->spearman += m.spearman;
+  sum->acc5 += m.acc5;
+  sum->acc10 += m.acc10;
+  sum->mape += m.mape;
+  sum->coverage90 += m.coverage90;
+}
+
+AccuracyMetrics DivideAccuracy(AccuracyMetrics m, int n) {
+  if (n == 0) return m;
+  m.count /= n;
+  m.spearman /= n;
+  m.acc5 /= n;
+  m.acc10 /= n;
+  m.mape /= n;
+  m.coverage90 /= n;
+  return m;
+}
+
 }  // namespace maplex::core

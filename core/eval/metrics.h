@@ -42,6 +42,11 @@ struct AccuracyMetrics {
 AccuracyMetrics ComputeAccuracy(absl::Span<const LatencyPrediction> predictions,
                                 absl::Span<const double> measured_ms);
 
+// For means over seeds and devices: adds every field of `m` to `sum`, and divides every field
+// by `n` (count too, rounding down; n = 0 leaves `m` as it is).
+void AccumulateAccuracy(const AccuracyMetrics& m, AccuracyMetrics* sum);
+AccuracyMetrics DivideAccuracy(AccuracyMetrics m, int n);
+
 }  // namespace maplex::core
 
 #endif  // MAPLEX_CORE_EVAL_METRICS_H_
