@@ -97,6 +97,28 @@ std::vector<int32_t> DrawSamples(const std::vector<int32_t>& pool, int k, uint64
   return shuffled;
 }
 
+void AppendMeans(const SeedSums& sums, const std::vector<Method>& methods,
+                 const std::vector<int>& ks, const std::vector<std::string>& device_order,
+                 EvaluationReport* report) {
+  for (Method method : methods) {
+    for (int k : ks) {
+      MeanResult mean{method, k, {}};
+      int count = 0;
+      for (const std::string& device : device_order) {
+        auto it = sums.find({static_cast<int>(method), k, device});
+        DeviceResult r = it != sums.end() ? it->second : DeviceResult{};
+        r.connected = DivideAccuracy(r.connected, r.seed_count);
+        r.disconnected = DivideAccuracy(r.disconnected, r.seed_count);
+        AccumulateAccuracy(r.connected, &mean.metrics);
+        ++count;
+        report->results.push_back(std::move(r));
+      }
+      mean.metrics = DivideAccuracy(mean.metrics, count);
+      report->means.push_back(mean);
+    }
+  }
+}
+
 absl::StatusOr<EvaluationReport> RunEvaluation(const std::vector<DeviceData>& devices,
                                                const EvaluationOptions& options) {
   absl::StatusOr<std::vector<Fold>> folds = MakeFolds(devices, options);
@@ -105,7 +127,7 @@ absl::StatusOr<EvaluationReport> RunEvaluation(const std::vector<DeviceData>& de
   const int32_t n = space.size();
 
   // (method, k, device) -> sums over seeds.
-  std::map<std::tuple<int, int, std::string>, DeviceResult> sums;
+  SeedSums sums;
   EvaluationReport report;
   std::vector<std::string> device_order;
   for (const Fold& fold : *folds) {
@@ -169,22 +191,7 @@ absl::StatusOr<EvaluationReport> RunEvaluation(const std::vector<DeviceData>& de
       }
     }
   }
-  for (Method method : options.methods) {
-    for (int k : options.ks) {
-      MeanResult mean{method, k, {}};
-      int count = 0;
-      for (const std::string& device : device_order) {
-        DeviceResult r = sums[{static_cast<int>(method), k, device}];
-        r.connected = DivideAccuracy(r.connected, r.seed_count);
-        r.disconnected = DivideAccuracy(r.disconnected, r.seed_count);
-        AccumulateAccuracy(r.connected, &mean.metrics);
-        ++count;
-        report.results.push_back(std::move(r));
-      }
-      mean.metrics = DivideAccuracy(mean.metrics, count);
-      report.means.push_back(mean);
-    }
-  }
+  AppendMeans(sums, options.methods, options.ks, device_order, &report);
   return report;
 }
 

@@ -10,7 +10,9 @@
 #ifndef MAPLEX_CORE_EVAL_EVALUATION_H_
 #define MAPLEX_CORE_EVAL_EVALUATION_H_
 
+#include <map>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -67,6 +69,15 @@ struct EvaluationReport {
   std::vector<MeanResult> means;
   std::vector<ScatterSeries> scatter;
 };
+
+// Per (method, k, device): the metrics summed over seeds, seed_count seeds.
+using SeedSums = std::map<std::tuple<int, int, std::string>, DeviceResult>;
+
+// Appends to `report` each (method, k, device)'s mean over its seeds, devices in
+// `device_order`, and each (method, k)'s mean over those devices.
+void AppendMeans(const SeedSums& sums, const std::vector<Method>& methods,
+                 const std::vector<int>& ks, const std::vector<std::string>& device_order,
+                 EvaluationReport* report);
 
 // InvalidArgument for an unknown device name in train/test, a k that leaves nothing to
 // score, or a split without reference devices.

@@ -178,7 +178,7 @@ absl::StatusOr<FunctionEvaluationReport> RunFunctionEvaluation(
 
   FunctionEvaluationReport out;
   out.scored_rows = static_cast<int>(rows.scored.size());
-  std::map<std::tuple<int, int, std::string>, DeviceResult> sums;
+  SeedSums sums;
   std::vector<std::string> device_order;
 
   auto predict_rows = [&](const FunctionFitter& fitter, const FunctionDevice& d,
@@ -357,22 +357,7 @@ absl::StatusOr<FunctionEvaluationReport> RunFunctionEvaluation(
       }
     }
   }
-  for (Method method : options.methods) {
-    for (int k : options.ks) {
-      MeanResult mean{method, k, {}};
-      int count = 0;
-      for (const std::string& device : device_order) {
-        DeviceResult r = sums[{static_cast<int>(method), k, device}];
-        r.connected = DivideAccuracy(r.connected, r.seed_count);
-        r.disconnected = DivideAccuracy(r.disconnected, r.seed_count);
-        AccumulateAccuracy(r.connected, &mean.metrics);
-        ++count;
-        out.report.results.push_back(std::move(r));
-      }
-      mean.metrics = DivideAccuracy(mean.metrics, count);
-      out.report.means.push_back(mean);
-    }
-  }
+  AppendMeans(sums, options.methods, options.ks, device_order, &out.report);
   return out;
 }
 
