@@ -6,9 +6,11 @@ hardware devices, device and model queries, health.
         for p in client.predict("pixel3", [0, 1, "|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|"]):
             print(p.arch_index, p.latency_ms, p.lower_ms, p.upper_ms, p.model_version)
 
-The gRPC stubs (``maplex.v1``) are generated from ``proto/`` at build time; the build
-assembles this package next to them in ``build/python``, so ``PYTHONPATH=build/python`` is
-all a program needs (with Debian's ``python3-grpcio`` and ``python3-protobuf``).
+The gRPC stubs (``maplex.v1``) are generated from ``proto/``: by ``pip install
+./client/python`` (pyproject.toml; offline, see build_backend/maplex_build.py), or by the
+CMake build, which assembles this package next to them in ``build/python`` so that
+``PYTHONPATH=build/python`` is all a program needs (with Debian's ``python3-grpcio`` and
+``python3-protobuf``).
 """
 
 from maplex.client import DEFAULT_TIMEOUT_SECONDS, Client, Prediction, PredictionColumns
