@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "agent/common/clock.h"
 #include "agent/common/random_id.h"
 #include "agent/counters/counter_profile.h"
@@ -23,7 +24,9 @@
 #include "agent/runtime/onednn_runtime.h"
 #include "agent/spool/spool.h"
 #include "agent/uplink/uplink.h"
+#include "absl/hash/hash.h"
 #include "core/arch/nb201_space.h"
+#include "core/arch/space_registry.h"
 #include "core/hardware/spec_proto.h"
 #include "core/planning/measurement_planner.h"
 #include "maplex/v1/ingest.grpc.pb.h"
@@ -68,12 +71,74 @@ void SleepUnlessStopped(absl::Duration d, const std::atomic<bool>& stop) {
   }
 }
 
+// The wire form of `arch`: NB201 by its index (understood by servers of every version),
+// other spaces by name and canonical string.
+void SetArchitecture(const core::Architecture& arch, maplex::v1::Architecture* out) {
+  const core::Nb201Space& nb201 = core::Nb201Space::Get();
+  if (arch.space() == &nb201) {
+    out->set_index(nb201.IndexOf(arch));
+    return;
+  }
+  out->set_space(std::string(arch.space()->name()));
+  out->set_canonical(arch.ToString());
+}
+
+// A task from NextTasks as an architecture of `space`. InvalidArgument for one of another
+// space (a server older than NextTasksRequest.space plans NB201 whatever is asked) or one
+// that does not parse.
+absl::StatusOr<core::Architecture> TaskArchitecture(const maplex::v1::Architecture& task,
+                                                    const core::ArchitectureSpace& space) {
+  const core::ArchitectureSpace* task_space =
+      core::FindSpace(task.space().empty() ? "nb201" : task.space());
+  if (task_space != &space) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("task of space \"", task.space(), "\", not ", std::string(space.name())));
+  }
+  switch (task.id_case()) {
+    case maplex::v1::Architecture::kCanonical:
+      return space.Parse(task.canonical());
+    case maplex::v1::Architecture::kCell:
+      return space.Parse(task.cell());
+    case maplex::v1::Architecture::kIndex:
+      if (&space == &core::Nb201Space::Get()) {
+        return space.Parse(absl::StrCat(task.index()));
+      }
+      break;
+    default:
+      break;
+  }
+  return absl::InvalidArgumentError("task without an architecture of its space");
+}
+
+// Architectures to measure when the server has no plan: NB201's fixed diverse set, or
+// `count` seeded random members of another space, none of them in `done`.
+std::vector<core::Architecture> LocalTasks(const core::ArchitectureSpace& space, int count,
+                                           int budget, uint64_t seed,
+                                           const std::set<core::Architecture>& done) {
+  std::vector<core::Architecture> out;
+  const core::Nb201Space& nb201 = core::Nb201Space::Get();
+  if (&space == &nb201) {
+    for (int32_t a : core::DiverseArchitectures(nb201, budget + 1)) {
+      const core::Architecture arch = nb201.FromCell(nb201.CellAt(a));
+      if (!done.count(arch)) out.push_back(arch);
+      if (static_cast<int>(out.size()) >= count) break;
+    }
+    return out;
+  }
+  // Drawn afresh past what was measured: the space is far larger than any budget.
+  for (const core::Architecture& arch : space.Sample(count + static_cast<int>(done.size()), seed)) {
+    if (!done.count(arch)) out.push_back(arch);
+    if (static_cast<int>(out.size()) >= count) break;
+  }
+  return out;
+}
+
 maplex::v1::Measurement ToProto(const Measurement& m, const std::string& id,
-                                const std::string& device_id, int32_t arch_index) {
+                                const std::string& device_id, const core::Architecture& arch) {
   maplex::v1::Measurement out;
   out.set_id(id);
   out.set_device_id(device_id);
-  out.mutable_arch()->set_index(arch_index);
+  SetArchitecture(arch, out.mutable_arch());
   out.mutable_stats()->set_median_ms(m.stats.median_ms);
   out.mutable_stats()->set_p90_ms(m.stats.p90_ms);
   out.mutable_stats()->set_stddev_ms(m.stats.stddev_ms);
@@ -104,18 +169,6 @@ absl::StatusOr<Measurement> MeasureArch(Runtime& runtime, const core::Architectu
   config.batch = options.batch;
   config.threads = options.threads;
   return MeasureLatency(runtime, arch, config, options.measurement, RealClock(), &pinner);
-}
-
-// Measures NB201 cell `arch` (its official index).
-absl::StatusOr<Measurement> MeasureArch(Runtime& runtime, int32_t arch,
-                                        const std::string& fingerprint,
-                                        const AgentOptions& options, ThreadPinner& pinner) {
-  if (arch < 0 || arch >= core::kNb201CellCount) {
-    return absl::InvalidArgumentError(absl::StrCat("architecture index ", arch, " is outside 0..",
-                                                   core::kNb201CellCount - 1));
-  }
-  const Nb201Cell cell = core::Nb201Space::Get().CellAt(arch);
-  return MeasureArch(runtime, core::Nb201Space::Get().FromCell(cell), fingerprint, options, pinner);
 }
 
 }  // namespace
@@ -154,6 +207,13 @@ absl::StatusOr<std::vector<Measurement>> MeasureArchitectures(
 
 absl::StatusOr<AgentReport> RunDeviceAgent(const AgentOptions& options,
                                            const std::atomic<bool>& stop) {
+  const core::ArchitectureSpace* space = core::FindSpace(options.space);
+  if (space == nullptr) {
+    std::vector<std::string> known;
+    for (std::string_view name : core::SpaceNames()) known.emplace_back(name);
+    return absl::InvalidArgumentError(absl::StrCat("unknown architecture space \"", options.space,
+                                                   "\" (known: ", absl::StrJoin(known, ", "), ")"));
+  }
   absl::StatusOr<std::unique_ptr<Runtime>> runtime = MakeRuntime(options);
   if (!runtime.ok()) return runtime.status();
 
@@ -201,7 +261,8 @@ absl::StatusOr<AgentReport> RunDeviceAgent(const AgentOptions& options,
   report.device_id = enrolled.device().id();
   LogInfo("enrolled", {{"device", report.device_id},
                        {"created", enrolled.created() ? "true" : "false"},
-                       {"runtime", (*runtime)->name()}});
+                       {"runtime", (*runtime)->name()},
+                       {"space", std::string(space->name())}});
 
   // 3. Counters around the reference workload, micro-benchmarks: the descriptor.
   maplex::v1::ReportDescriptorRequest descriptor;
@@ -258,7 +319,7 @@ absl::StatusOr<AgentReport> RunDeviceAgent(const AgentOptions& options,
 
   // 5. Measure what the server asks for, until the budget is spent.
   AffinityThreadPinner pinner;
-  std::set<int32_t> done;
+  std::set<core::Architecture> done;
   bool stepped_back = false;
   while (report.measured < options.budget && !stop) {
     if (report.measured >= options.k && !stepped_back) {
@@ -270,26 +331,30 @@ absl::StatusOr<AgentReport> RunDeviceAgent(const AgentOptions& options,
     maplex::v1::NextTasksRequest ask;
     ask.set_device_id(report.device_id);
     ask.set_count(std::min(10, options.budget - report.measured));
+    ask.set_space(std::string(space->name()));
     maplex::v1::NextTasksResponse tasks;
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-    std::vector<int32_t> archs;
+    std::vector<core::Architecture> archs;
     if (ingest->NextTasks(&context, ask, &tasks).ok()) {
-      for (const auto& a : tasks.archs()) archs.push_back(a.index());
+      for (const maplex::v1::Architecture& a : tasks.archs()) {
+        absl::StatusOr<core::Architecture> arch = TaskArchitecture(a, *space);
+        if (!arch.ok()) {
+          LogWarning("task_skipped", {{"error", arch.status().ToString()}});
+          continue;
+        }
+        if (!done.count(*arch)) archs.push_back(*arch);
+      }
       report.task_strategy = tasks.strategy();
     }
-    archs.erase(std::remove_if(archs.begin(), archs.end(), [&](int32_t a) { return done.count(a); }),
-                archs.end());
     if (archs.empty()) {
-      // The server has no opinion (or cannot be reached): the fixed diverse set.
-      for (int32_t a : core::DiverseArchitectures(core::Nb201Space::Get(), options.budget + 1)) {
-        if (!done.count(a)) archs.push_back(a);
-        if (static_cast<int>(archs.size()) >= ask.count()) break;
-      }
+      // The server has no opinion (or cannot be reached, or plans no such space yet).
+      archs = LocalTasks(*space, ask.count(), options.budget,
+                         absl::HashOf(report.device_id, report.measured), done);
       report.task_strategy = "local-diverse";
       if (archs.empty()) break;
     }
-    for (int32_t arch : archs) {
+    for (const core::Architecture& arch : archs) {
       if (report.measured >= options.budget || stop) break;
       absl::StatusOr<Measurement> m =
           MeasureArch(**runtime, arch, probe->fingerprint, options, pinner);
@@ -300,7 +365,7 @@ absl::StatusOr<AgentReport> RunDeviceAgent(const AgentOptions& options,
       if (absl::Status s = (*spool)->Add(proto); !s.ok()) return s;
       done.insert(arch);
       ++report.measured;
-      LogInfo("measured", {{"arch", absl::StrCat(arch)},
+      LogInfo("measured", {{"arch", arch.ToString()},
                            {"median_ms", absl::StrFormat("%.4f", m->stats.median_ms)},
                            {"repeats", absl::StrCat(m->stats.repeats)},
                            {"stop", m->protocol.stop_reason}});

@@ -44,6 +44,10 @@ struct AgentOptions {
   int batch = 1;
   int threads = 1;
   std::string spool_path = "maplex-agent-spool.db";
+  // The architecture space the device is enrolled in and measures ("nb201", "fbnet"; any
+  // name or alias of core/arch/space_registry.h). Run the agent once per space to make the
+  // device predictable in several.
+  std::string space = "nb201";
   int k = 10;        // measurements at normal priority before the agent steps back
   int budget = 50;   // measurements in this run
   bool daemon = false;

@@ -62,6 +62,9 @@ ABSL_FLAG(bool, micro_benchmarks, true, "run the micro-benchmark fingerprint at 
 ABSL_FLAG(int, max_repeats, 200, "timed runs per measurement at most");
 ABSL_FLAG(double, max_seconds, 10, "timed seconds per measurement at most");
 ABSL_FLAG(double, target_cv, 0.01, "stop repeating once the median's CV is below this");
+ABSL_FLAG(std::string, space, "nb201",
+          "architecture space the device is enrolled in and measures: nb201 or fbnet (run the "
+          "agent once per space to make the device predictable in several)");
 ABSL_FLAG(std::string, measure_only, "",
           "measure the architectures listed in this file (one per line: an NB201 index or cell "
           "string, or the canonical string of any registered space, e.g. FBNet's "
@@ -149,6 +152,7 @@ int main(int argc, char** argv) {
   options.threads = absl::GetFlag(FLAGS_threads);
   options.batch = absl::GetFlag(FLAGS_batch);
   options.spool_path = absl::GetFlag(FLAGS_spool);
+  options.space = absl::GetFlag(FLAGS_space);
   options.k = absl::GetFlag(FLAGS_k);
   options.budget = absl::GetFlag(FLAGS_budget);
   options.daemon = !absl::GetFlag(FLAGS_once);
