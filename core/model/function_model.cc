@@ -273,6 +273,7 @@ FunctionFitter::FunctionFitter(const FeatureMap& phi, std::vector<ReferenceFit> 
     double mean = 0;
     for (const Architecture& a : pool_) mean += phi.Dot(a, r.weights.data());
     mean = std::max(mean / std::max<size_t>(pool_.size(), 1), 1e-9);
+    levels_.push_back(mean);
     std::vector<double> u(r.weights);
     for (double& v : u) v /= mean;
     normalized_.push_back(std::move(u));
@@ -353,41 +354,50 @@ FunctionDevice FunctionFitter::Fit(Method method, absl::Span<const FunctionSampl
       (method == Method::kMapleVirtualExamples || method == Method::kMapleX) &&
       k >= config.virtual_min_samples;
 
-  // Importance weights: spec similarity x agreement with the k samples.
-  std::vector<double> pi(n_refs, 1.0 / n_refs);
-  std::vector<double> agreement(n_refs);
-  for (int d = 0; d < n_refs; ++d) {
-    const double z = transfers[d].rms / config.agreement_scale;
-    agreement[d] = std::exp(-0.5 * z * z * std::max(k - 2, 1));
+  // The references the prior is built from: all, or the best-agreeing max_prior_references.
+  std::vector<int> use(n_refs);
+  std::iota(use.begin(), use.end(), 0);
+  if (config.max_prior_references > 0 && n_refs > config.max_prior_references) {
+    std::stable_sort(use.begin(), use.end(),
+                     [&](int a, int b) { return transfers[a].rms < transfers[b].rms; });
+    use.resize(config.max_prior_references);
+    std::sort(use.begin(), use.end());
   }
+  const int n_use = static_cast<int>(use.size());
+
+  // Importance weights: spec similarity x agreement with the k samples.
+  std::vector<double> pi(n_use, 1.0 / n_use);
   if (weighted) {
     const EncodedDescriptor target = encoder_.Encode(descriptor);
     double total = 0;
-    for (int d = 0; d < n_refs; ++d) {
-      pi[d] = encoder_.Similarity(target, encoded_[d], config.spec_bandwidth) *
-              std::max(agreement[d], 1e-300);
-      total += pi[d];
+    for (int i = 0; i < n_use; ++i) {
+      const int d = use[i];
+      const double z = transfers[d].rms / config.agreement_scale;
+      const double agreement = std::exp(-0.5 * z * z * std::max(k - 2, 1));
+      pi[i] = encoder_.Similarity(target, encoded_[d], config.spec_bandwidth) *
+              std::max(agreement, 1e-300);
+      total += pi[i];
     }
     if (!(total > 0)) {
-      pi.assign(n_refs, 1.0 / n_refs);
+      pi.assign(n_use, 1.0 / n_use);
     } else {
       for (double& v : pi)
-        v = (1 - config.unweighted_share) * v / total + config.unweighted_share / n_refs;
+        v = (1 - config.unweighted_share) * v / total + config.unweighted_share / n_use;
     }
   }
 
   // Prior over the target's normalized coefficients u: mean m, covariance
   // L L^T + scale_sd^2 m m^T + tau^2 I with L the top `rank` weighted deviations.
   Eigen::VectorXd m = Eigen::VectorXd::Zero(p);
-  for (int d = 0; d < n_refs; ++d) {
-    m += pi[d] * Eigen::Map<const Eigen::VectorXd>(normalized_[d].data(), p);
+  for (int i = 0; i < n_use; ++i) {
+    m += pi[i] * Eigen::Map<const Eigen::VectorXd>(normalized_[use[i]].data(), p);
   }
-  Eigen::MatrixXd dev(p, n_refs);
-  for (int d = 0; d < n_refs; ++d) {
-    dev.col(d) =
-        std::sqrt(pi[d]) * (Eigen::Map<const Eigen::VectorXd>(normalized_[d].data(), p) - m);
+  Eigen::MatrixXd dev(p, n_use);
+  for (int i = 0; i < n_use; ++i) {
+    dev.col(i) =
+        std::sqrt(pi[i]) * (Eigen::Map<const Eigen::VectorXd>(normalized_[use[i]].data(), p) - m);
   }
-  const int rank = std::min({config.rank, n_refs, p});
+  const int rank = std::min({config.rank, n_use, p});
   Eigen::MatrixXd L(p, 0);
   if (rank > 0) {
     Eigen::JacobiSVD<Eigen::MatrixXd> svd(dev, Eigen::ComputeThinU);
@@ -464,6 +474,40 @@ FunctionDevice FunctionFitter::Fit(Method method, absl::Span<const FunctionSampl
   return out;
 }
 
+FunctionDevice FunctionFitter::FitPrior(Method method, const HardwareDescriptor& descriptor,
+                                        const FunctionConfig& config) const {
+  const int n_refs = static_cast<int>(refs_.size());
+  const int p = phi_->dim();
+  FunctionDevice out;
+  out.weights.assign(p, 0.0);
+  if (n_refs == 0) return out;
+  std::vector<double> pi(n_refs, 1.0 / n_refs);
+  const EncodedDescriptor target = encoder_.Encode(descriptor);
+  if ((method == Method::kMapleWeights || method == Method::kMapleX) && target.has_spec()) {
+    double total = 0;
+    for (int d = 0; d < n_refs; ++d) {
+      pi[d] = encoder_.Similarity(target, encoded_[d], config.spec_bandwidth);
+      total += pi[d];
+    }
+    if (total > 0) {
+      for (double& v : pi)
+        v = (1 - config.unweighted_share) * v / total + config.unweighted_share / n_refs;
+    } else {
+      pi.assign(n_refs, 1.0 / n_refs);
+    }
+  }
+  // Shape and level apart: the weighted mean of the normalized coefficients, at the weighted
+  // geometric mean of the references' levels (an arithmetic mean of raw coefficients would
+  // take its shape from the slowest references).
+  double log_level = 0;
+  for (int d = 0; d < n_refs; ++d) log_level += pi[d] * std::log(levels_[d]);
+  const double level = std::exp(log_level);
+  for (int d = 0; d < n_refs; ++d) {
+    for (int j = 0; j < p; ++j) out.weights[j] += pi[d] * level * normalized_[d][j];
+  }
+  return out;
+}
+
 absl::Status ApplyFunctionConfigOverrides(std::string_view text, FunctionConfig* config) {
   struct Field {
     const char* name;
@@ -484,6 +528,7 @@ absl::Status ApplyFunctionConfigOverrides(std::string_view text, FunctionConfig*
       {"virtual_min_samples", nullptr, &config->virtual_min_samples},
       {"baseline_mix", &config->baseline_mix, nullptr},
       {"baseline_mix_min_samples", nullptr, &config->baseline_mix_min_samples},
+      {"max_prior_references", nullptr, &config->max_prior_references},
   };
   const std::string copy(text);
   for (absl::string_view item : absl::StrSplit(copy, ',', absl::SkipEmpty())) {

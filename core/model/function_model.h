@@ -142,6 +142,10 @@ struct FunctionConfig {
   // Share of the baseline blended into maplex's prediction.
   double baseline_mix = 0.5;
   int baseline_mix_min_samples = 5;
+  // The prior takes at most this many references, the ones whose baseline transfer agrees
+  // best with the k samples (all of them without samples): a fit then costs the same with
+  // 20 or 2,000 references (bench/function_trainer_benchmark.cc, fleet scaling).
+  int max_prior_references = 24;
 };
 
 // Parses "rank=8,noise=0.05,..." into `config` (InvalidArgument naming the unknown name).
@@ -165,6 +169,13 @@ class FunctionFitter {
   FunctionDevice Fit(Method method, absl::Span<const FunctionSample> samples,
                      const HardwareDescriptor& descriptor, const FunctionConfig& config) const;
 
+  // A device without samples: the references' mean normalized function at their mean level
+  // (geometric), both weighted by spec similarity to `descriptor` (maple+w, maplex; the
+  // unweighted_share floor keeps every reference in) or unweighted (the other methods, or a
+  // descriptor without spec fields).
+  FunctionDevice FitPrior(Method method, const HardwareDescriptor& descriptor,
+                          const FunctionConfig& config) const;
+
   // Point prediction of a fitted target (transfer_reference indexing references()).
   double PredictMs(const FunctionDevice& d, const Architecture& a) const;
 
@@ -178,6 +189,7 @@ class FunctionFitter {
   std::vector<ReferenceFit> refs_;
   std::vector<Architecture> pool_;
   std::vector<std::vector<double>> normalized_;  // refs' weights / their mean pool latency
+  std::vector<double> levels_;                   // that mean pool latency
   DescriptorEncoder encoder_;
   std::vector<EncodedDescriptor> encoded_;
 };
