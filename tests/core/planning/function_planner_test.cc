@@ -127,7 +127,6 @@ double HeldOutScore(FunctionModelTrainer& trainer, std::vector<SpaceDeviceData> 
                     const std::string& device, const std::vector<Architecture>& samples) {
   const auto& c = Column(device);
   SpaceDeviceData d{c.device, c.hardware, c.descriptor, {}};
-  std::vector<int> row_of_sample;
   for (const Architecture& a : samples) {
     const auto it = std::find(Table().archs.begin(), Table().archs.end(), a);
     d.samples.push_back({a, c.latency_ms[it - Table().archs.begin()]});
