@@ -3,6 +3,7 @@
 // Xp configurations are targets (10 samples, or none), the other 15 devices references.
 #include "core/model/function_trainer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <set>
 #include <vector>
@@ -151,6 +152,52 @@ TEST(FunctionTrainer, IntervalsAreCalibratedNotBayesianWide) {
   }
   EXPECT_GT(sum / n, 0.85);
   EXPECT_LT(sum / n, 0.95);
+}
+
+TEST(FunctionTrainer, TargetIntervalsCoverAboutNinetyPercentAtEveryK) {
+  // The evaluation's protocol: leave each piece of hardware out in turn (its configurations
+  // the targets, k samples each), the other devices references; mean held-out coverage over
+  // all 19 devices. One width per sample count fits all targets, so it over-covers the GPUs
+  // (~1.0) and under-covers the integer-ms phones; the mean is what is calibrated. Measured:
+  // 0.874 (k = 3), 0.904 (k = 10), 0.925 (k = 20); with log_half_width 0 it is ~0.
+  std::vector<std::string> hardware;
+  for (const auto& c : Table().devices) {
+    if (std::find(hardware.begin(), hardware.end(), c.hardware) == hardware.end()) {
+      hardware.push_back(c.hardware);
+    }
+  }
+  for (int k : {3, 10, 20}) {
+    double sum = 0;
+    int n = 0;
+    for (const std::string& hw : hardware) {
+      std::vector<SpaceDeviceData> fleet;
+      std::vector<std::string> targets;
+      for (const auto& c : Table().devices) {
+        if (c.hardware == hw) {
+          fleet.push_back(Target(c.device, k, 7 * k));
+          targets.push_back(c.device);
+          continue;
+        }
+        SpaceDeviceData d{c.device, c.hardware, c.descriptor, {}};
+        for (size_t r = 0; r < Table().archs.size(); ++r) {
+          if (!HeldOut(static_cast<int>(r)))
+            d.samples.push_back({Table().archs[r], c.latency_ms[r]});
+        }
+        fleet.push_back(std::move(d));
+      }
+      absl::StatusOr<TrainedFunctionModel> t = TrainFunctionModel(FbnetSpace::Get(), fleet, {});
+      ASSERT_TRUE(t.ok()) << t.status();
+      absl::StatusOr<FunctionModel> model = FunctionModel::Create(t->params);
+      ASSERT_TRUE(model.ok());
+      for (const std::string& d : targets) {
+        const double c = HeldOutAccuracy(*model, d).coverage90;
+        sum += c;
+        ++n;
+      }
+    }
+    EXPECT_GT(sum / n, 0.85) << k;
+    EXPECT_LT(sum / n, 0.95) << k;
+  }
 }
 
 TEST(FunctionTrainer, DeviceWithoutSamplesGetsTheDescriptorWeightedPrior) {
