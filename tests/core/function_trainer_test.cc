@@ -389,3 +389,55 @@ TEST(FunctionTrainer, ReferenceThresholdIsInSamples) {
 
 }  // namespace
 }  // namespace maplex::core
+
+namespace maplex::core {
+namespace {
+
+TEST(FunctionTrainer, TrainsNb201AsAFunction) {
+  absl::StatusOr<std::string> csv = client::ReadMaybeGzippedFile("data/nb201_latency.csv.gz");
+  absl::StatusOr<std::string> dev = client::ReadMaybeGzippedFile("data/nb201_devices.csv");
+  ASSERT_TRUE(csv.ok() && dev.ok());
+  absl::StatusOr<SpaceLatencyTable> table = ParseSpaceLatencyTable(*csv, *dev, &Nb201Space::Get());
+  ASSERT_TRUE(table.ok()) << table.status();
+  // Every fifth cell held out; gold_6240 a 10-sample target, the others references.
+  std::vector<SpaceDeviceData> fleet;
+  const SpaceLatencyTable::Column* target = nullptr;
+  for (const auto& c : table->devices) {
+    SpaceDeviceData d{c.device, c.hardware, c.descriptor, {}};
+    const bool is_target = c.device == "gold_6240";
+    if (is_target) target = &c;
+    for (size_t r = 0; r < table->archs.size(); r += is_target ? 1013 : 1) {
+      if (r % 5 != 4 && (!is_target || Nb201Space::Get().IsOutputConnected(table->archs[r]))) {
+        d.samples.push_back({table->archs[r], c.latency_ms[r]});
+      }
+      if (is_target && d.samples.size() == 10) break;
+    }
+    fleet.push_back(std::move(d));
+  }
+  ASSERT_NE(target, nullptr);
+  absl::StatusOr<TrainedFunctionModel> t = TrainFunctionModel(Nb201Space::Get(), fleet, {});
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ(t->params.space, "nb201");
+  for (const FunctionDeviceSummary& s : t->summaries) {
+    if (!s.reference) continue;
+    // NB201's disconnected cells (their latency is a runtime artefact) are not fitted.
+    EXPECT_LT(s.samples_fitted, s.sample_count) << s.device;
+    EXPECT_NE(s.fit.find("output-disconnected samples not fitted"), std::string::npos);
+  }
+  absl::StatusOr<FunctionModel> model = FunctionModel::Create(t->params);
+  ASSERT_TRUE(model.ok()) << model.status();
+  std::vector<Architecture> archs;
+  std::vector<double> measured;
+  for (size_t r = 4; r < table->archs.size(); r += 5) {
+    if (!Nb201Space::Get().IsOutputConnected(table->archs[r])) continue;
+    archs.push_back(table->archs[r]);
+    measured.push_back(target->latency_ms[r]);
+  }
+  std::vector<LatencyPrediction> pred(archs.size());
+  ASSERT_TRUE(model->Predict("gold_6240", archs, absl::MakeSpan(pred)).ok());
+  // Measured rho 0.960 on the held-out connected cells.
+  EXPECT_GT(ComputeAccuracy(pred, measured).spearman, 0.93);
+}
+
+}  // namespace
+}  // namespace maplex::core
