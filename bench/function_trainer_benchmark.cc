@@ -7,6 +7,8 @@
 //   retrain   after the largest fleet: one new device's 10 samples, the trainer's cached
 //             retrain + FunctionModel::Create + its first Predict (the core of ack -> first
 //             Predict)
+//   served    the served model's held-out rho, +-10 % and 90 % interval coverage in both
+//             spaces at k = 3, 10, 20 (leave one hardware out; --noaccuracy skips it)
 //   planner   FunctionPlanner with the largest fleet's references: Build, then Next(count 10)
 //             for `--requests` devices, p50 / p99
 // Every line names the 1-minute load average when it was measured (the machine is shared).
@@ -33,6 +35,7 @@
 #include "core/arch/fbnet_space.h"
 #include "core/arch/nb201_space.h"
 #include "core/dataset/latency_table.h"
+#include "core/eval/metrics.h"
 #include "core/model/function_trainer.h"
 #include "core/planning/function_planner.h"
 
@@ -166,12 +169,82 @@ void Die(const absl::Status& s) {
   std::exit(1);
 }
 
+// The served model's accuracy and interval coverage under the evaluation's protocol: every
+// fifth row held out from every device, each piece of hardware left out in turn (its
+// configurations targets with k samples from the other rows, output-connected), the rest
+// references; means over all devices of the held-out connected rows.
+void ServedAccuracy(const SpaceLatencyTable& t, int k) {
+  const auto& space = *t.space;
+  std::vector<std::string> hardware;
+  for (const auto& c : t.devices) {
+    if (std::find(hardware.begin(), hardware.end(), c.hardware) == hardware.end()) {
+      hardware.push_back(c.hardware);
+    }
+  }
+  const int rows = static_cast<int>(t.archs.size());
+  std::vector<bool> connected(rows);
+  for (int r = 0; r < rows; ++r) connected[r] = space.IsOutputConnected(t.archs[r]);
+  double rho = 0, acc10 = 0, coverage = 0;
+  int n = 0;
+  Timer timer;
+  for (const std::string& hw : hardware) {
+    std::vector<SpaceDeviceData> fleet;
+    std::vector<const SpaceLatencyTable::Column*> targets;
+    for (const auto& c : t.devices) {
+      SpaceDeviceData d{c.device, c.hardware, c.descriptor, {}};
+      if (c.hardware == hw) {
+        targets.push_back(&c);
+        for (int i = 0; static_cast<int>(d.samples.size()) < k; ++i) {
+          const int r = (7 * k + i * 397) % rows;
+          if (r % 5 != 4 && connected[r] && std::isfinite(c.latency_ms[r])) {
+            d.samples.push_back({t.archs[r], c.latency_ms[r]});
+          }
+        }
+      } else {
+        for (int r = 0; r < rows; ++r) {
+          if (r % 5 != 4 && std::isfinite(c.latency_ms[r])) {
+            d.samples.push_back({t.archs[r], c.latency_ms[r]});
+          }
+        }
+      }
+      fleet.push_back(std::move(d));
+    }
+    absl::StatusOr<TrainedFunctionModel> m = maplex::core::TrainFunctionModel(space, fleet, {});
+    if (!m.ok()) Die(m.status());
+    absl::StatusOr<FunctionModel> model = FunctionModel::Create(m->params);
+    if (!model.ok()) Die(model.status());
+    for (const auto* c : targets) {
+      std::vector<Architecture> archs;
+      std::vector<double> measured;
+      for (int r = 4; r < rows; r += 5) {
+        if (connected[r] && std::isfinite(c->latency_ms[r])) {
+          archs.push_back(t.archs[r]);
+          measured.push_back(c->latency_ms[r]);
+        }
+      }
+      std::vector<maplex::core::LatencyPrediction> pred(archs.size());
+      if (absl::Status s = model->Predict(c->device, archs, absl::MakeSpan(pred)); !s.ok()) Die(s);
+      const maplex::core::AccuracyMetrics a = maplex::core::ComputeAccuracy(pred, measured);
+      rho += a.spearman;
+      acc10 += a.acc10;
+      coverage += a.coverage90;
+      ++n;
+    }
+  }
+  std::printf(
+      "served %s, k = %d, leave one hardware out (%zu trainings): rho %.3f, +-10 %% %.3f, 90 %% "
+      "coverage %.3f (mean of %d devices; %.1f s CPU), load %s\n",
+      std::string(space.name()).c_str(), k, hardware.size(), rho / n, acc10 / n, coverage / n, n,
+      timer.Cpu(), Load().c_str());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::vector<int> fleets = {62, 1000};
   int requests = 200;
   int reps = 3;
+  bool accuracy = true;
   std::string data = "data";
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
@@ -186,6 +259,8 @@ int main(int argc, char** argv) {
       if (!absl::SimpleAtoi(arg.substr(11), &requests)) Die(absl::InvalidArgumentError(arg));
     } else if (arg.rfind("--reps=", 0) == 0) {
       if (!absl::SimpleAtoi(arg.substr(7), &reps) || reps < 1) Die(absl::InvalidArgumentError(arg));
+    } else if (arg == "--noaccuracy") {
+      accuracy = false;
     } else if (arg.rfind("--data=", 0) == 0) {
       data = arg.substr(7);
     } else {
@@ -210,6 +285,12 @@ int main(int argc, char** argv) {
         "bundled: both spaces, titanxp_* as 10-sample targets (32 references, 6 targets): "
         "%.2f s CPU (%.2f s wall), load %s\n",
         t.Cpu(), t.Wall(), Load().c_str());
+  }
+
+  if (accuracy) {
+    for (const SpaceLatencyTable* t : {&fb, &nb}) {
+      for (int k : {3, 10, 20}) ServedAccuracy(*t, k);
+    }
   }
 
   std::vector<double> fleet_cpu;
