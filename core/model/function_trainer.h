@@ -17,6 +17,15 @@
 //   t = trainer.Train(devices);   // refits device 7 only: references, pool, calibration cached
 //   absl::StatusOr<FunctionModel> model = FunctionModel::Create(t->params);
 //
+// Wiring into the server (server/trainer.cc): keep one FunctionModelTrainer per space across
+// trainings (its caches are what makes a retrain after one device's samples one target fit);
+// build SpaceDeviceData from the store's measurements of that space, the descriptor as
+// ToDeviceData builds it; serve FunctionModel::Create(params), persist
+// SerializeFunctionModel(params); the summaries fill DevicePredictions' reference,
+// sample_count, used_spec / used_counters / used_measured_latencies (descriptor_use) and fit.
+// NextTasks: FunctionPlanner::Build(trained, the references' architectures) once per model
+// (core/planning/function_planner.h).
+//
 // Deterministic in options.seed: a retrain from the caches gives exactly the model a cold
 // train gives. FunctionModelTrainer is thread-compatible (one Train at a time);
 // TrainFunctionModel is thread-safe.
