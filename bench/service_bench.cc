@@ -240,12 +240,19 @@ double RawSqliteIngest(const std::string& path,
     }
   };
   exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;");
+  // The row's key as schema v4 stores it: the space and the NB201 cell string (made before
+  // the clock starts: this limit measures SQLite alone).
+  const maplex::core::Nb201Space& nb201 = maplex::core::Nb201Space::Get();
+  std::vector<std::string> cells(nb201.size());
+  for (int32_t i = 0; i < nb201.size(); ++i) {
+    cells[i] = maplex::core::Nb201Space::FormatCell(nb201.CellAt(i));
+  }
   sqlite3_stmt* insert = nullptr;
   if (sqlite3_prepare_v2(db,
-                         "INSERT INTO measurements (measurement_id, device_id, arch_index, "
+                         "INSERT INTO measurements (measurement_id, device_id, space, arch, "
                          "median_ms, p90_ms, stddev_ms, repeats, protocol, measured_at_ms, "
-                         "received_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) "
-                         "ON CONFLICT (measurement_id) DO NOTHING",
+                         "received_at_ms) VALUES (?1, ?2, 'nb201', ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
+                         "?10) ON CONFLICT (measurement_id) DO NOTHING",
                          -1, &insert, nullptr) != SQLITE_OK) {
     Die(absl::StrCat("raw: prepare: ", sqlite3_errmsg(db)));
   }
@@ -264,7 +271,8 @@ double RawSqliteIngest(const std::string& path,
         sqlite3_bind_text(insert, 1, m.id().data(), static_cast<int>(m.id().size()), SQLITE_STATIC);
         sqlite3_bind_text(insert, 2, m.device_id().data(), static_cast<int>(m.device_id().size()),
                           SQLITE_STATIC);
-        sqlite3_bind_int64(insert, 3, m.arch().index());
+        const std::string& cell = cells[m.arch().index()];
+        sqlite3_bind_text(insert, 3, cell.data(), static_cast<int>(cell.size()), SQLITE_STATIC);
         sqlite3_bind_double(insert, 4, m.stats().median_ms());
         sqlite3_bind_double(insert, 5, m.stats().p90_ms());
         sqlite3_bind_double(insert, 6, m.stats().stddev_ms());

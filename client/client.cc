@@ -19,6 +19,13 @@ maplex::v1::Architecture Nb201Cell(const std::string& cell) {
   return a;
 }
 
+maplex::v1::Architecture Canonical(const std::string& space, const std::string& canonical) {
+  maplex::v1::Architecture a;
+  a.set_space(space);
+  a.set_canonical(canonical);
+  return a;
+}
+
 absl::Status FromGrpcStatus(const grpc::Status& status) {
   if (status.ok()) return absl::OkStatus();
   return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
@@ -110,14 +117,20 @@ absl::StatusOr<maplex::v1::Device> MaplexClient::RetireDevice(const std::string&
 }
 
 absl::StatusOr<std::vector<maplex::v1::MeasuredLatency>> MaplexClient::ListMeasurements(
-    const std::string& device_id) {
+    const std::string& device_id, const std::string& space, int page_size) {
   maplex::v1::ListMeasurementsRequest request;
   request.set_device_id(device_id);
-  absl::StatusOr<maplex::v1::ListMeasurementsResponse> response =
-      Call(*registry_, &maplex::v1::DeviceRegistry::Stub::ListMeasurements, request);
-  if (!response.ok()) return response.status();
-  return std::vector<maplex::v1::MeasuredLatency>(response->latencies().begin(),
-                                                  response->latencies().end());
+  request.set_space(space);
+  request.set_page_size(page_size);
+  std::vector<maplex::v1::MeasuredLatency> latencies;
+  do {
+    absl::StatusOr<maplex::v1::ListMeasurementsResponse> response =
+        Call(*registry_, &maplex::v1::DeviceRegistry::Stub::ListMeasurements, request);
+    if (!response.ok()) return response.status();
+    latencies.insert(latencies.end(), response->latencies().begin(), response->latencies().end());
+    request.set_page_token(response->next_page_token());
+  } while (!request.page_token().empty());
+  return latencies;
 }
 
 namespace {

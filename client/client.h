@@ -38,9 +38,12 @@ struct ClientOptions {
   ChannelSecurity security;  // TLS and bearer token; plaintext and no token by default
 };
 
-// Architecture messages for the two NB201 encodings.
+// Architecture messages for the two older NB201 encodings.
 maplex::v1::Architecture Nb201Index(int32_t index);
 maplex::v1::Architecture Nb201Cell(const std::string& cell);
+// An architecture of any space by its canonical string, e.g.
+// Canonical("fbnet", "k5_e6-skip-k3_e1_g2-...") (core/arch; "" = nb201).
+maplex::v1::Architecture Canonical(const std::string& space, const std::string& canonical);
 
 // The absl::Status carrying a gRPC status's code and message.
 absl::Status FromGrpcStatus(const grpc::Status& status);
@@ -61,9 +64,11 @@ class MaplexClient {
       maplex::v1::ListDevicesRequest request);
   absl::StatusOr<maplex::v1::Device> UpdateDevice(const maplex::v1::UpdateDeviceRequest& request);
   absl::StatusOr<maplex::v1::Device> RetireDevice(const std::string& id);
-  // The device's measured latency of each architecture, by arch index.
+  // The device's measured latency of each architecture of `space` ("" = nb201), every
+  // page followed (`page_size` per call; 0 = the server's default): NB201 by index, other
+  // spaces by canonical string.
   absl::StatusOr<std::vector<maplex::v1::MeasuredLatency>> ListMeasurements(
-      const std::string& device_id);
+      const std::string& device_id, const std::string& space = "", int page_size = 0);
 
   absl::StatusOr<maplex::v1::PredictResponse> Predict(
       const std::string& device_id, const std::vector<maplex::v1::Architecture>& archs,

@@ -37,16 +37,38 @@ absl::StatusOr<std::string> ReadMaybeGzippedFile(const std::string& path) {
   return contents;
 }
 
+namespace {
+
+// The devices CSV at `path`; an empty path: a devices CSV without rows (nothing known).
+absl::StatusOr<std::string> ReadDevicesCsv(const std::string& path) {
+  if (path.empty()) return std::string("device\n");
+  return ReadMaybeGzippedFile(path);
+}
+
+}  // namespace
+
+absl::StatusOr<core::SpaceLatencyTable> LoadSpaceLatencyData(const std::string& latency_path,
+                                                             const std::string& devices_path) {
+  absl::StatusOr<std::string> latency = ReadMaybeGzippedFile(latency_path);
+  if (!latency.ok()) return latency.status();
+  absl::StatusOr<std::string> devices_csv = ReadDevicesCsv(devices_path);
+  if (!devices_csv.ok()) return devices_csv.status();
+  absl::StatusOr<core::SpaceLatencyTable> parsed =
+      core::ParseSpaceLatencyTable(*latency, *devices_csv);
+  if (!parsed.ok()) {
+    return absl::Status(parsed.status().code(),
+                        absl::StrCat(latency_path, ": ", parsed.status().message()));
+  }
+  return parsed;
+}
+
 absl::StatusOr<std::vector<core::DeviceData>> LoadLatencyData(const std::string& latency_path,
                                                               const std::string& devices_path) {
   absl::StatusOr<std::string> latency = ReadMaybeGzippedFile(latency_path);
   if (!latency.ok()) return latency.status();
-  std::string devices_csv = "device\n";  // a devices CSV without rows: nothing known of them
-  if (!devices_path.empty()) {
-    absl::StatusOr<std::string> devices = ReadMaybeGzippedFile(devices_path);
-    if (!devices.ok()) return devices.status();
-    devices_csv = *std::move(devices);
-  }
+  absl::StatusOr<std::string> devices = ReadDevicesCsv(devices_path);
+  if (!devices.ok()) return devices.status();
+  const std::string devices_csv = *std::move(devices);
   absl::StatusOr<std::vector<core::DeviceData>> parsed =
       core::ParseLatencyTable(*latency, devices_csv, core::Nb201Space::Get());
   if (!parsed.ok()) {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/dataset/latency_table.h"
 #include "core/model/latency_model.h"
 
 namespace maplex::client {
@@ -22,6 +23,12 @@ absl::StatusOr<std::string> ReadMaybeGzippedFile(const std::string& path);
 // name the file.
 absl::StatusOr<std::vector<core::DeviceData>> LoadLatencyData(const std::string& latency_path,
                                                               const std::string& devices_path);
+
+// A latency table of any registered space (core::ParseSpaceLatencyTable: `arch,<device>...`
+// with canonical strings, e.g. data/fbnet_latency.csv.gz, or NB201's
+// `arch_index,arch_str,...`), the space detected from the first row; errors name the file.
+absl::StatusOr<core::SpaceLatencyTable> LoadSpaceLatencyData(const std::string& latency_path,
+                                                             const std::string& devices_path);
 
 // Writes `contents` to `path`, replacing it. Internal error naming the path on failure.
 absl::Status WriteTextFile(const std::string& path, const std::string& contents);

@@ -10,6 +10,8 @@ struct Limits {
   int max_measurements_per_batch = 10000;
   int max_list_page_size = 1000;
   int default_list_page_size = 100;
+  // ListMeasurements: default and largest page (all of NAS-Bench-201, 15,625, in one).
+  int max_measurements_page_size = 20000;
   int max_labels_per_device = 64;
   int max_id_length = 128;  // device ids, measurement ids, label keys, spec.isa, categories
   int max_text_length = 1024;                   // names, label values, protocol notes

@@ -100,7 +100,8 @@ size_t TrainingDataDigest(const std::vector<DeviceSamples>& devices) {
     }
     // Field by field: a pair's padding bytes are indeterminate.
     for (const auto& [arch, ms] : d.latency_ms) {
-      bytes.append(reinterpret_cast<const char*>(&arch), sizeof(arch));
+      const absl::Span<const uint8_t> choices = arch.choices();
+      bytes.append(reinterpret_cast<const char*>(choices.data()), choices.size());
       bytes.append(reinterpret_cast<const char*>(&ms), sizeof(ms));
     }
   }
@@ -124,8 +125,14 @@ std::vector<core::DeviceData> ToDeviceData(const std::vector<DeviceSamples>& dev
       }
       c.descriptor.reference_workload_seconds = d.descriptor->reference_workload_seconds();
     }
+    // The NB201 model reads official indices, in index order (the store orders by string).
+    const core::Nb201Space& nb201 = core::Nb201Space::Get();
     c.samples.reserve(d.latency_ms.size());
-    for (const auto& [arch, ms] : d.latency_ms) c.samples.push_back({arch, ms});
+    for (const auto& [arch, ms] : d.latency_ms) c.samples.push_back({nb201.IndexOf(arch), ms});
+    std::sort(c.samples.begin(), c.samples.end(),
+              [](const core::LatencySample& a, const core::LatencySample& b) {
+                return a.arch_index < b.arch_index;
+              });
   }
   return out;
 }
@@ -146,7 +153,8 @@ absl::Status Trainer::LoadLatest() {
                         absl::StrCat("model version ", (*stored)->info.version(),
                                      " does not load: ", model.status().message()));
   }
-  absl::StatusOr<std::vector<DeviceSamples>> data = store_->LoadTrainingData();
+  absl::StatusOr<std::vector<DeviceSamples>> data =
+      store_->LoadTrainingData(core::Nb201Space::Get());
   if (!data.ok()) return data.status();
   auto served = std::make_shared<ServedModel>();
   served->planner = BuildPlanner(ToDeviceData(*data));
@@ -236,7 +244,8 @@ void Trainer::Loop() {
 absl::StatusOr<v1::ModelInfo> Trainer::TrainNow() {
   std::lock_guard<std::mutex> train_lock(train_mu_);
   const absl::Time start = absl::Now();
-  absl::StatusOr<std::vector<DeviceSamples>> stored = store_->LoadTrainingData();
+  absl::StatusOr<std::vector<DeviceSamples>> stored =
+      store_->LoadTrainingData(core::Nb201Space::Get());
   if (!stored.ok()) return stored.status();
   const size_t digest = TrainingDataDigest(*stored);
   return TrainOn(*std::move(stored), digest, start);
@@ -245,7 +254,8 @@ absl::StatusOr<v1::ModelInfo> Trainer::TrainNow() {
 absl::StatusOr<std::optional<v1::ModelInfo>> Trainer::TrainIfDataChanged() {
   std::lock_guard<std::mutex> train_lock(train_mu_);
   const absl::Time start = absl::Now();
-  absl::StatusOr<std::vector<DeviceSamples>> stored = store_->LoadTrainingData();
+  absl::StatusOr<std::vector<DeviceSamples>> stored =
+      store_->LoadTrainingData(core::Nb201Space::Get());
   if (!stored.ok()) return stored.status();
   const size_t digest = TrainingDataDigest(*stored);
   if (trained_digest_ == digest) {

@@ -50,7 +50,8 @@ struct TrainerOptions {
   std::vector<uint64_t> pinned_model_versions;
 };
 
-// The store's view of devices as the core model wants them.
+// The store's NB201 samples (Store::LoadTrainingData(Nb201Space)) as the core NB201 model
+// wants them: official indices, ascending. Every architecture must be of nb201.
 std::vector<core::DeviceData> ToDeviceData(const std::vector<DeviceSamples>& devices);
 
 class Trainer {

@@ -1,11 +1,13 @@
 #include "server/validation.h"
 
+#include <array>
 #include <cmath>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "core/arch/nb201_space.h"
+#include "core/arch/space_registry.h"
 
 namespace maplex::server {
 namespace {
@@ -113,29 +115,63 @@ absl::Status ValidateIdentifier(absl::string_view value, absl::string_view field
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<int32_t>> ResolveArchitectureBatch(
-    const maplex::v1::ArchitectureBatch& batch, absl::string_view field, const Limits& limits) {
-  if (!batch.space().empty() && batch.space() != "nb201") {
-    return Invalid(absl::StrCat(field, ".space"),
-                   absl::StrCat(Quoted(batch.space()), " is not a known search space (nb201)"));
+absl::StatusOr<const core::ArchitectureSpace*> ResolveSpace(absl::string_view name,
+                                                            absl::string_view field) {
+  // The default and the common case first: no registry walk on the hot paths.
+  if (name.empty() || name == "nb201") return &core::Nb201Space::Get();
+  if (const core::ArchitectureSpace* space =
+          core::FindSpace(std::string_view(name.data(), name.size())))
+    return space;
+  std::string known;
+  for (std::string_view n : core::SpaceNames()) {
+    absl::StrAppend(&known, known.empty() ? "" : ", ", absl::string_view(n.data(), n.size()));
   }
+  return Invalid(field, absl::StrCat(Quoted(name), " is not a known search space (", known, ")"));
+}
+
+absl::StatusOr<const core::ArchitectureSpace*> ValidateSpace(absl::string_view name,
+                                                             absl::string_view field,
+                                                             const Limits& limits) {
+  if (absl::Status s = ValidateLength(name, field, limits.max_id_length); !s.ok()) return s;
+  return ResolveSpace(name, field);
+}
+
+namespace {
+
+bool IsNb201(const core::ArchitectureSpace* space) { return space == &core::Nb201Space::Get(); }
+
+// The number of architectures in a batch of `space`, or the error naming `field`.
+absl::StatusOr<size_t> BatchCount(const maplex::v1::ArchitectureBatch& batch,
+                                  const core::ArchitectureSpace& space, absl::string_view field,
+                                  const Limits& limits) {
   const std::string& choices = batch.choices();
-  constexpr size_t kPerArch = core::kNb201EdgeCount;
+  const size_t per_arch = static_cast<size_t>(space.positions());
   if (choices.empty()) return Invalid(absl::StrCat(field, ".choices"), "is empty");
-  if (choices.size() % kPerArch != 0) {
+  if (choices.size() % per_arch != 0) {
     return Invalid(absl::StrCat(field, ".choices"),
-                   absl::StrCat(choices.size(), " bytes are not a whole number of ", kPerArch,
-                                "-byte nb201 architectures"));
+                   absl::StrCat(choices.size(), " bytes are not a whole number of ", per_arch,
+                                "-byte ", SpaceName(space), " architectures"));
   }
-  const size_t count = choices.size() / kPerArch;
+  const size_t count = choices.size() / per_arch;
   if (count > static_cast<size_t>(limits.max_archs_per_predict)) {
     return absl::ResourceExhaustedError(absl::StrCat(field, ": ", count,
                                                      " architectures, more than the limit of ",
                                                      limits.max_archs_per_predict));
   }
+  return count;
+}
+
+// The NB201 batch straight to official indices: the Predict hot path of the NB201 model.
+absl::StatusOr<std::vector<int32_t>> Nb201BatchIndices(const maplex::v1::ArchitectureBatch& batch,
+                                                       absl::string_view field,
+                                                       const Limits& limits) {
   const core::Nb201Space& space = core::Nb201Space::Get();
-  std::vector<int32_t> archs(count);
-  for (size_t i = 0; i < count; ++i) {
+  absl::StatusOr<size_t> count = BatchCount(batch, space, field, limits);
+  if (!count.ok()) return count.status();
+  const std::string& choices = batch.choices();
+  constexpr size_t kPerArch = core::kNb201EdgeCount;
+  std::vector<int32_t> archs(*count);
+  for (size_t i = 0; i < *count; ++i) {
     core::Nb201Cell cell;
     for (size_t e = 0; e < kPerArch; ++e) {
       const uint8_t code = static_cast<uint8_t>(choices[i * kPerArch + e]);
@@ -151,12 +187,18 @@ absl::StatusOr<std::vector<int32_t>> ResolveArchitectureBatch(
   return archs;
 }
 
-absl::StatusOr<int32_t> ResolveArchitecture(const maplex::v1::Architecture& arch,
-                                            absl::string_view field) {
-  if (!arch.space().empty() && arch.space() != "nb201") {
-    return Invalid(absl::StrCat(field, ".space"),
-                   absl::StrCat(Quoted(arch.space()), " is not a known search space (nb201)"));
-  }
+// The older NB201 forms (cell, index) are NB201's only.
+absl::Status Nb201FormOnly(const core::ArchitectureSpace& space, absl::string_view field,
+                           absl::string_view form) {
+  return Invalid(absl::StrCat(field, ".", form),
+                 absl::StrCat("is a form of nb201 architectures only; an architecture of ",
+                              SpaceName(space), " is given by canonical"));
+}
+
+// The official NB201 index of an NB201 architecture in any of its three forms.
+absl::StatusOr<int32_t> ResolveNb201Index(const maplex::v1::Architecture& arch,
+                                          absl::string_view field) {
+  const core::Nb201Space& space = core::Nb201Space::Get();
   switch (arch.id_case()) {
     case maplex::v1::Architecture::kIndex:
       if (arch.index() < 0 || arch.index() >= core::kNb201CellCount) {
@@ -165,18 +207,96 @@ absl::StatusOr<int32_t> ResolveArchitecture(const maplex::v1::Architecture& arch
       }
       return arch.index();
     case maplex::v1::Architecture::kCell: {
-      absl::StatusOr<int32_t> index =
-          core::Nb201Space::Get().IndexOf(std::string_view(arch.cell()));
+      absl::StatusOr<int32_t> index = space.IndexOf(std::string_view(arch.cell()));
       if (!index.ok()) {
         return Invalid(absl::StrCat(field, ".cell"),
                        absl::StrCat(Quoted(arch.cell()), ": ", index.status().message()));
       }
       return *index;
     }
+    case maplex::v1::Architecture::kCanonical: {
+      absl::StatusOr<core::Architecture> a = space.Parse(arch.canonical());
+      if (!a.ok()) {
+        return Invalid(absl::StrCat(field, ".canonical"),
+                       absl::StrCat(Quoted(arch.canonical()), ": ", a.status().message()));
+      }
+      return space.IndexOf(*a);
+    }
     case maplex::v1::Architecture::ID_NOT_SET:
       break;
   }
-  return Invalid(field, "names no architecture (set cell or index)");
+  return Invalid(field, "names no architecture (set canonical, cell or index)");
+}
+
+// Mixed spaces in one request or batch: names the first architecture of another space.
+absl::Status OtherSpace(absl::string_view field, const core::ArchitectureSpace& space,
+                        absl::string_view first_field, const core::ArchitectureSpace& first) {
+  return Invalid(
+      field, absl::StrCat("space ", SpaceName(space), " differs from ", SpaceName(first), " of ",
+                          first_field, "; one request or batch holds one space"));
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<core::Architecture>> ResolveArchitectureBatch(
+    const maplex::v1::ArchitectureBatch& batch, absl::string_view field, const Limits& limits) {
+  absl::StatusOr<const core::ArchitectureSpace*> space =
+      ResolveSpace(batch.space(), absl::StrCat(field, ".space"));
+  if (!space.ok()) return space.status();
+  absl::StatusOr<size_t> count = BatchCount(batch, **space, field, limits);
+  if (!count.ok()) return count.status();
+  const std::string& choices = batch.choices();
+  const int per_arch = (*space)->positions();
+  std::vector<core::Architecture> archs;
+  archs.reserve(*count);
+  std::array<int, core::Architecture::kMaxChoices> codes{};
+  for (size_t i = 0; i < *count; ++i) {
+    for (int p = 0; p < per_arch; ++p) {
+      codes[p] = static_cast<uint8_t>(choices[i * per_arch + p]);
+      if (codes[p] >= (*space)->options(p)) {
+        return Invalid(absl::StrCat(field, ".choices"),
+                       absl::StrCat("architecture ", i, ", position ", p, ": code ", codes[p],
+                                    " is outside 0..", (*space)->options(p) - 1));
+      }
+    }
+    absl::StatusOr<core::Architecture> a =
+        (*space)->FromChoices(absl::MakeConstSpan(codes.data(), per_arch));
+    if (!a.ok()) {
+      return Invalid(absl::StrCat(field, ".choices"),
+                     absl::StrCat("architecture ", i, ": ", a.status().message()));
+    }
+    archs.push_back(*a);
+  }
+  return archs;
+}
+
+absl::StatusOr<core::Architecture> ResolveArchitecture(const maplex::v1::Architecture& arch,
+                                                       absl::string_view field) {
+  absl::StatusOr<const core::ArchitectureSpace*> space =
+      ResolveSpace(arch.space(), absl::StrCat(field, ".space"));
+  if (!space.ok()) return space.status();
+  if (IsNb201(*space)) {
+    absl::StatusOr<int32_t> index = ResolveNb201Index(arch, field);
+    if (!index.ok()) return index.status();
+    return core::Nb201Space::Get().ArchitectureAt(*index);
+  }
+  switch (arch.id_case()) {
+    case maplex::v1::Architecture::kIndex:
+      return Nb201FormOnly(**space, field, "index");
+    case maplex::v1::Architecture::kCell:
+      return Nb201FormOnly(**space, field, "cell");
+    case maplex::v1::Architecture::kCanonical: {
+      absl::StatusOr<core::Architecture> a = (*space)->Parse(arch.canonical());
+      if (!a.ok()) {
+        return Invalid(absl::StrCat(field, ".canonical"),
+                       absl::StrCat(Quoted(arch.canonical()), ": ", a.status().message()));
+      }
+      return *a;
+    }
+    case maplex::v1::Architecture::ID_NOT_SET:
+      break;
+  }
+  return Invalid(field, "names no architecture (set canonical)");
 }
 
 absl::Status ValidateArchitectureSize(const maplex::v1::Architecture& arch, absl::string_view field,
@@ -186,7 +306,13 @@ absl::Status ValidateArchitectureSize(const maplex::v1::Architecture& arch, absl
       !s.ok()) {
     return s;
   }
-  return ValidateLength(arch.cell(), absl::StrCat(field, ".cell"), limits.max_arch_string_length);
+  if (absl::Status s =
+          ValidateLength(arch.cell(), absl::StrCat(field, ".cell"), limits.max_arch_string_length);
+      !s.ok()) {
+    return s;
+  }
+  return ValidateLength(arch.canonical(), absl::StrCat(field, ".canonical"),
+                        limits.max_arch_string_length);
 }
 
 absl::Status ValidateListDevicesFilter(const maplex::v1::ListDevicesRequest& request,
@@ -297,8 +423,13 @@ absl::StatusOr<std::vector<StoredMeasurement>> ValidateMeasurementBatch(
         !s.ok()) {
       return s;
     }
-    absl::StatusOr<int32_t> arch = ResolveArchitecture(m.arch(), absl::StrCat(at, ".arch"));
+    absl::StatusOr<core::Architecture> arch =
+        ResolveArchitecture(m.arch(), absl::StrCat(at, ".arch"));
     if (!arch.ok()) return arch.status();
+    if (!rows.empty() && arch->space() != rows.front().arch.space()) {
+      return OtherSpace(absl::StrCat(at, ".arch.space"), *arch->space(), "measurements[0]",
+                        *rows.front().arch.space());
+    }
     const maplex::v1::MeasurementStats& st = m.stats();
     if (absl::Status s = ValidateLatency(st.median_ms(), absl::StrCat(at, ".stats.median_ms"),
                                          limits, /*zero_allowed=*/false);
@@ -330,7 +461,7 @@ absl::StatusOr<std::vector<StoredMeasurement>> ValidateMeasurementBatch(
     StoredMeasurement& row = rows.emplace_back();
     row.id = m.id();
     row.device_id = m.device_id();
-    row.arch_index = *arch;
+    row.arch = *arch;
     row.stats = st;
     row.protocol = m.protocol();
     row.measured_at_unix_ms = m.measured_at_unix_ms();
@@ -392,16 +523,37 @@ absl::Status ValidateDescriptor(const maplex::v1::ReportDescriptorRequest& reque
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<int32_t>> ValidatePredictRequest(
+absl::StatusOr<PredictArchitectures> ValidatePredictRequest(
     const maplex::v1::PredictRequest& request, const Limits& limits) {
   if (absl::Status s = ValidateIdentifier(request.device_id(), "device_id", limits); !s.ok()) {
     return s;
   }
+  PredictArchitectures out;
   if (request.has_arch_batch()) {
     if (request.archs_size() != 0) {
       return Invalid("arch_batch", "is set together with archs; send one or the other");
     }
-    return ResolveArchitectureBatch(request.arch_batch(), "arch_batch", limits);
+    if (absl::Status s =
+            ValidateLength(request.arch_batch().space(), "arch_batch.space", limits.max_id_length);
+        !s.ok()) {
+      return s;
+    }
+    absl::StatusOr<const core::ArchitectureSpace*> space =
+        ResolveSpace(request.arch_batch().space(), "arch_batch.space");
+    if (!space.ok()) return space.status();
+    out.space = *space;
+    if (IsNb201(*space)) {
+      absl::StatusOr<std::vector<int32_t>> indices =
+          Nb201BatchIndices(request.arch_batch(), "arch_batch", limits);
+      if (!indices.ok()) return indices.status();
+      out.nb201_indices = *std::move(indices);
+    } else {
+      absl::StatusOr<std::vector<core::Architecture>> archs =
+          ResolveArchitectureBatch(request.arch_batch(), "arch_batch", limits);
+      if (!archs.ok()) return archs.status();
+      out.archs = *std::move(archs);
+    }
+    return out;
   }
   if (request.archs_size() == 0) return Invalid("archs", "is empty");
   if (request.archs_size() > limits.max_archs_per_predict) {
@@ -409,23 +561,39 @@ absl::StatusOr<std::vector<int32_t>> ValidatePredictRequest(
                                                      " architectures, more than the limit of ",
                                                      limits.max_archs_per_predict));
   }
-  std::vector<int32_t> archs;
-  archs.reserve(request.archs_size());
   for (int i = 0; i < request.archs_size(); ++i) {
     // The field's name is spelled out only for the error: building it for every architecture
     // of a large batch cost more than resolving the architecture itself.
     const v1::Architecture& arch = request.archs(i);
     if (static_cast<int>(arch.space().size()) > limits.max_id_length ||
-        static_cast<int>(arch.cell().size()) > limits.max_arch_string_length) {
+        static_cast<int>(arch.cell().size()) > limits.max_arch_string_length ||
+        static_cast<int>(arch.canonical().size()) > limits.max_arch_string_length) {
       return ValidateArchitectureSize(arch, absl::StrCat("archs[", i, "]"), limits);
     }
-    absl::StatusOr<int32_t> a = ResolveArchitecture(arch, "archs[]");
-    if (!a.ok()) {
-      return ResolveArchitecture(arch, absl::StrCat("archs[", i, "]")).status();
+    absl::StatusOr<const core::ArchitectureSpace*> space = ResolveSpace(arch.space(), "");
+    if (!space.ok())
+      return ResolveSpace(arch.space(), absl::StrCat("archs[", i, "].space")).status();
+    if (i == 0) {
+      out.space = *space;
+      if (IsNb201(out.space)) {
+        out.nb201_indices.reserve(request.archs_size());
+      } else {
+        out.archs.reserve(request.archs_size());
+      }
+    } else if (*space != out.space) {
+      return OtherSpace(absl::StrCat("archs[", i, "].space"), **space, "archs[0]", *out.space);
     }
-    archs.push_back(*a);
+    if (IsNb201(out.space)) {
+      absl::StatusOr<int32_t> a = ResolveNb201Index(arch, "archs[]");
+      if (!a.ok()) return ResolveNb201Index(arch, absl::StrCat("archs[", i, "]")).status();
+      out.nb201_indices.push_back(*a);
+    } else {
+      absl::StatusOr<core::Architecture> a = ResolveArchitecture(arch, "archs[]");
+      if (!a.ok()) return ResolveArchitecture(arch, absl::StrCat("archs[", i, "]")).status();
+      out.archs.push_back(*a);
+    }
   }
-  return archs;
+  return out;
 }
 
 }  // namespace maplex::server

@@ -9,6 +9,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "core/arch/architecture_space.h"
 #include "maplex/v1/common.pb.h"
 #include "maplex/v1/ingest.pb.h"
 #include "maplex/v1/predictor.pb.h"
@@ -18,17 +19,32 @@
 
 namespace maplex::server {
 
-// The NB201 indices of a compact batch (one byte per edge op code, 6 per architecture), in
-// order. InvalidArgument naming `field` and the architecture for an unknown space, a length
-// that is not a whole number of architectures or an op code outside 0..4; ResourceExhausted
-// beyond limits.max_archs_per_predict.
-absl::StatusOr<std::vector<int32_t>> ResolveArchitectureBatch(
+// The registered space `name` names ("" = nb201; aliases such as "nasbench201" accepted).
+// InvalidArgument naming `field` and the known spaces for any other name.
+absl::StatusOr<const core::ArchitectureSpace*> ResolveSpace(absl::string_view name,
+                                                            absl::string_view field);
+
+// ResolveSpace after checking the name's size against limits.max_id_length (a request's
+// own `space` field: NextTasks, ListMeasurements).
+absl::StatusOr<const core::ArchitectureSpace*> ValidateSpace(absl::string_view name,
+                                                             absl::string_view field,
+                                                             const Limits& limits);
+
+// The architectures of a compact batch of any registered space (one byte per choice,
+// space.positions() bytes per architecture), in order. InvalidArgument naming `field` for
+// an unknown space, a length that is not a whole number of architectures, or a byte outside
+// the options of its position (naming the architecture and the position);
+// ResourceExhausted beyond limits.max_archs_per_predict.
+absl::StatusOr<std::vector<core::Architecture>> ResolveArchitectureBatch(
     const maplex::v1::ArchitectureBatch& batch, absl::string_view field, const Limits& limits);
 
-// The NB201 index of `arch`. InvalidArgument naming `field` for an unknown space, a
-// malformed cell string or an index out of range.
-absl::StatusOr<int32_t> ResolveArchitecture(const maplex::v1::Architecture& arch,
-                                            absl::string_view field);
+// `arch` as a value of its space: the NB201 forms `cell` and `index`, or `canonical` in any
+// registered space. InvalidArgument naming `field` (and the sub-field) for an unknown
+// space, a form the space does not have (cell/index outside nb201), a malformed string
+// (the parser's message names the position and the token) or an index out of range.
+// Sizes are the caller's (ValidateArchitectureSize).
+absl::StatusOr<core::Architecture> ResolveArchitecture(const maplex::v1::Architecture& arch,
+                                                       absl::string_view field);
 
 // Checks an identifier (device id, measurement id, label key): 1..max_id_length characters
 // of [A-Za-z0-9._:/-].
@@ -40,7 +56,8 @@ absl::Status ValidateIdentifier(absl::string_view value, absl::string_view field
 absl::Status ValidateListDevicesFilter(const maplex::v1::ListDevicesRequest& request,
                                        const Limits& limits);
 
-// The sizes of an architecture's strings (space, cell), checked before it is parsed.
+// The sizes of an architecture's strings (space, cell, canonical), checked before it is
+// parsed.
 absl::Status ValidateArchitectureSize(const maplex::v1::Architecture& arch, absl::string_view field,
                                       const Limits& limits);
 
@@ -50,7 +67,8 @@ absl::Status ValidateUpdateDevice(const maplex::v1::UpdateDeviceRequest& request
                                   const Limits& limits);
 
 // Checks a batch field by field (ids unique within it, finite positive plausible latencies,
-// known architectures) and turns it into rows to store. Device existence is checked by
+// known architectures, all of one space: the first measurement of another space is named)
+// and turns it into rows to store. Device existence is checked by
 // the caller against the store.
 absl::StatusOr<std::vector<StoredMeasurement>> ValidateMeasurementBatch(
     const maplex::v1::MeasurementBatch& batch, const Limits& limits);
@@ -58,8 +76,20 @@ absl::StatusOr<std::vector<StoredMeasurement>> ValidateMeasurementBatch(
 absl::Status ValidateDescriptor(const maplex::v1::ReportDescriptorRequest& request,
                                 const Limits& limits);
 
-// The NB201 indices asked for. RESOURCE_EXHAUSTED above the per-request limit.
-absl::StatusOr<std::vector<int32_t>> ValidatePredictRequest(
+// The architectures of one Predict request: all of one space. NB201 requests resolve
+// straight to official indices (what the served NB201 model reads), so its hot path builds
+// no Architecture values; other spaces resolve to values.
+struct PredictArchitectures {
+  const core::ArchitectureSpace* space = nullptr;
+  std::vector<int32_t> nb201_indices;     // when space is nb201
+  std::vector<core::Architecture> archs;  // for every other space
+  size_t size() const { return nb201_indices.size() + archs.size(); }
+};
+
+// The architectures asked for, in order. InvalidArgument naming the position for a bad
+// architecture or one of another space than the first (one space per request);
+// RESOURCE_EXHAUSTED above the per-request limit.
+absl::StatusOr<PredictArchitectures> ValidatePredictRequest(
     const maplex::v1::PredictRequest& request, const Limits& limits);
 
 }  // namespace maplex::server

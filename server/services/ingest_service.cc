@@ -138,26 +138,45 @@ grpc::Status IngestService::NextTasks(grpc::ServerContext* context,
   if (absl::Status s = CheckDeviceAccepts(request->device_id(), "device_id"); !s.ok()) {
     return ToGrpcStatus(s);
   }
-  absl::StatusOr<std::vector<int32_t>> measured = store_->MeasuredArchitectures(request->device_id());
-  if (!measured.ok()) return ToGrpcStatus(measured.status());
+  absl::StatusOr<const core::ArchitectureSpace*> space =
+      ValidateSpace(request->space(), "space", limits_);
+  if (!space.ok()) return ToGrpcStatus(space.status());
+  // The planner of the request's space: NB201's comes with the served model; a space gets
+  // planned by adding its planner here.
+  if (*space != &core::Nb201Space::Get()) {
+    return ToGrpcStatus(absl::FailedPreconditionError(
+        absl::StrCat("space: no planner for space ", SpaceName(**space), " yet")));
+  }
+  return ToGrpcStatus(PlanNb201(request->device_id(), request->count(), response));
+}
+
+absl::Status IngestService::PlanNb201(const std::string& device_id, int count,
+                                      v1::NextTasksResponse* response) {
+  const core::Nb201Space& space = core::Nb201Space::Get();
+  absl::StatusOr<std::vector<core::Architecture>> stored =
+      store_->MeasuredArchitectures(device_id, space);
+  if (!stored.ok()) return stored.status();
+  std::vector<int32_t> measured;
+  measured.reserve(stored->size());
+  for (const core::Architecture& a : *stored) measured.push_back(space.IndexOf(a));
+  std::sort(measured.begin(), measured.end());
   std::shared_ptr<const ServedModel> served = slot_->Get();
   std::vector<int32_t> next;
   if (served != nullptr && served->planner != nullptr) {
-    next = served->planner->Next(*measured, request->count());
+    next = served->planner->Next(measured, count);
     response->set_strategy("d-optimal");
   } else {
     // Without reference devices: the fixed diverse set, less what is measured already.
-    const core::Nb201Space& space = core::Nb201Space::Get();
     std::vector<int32_t> diverse =
-        core::DiverseArchitectures(space, request->count() + static_cast<int>(measured->size()));
+        core::DiverseArchitectures(space, count + static_cast<int>(measured.size()));
     for (int32_t a : diverse) {
-      if (static_cast<int>(next.size()) == request->count()) break;
-      if (!std::binary_search(measured->begin(), measured->end(), a)) next.push_back(a);
+      if (static_cast<int>(next.size()) == count) break;
+      if (!std::binary_search(measured.begin(), measured.end(), a)) next.push_back(a);
     }
     response->set_strategy("diverse-compute");
   }
   for (int32_t a : next) response->add_archs()->set_index(a);
-  return grpc::Status::OK;
+  return absl::OkStatus();
 }
 
 }  // namespace maplex::server

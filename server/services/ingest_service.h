@@ -49,6 +49,10 @@ class IngestService final : public maplex::v1::Ingest::Service {
   absl::Status CheckDeviceAccepts(const std::string& device_id, absl::string_view field);
   // OK when `caller` may send every measurement of `batch` now (device binding and rate).
   absl::Status CheckCallerMaySend(const Caller& caller, const maplex::v1::MeasurementBatch& batch);
+  // NextTasks in NB201: the served model's D-optimal planner, or the fixed diverse set
+  // before there is one; never an architecture the device measured already.
+  absl::Status PlanNb201(const std::string& device_id, int count,
+                         maplex::v1::NextTasksResponse* response);
 
   const Authorizer* const authorizer_;
   Store* const store_;

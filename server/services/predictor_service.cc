@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "core/arch/nb201_space.h"
 #include "server/rpc_status.h"
 #include "server/validation.h"
 
@@ -13,12 +14,20 @@ using grpc::Status;
 
 absl::Status PredictorService::Answer(const v1::PredictRequest& request,
                                       v1::PredictResponse* response) const {
-  absl::StatusOr<std::vector<int32_t>> archs = ValidatePredictRequest(request, limits_);
-  if (!archs.ok()) return archs.status();
+  absl::StatusOr<PredictArchitectures> asked = ValidatePredictRequest(request, limits_);
+  if (!asked.ok()) return asked.status();
   if (retired_->Contains(request.device_id())) {
     return absl::FailedPreconditionError(
         absl::StrCat("device_id: device \"", request.device_id(), "\" is retired"));
   }
+  // The model of the request's space answers. The served snapshot holds the NB201 model;
+  // a space gets served by adding its model here (and to ServedModel).
+  if (asked->space != &core::Nb201Space::Get()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(request.has_arch_batch() ? "arch_batch" : "archs", ": no model serves space ",
+                     SpaceName(*asked->space), " yet"));
+  }
+  const std::vector<int32_t>* archs = &asked->nb201_indices;
   std::shared_ptr<const ServedModel> served = slot_->Get();
   if (served == nullptr) {
     return absl::UnavailableError(

@@ -1,11 +1,13 @@
 #include "server/services/registry_service.h"
 
+#include <algorithm>
 #include <map>
 #include <string>
 #include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "core/arch/nb201_space.h"
 #include "server/rpc_status.h"
 #include "server/validation.h"
 
@@ -131,15 +133,65 @@ Status RegistryService::ListMeasurements(ServerContext* context,
   if (absl::Status s = ValidateIdentifier(request->device_id(), "device_id", limits_); !s.ok()) {
     return ToGrpcStatus(s);
   }
-  absl::StatusOr<std::vector<std::pair<int32_t, double>>> latencies =
-      store_->DeviceLatencies(request->device_id());
-  if (!latencies.ok()) return ToGrpcStatus(latencies.status());
-  response->mutable_latencies()->Reserve(static_cast<int>(latencies->size()));
-  for (const auto& [arch, ms] : *latencies) {
-    v1::MeasuredLatency* m = response->add_latencies();
-    m->set_arch_index(arch);
-    m->set_latency_ms(ms);
+  absl::StatusOr<const core::ArchitectureSpace*> space =
+      ValidateSpace(request->space(), "space", limits_);
+  if (!space.ok()) return ToGrpcStatus(space.status());
+  const int max_page = limits_.max_measurements_page_size;
+  if (request->page_size() < 0 || request->page_size() > max_page) {
+    return ToGrpcStatus(absl::InvalidArgumentError(
+        absl::StrCat("page_size: ", request->page_size(), " is outside 0..", max_page)));
   }
+  const int page_size = request->page_size() == 0 ? max_page : request->page_size();
+  const std::string& token = request->page_token();
+  if (static_cast<int>(token.size()) > limits_.max_arch_string_length) {
+    return ToGrpcStatus(absl::InvalidArgumentError(absl::StrCat("page_token: ", token.size(),
+                                                                " bytes, more than the limit of ",
+                                                                limits_.max_arch_string_length)));
+  }
+  auto add = [response](const core::Architecture& arch, int32_t index, double ms) {
+    v1::MeasuredLatency* m = response->add_latencies();
+    m->set_arch_index(index);
+    m->set_latency_ms(ms);
+    m->mutable_arch()->set_space(std::string(SpaceName(*arch.space())));
+    m->mutable_arch()->set_canonical(arch.ToString());
+  };
+  if (*space == &core::Nb201Space::Get()) {
+    // By official index, as before canonical strings existed: the whole space fits one
+    // page by default; a token is the last index sent.
+    const core::Nb201Space& nb201 = core::Nb201Space::Get();
+    int32_t after = -1;
+    if (!token.empty() && (!absl::SimpleAtoi(token, &after) || after < 0)) {
+      return ToGrpcStatus(absl::InvalidArgumentError(
+          absl::StrCat("page_token: \"", token, "\" is not a page token of an nb201 listing")));
+    }
+    absl::StatusOr<std::vector<ArchitectureLatency>> latencies =
+        store_->DeviceLatencies(request->device_id(), nb201);
+    if (!latencies.ok()) return ToGrpcStatus(latencies.status());
+    std::vector<std::pair<int32_t, size_t>> by_index;  // (index, position in latencies)
+    by_index.reserve(latencies->size());
+    for (size_t i = 0; i < latencies->size(); ++i) {
+      const int32_t index = nb201.IndexOf((*latencies)[i].first);
+      if (index > after) by_index.emplace_back(index, i);
+    }
+    std::sort(by_index.begin(), by_index.end());
+    const size_t n = std::min(by_index.size(), static_cast<size_t>(page_size));
+    response->mutable_latencies()->Reserve(static_cast<int>(n));
+    for (size_t i = 0; i < n; ++i) {
+      const ArchitectureLatency& l = (*latencies)[by_index[i].second];
+      add(l.first, by_index[i].first, l.second);
+    }
+    if (n < by_index.size()) response->set_next_page_token(absl::StrCat(by_index[n - 1].first));
+    return Status::OK;
+  }
+  // Other spaces by canonical string; a token is the last string sent.
+  absl::StatusOr<std::vector<ArchitectureLatency>> latencies =
+      store_->DeviceLatencies(request->device_id(), **space, token, page_size + 1);
+  if (!latencies.ok()) return ToGrpcStatus(latencies.status());
+  const bool more = static_cast<int>(latencies->size()) > page_size;
+  if (more) latencies->pop_back();
+  response->mutable_latencies()->Reserve(static_cast<int>(latencies->size()));
+  for (const auto& [arch, ms] : *latencies) add(arch, 0, ms);
+  if (more) response->set_next_page_token(latencies->back().first.ToString());
   return Status::OK;
 }
 

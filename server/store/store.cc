@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "core/arch/nb201_space.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "platform/sqlite.h"
 #include "platform/sqlite_backup.h"
@@ -91,6 +92,35 @@ CREATE TABLE tokens (
 CREATE INDEX measurements_by_device_arch_latency ON measurements (device_id, arch_index, median_ms);
 DROP INDEX measurements_by_device;
 )sql",
+    // 3 -> 4: measurements of any architecture space, keyed by (space, canonical string)
+    // (DESIGN.md: a space may be far too large to index by integer). Every row keeps its
+    // id, device and values; an NB201 index becomes its cell string through
+    // maplex_nb201_cell(), which Open registers on the connection before migrating (the
+    // official index order is compiled into core/arch, not into SQL). SQLite cannot alter
+    // a column's meaning in place, so the table is rebuilt (the documented 12-step way).
+    R"sql(
+CREATE TABLE measurements_v4 (
+  measurement_id   TEXT PRIMARY KEY,             -- agent-made: replays are no-ops
+  device_id        TEXT NOT NULL REFERENCES devices(id),
+  space            TEXT NOT NULL,                -- core/arch registry name: nb201, fbnet
+  arch             TEXT NOT NULL,                -- canonical string in that space
+  median_ms        REAL NOT NULL CHECK (median_ms > 0),
+  p90_ms           REAL NOT NULL,
+  stddev_ms        REAL NOT NULL,
+  repeats          INTEGER NOT NULL,
+  protocol         BLOB NOT NULL,                -- maplex.v1.MeasurementProtocol
+  measured_at_ms   INTEGER NOT NULL,
+  received_at_ms   INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO measurements_v4 (measurement_id, device_id, space, arch, median_ms, p90_ms,
+                             stddev_ms, repeats, protocol, measured_at_ms, received_at_ms)
+  SELECT measurement_id, device_id, 'nb201', maplex_nb201_cell(arch_index), median_ms, p90_ms,
+         stddev_ms, repeats, protocol, measured_at_ms, received_at_ms FROM measurements;
+DROP TABLE measurements;
+ALTER TABLE measurements_v4 RENAME TO measurements;
+CREATE INDEX measurements_by_device_space_arch_latency
+  ON measurements (device_id, space, arch, median_ms);
+)sql",
 };
 static_assert(std::size(kMigrations) == Store::kSchemaVersion);
 
@@ -135,8 +165,30 @@ absl::StatusOr<int> ReadSchemaVersion(sqlite3* db, const std::string& path) {
   return static_cast<int>(*version);
 }
 
+// maplex_nb201_cell(index): the NB201 cell string of an official index, for migration
+// 3 -> 4. An index out of range fails the migration (and so the open), leaving the file
+// as it was.
+void Nb201CellFunction(sqlite3_context* context, int, sqlite3_value** argv) {
+  const int64_t index = sqlite3_value_int64(argv[0]);
+  if (sqlite3_value_type(argv[0]) != SQLITE_INTEGER || index < 0 ||
+      index >= core::kNb201CellCount) {
+    sqlite3_result_error(context,
+                         absl::StrCat("arch_index ", index, " is not an NB201 index").c_str(), -1);
+    return;
+  }
+  const std::string cell =
+      core::Nb201Space::FormatCell(core::Nb201Space::Get().CellAt(static_cast<int32_t>(index)));
+  sqlite3_result_text(context, cell.data(), static_cast<int>(cell.size()), SQLITE_TRANSIENT);
+}
+
 absl::Status Migrate(sqlite3* db, int from) {
   if (from == Store::kSchemaVersion) return absl::OkStatus();
+  if (int rc =
+          sqlite3_create_function(db, "maplex_nb201_cell", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
+                                  nullptr, &Nb201CellFunction, nullptr, nullptr);
+      rc != SQLITE_OK) {
+    return SqliteError(db, rc, "register maplex_nb201_cell");
+  }
   Transaction tx(db);
   if (!tx.status().ok()) return tx.status();
   if (from == 0) {
@@ -159,8 +211,7 @@ std::string SerializeOrDie(const google::protobuf::MessageLite& m) { return m.Se
 
 constexpr char kDeviceColumns[] =
     "d.id, d.hardware_fingerprint, d.hardware_name, d.runtime, d.precision, d.batch_size, "
-    "d.threads, d.spec, d.registered_at_ms, d.retired_at_ms, "
-    "(SELECT count(DISTINCT arch_index) FROM measurements m WHERE m.device_id = d.id)";
+    "d.threads, d.spec, d.registered_at_ms, d.retired_at_ms";
 
 // Fills a Device from a row selected with kDeviceColumns (labels are read separately).
 Device DeviceFromRow(const Statement& s) {
@@ -175,8 +226,23 @@ Device DeviceFromRow(const Statement& s) {
   d.mutable_spec()->ParseFromString(s.ColumnBlob(7));
   d.set_registered_at_unix_ms(s.ColumnInt(8));
   d.set_retired(!s.ColumnIsNull(9));
-  d.set_measurement_count(s.ColumnInt(10));
   return d;
+}
+
+// Fills measurement_count and measurement_count_by_space: distinct architectures per space
+// (the covering index answers it).
+absl::Status ReadCounts(sqlite3* db, Device& device) {
+  Statement s(db,
+              "SELECT space, count(DISTINCT arch) FROM measurements WHERE device_id = ?1 "
+              "GROUP BY space");
+  s.Bind(1, device.id());
+  int64_t total = 0;
+  while (s.Step()) {
+    (*device.mutable_measurement_count_by_space())[s.ColumnText(0)] = s.ColumnInt(1);
+    total += s.ColumnInt(1);
+  }
+  device.set_measurement_count(total);
+  return s.status();
 }
 
 absl::Status ReadLabels(sqlite3* db, Device& device) {
@@ -225,6 +291,7 @@ absl::StatusOr<Device> GetDeviceOn(sqlite3* db, absl::string_view id) {
   }
   Device d = DeviceFromRow(s);
   if (absl::Status st = ReadLabels(db, d); !st.ok()) return st;
+  if (absl::Status st = ReadCounts(db, d); !st.ok()) return st;
   return d;
 }
 
@@ -452,6 +519,7 @@ absl::StatusOr<std::vector<Device>> Store::ListDevices(const DeviceFilter& filte
   if (!s.status().ok()) return s.status();
   for (Device& d : devices) {
     if (absl::Status st = ReadLabels(db, d); !st.ok()) return st;
+    if (absl::Status st = ReadCounts(db, d); !st.ok()) return st;
   }
   return devices;
 }
@@ -493,40 +561,49 @@ absl::StatusOr<Store::IngestResult> Store::AddMeasurements(
   Transaction tx(db_);
   if (!tx.status().ok()) return tx.status();
   IngestResult result;
+  // The key of each row: its space's name and its canonical string.
+  std::vector<std::string> canonical(batch.size());
+  for (size_t i = 0; i < batch.size(); ++i) canonical[i] = batch[i].arch.ToString();
   if (replace) {
-    Statement del(db_, "DELETE FROM measurements WHERE device_id = ?1 AND arch_index = ?2");
-    for (const StoredMeasurement& m : batch) {
+    Statement del(db_,
+                  "DELETE FROM measurements WHERE device_id = ?1 AND space = ?2 AND arch = ?3");
+    for (size_t i = 0; i < batch.size(); ++i) {
+      const StoredMeasurement& m = batch[i];
       del.Bind(1, m.device_id);
-      del.Bind(2, int64_t{m.arch_index});
+      del.Bind(2, SpaceName(*m.arch.space()));
+      del.Bind(3, canonical[i]);
       if (absl::Status s = del.Run(); !s.ok()) return s;
       result.replaced += sqlite3_changes(db_);
       del.Reset();
     }
   }
   Statement insert(db_,
-                   "INSERT INTO measurements (measurement_id, device_id, arch_index, median_ms, "
+                   "INSERT INTO measurements (measurement_id, device_id, space, arch, median_ms, "
                    "p90_ms, stddev_ms, repeats, protocol, measured_at_ms, received_at_ms) VALUES "
-                   "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) "
+                   "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) "
                    "ON CONFLICT (measurement_id) DO NOTHING");
   // Read only for ids that are stored already: a new row costs nothing extra.
   Statement stored(db_,
-                   "SELECT device_id, arch_index, median_ms, p90_ms, stddev_ms, repeats FROM "
+                   "SELECT device_id, space, arch, median_ms, p90_ms, stddev_ms, repeats FROM "
                    "measurements WHERE measurement_id = ?1");
   const int64_t now = NowMs();
   std::string protocol;
-  for (const StoredMeasurement& m : batch) {
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const StoredMeasurement& m = batch[i];
+    const absl::string_view space = SpaceName(*m.arch.space());
     insert.Bind(1, m.id);
     insert.Bind(2, m.device_id);
-    insert.Bind(3, int64_t{m.arch_index});
-    insert.Bind(4, m.stats.median_ms());
-    insert.Bind(5, m.stats.p90_ms());
-    insert.Bind(6, m.stats.stddev_ms());
-    insert.Bind(7, int64_t{m.stats.repeats()});
+    insert.Bind(3, space);
+    insert.Bind(4, canonical[i]);
+    insert.Bind(5, m.stats.median_ms());
+    insert.Bind(6, m.stats.p90_ms());
+    insert.Bind(7, m.stats.stddev_ms());
+    insert.Bind(8, int64_t{m.stats.repeats()});
     protocol.clear();
     m.protocol.SerializeToString(&protocol);
-    insert.BindBlob(8, protocol);
-    insert.Bind(9, m.measured_at_unix_ms);
-    insert.Bind(10, now);
+    insert.BindBlob(9, protocol);
+    insert.Bind(10, m.measured_at_unix_ms);
+    insert.Bind(11, now);
     if (absl::Status s = insert.Run(); !s.ok()) {
       return absl::Status(s.code(), absl::StrCat("measurement ", m.id, ": ", s.message()));
     }
@@ -543,21 +620,21 @@ absl::StatusOr<Store::IngestResult> Store::AddMeasurements(
       return absl::InternalError(
           absl::StrCat("measurement ", m.id, " conflicted but is not stored"));
     }
-    const bool same = stored.ColumnText(0) == m.device_id && stored.ColumnInt(1) == m.arch_index &&
-                      stored.ColumnDouble(2) == m.stats.median_ms() &&
-                      stored.ColumnDouble(3) == m.stats.p90_ms() &&
-                      stored.ColumnDouble(4) == m.stats.stddev_ms() &&
-                      stored.ColumnInt(5) == m.stats.repeats();
+    const bool same =
+        stored.ColumnText(0) == m.device_id && stored.ColumnText(1) == space &&
+        stored.ColumnText(2) == canonical[i] && stored.ColumnDouble(3) == m.stats.median_ms() &&
+        stored.ColumnDouble(4) == m.stats.p90_ms() &&
+        stored.ColumnDouble(5) == m.stats.stddev_ms() && stored.ColumnInt(6) == m.stats.repeats();
     if (!same) {
       return absl::AlreadyExistsError(absl::StrFormat(
           "measurements: id \"%s\" is stored already with other content (device \"%s\", "
-          "arch %d, median %g ms, p90 %g ms, stddev %g ms, repeats %d; this one: device "
-          "\"%s\", arch %d, median %g ms, p90 %g ms, stddev %g ms, repeats %d); a replay "
+          "%s arch %s, median %g ms, p90 %g ms, stddev %g ms, repeats %d; this one: device "
+          "\"%s\", %s arch %s, median %g ms, p90 %g ms, stddev %g ms, repeats %d); a replay "
           "must be identical, nothing of this batch was stored",
-          m.id, stored.ColumnText(0), stored.ColumnInt(1), stored.ColumnDouble(2),
-          stored.ColumnDouble(3), stored.ColumnDouble(4), stored.ColumnInt(5), m.device_id,
-          m.arch_index, m.stats.median_ms(), m.stats.p90_ms(), m.stats.stddev_ms(),
-          m.stats.repeats()));
+          m.id, stored.ColumnText(0), stored.ColumnText(1), stored.ColumnText(2),
+          stored.ColumnDouble(3), stored.ColumnDouble(4), stored.ColumnDouble(5),
+          stored.ColumnInt(6), m.device_id, space, canonical[i], m.stats.median_ms(),
+          m.stats.p90_ms(), m.stats.stddev_ms(), m.stats.repeats()));
     }
     stored.Reset();
     ++result.already_stored;
@@ -574,81 +651,118 @@ absl::StatusOr<int64_t> Store::MeasurementCount() {
   return QueryInt(db, "SELECT count(*) FROM measurements");
 }
 
-absl::StatusOr<std::vector<int32_t>> Store::MeasuredArchitectures(absl::string_view device_id) {
+absl::StatusOr<std::vector<core::Architecture>> Store::MeasuredArchitectures(
+    absl::string_view device_id, const core::ArchitectureSpace& space) {
   ReadLease r = Read();
   if (!r.status().ok()) return r.status();
   sqlite3* const db = r.db();
-  Statement s(db, "SELECT DISTINCT arch_index FROM measurements WHERE device_id = ?1 ORDER BY 1");
+  Statement s(db,
+              "SELECT DISTINCT arch FROM measurements WHERE device_id = ?1 AND space = ?2 "
+              "ORDER BY 1");
   s.Bind(1, device_id);
-  std::vector<int32_t> archs;
-  while (s.Step()) archs.push_back(static_cast<int32_t>(s.ColumnInt(0)));
+  s.Bind(2, SpaceName(space));
+  std::vector<core::Architecture> archs;
+  while (s.Step()) {
+    absl::StatusOr<core::Architecture> a = space.Parse(s.ColumnText(0));
+    if (!a.ok()) {
+      return absl::DataLossError(absl::StrCat("stored ", SpaceName(space), " architecture \"",
+                                              s.ColumnText(0), "\": ", a.status().message()));
+    }
+    archs.push_back(*a);
+  }
   if (!s.status().ok()) return s.status();
   return archs;
 }
 
 namespace {
 
-// Steps `rows` (arch_index, median_ms ordered by both) and combines the repeated
-// measurements of one architecture by their median.
-std::vector<std::pair<int32_t, double>> MedianPerArchitecture(Statement& rows) {
-  std::vector<std::pair<int32_t, double>> out;
+// Steps `rows` (arch, median_ms ordered by both) and combines the repeated measurements
+// of one architecture by their median. DataLoss when a stored string does not parse.
+absl::StatusOr<std::vector<ArchitectureLatency>> MedianPerArchitecture(
+    Statement& rows, const core::ArchitectureSpace& space) {
+  std::vector<ArchitectureLatency> out;
   std::vector<double> same_arch;
-  int32_t current = -1;
+  std::string current;
+  absl::Status error;
   auto flush = [&] {
     if (same_arch.empty()) return;
     size_t n = same_arch.size();
     double median = n % 2 ? same_arch[n / 2] : 0.5 * (same_arch[n / 2 - 1] + same_arch[n / 2]);
-    out.emplace_back(current, median);
+    absl::StatusOr<core::Architecture> a = space.Parse(current);
+    if (a.ok()) {
+      out.emplace_back(*a, median);
+    } else if (error.ok()) {
+      error = absl::DataLossError(absl::StrCat("stored ", SpaceName(space), " architecture \"",
+                                               current, "\": ", a.status().message()));
+    }
     same_arch.clear();
   };
   while (rows.Step()) {
-    int32_t arch = static_cast<int32_t>(rows.ColumnInt(0));
-    if (arch != current) flush();
-    current = arch;
+    std::string arch = rows.ColumnText(0);
+    if (arch != current) {
+      flush();
+      current = std::move(arch);
+    }
     same_arch.push_back(rows.ColumnDouble(1));
   }
   flush();
+  if (!error.ok()) return error;
   return out;
 }
 
 constexpr char kLatencyRows[] =
-    "SELECT arch_index, median_ms FROM measurements WHERE device_id = ?1 "
-    "ORDER BY arch_index, median_ms";
+    "SELECT arch, median_ms FROM measurements WHERE device_id = ?1 AND space = ?2 AND arch > ?3 "
+    "ORDER BY arch, median_ms";
 
 }  // namespace
 
-absl::StatusOr<std::vector<std::pair<int32_t, double>>> Store::DeviceLatencies(
-    absl::string_view device_id) {
+absl::StatusOr<std::vector<ArchitectureLatency>> Store::DeviceLatencies(
+    absl::string_view device_id, const core::ArchitectureSpace& space,
+    absl::string_view after_canonical, int limit) {
   ReadLease r = Read();
   if (!r.status().ok()) return r.status();
   sqlite3* const db = r.db();
   if (absl::StatusOr<Device> d = GetDeviceOn(db, device_id); !d.ok()) return d.status();
-  Statement rows(db, kLatencyRows);
+  // A page is whole architectures: LIMIT counts distinct strings, so it goes on the
+  // architectures, and the rows of those are read in order.
+  std::string sql = kLatencyRows;
+  if (limit > 0) {
+    sql = absl::StrCat(
+        "SELECT arch, median_ms FROM measurements WHERE device_id = ?1 AND space = ?2 AND arch IN "
+        "(SELECT DISTINCT arch FROM measurements WHERE device_id = ?1 AND space = ?2 AND "
+        "arch > ?3 ORDER BY arch LIMIT ",
+        limit, ") ORDER BY arch, median_ms");
+  }
+  Statement rows(db, sql);
   rows.Bind(1, device_id);
-  std::vector<std::pair<int32_t, double>> latencies = MedianPerArchitecture(rows);
+  rows.Bind(2, SpaceName(space));
+  rows.Bind(3, after_canonical);
+  absl::StatusOr<std::vector<ArchitectureLatency>> latencies = MedianPerArchitecture(rows, space);
   if (!rows.status().ok()) return rows.status();
   return latencies;
 }
 
-absl::StatusOr<std::vector<DeviceSamples>> Store::LoadTrainingData() {
+absl::StatusOr<std::vector<DeviceSamples>> Store::LoadTrainingData(
+    const core::ArchitectureSpace& space) {
   ReadLease r = Read();
   if (!r.status().ok()) return r.status();
   sqlite3* const db = r.db();
   std::vector<DeviceSamples> out;
   {
     Statement s(db, absl::StrCat("SELECT ", kDeviceColumns,
-                                 " FROM devices d WHERE d.retired_at_ms IS NULL ORDER BY d.id"));
+                                 " FROM devices d WHERE d.retired_at_ms IS NULL AND EXISTS "
+                                 "(SELECT 1 FROM measurements m WHERE m.device_id = d.id AND "
+                                 "m.space = ?1) ORDER BY d.id"));
+    s.Bind(1, SpaceName(space));
     while (s.Step()) out.push_back({DeviceFromRow(s), std::nullopt, {}});
     if (!s.status().ok()) return s.status();
   }
-  out.erase(std::remove_if(out.begin(), out.end(),
-                           [](const DeviceSamples& d) { return d.device.measurement_count() == 0; }),
-            out.end());
   Statement descriptor(db, "SELECT descriptor FROM descriptors WHERE device_id = ?1");
   // Repeated measurements of one architecture are combined by their median.
   Statement rows(db, kLatencyRows);
   for (DeviceSamples& d : out) {
     if (absl::Status s = ReadLabels(db, d.device); !s.ok()) return s;
+    if (absl::Status s = ReadCounts(db, d.device); !s.ok()) return s;
     descriptor.Bind(1, d.device.id());
     if (descriptor.Step()) {
       d.descriptor.emplace();
@@ -658,8 +772,12 @@ absl::StatusOr<std::vector<DeviceSamples>> Store::LoadTrainingData() {
     descriptor.Reset();
 
     rows.Bind(1, d.device.id());
-    d.latency_ms = MedianPerArchitecture(rows);
+    rows.Bind(2, SpaceName(space));
+    rows.Bind(3, absl::string_view(""));
+    absl::StatusOr<std::vector<ArchitectureLatency>> latencies = MedianPerArchitecture(rows, space);
     if (!rows.status().ok()) return rows.status();
+    if (!latencies.ok()) return latencies.status();
+    d.latency_ms = *std::move(latencies);
     rows.Reset();
   }
   return out;

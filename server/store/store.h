@@ -32,6 +32,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
+#include "core/arch/architecture_space.h"
 #include "maplex/v1/ingest.pb.h"
 #include "maplex/v1/model.pb.h"
 #include "maplex/v1/models.pb.h"
@@ -42,21 +43,35 @@ struct sqlite3;
 
 namespace maplex::server {
 
-// A measurement ready to store: validated, its architecture resolved to an NB201 index.
+// A measurement ready to store: validated, its architecture resolved to a value of its
+// space. The value (not its canonical string) travels from validation to the store: it is
+// 40 bytes inline, so building a row allocates nothing for it, and its type says it was
+// parsed; the store writes its space's name and canonical string, the key of the row.
 struct StoredMeasurement {
   std::string id;
   std::string device_id;
-  int32_t arch_index = 0;
+  core::Architecture arch;
   maplex::v1::MeasurementStats stats;
   maplex::v1::MeasurementProtocol protocol;
   int64_t measured_at_unix_ms = 0;
 };
 
-// What the trainer reads: one device with the median latency of each architecture it has.
+// The registry name of `space` ("nb201", "fbnet") as an absl::string_view (Debian's Abseil
+// has its own string_view type, not std::string_view).
+inline absl::string_view SpaceName(const core::ArchitectureSpace& space) {
+  const std::string_view name = space.name();
+  return absl::string_view(name.data(), name.size());
+}
+
+// One architecture's latency on one device: the median of its measurements.
+using ArchitectureLatency = std::pair<core::Architecture, double>;
+
+// What the trainer reads: one device with the median latency of each architecture it has
+// in one space, ordered by canonical string.
 struct DeviceSamples {
   maplex::v1::Device device;
   std::optional<maplex::v1::ReportDescriptorRequest> descriptor;
-  std::vector<std::pair<int32_t, double>> latency_ms;  // (arch_index, ms), sorted by arch
+  std::vector<ArchitectureLatency> latency_ms;
 };
 
 // A bearer token as stored: its public record and the SHA-256 of its secret (the secret
@@ -75,7 +90,7 @@ struct DeviceFilter {
 class Store {
  public:
   // The schema version this binary writes. Version history: see kMigrations in store.cc.
-  static constexpr int kSchemaVersion = 3;
+  static constexpr int kSchemaVersion = 4;
 
   // Opens the database at `path`, creating it when missing, and migrates it to
   // kSchemaVersion. FailedPrecondition, with the file untouched, when it is not SQLite,
@@ -103,7 +118,8 @@ class Store {
   // Returns the existing device when (fingerprint, config) is registered already.
   // AlreadyExists when the wanted id belongs to another configuration.
   absl::StatusOr<Registration> RegisterDevice(const maplex::v1::RegisterDeviceRequest& request);
-  // NotFound when no device has this id.
+  // NotFound when no device has this id. Devices come with measurement_count and
+  // measurement_count_by_space filled (distinct architectures, per space).
   absl::StatusOr<maplex::v1::Device> GetDevice(absl::string_view id);
   // Devices matching `filter` with id > after_id, by id, at most `limit`.
   absl::StatusOr<std::vector<maplex::v1::Device>> ListDevices(const DeviceFilter& filter,
@@ -120,30 +136,36 @@ class Store {
     int already_stored = 0;  // ids stored before: replays are no-ops
     int replaced = 0;        // rows deleted by a replacing batch
   };
-  // Stores the batch in one transaction and returns after it committed durably. A
-  // measurement whose id is stored already with the same content (device, architecture,
-  // median, p90, stddev, repeats) is skipped (counted in already_stored); with other
-  // content it is refused: AlreadyExists naming the id and both contents. On any error
-  // nothing of the batch is stored.
+  // Stores the batch in one transaction and returns after it committed durably. Rows are
+  // keyed by (space, canonical string) of their architecture. A measurement whose id is
+  // stored already with the same content (device, space, architecture, median, p90,
+  // stddev, repeats) is skipped (counted in already_stored); with other content it is
+  // refused: AlreadyExists naming the id and both contents. On any error nothing of the
+  // batch is stored.
   //
-  // With `replace`, the stored rows of every (device, architecture) the batch names are
-  // deleted first, in the same transaction, so corrected values take the place of old
+  // With `replace`, the stored rows of every (device, space, architecture) the batch names
+  // are deleted first, in the same transaction, so corrected values take the place of old
   // ones (`maplex import --replace`); ids then never conflict.
   absl::StatusOr<IngestResult> AddMeasurements(absl::Span<const StoredMeasurement> batch,
                                                bool replace = false);
   // Whether the device exists and is not retired, without counting its measurements
   // (the ingest path asks this for every batch). NotFound when no device has this id.
   absl::StatusOr<bool> DeviceAcceptsData(absl::string_view id);
-  // Number of stored measurement rows.
+  // Number of stored measurement rows, every space.
   absl::StatusOr<int64_t> MeasurementCount();
-  // The distinct architectures measured on `device_id`, ascending.
-  absl::StatusOr<std::vector<int32_t>> MeasuredArchitectures(absl::string_view device_id);
-  // The latency of each architecture measured on `device_id` (the median of its
-  // measurements, as LoadTrainingData combines them), by arch. NotFound for an unknown id.
-  absl::StatusOr<std::vector<std::pair<int32_t, double>>> DeviceLatencies(
-      absl::string_view device_id);
-  // Every non-retired device with at least one measurement, with its descriptor.
-  absl::StatusOr<std::vector<DeviceSamples>> LoadTrainingData();
+  // The distinct architectures of `space` measured on `device_id`, by canonical string.
+  absl::StatusOr<std::vector<core::Architecture>> MeasuredArchitectures(
+      absl::string_view device_id, const core::ArchitectureSpace& space);
+  // The latency of each architecture of `space` measured on `device_id` (the median of its
+  // measurements, as LoadTrainingData combines them), by canonical string: those after
+  // `after_canonical` (all when empty), at most `limit` (all when 0). NotFound for an
+  // unknown id; DataLoss when a stored string no longer parses in its space.
+  absl::StatusOr<std::vector<ArchitectureLatency>> DeviceLatencies(
+      absl::string_view device_id, const core::ArchitectureSpace& space,
+      absl::string_view after_canonical = "", int limit = 0);
+  // Every non-retired device with at least one measurement in `space`, with its descriptor
+  // and its latencies in that space.
+  absl::StatusOr<std::vector<DeviceSamples>> LoadTrainingData(const core::ArchitectureSpace& space);
 
   // --- descriptors ---
   // Stores the device's descriptor (replacing the last one) and returns whether its

@@ -27,6 +27,13 @@ void CheckIndex(int32_t index) {
   if (index < 0 || index >= core::Nb201Space::Get().size()) std::abort();
 }
 
+// An accepted architecture is a value of a registered space that survives its round trip.
+void CheckArchitecture(const core::Architecture& a) {
+  if (a.space() == nullptr) std::abort();
+  absl::StatusOr<core::Architecture> again = a.space()->Parse(a.ToString());
+  if (!again.ok() || *again != a) std::abort();
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -41,11 +48,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (!Parse(data, size, &r)) return 0;
       auto archs = server::ValidatePredictRequest(r, limits);
       if (!archs.ok()) return 0;
-      if (archs->size() != static_cast<size_t>(r.archs_size()) ||
-          archs->size() > static_cast<size_t>(limits.max_archs_per_predict)) {
+      if ((!r.has_arch_batch() && archs->size() != static_cast<size_t>(r.archs_size())) ||
+          archs->size() > static_cast<size_t>(limits.max_archs_per_predict) ||
+          archs->space == nullptr) {
         std::abort();
       }
-      for (int32_t a : *archs) CheckIndex(a);
+      // One space per request: NB201 as indices, any other as values of that space.
+      const bool nb201 = archs->space == &core::Nb201Space::Get();
+      if (nb201 != archs->archs.empty() && archs->size() > 0) std::abort();
+      for (int32_t a : archs->nb201_indices) CheckIndex(a);
+      for (const core::Architecture& a : archs->archs) {
+        if (a.space() != archs->space) std::abort();
+        CheckArchitecture(a);
+      }
       return 0;
     }
     case 1: {
@@ -55,7 +70,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (!rows.ok()) return 0;
       if (rows->size() != static_cast<size_t>(r.measurements_size())) std::abort();
       for (const server::StoredMeasurement& m : *rows) {
-        CheckIndex(m.arch_index);
+        CheckArchitecture(m.arch);
+        if (m.arch.space() != rows->front().arch.space()) std::abort();
         const double ms = m.stats.median_ms();
         if (!std::isfinite(ms) || ms <= 0 || ms > limits.max_latency_ms) std::abort();
         if (m.id.empty() || m.device_id.empty()) std::abort();
@@ -80,8 +96,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     default: {
       v1::Architecture r;
       if (!Parse(data, size, &r)) return 0;
-      auto index = server::ResolveArchitecture(r, "arch");
-      if (index.ok()) CheckIndex(*index);
+      auto arch = server::ResolveArchitecture(r, "arch");
+      if (arch.ok()) CheckArchitecture(*arch);
       return 0;
     }
   }

@@ -91,7 +91,7 @@ TEST_F(BadInputTest, StreamMeasurements) {
       {"index out of range", [](auto& m) { m.mutable_arch()->set_index(15625); }, Code::kInvalidArgument, "arch.index"},
       {"negative index", [](auto& m) { m.mutable_arch()->set_index(-1); }, Code::kInvalidArgument, "arch.index"},
       {"malformed cell", [](auto& m) { m.mutable_arch()->set_cell("|conv~0|+"); }, Code::kInvalidArgument, "arch.cell"},
-      {"unknown space", [](auto& m) { m.mutable_arch()->set_space("fbnet"); }, Code::kInvalidArgument, "arch.space"},
+      {"unknown space", [](auto& m) { m.mutable_arch()->set_space("resnet"); }, Code::kInvalidArgument, "arch.space"},
       {"no architecture", [](auto& m) { m.mutable_arch()->Clear(); }, Code::kInvalidArgument, "arch"},
       {"long id", [](auto& m) { m.set_id(std::string(129, 'i')); }, Code::kInvalidArgument, ".id"},
       {"huge cell", [](auto& m) { m.mutable_arch()->set_cell(std::string(5000, '|')); }, Code::kInvalidArgument, "arch.cell: 5000 bytes"},

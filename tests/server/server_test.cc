@@ -122,9 +122,9 @@ TEST_F(ServerTest, AcksNameCommittedRowsAndRowsSurviveReopen) {
   auto store = Store::Open(dir_.File("maplex.db"));
   ASSERT_TRUE(store.ok()) << store.status();
   EXPECT_EQ(*(*store)->MeasurementCount(), 25);
-  auto data = (*store)->LoadTrainingData();
+  auto data = (*store)->LoadTrainingData(core::Nb201Space::Get());
   ASSERT_EQ(data->size(), 1u);
-  EXPECT_DOUBLE_EQ((*data)[0].latency_ms[24].second, 25.0);
+  EXPECT_DOUBLE_EQ(ToDeviceData(*data)[0].samples[24].latency_ms, 25.0);
 }
 
 TEST_F(ServerTest, ListMeasurementsReturnsADevicesLatenciesByArchitecture) {

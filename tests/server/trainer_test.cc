@@ -26,7 +26,7 @@ class TrainerTest : public ::testing::Test {
       StoredMeasurement m;
       m.id = "ref:" + std::to_string(a);
       m.device_id = "ref";
-      m.arch_index = a;
+      m.arch = *core::Nb201Space::Get().ArchitectureAt(a);
       m.stats.set_median_ms(1.0 + (a % 97) * 0.1 + (a % 13));
       rows.push_back(m);
       if (a % 1500 == 0) {
@@ -86,7 +86,7 @@ TEST_F(TrainerTest, AccuracyOfAnUnpredictableTargetIsLow) {
     StoredMeasurement m;
     m.id = "noise:" + std::to_string(i);
     m.device_id = "noise";
-    m.arch_index = 300 * i + 7;
+    m.arch = *core::Nb201Space::Get().ArchitectureAt(300 * i + 7);
     const int other = 300 * ((i + 13) % 40) + 7;  // another cell's reference latency
     m.stats.set_median_ms(1.0 + (other % 97) * 0.1 + (other % 13));
     rows.push_back(m);
@@ -179,7 +179,7 @@ TEST_F(TrainerTest, UnchangedDataIsNotRetrained) {
   StoredMeasurement replay;
   replay.id = "ref:0";
   replay.device_id = "ref";
-  replay.arch_index = 0;
+  replay.arch = *core::Nb201Space::Get().ArchitectureAt(0);
   replay.stats.set_median_ms(1.0);
   ASSERT_EQ(store_->AddMeasurements({replay})->already_stored, 1);
   ASSERT_TRUE(store_->UpdateLabels("ref", {{"rack", "3"}}, {}).ok());
@@ -191,7 +191,7 @@ TEST_F(TrainerTest, UnchangedDataIsNotRetrained) {
   StoredMeasurement fresh = replay;
   fresh.id = "target:7";
   fresh.device_id = "target";
-  fresh.arch_index = 7;
+  fresh.arch = *core::Nb201Space::Get().ArchitectureAt(7);
   ASSERT_EQ(store_->AddMeasurements({fresh})->inserted, 1);
   auto third = trainer.TrainIfDataChanged();
   ASSERT_TRUE(third.ok() && third->has_value());

@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -13,8 +14,11 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "core/arch/fbnet_space.h"
+#include "core/arch/nb201_space.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "platform/sqlite_backup.h"
 
 namespace maplex::server {
 namespace {
@@ -55,12 +59,17 @@ class StoreTest : public ::testing::Test {
     return r;
   }
 
+  // A measurement of the NB201 architecture with official index `arch`.
   static StoredMeasurement M(const std::string& id, const std::string& device, int arch,
                              double ms) {
+    return M(id, device, *core::Nb201Space::Get().ArchitectureAt(arch), ms);
+  }
+  static StoredMeasurement M(const std::string& id, const std::string& device,
+                             const core::Architecture& arch, double ms) {
     StoredMeasurement m;
     m.id = id;
     m.device_id = device;
-    m.arch_index = arch;
+    m.arch = arch;
     m.stats.set_median_ms(ms);
     m.stats.set_p90_ms(ms * 1.1);
     m.stats.set_repeats(10);
@@ -69,9 +78,27 @@ class StoreTest : public ::testing::Test {
     return m;
   }
 
+  // NB201 latencies as (official index, ms), by index.
+  static std::vector<std::pair<int32_t, double>> ByIndex(
+      const std::vector<ArchitectureLatency>& latencies) {
+    std::vector<std::pair<int32_t, double>> out;
+    for (const auto& [arch, ms] : latencies) {
+      out.emplace_back(core::Nb201Space::Get().IndexOf(arch), ms);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+  std::vector<std::pair<int32_t, double>> Nb201Latencies(Store& store, const std::string& device) {
+    auto latencies = store.DeviceLatencies(device, core::Nb201Space::Get());
+    EXPECT_TRUE(latencies.ok()) << latencies.status();
+    return latencies.ok() ? ByIndex(*latencies) : std::vector<std::pair<int32_t, double>>{};
+  }
+
   std::filesystem::path dir_;
   std::string path_;
 };
+
+const core::ArchitectureSpace& Nb201() { return core::Nb201Space::Get(); }
 
 TEST_F(StoreTest, NewDatabaseHasCurrentSchema) {
   auto store = OpenStore();
@@ -168,15 +195,17 @@ TEST_F(StoreTest, MeasurementsAreIdempotentAndSurviveReopen) {
   }
   auto store = OpenStore();
   EXPECT_EQ(*store->MeasurementCount(), 3);
-  auto data = store->LoadTrainingData();
+  auto data = store->LoadTrainingData(Nb201());
   ASSERT_TRUE(data.ok());
   ASSERT_EQ(data->size(), 1u);
   const DeviceSamples& d = (*data)[0];
   EXPECT_EQ(d.device.measurement_count(), 2);
+  EXPECT_EQ(d.device.measurement_count_by_space().at("nb201"), 2);
   ASSERT_EQ(d.latency_ms.size(), 2u);
-  EXPECT_EQ(d.latency_ms[0].first, 5);
-  EXPECT_DOUBLE_EQ(d.latency_ms[0].second, 3.0);  // median of 2.0 and 4.0
-  EXPECT_DOUBLE_EQ(d.latency_ms[1].second, 3.0);
+  const auto by_index = ByIndex(d.latency_ms);
+  EXPECT_EQ(by_index[0].first, 5);
+  EXPECT_DOUBLE_EQ(by_index[0].second, 3.0);  // median of 2.0 and 4.0
+  EXPECT_DOUBLE_EQ(by_index[1].second, 3.0);
 }
 
 TEST_F(StoreTest, DeviceLatenciesCombineRepeatsAsTrainingDataDoes) {
@@ -186,11 +215,11 @@ TEST_F(StoreTest, DeviceLatenciesCombineRepeatsAsTrainingDataDoes) {
   ASSERT_TRUE(store->AddMeasurements({M("m1", "d", 9, 2.0), M("m2", "d", 4, 3.0),
                                       M("m3", "d", 9, 4.0), M("m4", "e", 1, 8.0)})
                   .ok());
-  auto latencies = store->DeviceLatencies("d");
+  auto latencies = store->DeviceLatencies("d", Nb201());
   ASSERT_TRUE(latencies.ok()) << latencies.status();
-  EXPECT_EQ(*latencies, (std::vector<std::pair<int32_t, double>>{{4, 3.0}, {9, 3.0}}));
-  EXPECT_EQ(store->LoadTrainingData()->at(0).latency_ms, *latencies);
-  EXPECT_EQ(store->DeviceLatencies("nobody").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(ByIndex(*latencies), (std::vector<std::pair<int32_t, double>>{{4, 3.0}, {9, 3.0}}));
+  EXPECT_EQ(store->LoadTrainingData(Nb201())->at(0).latency_ms, *latencies);
+  EXPECT_EQ(store->DeviceLatencies("nobody", Nb201()).status().code(), absl::StatusCode::kNotFound);
 }
 
 TEST_F(StoreTest, FailedBatchStoresNothing) {
@@ -305,7 +334,7 @@ TEST_F(StoreTest, AReplayWithOtherContentIsRefusedAndStoresNothingOfItsBatch) {
     EXPECT_THAT(r.status().message(), HasSubstr("\"m1\""));
   }
   EXPECT_EQ(*store->MeasurementCount(), 1);
-  EXPECT_EQ(*store->DeviceLatencies("d"), (std::vector<std::pair<int32_t, double>>{{5, 2.0}}));
+  EXPECT_EQ(Nb201Latencies(*store, "d"), (std::vector<std::pair<int32_t, double>>{{5, 2.0}}));
 }
 
 TEST_F(StoreTest, AReplacingBatchTakesThePlaceOfTheStoredRowsOfItsArchitectures) {
@@ -321,14 +350,14 @@ TEST_F(StoreTest, AReplacingBatchTakesThePlaceOfTheStoredRowsOfItsArchitectures)
   EXPECT_EQ(r->replaced, 2);  // both rows of (d, 5)
   EXPECT_EQ(r->inserted, 1);
   // (d, 6) and (e, 5) are untouched.
-  EXPECT_EQ(*store->DeviceLatencies("d"),
+  EXPECT_EQ(Nb201Latencies(*store, "d"),
             (std::vector<std::pair<int32_t, double>>{{5, 4.0}, {6, 3.0}}));
-  EXPECT_EQ(*store->DeviceLatencies("e"), (std::vector<std::pair<int32_t, double>>{{5, 9.0}}));
+  EXPECT_EQ(Nb201Latencies(*store, "e"), (std::vector<std::pair<int32_t, double>>{{5, 9.0}}));
   // A failing replacing batch deletes nothing.
   auto bad = store->AddMeasurements({M("import:d:6", "d", 6, 5.0), M("x", "ghost", 1, 1.0)},
                                     /*replace=*/true);
   EXPECT_FALSE(bad.ok());
-  EXPECT_EQ(store->DeviceLatencies("d")->at(1).second, 3.0);
+  EXPECT_EQ(Nb201Latencies(*store, "d").at(1).second, 3.0);
 }
 
 // Readers use their own connections: none of them waits for a write transaction that is
@@ -348,7 +377,7 @@ TEST_F(StoreTest, ReadsDoNotWaitForAnOpenWriteTransaction) {
   writer_inside.get_future().wait();
   // The writer holds the write lock and an open transaction now.
   std::future<bool> reads = std::async(std::launch::async, [&] {
-    return store->GetDevice("d").ok() && store->LoadTrainingData().ok() &&
+    return store->GetDevice("d").ok() && store->LoadTrainingData(Nb201()).ok() &&
            store->DeviceAcceptsData("d").ok() && store->ListModels().ok() &&
            *store->MeasurementCount() == 1;  // the uncommitted row is not seen
   });
@@ -420,31 +449,193 @@ TEST_F(StoreTest, ListModelsPagesNewestFirst) {
   EXPECT_EQ(store->ListModels(2, 10)->size(), 1u);
 }
 
-// A file written by schema version 1 (before tokens) opens, keeps its data and gains the
-// tokens table. Migrations are append-only, so a v1 file is exactly today's schema less
-// what 1 -> 2 added, with version 1 recorded.
-TEST_F(StoreTest, MigratesVersion1ToCurrent) {
+// The schema as earlier binaries wrote it, verbatim (their kMigrations 0 -> 1, 1 -> 2 and
+// 2 -> 3, with the bootstrap of Migrate): a test database of version N is built exactly as
+// the version-N binary built it, not from today's schema.
+constexpr const char* kHistoricalMigrations[] = {
+    R"sql(
+CREATE TABLE devices (
+  id                   TEXT PRIMARY KEY,
+  hardware_fingerprint TEXT NOT NULL,
+  hardware_name        TEXT NOT NULL,
+  runtime              TEXT NOT NULL,
+  precision            TEXT NOT NULL,
+  batch_size           INTEGER NOT NULL CHECK (batch_size >= 1),
+  threads              INTEGER NOT NULL CHECK (threads >= 0),
+  category             TEXT NOT NULL,
+  spec                 BLOB NOT NULL,            -- maplex.v1.HardwareSpec
+  registered_at_ms     INTEGER NOT NULL,
+  retired_at_ms        INTEGER,
+  UNIQUE (hardware_fingerprint, runtime, precision, batch_size, threads)
+);
+CREATE TABLE device_labels (
+  device_id TEXT NOT NULL REFERENCES devices(id),
+  key       TEXT NOT NULL,
+  value     TEXT NOT NULL,
+  PRIMARY KEY (device_id, key)
+);
+CREATE TABLE descriptors (
+  device_id        TEXT PRIMARY KEY REFERENCES devices(id),
+  reported_at_ms   INTEGER NOT NULL,
+  descriptor       BLOB NOT NULL                 -- maplex.v1.ReportDescriptorRequest
+);
+CREATE TABLE measurements (
+  measurement_id   TEXT PRIMARY KEY,             -- agent-made: replays are no-ops
+  device_id        TEXT NOT NULL REFERENCES devices(id),
+  arch_index       INTEGER NOT NULL,
+  median_ms        REAL NOT NULL CHECK (median_ms > 0),
+  p90_ms           REAL NOT NULL,
+  stddev_ms        REAL NOT NULL,
+  repeats          INTEGER NOT NULL,
+  protocol         BLOB NOT NULL,                -- maplex.v1.MeasurementProtocol
+  measured_at_ms   INTEGER NOT NULL,
+  received_at_ms   INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX measurements_by_device ON measurements (device_id, arch_index);
+CREATE TABLE models (
+  version          INTEGER PRIMARY KEY,
+  method           TEXT NOT NULL,
+  created_at_ms    INTEGER NOT NULL,
+  info             BLOB NOT NULL,                -- maplex.v1.ModelInfo
+  snapshot         BLOB NOT NULL                 -- maplex.v1.ModelSnapshot
+);
+)sql",
+    R"sql(
+CREATE TABLE tokens (
+  id               INTEGER PRIMARY KEY,
+  name             TEXT NOT NULL,
+  role             INTEGER NOT NULL,             -- maplex.v1.Role
+  device_id        TEXT NOT NULL,                -- '' unless role is agent
+  secret_sha256    BLOB NOT NULL UNIQUE,
+  created_at_ms    INTEGER NOT NULL,
+  revoked_at_ms    INTEGER
+);
+)sql",
+    R"sql(
+CREATE INDEX measurements_by_device_arch_latency ON measurements (device_id, arch_index, median_ms);
+DROP INDEX measurements_by_device;
+)sql",
+};
+
+// Writes a database of schema version `version` (1..3) at `path`, then runs `rows` on it
+// (the data of that version's shape).
+void WriteOldDatabase(const std::string& path, int version, const std::string& rows) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  std::string sql = absl::StrCat(
+      "PRAGMA journal_mode = WAL; BEGIN; PRAGMA application_id = ", kMaplexApplicationId,
+      "; CREATE TABLE schema_version (version INTEGER NOT NULL); "
+      "INSERT INTO schema_version VALUES (0);");
+  for (int v = 0; v < version; ++v) absl::StrAppend(&sql, kHistoricalMigrations[v]);
+  absl::StrAppend(&sql, "UPDATE schema_version SET version = ", version, "; ", rows, " COMMIT;");
+  char* error = nullptr;
+  EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error), SQLITE_OK)
+      << (error ? error : "");
+  sqlite3_free(error);
+  sqlite3_close(db);
+}
+
+// Rows as the v1..v3 binaries stored them: devices with labels and a descriptor, NB201
+// measurements by official index (repeats of one architecture included), a model.
+constexpr char kOldRows[] = R"sql(
+INSERT INTO devices VALUES ('dev1', 'fp1', 'Board 1', 'eigen', 'fp32', 1, 1, 'edge_cpu', x'', 100, NULL);
+INSERT INTO devices VALUES ('dev2', 'fp2', 'Board 2', 'eigen', 'fp32', 1, 1, 'mobile', x'', 200, 300);
+INSERT INTO device_labels VALUES ('dev1', 'site', 'lab');
+INSERT INTO descriptors VALUES ('dev1', 400, x'0a0464657631');
+INSERT INTO measurements VALUES ('m1', 'dev1', 0, 2.5, 2.75, 0.1, 10, x'0a0474657374', 1000, 1001);
+INSERT INTO measurements VALUES ('m2', 'dev1', 15624, 3.5, 3.75, 0.2, 20, x'', 2000, 2001);
+INSERT INTO measurements VALUES ('m3', 'dev1', 0, 4.5, 4.75, 0.3, 30, x'', 3000, 3001);
+INSERT INTO measurements VALUES ('m4', 'dev2', 7, 1.25, 1.5, 0.0, 5, x'', 4000, 4001);
+INSERT INTO models VALUES (1, 'maplex', 500, x'', x'');
+)sql";
+
+// Every column of every measurement row, as text, by id: what a migration must keep.
+std::vector<std::string> MeasurementRows(const std::string& path) {
+  sqlite3* db = nullptr;
+  EXPECT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* s = nullptr;
+  EXPECT_EQ(sqlite3_prepare_v2(db,
+                               "SELECT measurement_id, device_id, space, arch, median_ms, p90_ms, "
+                               "stddev_ms, repeats, hex(protocol), measured_at_ms, received_at_ms "
+                               "FROM measurements ORDER BY measurement_id",
+                               -1, &s, nullptr),
+            SQLITE_OK)
+      << sqlite3_errmsg(db);
+  std::vector<std::string> rows;
+  while (sqlite3_step(s) == SQLITE_ROW) {
+    std::string row;
+    for (int c = 0; c < sqlite3_column_count(s); ++c) {
+      absl::StrAppend(&row, c ? "|" : "", reinterpret_cast<const char*>(sqlite3_column_text(s, c)));
+    }
+    rows.push_back(row);
+  }
+  sqlite3_finalize(s);
+  sqlite3_close(db);
+  return rows;
+}
+
+std::string Cell(int32_t index) {
+  return core::Nb201Space::FormatCell(core::Nb201Space::Get().CellAt(index));
+}
+
+// A real v3 database (the v3 schema as the v3 binary wrote it, with rows) opens: every
+// row keeps its id, device and values, NB201 indices become cell strings, devices,
+// labels, descriptors and models are untouched; opened again it is left as it is.
+TEST_F(StoreTest, MigratesARealVersion3Database) {
+  WriteOldDatabase(path_, 3, kOldRows);
   {
     auto store = OpenStore();
-    ASSERT_TRUE(store->RegisterDevice(Request("dev1", "fp1", 1)).ok());
-    ASSERT_TRUE(store->AddMeasurements({M("m1", "dev1", 5, 2.5)}).ok());
+    ASSERT_NE(store, nullptr);
+    EXPECT_EQ(store->opened_schema_version(), 3);
+    EXPECT_EQ(*store->MeasurementCount(), 4);
+    auto dev1 = store->GetDevice("dev1");
+    ASSERT_TRUE(dev1.ok()) << dev1.status();
+    EXPECT_EQ(dev1->hardware_name(), "Board 1");
+    EXPECT_EQ(dev1->registered_at_unix_ms(), 100);
+    EXPECT_EQ(dev1->labels().at("site"), "lab");
+    EXPECT_EQ(dev1->measurement_count(), 2);  // two architectures, one measured twice
+    EXPECT_EQ(dev1->measurement_count_by_space().at("nb201"), 2);
+    EXPECT_EQ(dev1->measurement_count_by_space().count("fbnet"), 0u);
+    EXPECT_TRUE(store->GetDevice("dev2")->retired());
+    EXPECT_EQ(Nb201Latencies(*store, "dev1"),
+              (std::vector<std::pair<int32_t, double>>{{0, 3.5}, {15624, 3.5}}));
+    EXPECT_EQ(Nb201Latencies(*store, "dev2"), (std::vector<std::pair<int32_t, double>>{{7, 1.25}}));
+    EXPECT_EQ(store->GetModelInfo(1).status().code(), absl::StatusCode::kOk);
+    // A replay of a migrated row is recognised as the same measurement.
+    auto replay = store->AddMeasurements({[] {
+      StoredMeasurement m = M("m2", "dev1", 15624, 3.5);
+      m.stats.set_p90_ms(3.75);
+      m.stats.set_stddev_ms(0.2);
+      m.stats.set_repeats(20);
+      return m;
+    }()});
+    ASSERT_TRUE(replay.ok()) << replay.status();
+    EXPECT_EQ(replay->already_stored, 1);
   }
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
-  // Back to the version 1 schema: no tokens table, the first measurements index.
-  ASSERT_EQ(sqlite3_exec(db,
-                         "DROP TABLE tokens; DROP INDEX measurements_by_device_arch_latency; "
-                         "CREATE INDEX measurements_by_device ON measurements (device_id, "
-                         "arch_index); UPDATE schema_version SET version = 1",
-                         nullptr, nullptr, nullptr),
-            SQLITE_OK);
-  sqlite3_close(db);
+  const std::vector<std::string> expected = {
+      absl::StrCat("m1|dev1|nb201|", Cell(0), "|2.5|2.75|0.1|10|0A0474657374|1000|1001"),
+      absl::StrCat("m2|dev1|nb201|", Cell(15624), "|3.5|3.75|0.2|20||2000|2001"),
+      absl::StrCat("m3|dev1|nb201|", Cell(0), "|4.5|4.75|0.3|30||3000|3001"),
+      absl::StrCat("m4|dev2|nb201|", Cell(7), "|1.25|1.5|0.0|5||4000|4001"),
+  };
+  EXPECT_EQ(MeasurementRows(path_), expected);
+  // Opened again: already v4, nothing is migrated and nothing changes.
+  {
+    auto store = OpenStore();
+    ASSERT_NE(store, nullptr);
+    EXPECT_EQ(store->opened_schema_version(), Store::kSchemaVersion);
+  }
+  EXPECT_EQ(MeasurementRows(path_), expected);
+}
 
+// Older files migrate through every step: v1 (before tokens and the covering index).
+TEST_F(StoreTest, MigratesVersion1ToCurrent) {
+  WriteOldDatabase(path_, 1, kOldRows);
   auto store = OpenStore();
   ASSERT_NE(store, nullptr);
   EXPECT_EQ(store->opened_schema_version(), 1);
-  EXPECT_EQ(*store->MeasurementCount(), 1);
-  EXPECT_EQ(store->GetDevice("dev1")->measurement_count(), 1);
+  EXPECT_EQ(*store->MeasurementCount(), 4);
+  EXPECT_EQ(store->GetDevice("dev1")->measurement_count(), 2);
   EXPECT_TRUE(store->ListTokens()->empty());
   v1::Token token;
   token.set_role(v1::ROLE_CLIENT);
@@ -454,13 +645,55 @@ TEST_F(StoreTest, MigratesVersion1ToCurrent) {
   store = OpenStore();
   EXPECT_EQ(store->opened_schema_version(), Store::kSchemaVersion);
   ASSERT_EQ(store->ListTokens()->size(), 1u);
-  store.reset();
-  // The trainer's read is answered from the covering index alone.
+}
+
+// A v3 row whose index is no NB201 architecture cannot be migrated: the open fails and
+// the file stays a v3 file with its rows.
+TEST_F(StoreTest, AMigrationThatFailsLeavesTheVersion3FileAsItWas) {
+  WriteOldDatabase(
+      path_, 3,
+      "INSERT INTO devices VALUES ('d', 'fp', 'B', 'eigen', 'fp32', 1, 1, '', x'', 1, "
+      "NULL); INSERT INTO measurements VALUES ('m', 'd', 15625, 1, 1, 0, 1, x'', 1, 1);");
+  auto store = Store::Open(path_);
+  EXPECT_FALSE(store.ok());
+  EXPECT_THAT(store.status().message(), HasSubstr("15625"));
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* s = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db,
+                               "SELECT version, (SELECT arch_index FROM measurements) FROM "
+                               "schema_version",
+                               -1, &s, nullptr),
+            SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(s), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int(s, 0), 3);
+  EXPECT_EQ(sqlite3_column_int(s, 1), 15625);
+  sqlite3_finalize(s);
+  sqlite3_close(db);
+}
+
+TEST_F(StoreTest, RefusesVersion5) {
+  OpenStore().reset();
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "UPDATE schema_version SET version = 5", nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  auto store = Store::Open(path_);
+  EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(store.status().message(), HasSubstr("schema version 5"));
+}
+
+// The trainer's read of one device in one space is answered from the covering index alone.
+TEST_F(StoreTest, TrainingReadsUseTheCoveringIndex) {
+  OpenStore().reset();
+  sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
   sqlite3_stmt* plan = nullptr;
   ASSERT_EQ(sqlite3_prepare_v2(db,
-                               "EXPLAIN QUERY PLAN SELECT arch_index, median_ms FROM measurements "
-                               "WHERE device_id = 'dev1' ORDER BY arch_index, median_ms",
+                               "EXPLAIN QUERY PLAN SELECT arch, median_ms FROM measurements "
+                               "WHERE device_id = 'dev1' AND space = 'nb201' AND arch > '' "
+                               "ORDER BY arch, median_ms",
                                -1, &plan, nullptr),
             SQLITE_OK);
   std::string details;
@@ -470,8 +703,78 @@ TEST_F(StoreTest, MigratesVersion1ToCurrent) {
   }
   sqlite3_finalize(plan);
   sqlite3_close(db);
-  EXPECT_THAT(details, HasSubstr("COVERING INDEX measurements_by_device_arch_latency"));
+  EXPECT_THAT(details, HasSubstr("COVERING INDEX measurements_by_device_space_arch_latency"));
   EXPECT_THAT(details, ::testing::Not(HasSubstr("TEMP B-TREE")));
+}
+
+// FBNet architectures are stored by canonical string beside NB201 ones: listed, counted and
+// loaded per space, paged, replayed idempotently and replaced per (device, space, arch).
+TEST_F(StoreTest, StoresFbnetBesideNb201PerSpace) {
+  const core::FbnetSpace& fbnet = core::FbnetSpace::Get();
+  const std::vector<core::Architecture> archs = fbnet.Sample(5, 11);
+  auto store = OpenStore();
+  ASSERT_TRUE(store->RegisterDevice(Request("d", "fp", 1)).ok());
+  std::vector<StoredMeasurement> batch;
+  for (int i = 0; i < 5; ++i) batch.push_back(M(absl::StrCat("f", i), "d", archs[i], 10.0 + i));
+  batch.push_back(M("f5", "d", archs[0], 12.0));  // a repeat: median of 10 and 12
+  ASSERT_TRUE(store->AddMeasurements(batch).ok());
+  ASSERT_TRUE(store->AddMeasurements({M("n1", "d", 3, 1.0)}).ok());
+
+  auto device = store->GetDevice("d");
+  EXPECT_EQ(device->measurement_count(), 6);
+  EXPECT_EQ(device->measurement_count_by_space().at("fbnet"), 5);
+  EXPECT_EQ(device->measurement_count_by_space().at("nb201"), 1);
+  EXPECT_EQ(store->ListDevices({}, "", 10)->at(0).measurement_count_by_space().at("fbnet"), 5);
+
+  std::vector<std::string> sorted;
+  for (const core::Architecture& a : archs) sorted.push_back(a.ToString());
+  std::sort(sorted.begin(), sorted.end());
+  auto measured = store->MeasuredArchitectures("d", fbnet);
+  ASSERT_TRUE(measured.ok()) << measured.status();
+  ASSERT_EQ(measured->size(), 5u);
+  for (size_t i = 0; i < 5; ++i) EXPECT_EQ((*measured)[i].ToString(), sorted[i]);
+  EXPECT_EQ(store->MeasuredArchitectures("d", Nb201())->size(), 1u);
+
+  // Pages of 2 by canonical string, continuing after the last string.
+  std::vector<std::string> paged;
+  std::string after;
+  for (int page = 0; page < 3; ++page) {
+    auto p = store->DeviceLatencies("d", fbnet, after, 2);
+    ASSERT_TRUE(p.ok()) << p.status();
+    EXPECT_LE(p->size(), 2u);
+    for (const auto& [arch, ms] : *p) {
+      paged.push_back(arch.ToString());
+      if (arch == archs[0]) {
+        EXPECT_EQ(ms, 11.0);
+      }
+    }
+    if (!p->empty()) after = p->back().first.ToString();
+  }
+  EXPECT_EQ(paged, sorted);
+
+  auto training = store->LoadTrainingData(fbnet);
+  ASSERT_EQ(training->size(), 1u);
+  EXPECT_EQ(training->at(0).latency_ms.size(), 5u);
+  EXPECT_EQ(training->at(0).latency_ms[0].first.space(), &fbnet);
+  EXPECT_EQ(store->LoadTrainingData(Nb201())->at(0).latency_ms.size(), 1u);
+
+  // Replays: identical is a no-op; another architecture under the same id is refused,
+  // naming both, and nothing of its batch is stored.
+  auto replay = store->AddMeasurements({M("f1", "d", archs[1], 11.0)});
+  ASSERT_TRUE(replay.ok()) << replay.status();
+  EXPECT_EQ(replay->already_stored, 1);
+  auto changed =
+      store->AddMeasurements({M("new", "d", archs[3], 1.0), M("f1", "d", archs[2], 11.0)});
+  EXPECT_EQ(changed.status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_THAT(changed.status().message(), HasSubstr(archs[1].ToString()));
+  EXPECT_THAT(changed.status().message(), HasSubstr(archs[2].ToString()));
+  EXPECT_EQ(*store->MeasurementCount(), 7);
+
+  // Replacing (d, fbnet, archs[0]) deletes both of its rows only.
+  auto replaced = store->AddMeasurements({M("r0", "d", archs[0], 20.0)}, /*replace=*/true);
+  ASSERT_TRUE(replaced.ok()) << replaced.status();
+  EXPECT_EQ(replaced->replaced, 2);
+  EXPECT_EQ(*store->MeasurementCount(), 6);
 }
 
 TEST_F(StoreTest, TokensAreAddedListedAndRevoked) {
