@@ -1,6 +1,9 @@
 #include "client/cli/commands.h"
 
+#include <google/protobuf/util/json_util.h>
+
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <limits>
@@ -10,8 +13,6 @@
 #include <set>
 #include <string>
 #include <vector>
-
-#include <google/protobuf/util/json_util.h>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
@@ -172,9 +173,10 @@ const Command kCommands[] = {
     {"devices label", "set or remove labels of a device", "ID [KEY=VALUE]... [--remove KEY]...",
      DevicesLabel},
     {"predict", "predict latencies of architectures on a device",
-     "--device ID (ARCH... | --file FILE | --all) [--model-version N]\n"
+     "--device ID [--space nb201|fbnet] (ARCH... | --file FILE | --all) [--model-version N]\n"
      "              [--format table|csv|json] [--output FILE] [--compare-with LATENCY.csv[.gz]]\n"
-     "  ARCH is an NB201 index (0..15624) or cell string |op~0|+|op~0|op~1|+|op~0|op~1|op~2|.\n"
+     "  ARCH is an NB201 index (0..15624) or cell string |op~0|+|op~0|op~1|+|op~0|op~1|op~2|;\n"
+     "  with --space fbnet, a canonical FBNet string (22 block names joined by '-').\n"
      "  --file: one ARCH per line ('#' starts a comment). --all: every NB201 cell.\n"
      "  --compare-with: measured latencies — a wide latency CSV with the device's column, or\n"
      "  the CSV of maplex-agent --measure_only; prints the accuracy of the predictions\n"
@@ -188,10 +190,13 @@ const Command kCommands[] = {
      ModelsShow},
     {"retrain", "train a new model version now and wait for it", "", Retrain},
     {"import", "load a wide latency CSV and its devices CSV into the server",
-     "--latency F.csv[.gz] --devices D.csv [--only DEV,DEV...] [--keep DEV=K]... [--seed N]\n"
-     "              [--batch N] [--replace]\n"
-     "  Every column becomes a device (id = column name) and every cell a measurement with the\n"
-     "  id import:<device>:<arch_index>, so importing again stores nothing twice.\n"
+     "(F.csv[.gz] | --latency F.csv[.gz]) --devices D.csv [--only DEV,DEV...] [--keep DEV=K]...\n"
+     "              [--seed N] [--batch N] [--replace]\n"
+     "  NB201 (arch_index,arch_str,<device>...) or any space's file (arch,<device>...: canonical\n"
+     "  strings, e.g. data/fbnet_latency.csv.gz). Every column becomes a device (id = column\n"
+     "  name; the same device in both spaces' files is one device) and every cell a measurement\n"
+     "  with the id import:<device>:<arch_index> (NB201) or import:<device>:<space>:<choices>,\n"
+     "  so importing again stores nothing twice.\n"
      "  --keep DEV=K imports only K randomly chosen cells of DEV (a new device with K samples).\n"
      "  --replace (operator) replaces the stored measurements of each imported (device, arch)\n"
      "  with the file's values, in the same transaction: how corrected values are imported\n"
@@ -301,6 +306,10 @@ int DevicesShow(const Command& c, const Globals& g, const std::vector<std::strin
                {"measured_archs", absl::StrCat(d->measurement_count())},
                {"registered", FormatTime(d->registered_at_unix_ms())},
                {"state", d->retired() ? "retired" : "active"}};
+  for (const auto& [space, count] : std::map<std::string, int64_t>(
+           d->measurement_count_by_space().begin(), d->measurement_count_by_space().end())) {
+    rows.push_back({absl::StrCat("measured_archs ", space), absl::StrCat(count)});
+  }
   const v1::HardwareSpec& s = d->spec();
   auto spec = [&](const char* name, bool has, double v) {
     rows.push_back({name, has ? absl::StrFormat("%g", v) : "unknown"});
@@ -358,8 +367,14 @@ int DevicesLabel(const Command& c, const Globals& g, const std::vector<std::stri
 
 // ---------- predict ----------
 
-// An ARCH argument: all digits = index, anything else = cell string.
-v1::Architecture ParseArch(const std::string& text) {
+bool IsNb201(const std::string& space) {
+  return space.empty() || space == "nb201" || space == "nasbench201";
+}
+
+// An ARCH argument. NB201: all digits = index, anything else = cell string; any other space:
+// its canonical string (the server parses it and names the position of a fault).
+v1::Architecture ParseArch(const std::string& text, const std::string& space) {
+  if (!IsNb201(space)) return client::Canonical(space, text);
   int32_t index = 0;
   if (!text.empty() && std::all_of(text.begin(), text.end(), ::isdigit) &&
       absl::SimpleAtoi(text, &index)) {
@@ -420,7 +435,8 @@ absl::StatusOr<v1::PredictResponse> PredictInChunks(MaplexClient& client, const 
 
 int Predict(const Command& c, const Globals& g, const std::vector<std::string>& argv) {
   absl::StatusOr<Args> args = Args::Parse(
-      argv, {"device", "file", "format", "output", "compare-with", "model-version"}, {"all"});
+      argv, {"device", "space", "file", "format", "output", "compare-with", "model-version"},
+      {"all"});
   if (!args.ok()) return UsageError(c, args.status().message());
   std::string format;
   if (!CheckFormat(*args, {"table", "csv", "json"}, &format)) return UsageError(c, "bad --format");
@@ -431,14 +447,24 @@ int Predict(const Command& c, const Globals& g, const std::vector<std::string>& 
     return UsageError(c, absl::StrCat("--model-version: \"", *args->Get("model-version"),
                                       "\" is not a version number"));
   }
+  const std::string space_name = args->GetOr("space", "");
+  const bool nb201 = IsNb201(space_name);
+  if (!nb201 && (args->Has("all") || args->Has("compare-with"))) {
+    return UsageError(c, "--all and --compare-with are for nb201 only");
+  }
   std::vector<v1::Architecture> archs;
-  for (const std::string& a : args->positionals()) archs.push_back(ParseArch(a));
+  std::vector<std::string> texts;  // as given, for the table of other spaces
+  auto add = [&](const std::string& text) {
+    archs.push_back(ParseArch(text, space_name));
+    texts.push_back(text);
+  };
+  for (const std::string& a : args->positionals()) add(a);
   if (std::optional<std::string> file = args->Get("file")) {
     absl::StatusOr<std::string> text = client::ReadMaybeGzippedFile(*file);
     if (!text.ok()) return Fail(text.status());
     for (absl::string_view line : absl::StrSplit(*text, '\n')) {
       line = absl::StripAsciiWhitespace(line.substr(0, line.find('#')));
-      if (!line.empty()) archs.push_back(ParseArch(std::string(line)));
+      if (!line.empty()) add(std::string(line));
     }
   }
   if (args->Has("all")) {
@@ -463,6 +489,14 @@ int Predict(const Command& c, const Globals& g, const std::vector<std::string>& 
   const core::Nb201Space& space = core::Nb201Space::Get();
   if (format == "json") {
     rc = Emit(*args, ToJson(all));
+  } else if (!nb201) {
+    // Answers follow the request's order.
+    Rows rows = {{"ARCH", "LATENCY_MS", "LOWER_MS", "UPPER_MS"}};
+    for (int i = 0; i < all.predictions_size(); ++i) {
+      const v1::Prediction& p = all.predictions(i);
+      rows.push_back({texts[i], Ms(p.latency_ms()), Ms(p.lower_ms()), Ms(p.upper_ms())});
+    }
+    rc = Emit(*args, FormatRows(rows, format));
   } else {
     Rows rows = {{"INDEX", "CELL", "LATENCY_MS", "LOWER_MS", "UPPER_MS"}};
     if (measured) rows[0].push_back("MEASURED_MS");
@@ -599,13 +633,94 @@ std::string PublicFingerprint(const std::string& hardware) {
   return out;
 }
 
+// One measurement to import: its architecture, the id's suffix that names it, its latency.
+struct ImportRow {
+  v1::Architecture arch;
+  std::string key;
+  double ms = 0;
+};
+struct ImportColumn {
+  std::string device;
+  std::string hardware;
+  core::HardwareSpec spec;
+  std::string space;
+  std::vector<ImportRow> rows;
+};
+
+// A short, stable id suffix for an architecture of any space: the space and one character
+// per choice (0-9a-z while a position has at most 36 options, else two hex digits). The
+// canonical string itself can outgrow an id (FBNet's is ~130 characters; ids stop at 128).
+std::string ArchitectureKey(const core::Architecture& a) {
+  static constexpr char kDigits[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+  std::string key = absl::StrCat(std::string(a.space()->name()), ":");
+  for (int p = 0; p < a.size(); ++p) {
+    if (a.space()->options(p) <= 36) {
+      key.push_back(kDigits[a.choice(p)]);
+    } else {
+      absl::StrAppend(&key, absl::Hex(a.choice(p), absl::kZeroPad2));
+    }
+  }
+  return key;
+}
+
+// The rows of a wide latency CSV by device column. NB201's file (`arch_index,arch_str,...`)
+// imports as before canonical strings existed (ids import:<device>:<index>, architectures by
+// index), so importing it again stores nothing twice; any other space's file (`arch,...`)
+// by canonical string, ids import:<device>:<ArchitectureKey>.
+absl::StatusOr<std::vector<ImportColumn>> ReadImportTable(const std::string& latency_path,
+                                                          const std::string& devices_path) {
+  absl::StatusOr<std::string> head = client::ReadMaybeGzippedFile(latency_path);
+  if (!head.ok()) return head.status();
+  std::vector<ImportColumn> columns;
+  if (absl::StartsWith(*head, "arch_index,")) {
+    absl::StatusOr<std::vector<core::DeviceData>> table =
+        client::LoadLatencyData(latency_path, devices_path);
+    if (!table.ok()) return table.status();
+    for (const core::DeviceData& d : *table) {
+      ImportColumn& c = columns.emplace_back();
+      c.device = d.device;
+      c.hardware = d.hardware;
+      c.spec = d.descriptor.spec;
+      c.space = "nb201";
+      for (const core::LatencySample& s : d.samples) {
+        c.rows.push_back(
+            {client::Nb201Index(s.arch_index), absl::StrCat(s.arch_index), s.latency_ms});
+      }
+    }
+    return columns;
+  }
+  absl::StatusOr<core::SpaceLatencyTable> table =
+      client::LoadSpaceLatencyData(latency_path, devices_path);
+  if (!table.ok()) return table.status();
+  const std::string space(table->space->name());
+  for (const core::SpaceLatencyTable::Column& d : table->devices) {
+    ImportColumn& c = columns.emplace_back();
+    c.device = d.device;
+    c.hardware = d.hardware;
+    c.spec = d.descriptor.spec;
+    c.space = space;
+    for (size_t i = 0; i < table->archs.size(); ++i) {
+      if (std::isnan(d.latency_ms[i])) continue;  // not measured
+      c.rows.push_back({client::Canonical(space, table->archs[i].ToString()),
+                        ArchitectureKey(table->archs[i]), d.latency_ms[i]});
+    }
+  }
+  return columns;
+}
+
 int Import(const Command& c, const Globals& g, const std::vector<std::string>& argv) {
   absl::StatusOr<Args> args =
       Args::Parse(argv, {"latency", "devices", "only", "keep", "seed", "batch"}, {"replace"});
   if (!args.ok()) return UsageError(c, args.status().message());
   std::optional<std::string> latency_path = args->Get("latency");
+  if (!latency_path && args->positionals().size() == 1) latency_path = args->positionals()[0];
   std::optional<std::string> devices_path = args->Get("devices");
-  if (!latency_path || !devices_path) return UsageError(c, "--latency and --devices are required");
+  if (!latency_path || !devices_path) {
+    return UsageError(c, "a latency file (LATENCY or --latency) and --devices are required");
+  }
+  if (args->positionals().size() > (args->Has("latency") ? 0u : 1u)) {
+    return UsageError(c, "one latency file");
+  }
   int batch = 5000;
   uint32_t seed = 1;
   if (!absl::SimpleAtoi(args->GetOr("batch", "5000"), &batch) || batch < 1) {
@@ -629,8 +744,7 @@ int Import(const Command& c, const Globals& g, const std::vector<std::string>& a
     keep[kv.first] = n;
   }
 
-  absl::StatusOr<std::vector<core::DeviceData>> table =
-      client::LoadLatencyData(*latency_path, *devices_path);
+  absl::StatusOr<std::vector<ImportColumn>> table = ReadImportTable(*latency_path, *devices_path);
   if (!table.ok()) return Fail(table.status());
   for (const std::string& d : only) {
     if (std::none_of(table->begin(), table->end(), [&](const auto& t) { return t.device == d; })) {
@@ -642,13 +756,13 @@ int Import(const Command& c, const Globals& g, const std::vector<std::string>& a
   if (!client.ok()) return Fail(client.status());
   std::mt19937 rng(seed);
   int64_t inserted = 0, already = 0;
-  for (core::DeviceData& d : *table) {
+  for (ImportColumn& d : *table) {
     if (!only.empty() && !only.count(d.device)) continue;
     v1::RegisterDeviceRequest reg;
     reg.set_id(d.device);
     reg.set_hardware_fingerprint(PublicFingerprint(d.hardware));
     reg.set_hardware_name(d.hardware);
-    core::SpecToProto(d.descriptor.spec, reg.mutable_spec(), reg.mutable_config());
+    core::SpecToProto(d.spec, reg.mutable_spec(), reg.mutable_config());
     reg.mutable_config()->set_runtime("public");
     (*reg.mutable_labels())["source"] = "import";
     absl::StatusOr<v1::RegisterDeviceResponse> r = client->RegisterDevice(reg);
@@ -658,18 +772,19 @@ int Import(const Command& c, const Globals& g, const std::vector<std::string>& a
           "column ", d.device, " is the same hardware and configuration as device ",
           r->device().id(), " already registered")));
     }
-    if (auto k = keep.find(d.device); k != keep.end() && k->second < static_cast<int>(d.samples.size())) {
-      std::shuffle(d.samples.begin(), d.samples.end(), rng);
-      d.samples.resize(k->second);
+    if (auto k = keep.find(d.device);
+        k != keep.end() && k->second < static_cast<int>(d.rows.size())) {
+      std::shuffle(d.rows.begin(), d.rows.end(), rng);
+      d.rows.resize(k->second);
     }
     std::vector<v1::Measurement> measurements;
-    measurements.reserve(d.samples.size());
-    for (const core::LatencySample& s : d.samples) {
+    measurements.reserve(d.rows.size());
+    for (const ImportRow& row : d.rows) {
       v1::Measurement& m = measurements.emplace_back();
-      m.set_id(absl::StrCat("import:", d.device, ":", s.arch_index));
+      m.set_id(absl::StrCat("import:", d.device, ":", row.key));
       m.set_device_id(d.device);
-      m.mutable_arch()->set_index(s.arch_index);
-      m.mutable_stats()->set_median_ms(s.latency_ms);
+      *m.mutable_arch() = row.arch;
+      m.mutable_stats()->set_median_ms(row.ms);
       m.mutable_protocol()->set_tool("maplex import (public data)");
       m.mutable_protocol()->set_notes(absl::StrCat("from ", *latency_path));
     }
@@ -678,8 +793,8 @@ int Import(const Command& c, const Globals& g, const std::vector<std::string>& a
     if (!ack.ok()) return Fail(ack.status());
     inserted += ack->inserted();
     already += ack->already_stored();
-    std::printf("%-16s %6zu measurements (%d new, %d already stored)\n", d.device.c_str(),
-                measurements.size(), ack->inserted(), ack->already_stored());
+    std::printf("%-16s %6zu %s measurements (%d new, %d already stored)\n", d.device.c_str(),
+                measurements.size(), d.space.c_str(), ack->inserted(), ack->already_stored());
   }
   std::printf("imported: %lld new measurements, %lld already stored\n",
               static_cast<long long>(inserted), static_cast<long long>(already));

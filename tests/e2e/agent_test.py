@@ -111,8 +111,10 @@ class OnboardingTest(unittest.TestCase):
             onboarding_seconds = time.time() - start
             # B's real latencies on 100 other connected cells, measured locally.
             db = sqlite3.connect(server.db_path)
-            taken = {row[0] for row in db.execute(
-                "SELECT arch_index FROM measurements WHERE device_id = 'local_onednn_2t'")}
+            index_of = mp.nb201_index_of_cell()
+            taken = {index_of[row[0]] for row in db.execute(
+                "SELECT arch FROM measurements WHERE device_id = 'local_onednn_2t' "
+                "AND space = 'nb201'")}
             db.close()
             self.assertEqual(len(taken), 10)
             rng = random.Random(5)

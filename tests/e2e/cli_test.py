@@ -181,9 +181,10 @@ class LifecycleTest(unittest.TestCase):
             replaced = mp.cli(server.address, *args, "--replace")
             self.assertIn("imported: 15625 new measurements", replaced.stdout)
             with sqlite3.connect(server.db_path) as db:
-                stored = dict(db.execute(
-                    "SELECT arch_index, median_ms FROM measurements WHERE device_id = 'pixel3' "
-                    "AND arch_index < 4"))
+                by_cell = dict(db.execute(
+                    "SELECT arch, median_ms FROM measurements WHERE device_id = 'pixel3' "
+                    "AND space = 'nb201'"))
+                stored = {arch: by_cell[rows[1 + arch][1]] for arch in range(4)}
                 count = db.execute("SELECT count(*) FROM measurements WHERE device_id = "
                                    "'pixel3'").fetchone()[0]
             self.assertEqual(count, 15625)  # replaced, not added
@@ -318,6 +319,52 @@ class TokensCliTest(unittest.TestCase):
                              capture_output=True, text=True, timeout=30).stdout
         for flag in ("--token", "--token_file", "--ca", "--client_cert", "--client_key"):
             self.assertIn(flag, out)
+
+
+class FbnetCliTest(unittest.TestCase):
+    """`maplex import` of FBNet's file (column `arch`: canonical strings) beside NB201 data,
+    and `maplex predict --space fbnet`."""
+
+    def test_import_fbnet_beside_nb201(self):
+        server = mp.ServerProcess().start()
+        try:
+            mp.cli(server.address, "import", "--latency", mp.LATENCY_CSV, "--devices",
+                   mp.DEVICES_CSV, "--only", "pixel3", "--keep", "pixel3=5")
+            out = mp.cli(server.address, "import", mp.FBNET_LATENCY_CSV, "--devices",
+                         mp.FBNET_DEVICES_CSV, "--only", "pixel3,samsung_a50").stdout
+            self.assertIn("imported: 8000 new measurements, 0 already stored", out)
+            again = mp.cli(server.address, "import", mp.FBNET_LATENCY_CSV, "--devices",
+                           mp.FBNET_DEVICES_CSV, "--only", "pixel3").stdout
+            self.assertIn("imported: 0 new measurements, 4000 already stored", again)
+            # pixel3 is one device known in both spaces.
+            show = json.loads(mp.cli(server.address, "devices", "show", "pixel3", "--format",
+                                     "json").stdout)
+            self.assertEqual(show["measurement_count_by_space"], {"nb201": "5", "fbnet": "4000"})
+            with gzip.open(mp.FBNET_LATENCY_CSV, "rt") as f:
+                rows = list(csv.reader(f))
+            column = rows[0].index("pixel3")
+            with sqlite3.connect(server.db_path) as db:
+                stored = dict(db.execute(
+                    "SELECT arch, median_ms FROM measurements WHERE device_id = 'pixel3' "
+                    "AND space = 'fbnet'"))
+            self.assertEqual(len(stored), 4000)
+            for row in rows[1:50]:
+                self.assertEqual(stored[row[0]], float(row[column]))
+            # Predict with FBNet strings: a bad one is named by position; a good one has no
+            # model serving its space yet.
+            first = rows[1][0]
+            bad = mp.cli(server.address, "predict", "--device", "pixel3", "--space", "fbnet",
+                         first, first.replace("k5_e6", "k9_e6", 1), check=False)
+            self.assertNotEqual(bad.returncode, 0)
+            self.assertIn("INVALID_ARGUMENT", bad.stderr)
+            self.assertIn("archs[1].canonical", bad.stderr)
+            good = mp.cli(server.address, "predict", "--device", "pixel3", "--space", "fbnet",
+                          first, check=False)
+            self.assertNotEqual(good.returncode, 0)
+            self.assertIn("no model serves space fbnet yet", good.stderr)
+        finally:
+            server.stop()
+            server.cleanup()
 
 
 if __name__ == "__main__":

@@ -139,8 +139,9 @@ class CrashTest(unittest.TestCase):
     def stored_archs(self, server):
         server.stop()
         db = sqlite3.connect(server.db_path)
-        archs = {r[0] for r in db.execute(
-            "SELECT arch_index FROM measurements WHERE device_id = ?", (TARGET,))}
+        index_of = mp.nb201_index_of_cell()
+        archs = {index_of[r[0]] for r in db.execute(
+            "SELECT arch FROM measurements WHERE device_id = ? AND space = 'nb201'", (TARGET,))}
         db.close()
         server.start()
         self.assertEqual(len(archs), 10)

@@ -12,6 +12,16 @@ BIN_DIR = os.environ.get("MAPLEX_BIN_DIR", "build/bin")
 SOURCE_DIR = os.environ.get("MAPLEX_SOURCE_DIR", ".")
 LATENCY_CSV = os.path.join(SOURCE_DIR, "data", "nb201_latency.csv.gz")
 DEVICES_CSV = os.path.join(SOURCE_DIR, "data", "nb201_devices.csv")
+FBNET_LATENCY_CSV = os.path.join(SOURCE_DIR, "data", "fbnet_latency.csv.gz")
+FBNET_DEVICES_CSV = os.path.join(SOURCE_DIR, "data", "fbnet_devices.csv")
+
+
+def nb201_index_of_cell():
+    """{cell string: official index} of NAS-Bench-201 (data/nb201_arch_index.csv): the
+    store keys measurements by (space, canonical string) since schema v4."""
+    with open(os.path.join(SOURCE_DIR, "data", "nb201_arch_index.csv")) as f:
+        next(f)
+        return {line.split(",")[1]: int(line.split(",")[0]) for line in f if line.strip()}
 
 
 def free_port():

@@ -152,6 +152,51 @@ class LiveServerTest(unittest.TestCase):
                 client.predict("pixel3", [1])
 
 
+class FbnetLiveServerTest(unittest.TestCase):
+    """FBNet through the package: measurements listed per space in pages, architectures as
+    canonical strings with space="fbnet"."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = mp.ServerProcess().start()
+        mp.cli(cls.server.address, "import", mp.FBNET_LATENCY_CSV, "--devices",
+               mp.FBNET_DEVICES_CSV, "--only", "pixel3")
+        cls.client = maplex.Client(cls.server.address, timeout=20)
+        import csv
+        import gzip
+        with gzip.open(mp.FBNET_LATENCY_CSV, "rt") as f:
+            rows = list(csv.reader(f))
+        column = rows[0].index("pixel3")
+        cls.truth = {row[0]: float(row[column]) for row in rows[1:]}
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.client.close()
+        cls.server.stop()
+        cls.server.cleanup()
+
+    def test_list_measurements_per_space_in_pages(self):
+        listed = self.client.list_measurements("pixel3", space="fbnet", page_size=1500)
+        self.assertEqual(len(listed), 4000)
+        strings = [m.arch.canonical for m in listed]
+        self.assertEqual(strings, sorted(self.truth))
+        self.assertEqual({m.arch.canonical: m.latency_ms for m in listed}, self.truth)
+        self.assertEqual(self.client.list_measurements("pixel3"), [])  # no NB201 data
+        device = self.client.get_device("pixel3")
+        self.assertEqual(dict(device.measurement_count_by_space), {"fbnet": 4000})
+
+    def test_predict_takes_canonical_strings_of_a_space(self):
+        arch = next(iter(self.truth))
+        with self.assertRaises(maplex.FailedPrecondition) as e:
+            self.client.predict("pixel3", [arch], space="fbnet")
+        self.assertIn("no model serves space fbnet yet", e.exception.details)
+        with self.assertRaises(maplex.InvalidArgument) as e:
+            self.client.predict("pixel3", [arch, arch.replace("-", "--", 1)], space="fbnet")
+        self.assertIn("archs[1].canonical", e.exception.details)
+        with self.assertRaises(TypeError):
+            self.client.predict("pixel3", [3], space="fbnet")
+
+
 class CallLimitTest(unittest.TestCase):
     """The server ends every call after --max_call_seconds; a watch follows on."""
 

@@ -28,7 +28,8 @@ class Prediction:
     """Predicted latency of one architecture on one device.
 
     Attributes:
-        arch_index: NAS-Bench-201 index (0..15624) of the architecture asked for.
+        arch_index: NAS-Bench-201 index (0..15624) of the architecture asked for; 0 in
+            other spaces (predictions follow the order of the request).
         latency_ms: predicted latency in milliseconds.
         lower_ms, upper_ms: the nominal 90 % interval around it.
         model_version: the model version that answered.
@@ -60,10 +61,20 @@ class PredictionColumns:
         return len(self.latency_ms)
 
 
-def _architecture(arch):
-    """An Architecture message from an NB201 index (int) or cell string (str)."""
+_NB201_NAMES = ("", "nb201", "nasbench201")
+
+
+def _architecture(arch, space=""):
+    """An Architecture message. In NB201 (`space` "" or "nb201"): an index (int) or a cell
+    string (str), sent as before canonical strings existed; in any other space (e.g.
+    "fbnet"): its canonical string (str)."""
     if isinstance(arch, common_pb2.Architecture):
         return arch
+    if space not in _NB201_NAMES:
+        if isinstance(arch, str):
+            return common_pb2.Architecture(space=space, canonical=arch)
+        raise TypeError(f"an architecture of {space} is its canonical string (str), "
+                        f"not {type(arch).__name__}: {arch!r}")
     if isinstance(arch, int) and not isinstance(arch, bool):
         return common_pb2.Architecture(index=arch)
     if isinstance(arch, str):
@@ -141,29 +152,32 @@ class Client:
     # ---- predictions ----
 
     @_typed_errors
-    def predict(self, device, archs, model_version=0, timeout=None):
+    def predict(self, device, archs, model_version=0, timeout=None, space=""):
         """Predicts the latency of `archs` on `device`.
 
         Args:
             device: device configuration id, e.g. "pixel3".
-            archs: NAS-Bench-201 indices (int) and/or cell strings (str); at most the
-                server's per-request limit (20,000; the whole space of 15,625 fits).
+            archs: NAS-Bench-201 indices (int) and/or cell strings (str), or with `space`
+                another space's canonical strings (e.g. FBNet's 22 block names joined by
+                "-"); at most the server's per-request limit (20,000; the whole NB201 space
+                of 15,625 fits). One space per request.
             model_version: 0 for the version being served, else that exact version
                 (FailedPrecondition if it is not the one served).
             timeout: deadline in seconds (default: the client's).
+            space: the architectures' space: "" or "nb201" (default), "fbnet", ...
 
         Returns:
             a list of Prediction, in the order of `archs`.
         """
         request = predictor_pb2.PredictRequest(
-            device_id=device, archs=[_architecture(a) for a in archs],
+            device_id=device, archs=[_architecture(a, space) for a in archs],
             model_version=model_version)
         response = self._predictor.Predict(request, timeout=self._deadline(timeout),
                                            metadata=self._metadata)
         return _predictions(response)
 
     @_typed_errors
-    def predict_columns(self, device, archs, model_version=0, timeout=None):
+    def predict_columns(self, device, archs, model_version=0, timeout=None, space=""):
         """Predicts the latency of `archs` on `device`, answered as packed columns: the
         cheap form for large batches (one message for the whole batch instead of one per
         architecture).
@@ -174,7 +188,7 @@ class Client:
             a PredictionColumns, element i for archs[i].
         """
         request = predictor_pb2.PredictRequest(
-            device_id=device, archs=[_architecture(a) for a in archs],
+            device_id=device, archs=[_architecture(a, space) for a in archs],
             model_version=model_version, columnar=True)
         response = self._predictor.Predict(request, timeout=self._deadline(timeout),
                                            metadata=self._metadata)
@@ -185,8 +199,9 @@ class Client:
     @_typed_errors
     def predict_choices(self, device, choices, space="nb201", model_version=0, timeout=None):
         """Predicts a compact batch: the architectures' choices as consecutive bytes, one per
-        choice (NAS-Bench-201: 6 edge op codes 0..4 each, in edge order), e.g. a numpy uint8
-        array of shape (n, 6) or its bytes. The cheapest request for large batches.
+        choice (NAS-Bench-201: 6 edge op codes 0..4 each, in edge order; FBNet with
+        space="fbnet": 22 block codes 0..8 each, in layer order), e.g. a numpy uint8 array of
+        shape (n, 6) or its bytes. The cheapest request for large batches.
 
         Returns:
             a PredictionColumns, element i for the i-th architecture of the batch.
@@ -201,7 +216,7 @@ class Client:
         return PredictionColumns(c.latency_ms, c.lower_ms, c.upper_ms,
                                  response.model_version, response.method)
 
-    def predict_stream(self, device, batches, model_version=0, timeout=None):
+    def predict_stream(self, device, batches, model_version=0, timeout=None, space=""):
         """Predicts batch after batch over one PredictStream call, for loops that ask many
         times: one request per batch, answered in order.
 
@@ -218,7 +233,7 @@ class Client:
             subclass when the server rejects a batch (the stream ends there).
         """
         requests = (predictor_pb2.PredictRequest(
-            device_id=device, archs=[_architecture(a) for a in batch],
+            device_id=device, archs=[_architecture(a, space) for a in batch],
             model_version=model_version) for batch in batches)
         call = self._predictor.PredictStream(requests, timeout=self._deadline(timeout),
                                              metadata=self._metadata)
@@ -265,6 +280,27 @@ class Client:
         """Returns the Device message of `device` (NotFound when unknown)."""
         return self._registry.GetDevice(registry_pb2.GetDeviceRequest(id=device),
                                         timeout=self._deadline(timeout), metadata=self._metadata)
+
+    @_typed_errors
+    def list_measurements(self, device, space="", page_size=0, timeout=None):
+        """The device's measured latency of each architecture of `space` ("" = nb201), all
+        pages: NB201 by index, other spaces by canonical string.
+
+        Returns:
+            a list of maplex.v1 MeasuredLatency messages (arch.space and arch.canonical name
+            the architecture; arch_index is its NB201 index, 0 in other spaces).
+        """
+        latencies = []
+        token = ""
+        while True:
+            response = self._registry.ListMeasurements(
+                registry_pb2.ListMeasurementsRequest(device_id=device, space=space,
+                                                     page_size=page_size, page_token=token),
+                timeout=self._deadline(timeout), metadata=self._metadata)
+            latencies.extend(response.latencies)
+            token = response.next_page_token
+            if not token:
+                return latencies
 
     # ---- models ----
 
