@@ -95,6 +95,12 @@ std::string Statement::ColumnText(int column) const {
                          : std::string(reinterpret_cast<const char*>(text),
                                        sqlite3_column_bytes(stmt_, column));
 }
+absl::string_view Statement::ColumnTextView(int column) const {
+  const unsigned char* text = sqlite3_column_text(stmt_, column);
+  return text == nullptr ? absl::string_view()
+                         : absl::string_view(reinterpret_cast<const char*>(text),
+                                             sqlite3_column_bytes(stmt_, column));
+}
 std::string Statement::ColumnBlob(int column) const {
   const void* blob = sqlite3_column_blob(stmt_, column);
   return blob == nullptr ? std::string()

@@ -51,6 +51,9 @@ class Statement {
   double ColumnDouble(int column) const;
   bool ColumnIsNull(int column) const;
   std::string ColumnText(int column) const;
+  // The text of `column` without copying it: valid until the statement steps, resets or
+  // is destroyed (for loops over many rows, e.g. the trainer's load).
+  absl::string_view ColumnTextView(int column) const;
   std::string ColumnBlob(int column) const;
 
   const absl::Status& status() const { return status_; }

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
@@ -676,10 +677,33 @@ absl::StatusOr<std::vector<core::Architecture>> Store::MeasuredArchitectures(
 
 namespace {
 
+// Architectures parsed once per canonical string: the devices of one training load share
+// most of theirs, and parsing a string costs more than reading its row.
+class ParsedArchitectures {
+ public:
+  explicit ParsedArchitectures(const core::ArchitectureSpace& space) : space_(space) {}
+
+  absl::StatusOr<core::Architecture> Get(absl::string_view canonical) {
+    if (auto it = parsed_.find(canonical); it != parsed_.end()) return it->second;
+    absl::StatusOr<core::Architecture> a =
+        space_.Parse(std::string_view(canonical.data(), canonical.size()));
+    if (!a.ok()) {
+      return absl::DataLossError(absl::StrCat("stored ", SpaceName(space_), " architecture \"",
+                                              canonical, "\": ", a.status().message()));
+    }
+    parsed_.emplace(std::string(canonical), *a);
+    return *a;
+  }
+
+ private:
+  const core::ArchitectureSpace& space_;
+  absl::flat_hash_map<std::string, core::Architecture> parsed_;
+};
+
 // Steps `rows` (arch, median_ms ordered by both) and combines the repeated measurements
 // of one architecture by their median. DataLoss when a stored string does not parse.
 absl::StatusOr<std::vector<ArchitectureLatency>> MedianPerArchitecture(
-    Statement& rows, const core::ArchitectureSpace& space) {
+    Statement& rows, ParsedArchitectures& parsed) {
   std::vector<ArchitectureLatency> out;
   std::vector<double> same_arch;
   std::string current;
@@ -688,20 +712,19 @@ absl::StatusOr<std::vector<ArchitectureLatency>> MedianPerArchitecture(
     if (same_arch.empty()) return;
     size_t n = same_arch.size();
     double median = n % 2 ? same_arch[n / 2] : 0.5 * (same_arch[n / 2 - 1] + same_arch[n / 2]);
-    absl::StatusOr<core::Architecture> a = space.Parse(current);
+    absl::StatusOr<core::Architecture> a = parsed.Get(current);
     if (a.ok()) {
       out.emplace_back(*a, median);
     } else if (error.ok()) {
-      error = absl::DataLossError(absl::StrCat("stored ", SpaceName(space), " architecture \"",
-                                               current, "\": ", a.status().message()));
+      error = a.status();
     }
     same_arch.clear();
   };
   while (rows.Step()) {
-    std::string arch = rows.ColumnText(0);
+    const absl::string_view arch = rows.ColumnTextView(0);
     if (arch != current) {
       flush();
-      current = std::move(arch);
+      current.assign(arch.data(), arch.size());
     }
     same_arch.push_back(rows.ColumnDouble(1));
   }
@@ -737,7 +760,8 @@ absl::StatusOr<std::vector<ArchitectureLatency>> Store::DeviceLatencies(
   rows.Bind(1, device_id);
   rows.Bind(2, SpaceName(space));
   rows.Bind(3, after_canonical);
-  absl::StatusOr<std::vector<ArchitectureLatency>> latencies = MedianPerArchitecture(rows, space);
+  ParsedArchitectures parsed(space);
+  absl::StatusOr<std::vector<ArchitectureLatency>> latencies = MedianPerArchitecture(rows, parsed);
   if (!rows.status().ok()) return rows.status();
   return latencies;
 }
@@ -760,9 +784,11 @@ absl::StatusOr<std::vector<DeviceSamples>> Store::LoadTrainingData(
   Statement descriptor(db, "SELECT descriptor FROM descriptors WHERE device_id = ?1");
   // Repeated measurements of one architecture are combined by their median.
   Statement rows(db, kLatencyRows);
+  ParsedArchitectures parsed(space);
   for (DeviceSamples& d : out) {
+    // No ReadCounts: counting distinct strings costs as much as reading the rows, and the
+    // trainer reads the latencies themselves.
     if (absl::Status s = ReadLabels(db, d.device); !s.ok()) return s;
-    if (absl::Status s = ReadCounts(db, d.device); !s.ok()) return s;
     descriptor.Bind(1, d.device.id());
     if (descriptor.Step()) {
       d.descriptor.emplace();
@@ -774,7 +800,8 @@ absl::StatusOr<std::vector<DeviceSamples>> Store::LoadTrainingData(
     rows.Bind(1, d.device.id());
     rows.Bind(2, SpaceName(space));
     rows.Bind(3, absl::string_view(""));
-    absl::StatusOr<std::vector<ArchitectureLatency>> latencies = MedianPerArchitecture(rows, space);
+    absl::StatusOr<std::vector<ArchitectureLatency>> latencies =
+        MedianPerArchitecture(rows, parsed);
     if (!rows.status().ok()) return rows.status();
     if (!latencies.ok()) return latencies.status();
     d.latency_ms = *std::move(latencies);

@@ -163,8 +163,8 @@ class Store {
   absl::StatusOr<std::vector<ArchitectureLatency>> DeviceLatencies(
       absl::string_view device_id, const core::ArchitectureSpace& space,
       absl::string_view after_canonical = "", int limit = 0);
-  // Every non-retired device with at least one measurement in `space`, with its descriptor
-  // and its latencies in that space.
+  // Every non-retired device with at least one measurement in `space`, with its labels,
+  // descriptor and latencies in that space (not its measurement counts: GetDevice has them).
   absl::StatusOr<std::vector<DeviceSamples>> LoadTrainingData(const core::ArchitectureSpace& space);
 
   // --- descriptors ---

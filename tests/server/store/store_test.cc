@@ -199,8 +199,8 @@ TEST_F(StoreTest, MeasurementsAreIdempotentAndSurviveReopen) {
   ASSERT_TRUE(data.ok());
   ASSERT_EQ(data->size(), 1u);
   const DeviceSamples& d = (*data)[0];
-  EXPECT_EQ(d.device.measurement_count(), 2);
-  EXPECT_EQ(d.device.measurement_count_by_space().at("nb201"), 2);
+  EXPECT_EQ(store->GetDevice("d")->measurement_count(), 2);
+  EXPECT_EQ(store->GetDevice("d")->measurement_count_by_space().at("nb201"), 2);
   ASSERT_EQ(d.latency_ms.size(), 2u);
   const auto by_index = ByIndex(d.latency_ms);
   EXPECT_EQ(by_index[0].first, 5);
