@@ -189,7 +189,7 @@ TEST(ValidatePredictRequestTest, ReturnsTheIndicesInOrder) {
 TEST(ValidatePredictRequestTest, FbnetArchitecturesResolveToValues) {
   v1::PredictRequest r;
   r.set_device_id("d");
-  for (const std::string& block : {"skip", "k5_e3"}) {
+  for (const char* block : {"skip", "k5_e3"}) {
     v1::Architecture* a = r.add_archs();
     a->set_space("fbnet");
     a->set_canonical(FbnetString(22, block));
