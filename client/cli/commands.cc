@@ -30,6 +30,7 @@
 #include "client/data_files.h"
 #include "client/report/accuracy_report.h"
 #include "core/arch/nb201_space.h"
+#include "core/arch/space_registry.h"
 #include "core/dataset/latency_table.h"
 #include "core/eval/cross_validation.h"
 #include "core/eval/metrics.h"
@@ -178,9 +179,9 @@ const Command kCommands[] = {
      "  ARCH is an NB201 index (0..15624) or cell string |op~0|+|op~0|op~1|+|op~0|op~1|op~2|;\n"
      "  with --space fbnet, a canonical FBNet string (22 block names joined by '-').\n"
      "  --file: one ARCH per line ('#' starts a comment). --all: every NB201 cell.\n"
-     "  --compare-with: measured latencies — a wide latency CSV with the device's column, or\n"
-     "  the CSV of maplex-agent --measure_only; prints the accuracy of the predictions\n"
-     "  against them (cells with a connected output).",
+     "  --compare-with: measured latencies — a wide latency CSV of the space with the device's\n"
+     "  column, or the CSV of maplex-agent --measure_only; prints the accuracy of the\n"
+     "  predictions against them (architectures with a connected output).",
      Predict},
     {"models list", "list model versions, newest first", "[--format table|json]", ModelsList},
     {"models show", "show a model version and its per-device cross-validated accuracy",
@@ -191,13 +192,16 @@ const Command kCommands[] = {
     {"retrain", "train a new model version now and wait for it", "", Retrain},
     {"import", "load a wide latency CSV and its devices CSV into the server",
      "(F.csv[.gz] | --latency F.csv[.gz]) --devices D.csv [--only DEV,DEV...] [--keep DEV=K]...\n"
-     "              [--seed N] [--batch N] [--replace]\n"
+     "              [--seed N] [--batch N] [--replace] [--hold-out SHARE --hold-out-list FILE]\n"
      "  NB201 (arch_index,arch_str,<device>...) or any space's file (arch,<device>...: canonical\n"
      "  strings, e.g. data/fbnet_latency.csv.gz). Every column becomes a device (id = column\n"
      "  name; the same device in both spaces' files is one device) and every cell a measurement\n"
      "  with the id import:<device>:<arch_index> (NB201) or import:<device>:<space>:<choices>,\n"
      "  so importing again stores nothing twice.\n"
      "  --keep DEV=K imports only K randomly chosen cells of DEV (a new device with K samples).\n"
+     "  --hold-out SHARE: a seeded share of the file's architectures is imported for no device\n"
+     "  and listed in --hold-out-list FILE (one canonical string per line), to be predicted\n"
+     "  and scored as architectures the model never saw.\n"
      "  --replace (operator) replaces the stored measurements of each imported (device, arch)\n"
      "  with the file's values, in the same transaction: how corrected values are imported\n"
      "  (without it a changed value under the same id is refused with ALREADY_EXISTS).",
@@ -413,6 +417,65 @@ absl::StatusOr<absl::flat_hash_map<int32_t, double>> MeasuredLatencies(const std
   return absl::NotFoundError(absl::StrCat(path, " has no column \"", device, "\""));
 }
 
+// The measured latencies of `device` in `space` by canonical string, from either a wide
+// latency CSV of that space (the device's column) or the CSV of `maplex-agent --measure_only`
+// (columns found by name: arch, median_ms).
+absl::StatusOr<absl::flat_hash_map<std::string, double>> MeasuredBySpace(
+    const std::string& path, const std::string& device, const core::ArchitectureSpace& space) {
+  absl::StatusOr<std::string> text = client::ReadMaybeGzippedFile(path);
+  if (!text.ok()) return text.status();
+  absl::flat_hash_map<std::string, double> measured;
+  std::vector<absl::string_view> lines = absl::StrSplit(*text, '\n', absl::SkipEmpty());
+  std::vector<absl::string_view> header =
+      lines.empty() ? std::vector<absl::string_view>{} : absl::StrSplit(lines[0], ',');
+  const auto arch_col = std::find(header.begin(), header.end(), "arch");
+  const auto ms_col = std::find(header.begin(), header.end(), "median_ms");
+  if (arch_col != header.end() && ms_col != header.end()) {
+    const size_t a = arch_col - header.begin(), m = ms_col - header.begin();
+    for (size_t i = 1; i < lines.size(); ++i) {
+      std::vector<absl::string_view> f = absl::StrSplit(lines[i], ',');
+      double ms = 0;
+      if (f.size() <= std::max(a, m) || !absl::SimpleAtod(f[m], &ms)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(path, ":", i + 1, ": no arch and median_ms in this row"));
+      }
+      absl::StatusOr<core::Architecture> arch = space.Parse(std::string_view(f[a].data(), f[a].size()));
+      if (!arch.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat(path, ":", i + 1, ": ", arch.status().message()));
+      }
+      measured[arch->ToString()] = ms;
+    }
+    return measured;
+  }
+  absl::StatusOr<core::SpaceLatencyTable> table = client::LoadSpaceLatencyData(path, "");
+  if (!table.ok()) return table.status();
+  if (table->space != &space) {
+    return absl::InvalidArgumentError(absl::StrCat(path, " holds space ",
+                                                   std::string(table->space->name()), ", not ",
+                                                   std::string(space.name())));
+  }
+  for (const core::SpaceLatencyTable::Column& d : table->devices) {
+    if (d.device != device) continue;
+    for (size_t i = 0; i < table->archs.size(); ++i) {
+      if (!std::isnan(d.latency_ms[i])) measured[table->archs[i].ToString()] = d.latency_ms[i];
+    }
+    return measured;
+  }
+  return absl::NotFoundError(absl::StrCat(path, " has no column \"", device, "\""));
+}
+
+// Prints the accuracy of `predicted` against `truth` (the evaluation protocol's metrics).
+void PrintAccuracy(const std::string& path, const std::vector<core::LatencyPrediction>& predicted,
+                   const std::vector<double>& truth, int disconnected, const char* unit) {
+  core::AccuracyMetrics m = core::ComputeAccuracy(predicted, truth);
+  std::printf(
+      "accuracy against %s (%d %s with a connected output; %d disconnected left out):\n"
+      "  Spearman rho %.4f   within ±5%% %.3f   within ±10%% %.3f   MAPE %.2f%%   "
+      "90%% interval coverage %.3f\n",
+      path.c_str(), m.count, unit, disconnected, m.spearman, m.acc5, m.acc10, 100 * m.mape,
+      m.coverage90);
+}
+
 // Predicts `archs` in requests below the server's per-request limit, all from one model
 // version (`version`, or the one that answers the first request when 0).
 absl::StatusOr<v1::PredictResponse> PredictInChunks(MaplexClient& client, const std::string& device,
@@ -449,8 +512,10 @@ int Predict(const Command& c, const Globals& g, const std::vector<std::string>& 
   }
   const std::string space_name = args->GetOr("space", "");
   const bool nb201 = IsNb201(space_name);
-  if (!nb201 && (args->Has("all") || args->Has("compare-with"))) {
-    return UsageError(c, "--all and --compare-with are for nb201 only");
+  if (!nb201 && args->Has("all")) return UsageError(c, "--all is for nb201 only");
+  const core::ArchitectureSpace* other_space = nb201 ? nullptr : core::FindSpace(space_name);
+  if (!nb201 && other_space == nullptr) {
+    return UsageError(c, absl::StrCat("--space: unknown space \"", space_name, "\""));
   }
   std::vector<v1::Architecture> archs;
   std::vector<std::string> texts;  // as given, for the table of other spaces
@@ -479,7 +544,13 @@ int Predict(const Command& c, const Globals& g, const std::vector<std::string>& 
   const v1::PredictResponse& all = *predicted;
 
   std::optional<absl::flat_hash_map<int32_t, double>> measured;
-  if (std::optional<std::string> path = args->Get("compare-with")) {
+  std::optional<absl::flat_hash_map<std::string, double>> measured_by_arch;  // other spaces
+  if (std::optional<std::string> path = args->Get("compare-with"); path && !nb201) {
+    absl::StatusOr<absl::flat_hash_map<std::string, double>> m =
+        MeasuredBySpace(*path, *device, *other_space);
+    if (!m.ok()) return Fail(m.status());
+    measured_by_arch = *std::move(m);
+  } else if (path) {
     absl::StatusOr<absl::flat_hash_map<int32_t, double>> m = MeasuredLatencies(*path, *device);
     if (!m.ok()) return Fail(m.status());
     measured = *std::move(m);
@@ -492,9 +563,15 @@ int Predict(const Command& c, const Globals& g, const std::vector<std::string>& 
   } else if (!nb201) {
     // Answers follow the request's order.
     Rows rows = {{"ARCH", "LATENCY_MS", "LOWER_MS", "UPPER_MS"}};
+    if (measured_by_arch) rows[0].push_back("MEASURED_MS");
     for (int i = 0; i < all.predictions_size(); ++i) {
       const v1::Prediction& p = all.predictions(i);
       rows.push_back({texts[i], Ms(p.latency_ms()), Ms(p.lower_ms()), Ms(p.upper_ms())});
+      if (measured_by_arch) {
+        absl::StatusOr<core::Architecture> a = other_space->Parse(texts[i]);
+        auto it = a.ok() ? measured_by_arch->find(a->ToString()) : measured_by_arch->end();
+        rows.back().push_back(it == measured_by_arch->end() ? "" : Ms(it->second));
+      }
     }
     rc = Emit(*args, FormatRows(rows, format));
   } else {
@@ -528,13 +605,26 @@ int Predict(const Command& c, const Globals& g, const std::vector<std::string>& 
       predicted.push_back({p.latency_ms(), p.lower_ms(), p.upper_ms()});
       truth.push_back(it->second);
     }
-    core::AccuracyMetrics m = core::ComputeAccuracy(predicted, truth);
-    std::printf(
-        "accuracy against %s (%d cells with a connected output; %d disconnected left out):\n"
-        "  Spearman rho %.4f   within ±5%% %.3f   within ±10%% %.3f   MAPE %.2f%%   "
-        "90%% interval coverage %.3f\n",
-        args->Get("compare-with")->c_str(), m.count, disconnected, m.spearman, m.acc5, m.acc10,
-        100 * m.mape, m.coverage90);
+    PrintAccuracy(*args->Get("compare-with"), predicted, truth, disconnected, "cells");
+  }
+  if (measured_by_arch) {
+    std::vector<core::LatencyPrediction> predicted;
+    std::vector<double> truth;
+    int disconnected = 0;
+    for (int i = 0; i < all.predictions_size(); ++i) {
+      absl::StatusOr<core::Architecture> a = other_space->Parse(texts[i]);
+      if (!a.ok()) continue;
+      auto it = measured_by_arch->find(a->ToString());
+      if (it == measured_by_arch->end()) continue;
+      if (!other_space->IsOutputConnected(*a)) {
+        ++disconnected;
+        continue;
+      }
+      const v1::Prediction& p = all.predictions(i);
+      predicted.push_back({p.latency_ms(), p.lower_ms(), p.upper_ms()});
+      truth.push_back(it->second);
+    }
+    PrintAccuracy(*args->Get("compare-with"), predicted, truth, disconnected, "architectures");
   }
   return rc;
 }
@@ -638,6 +728,7 @@ struct ImportRow {
   v1::Architecture arch;
   std::string key;
   double ms = 0;
+  std::string canonical;  // the architecture's canonical string (--hold-out lists these)
 };
 struct ImportColumn {
   std::string device;
@@ -683,8 +774,8 @@ absl::StatusOr<std::vector<ImportColumn>> ReadImportTable(const std::string& lat
       c.spec = d.descriptor.spec;
       c.space = "nb201";
       for (const core::LatencySample& s : d.samples) {
-        c.rows.push_back(
-            {client::Nb201Index(s.arch_index), absl::StrCat(s.arch_index), s.latency_ms});
+        c.rows.push_back({client::Nb201Index(s.arch_index), absl::StrCat(s.arch_index),
+                          s.latency_ms, *core::Nb201Space::Get().ArchString(s.arch_index)});
       }
     }
     return columns;
@@ -701,8 +792,9 @@ absl::StatusOr<std::vector<ImportColumn>> ReadImportTable(const std::string& lat
     c.space = space;
     for (size_t i = 0; i < table->archs.size(); ++i) {
       if (std::isnan(d.latency_ms[i])) continue;  // not measured
-      c.rows.push_back({client::Canonical(space, table->archs[i].ToString()),
-                        ArchitectureKey(table->archs[i]), d.latency_ms[i]});
+      const std::string canonical = table->archs[i].ToString();
+      c.rows.push_back({client::Canonical(space, canonical), ArchitectureKey(table->archs[i]),
+                        d.latency_ms[i], canonical});
     }
   }
   return columns;
@@ -710,7 +802,9 @@ absl::StatusOr<std::vector<ImportColumn>> ReadImportTable(const std::string& lat
 
 int Import(const Command& c, const Globals& g, const std::vector<std::string>& argv) {
   absl::StatusOr<Args> args =
-      Args::Parse(argv, {"latency", "devices", "only", "keep", "seed", "batch"}, {"replace"});
+      Args::Parse(argv, {"latency", "devices", "only", "keep", "seed", "batch", "hold-out",
+                         "hold-out-list"},
+                  {"replace"});
   if (!args.ok()) return UsageError(c, args.status().message());
   std::optional<std::string> latency_path = args->Get("latency");
   if (!latency_path && args->positionals().size() == 1) latency_path = args->positionals()[0];
@@ -744,6 +838,16 @@ int Import(const Command& c, const Globals& g, const std::vector<std::string>& a
     keep[kv.first] = n;
   }
 
+  double hold_out = 0;
+  if (args->Has("hold-out") &&
+      (!absl::SimpleAtod(*args->Get("hold-out"), &hold_out) || !(hold_out > 0 && hold_out < 1))) {
+    return UsageError(c, absl::StrCat("--hold-out wants a share in (0, 1), got \"",
+                                      *args->Get("hold-out"), "\""));
+  }
+  if (args->Has("hold-out") != args->Has("hold-out-list")) {
+    return UsageError(c, "--hold-out and --hold-out-list go together");
+  }
+
   absl::StatusOr<std::vector<ImportColumn>> table = ReadImportTable(*latency_path, *devices_path);
   if (!table.ok()) return Fail(table.status());
   for (const std::string& d : only) {
@@ -755,6 +859,29 @@ int Import(const Command& c, const Globals& g, const std::vector<std::string>& a
   absl::StatusOr<MaplexClient> client = Connect(g);
   if (!client.ok()) return Fail(client.status());
   std::mt19937 rng(seed);
+  // Architectures no device is given: a seeded share of the file's distinct ones, listed
+  // for the caller to predict and score (architectures the model never saw).
+  std::set<std::string> held_out;
+  if (hold_out > 0) {
+    std::set<std::string> distinct;
+    for (const ImportColumn& d : *table) {
+      for (const ImportRow& row : d.rows) distinct.insert(row.canonical);
+    }
+    std::vector<std::string> shuffled(distinct.begin(), distinct.end());
+    std::shuffle(shuffled.begin(), shuffled.end(), rng);
+    shuffled.resize(static_cast<size_t>(std::lround(hold_out * shuffled.size())));
+    held_out.insert(shuffled.begin(), shuffled.end());
+    std::string list;
+    for (const std::string& a : shuffled) absl::StrAppend(&list, a, "\n");
+    std::FILE* f = std::fopen(args->Get("hold-out-list")->c_str(), "w");
+    if (f == nullptr || std::fwrite(list.data(), 1, list.size(), f) != list.size() ||
+        std::fclose(f) != 0) {
+      return Fail(absl::UnavailableError(
+          absl::StrCat("cannot write ", *args->Get("hold-out-list"))));
+    }
+    std::printf("held out: %zu of %zu architectures, for every device (listed in %s)\n",
+                shuffled.size(), distinct.size(), args->Get("hold-out-list")->c_str());
+  }
   int64_t inserted = 0, already = 0;
   for (ImportColumn& d : *table) {
     if (!only.empty() && !only.count(d.device)) continue;
@@ -771,6 +898,11 @@ int Import(const Command& c, const Globals& g, const std::vector<std::string>& a
       return Fail(absl::AlreadyExistsError(absl::StrCat(
           "column ", d.device, " is the same hardware and configuration as device ",
           r->device().id(), " already registered")));
+    }
+    if (!held_out.empty()) {
+      d.rows.erase(std::remove_if(d.rows.begin(), d.rows.end(),
+                                  [&](const ImportRow& r) { return held_out.count(r.canonical); }),
+                   d.rows.end());
     }
     if (auto k = keep.find(d.device);
         k != keep.end() && k->second < static_cast<int>(d.rows.size())) {

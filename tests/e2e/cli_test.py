@@ -366,6 +366,37 @@ class FbnetCliTest(unittest.TestCase):
             server.stop()
             server.cleanup()
 
+    def test_import_holds_out_architectures_for_every_device(self):
+        server = mp.ServerProcess().start()
+        try:
+            lists = []
+            for attempt in range(2):  # the same seed holds out the same architectures
+                path = os.path.join(server.tmp.name, f"held_out_{attempt}.txt")
+                out = mp.cli(server.address, "import", mp.FBNET_LATENCY_CSV, "--devices",
+                             mp.FBNET_DEVICES_CSV, "--only", "pixel3,samsung_a50",
+                             "--hold-out", "0.25", "--hold-out-list", path, "--seed", "5").stdout
+                self.assertIn("held out: 1000 of 4000 architectures", out)
+                with open(path) as f:
+                    lists.append(f.read().split())
+            self.assertEqual(lists[0], lists[1])
+            held_out = set(lists[0])
+            self.assertEqual(len(held_out), 1000)
+            with sqlite3.connect(server.db_path) as db:
+                for device in ("pixel3", "samsung_a50"):
+                    stored = {a for (a,) in db.execute(
+                        "SELECT arch FROM measurements WHERE device_id = ? AND space = 'fbnet'",
+                        (device,))}
+                    self.assertEqual(len(stored), 3000)
+                    self.assertFalse(stored & held_out)
+            bad = mp.cli(server.address, "import", mp.FBNET_LATENCY_CSV, "--devices",
+                         mp.FBNET_DEVICES_CSV, "--hold-out", "1.5", "--hold-out-list", path,
+                         check=False)
+            self.assertNotEqual(bad.returncode, 0)
+            self.assertIn("--hold-out wants a share in (0, 1)", bad.stderr)
+        finally:
+            server.stop()
+            server.cleanup()
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
