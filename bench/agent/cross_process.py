@@ -1,0 +1,130 @@
+"""Cross-process agreement of agent measurements (issue #13, "Measurements that agree across
+processes"): N separate `maplex-agent --measure_only` processes measure the same architecture
+list, one after another; for each later process, the per-architecture ratio of its median to the
+first process's. Also, within one process, the list measured twice (second pass / first pass).
+
+Usage: /usr/bin/python3 bench/agent/cross_process.py [--runtimes eigen,onednn] [--processes 3]
+           [--archs 20] [--seed 13] [--threads 1] [--busy 0] [--within]
+           [--agent_args "--pin_threads=false ..."]
+--busy N starts N busy-loop processes (one core each, `while True: pass`) for the whole run: the
+"machine is rarely idle" condition. Prints Markdown tables with the load average before and after.
+Needs build/bin (scripts/build)."""
+
+import argparse
+import os
+import random
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+BIN_DIR = os.environ.get("MAPLEX_BIN_DIR", os.path.join(os.path.dirname(__file__), "..", "..",
+                                                        "build", "bin"))
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+def quantile(values, q):
+    """Linear interpolation between order statistics (as the agent's LatencyStats)."""
+    s = sorted(values)
+    pos = q * (len(s) - 1)
+    lo = int(pos)
+    hi = min(lo + 1, len(s) - 1)
+    return s[lo] + (pos - lo) * (s[hi] - s[lo])
+
+
+def measure(runtime, threads, archs_file, agent_args):
+    """{arch line: [median_ms per occurrence]}, the process's notes column (if any), seconds."""
+    start = time.time()
+    done = subprocess.run([os.path.join(BIN_DIR, "maplex-agent"), f"--runtime={runtime}",
+                           f"--threads={threads}", f"--measure_only={archs_file}", *agent_args],
+                          capture_output=True, text=True, timeout=3600)
+    if done.returncode != 0:
+        raise RuntimeError(f"maplex-agent exited {done.returncode}: {done.stderr[-2000:]}")
+    lines = done.stdout.strip().splitlines()
+    header = lines[0].split(",")
+    col = {name: i for i, name in enumerate(header)}
+    out, rows = {}, []
+    for line in lines[1:]:
+        fields = line.split(",")
+        key = fields[col["arch_index"]] or fields[col["arch"]]
+        out.setdefault(key, []).append(float(fields[col["median_ms"]]))
+        rows.append(dict(zip(header, fields)))
+    return out, rows, time.time() - start
+
+
+def ratio_row(label, ratios):
+    return (f"| {label} | {statistics.median(ratios):.3f} | {quantile(ratios, 0.1):.3f} | "
+            f"{quantile(ratios, 0.9):.3f} | {min(ratios):.3f} | {max(ratios):.3f} |")
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runtimes", default="eigen,onednn")
+    parser.add_argument("--processes", type=int, default=3)
+    parser.add_argument("--archs", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--busy", type=int, default=0)
+    parser.add_argument("--within", action="store_true",
+                        help="list the architectures twice in each process: in-process repeats")
+    parser.add_argument("--agent_args", default="")
+    args = parser.parse_args()
+    agent_args = shlex.split(args.agent_args)
+    cells = random.Random(args.seed).sample(range(15625), args.archs)
+    tmp = tempfile.TemporaryDirectory(prefix="maplex_cross_process_")
+    archs_file = os.path.join(tmp.name, "archs.txt")
+    with open(archs_file, "w") as f:
+        f.write("\n".join(map(str, cells * (2 if args.within else 1))) + "\n")
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+            for _ in range(args.busy)]
+    try:
+        if busy:
+            time.sleep(1)  # let the busy loops settle on their cores
+        print(f"load average before: {loadavg()}; busy loops: {args.busy}; "
+              f"{args.archs} NB201 cells (seed {args.seed}), {args.threads} thread(s), "
+              f"agent args: {' '.join(agent_args) or '(defaults)'}")
+        print()
+        print("| runtime, process vs process 1 | median ratio | p10 | p90 | min | max |")
+        print("|---|---:|---:|---:|---:|---:|")
+        summaries = []
+        for runtime in args.runtimes.split(","):
+            runs = [measure(runtime, args.threads, archs_file, agent_args)
+                    for _ in range(args.processes)]
+            first = runs[0][0]
+            keys = [str(c) for c in cells]
+            for p, (run, _, _) in enumerate(runs[1:], start=2):
+                ratios = [run[k][0] / first[k][0] for k in keys]
+                print(ratio_row(f"{runtime}, process {p}", ratios))
+            if args.within:
+                for p, (run, _, _) in enumerate(runs, start=1):
+                    ratios = [run[k][1] / run[k][0] for k in keys]
+                    diffs = [abs(r - 1) for r in ratios]
+                    print(ratio_row(f"{runtime}, process {p}: 2nd pass / 1st pass "
+                                    f"(median abs diff {100 * statistics.median(diffs):.1f} %)",
+                                    ratios))
+            seconds = [s for _, _, s in runs]
+            flagged = sum(1 for _, rows, _ in runs for r in rows
+                          if "interference" in r.get("quality", ""))
+            total = sum(len(rows) for _, rows, _ in runs)
+            summaries.append(f"{runtime}: {statistics.mean(seconds):.1f} s per process "
+                             f"({len(keys) * (2 if args.within else 1)} measurements); "
+                             f"{flagged} of {total} measurements flagged for interference")
+        print()
+        for s in summaries:
+            print(s)
+        print(f"load average after: {loadavg()}")
+    finally:
+        for b in busy:
+            b.kill()
+            b.wait()
+        tmp.cleanup()
+
+
+if __name__ == "__main__":
+    main()
