@@ -15,6 +15,7 @@
 #include "agent/counters/counter_profile.h"
 #include "agent/counters/perf_counter_source.h"
 #include "agent/counters/reference_workload.h"
+#include "agent/measure/interference.h"
 #include "agent/measure/thread_pinner.h"
 #include "agent/probe/device_probe.h"
 #include "agent/probe/file_system.h"
@@ -150,10 +151,23 @@ maplex::v1::Measurement ToProto(const Measurement& m, const std::string& id,
   p->set_max_repeats(m.protocol.max_repeats);
   p->set_target_cv(m.protocol.target_median_cv);
   p->set_threads_pinned(m.protocol.pinned);
+  p->set_version(m.protocol.version);
+  p->set_clock(m.protocol.timing_source);
+  p->set_warmup_seconds(m.protocol.warmup_seconds);
+  p->set_min_seconds(m.protocol.min_seconds);
+  p->set_timed_runs(m.protocol.timed_runs);
+  p->set_preempted_runs(m.protocol.preempted_runs);
+  p->set_excluded_runs(m.protocol.excluded_runs);
+  p->set_reference_slowdown(m.protocol.reference_slowdown);
+  p->set_interference(m.protocol.interference);
+  p->set_attempts(m.protocol.attempts);
+  p->set_wall_median_ms(m.protocol.wall_median_ms);
   p->set_notes(absl::StrFormat(
-      "stop=%s timing=%s cv=%.4f median_cv=%.4f min_ms=%.4f max_ms=%.4f max_seconds=%g%s%s",
+      "stop=%s timing=%s cv=%.4f median_cv=%.4f min_ms=%.4f max_ms=%.4f max_seconds=%g "
+      "interference=%s slowdown=%.3f preempted=%d/%d%s%s",
       m.protocol.stop_reason, m.protocol.timing_source, m.stats.cv, m.stats.median_cv,
-      m.stats.min_ms, m.stats.max_ms, m.protocol.max_seconds,
+      m.stats.min_ms, m.stats.max_ms, m.protocol.max_seconds, m.protocol.interference,
+      m.protocol.reference_slowdown, m.protocol.preempted_runs, m.protocol.timed_runs,
       m.protocol.pinning_note.empty() ? "" : " pinning=", m.protocol.pinning_note));
   out.set_measured_at_unix_ms(absl::ToUnixMillis(absl::Now()));
   return out;
@@ -163,13 +177,38 @@ maplex::v1::Measurement ToProto(const Measurement& m, const std::string& id,
 // protocol of agent/measure/latency_measurer.h).
 absl::StatusOr<Measurement> MeasureArch(Runtime& runtime, const core::Architecture& arch,
                                         const std::string& fingerprint, const AgentOptions& options,
-                                        ThreadPinner& pinner) {
+                                        const MeasurementEnv& env) {
   DeviceConfig config;
   config.hardware_fingerprint = fingerprint;
   config.batch = options.batch;
   config.threads = options.threads;
-  return MeasureLatency(runtime, arch, config, options.measurement, RealClock(), &pinner);
+  return MeasureLatency(runtime, arch, config, options.measurement, env);
 }
+
+// What the protocol measures with in this process: the real clocks, the pinner, and the
+// interference sensor with the reference kernel's quiet baseline, calibrated once (its
+// untimed runs also warm the process up) unless the options switch the check off.
+struct ProcessMeasurementEnv {
+  AffinityThreadPinner pinner;
+  ProcessInterferenceSensor sensor;
+  ReferenceBaseline baseline;
+  MeasurementEnv env;
+
+  explicit ProcessMeasurementEnv(const AgentOptions& options) {
+    env.wall = &RealClock();
+    env.thread_cpu = &ThreadCpuClock();
+    env.pinner = &pinner;
+    if (options.measurement.reference_runs > 0 && options.reference_calibration_runs >= 5) {
+      absl::StatusOr<ReferenceBaseline> calibrated = CalibrateReferenceKernel(
+          sensor, RealClock(), ThreadCpuClock(), options.reference_calibration_runs);
+      if (calibrated.ok()) baseline = *calibrated;
+      env.baseline = &baseline;
+      LogInfo("reference_kernel", {{"baseline_cpu_ms", absl::StrFormat("%.4f", baseline.cpu_ms)},
+                                   {"baseline_wall_ms", absl::StrFormat("%.4f", baseline.wall_ms)}});
+    }
+    env.sensor = &sensor;
+  }
+};
 
 }  // namespace
 
@@ -195,10 +234,11 @@ absl::StatusOr<std::vector<Measurement>> MeasureArchitectures(
   if (!runtime.ok()) return runtime.status();
   absl::StatusOr<DeviceProbe> probe = ProbeDevice(RealFileSystem());
   if (!probe.ok()) return probe.status();
-  AffinityThreadPinner pinner;
+  ProcessMeasurementEnv measuring(options);
   std::vector<Measurement> out;
   for (const core::Architecture& arch : archs) {
-    absl::StatusOr<Measurement> m = MeasureArch(**runtime, arch, probe->fingerprint, options, pinner);
+    absl::StatusOr<Measurement> m =
+        MeasureArch(**runtime, arch, probe->fingerprint, options, measuring.env);
     if (!m.ok()) return m.status();
     out.push_back(*std::move(m));
   }
@@ -318,7 +358,7 @@ absl::StatusOr<AgentReport> RunDeviceAgent(const AgentOptions& options,
   }
 
   // 5. Measure what the server asks for, until the budget is spent.
-  AffinityThreadPinner pinner;
+  ProcessMeasurementEnv measuring(options);
   std::set<core::Architecture> done;
   bool stepped_back = false;
   while (report.measured < options.budget && !stop) {
@@ -357,7 +397,7 @@ absl::StatusOr<AgentReport> RunDeviceAgent(const AgentOptions& options,
     for (const core::Architecture& arch : archs) {
       if (report.measured >= options.budget || stop) break;
       absl::StatusOr<Measurement> m =
-          MeasureArch(**runtime, arch, probe->fingerprint, options, pinner);
+          MeasureArch(**runtime, arch, probe->fingerprint, options, measuring.env);
       if (!m.ok()) return m.status();
       absl::StatusOr<std::string> id = NewMeasurementId();
       if (!id.ok()) return id.status();
@@ -368,7 +408,8 @@ absl::StatusOr<AgentReport> RunDeviceAgent(const AgentOptions& options,
       LogInfo("measured", {{"arch", arch.ToString()},
                            {"median_ms", absl::StrFormat("%.4f", m->stats.median_ms)},
                            {"repeats", absl::StrCat(m->stats.repeats)},
-                           {"stop", m->protocol.stop_reason}});
+                           {"stop", m->protocol.stop_reason},
+                           {"interference", m->protocol.interference}});
       if (absl::Status s = uplink.SendPending(); !s.ok()) {
         LogWarning("uplink_deferred", {{"error", s.ToString()}});
       }

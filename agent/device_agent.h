@@ -53,6 +53,9 @@ struct AgentOptions {
   bool daemon = false;
   bool micro_benchmarks = true;
   int reference_runs = 10;  // reference-workload inferences the counters are read around
+  // Runs of the interference reference kernel for its quiet baseline (interference.h); the
+  // check is off when measurement.reference_runs is 0.
+  int reference_calibration_runs = 40;
   MeasurementOptions measurement;
   std::map<std::string, std::string> labels;
   absl::Duration connect_timeout = absl::Minutes(2);  // enrolling, and draining at the end

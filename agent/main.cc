@@ -3,6 +3,7 @@
 // with the spool drained as far as the server allows.
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -59,12 +60,35 @@ ABSL_FLAG(int, k, 10, "measurements taken at normal priority before the agent st
 ABSL_FLAG(int, budget, 50, "measurements to take in this run");
 ABSL_FLAG(bool, once, false, "measure the budget, deliver, and exit (default: stay as a daemon)");
 ABSL_FLAG(bool, micro_benchmarks, true, "run the micro-benchmark fingerprint at enrollment");
-ABSL_FLAG(int, max_repeats, 200, "timed runs per measurement at most");
+// The measurement protocol (agent/measure/latency_measurer.h; docs/MEASUREMENT.md says why).
+ABSL_FLAG(int, warmups, 3, "untimed runs before each measurement at least");
+ABSL_FLAG(double, warmup_seconds, 0.1, "seconds of untimed runs before each measurement at least");
+ABSL_FLAG(int, min_repeats, 10, "timed runs per measurement at least");
+ABSL_FLAG(double, min_seconds, 0.2, "seconds the timed runs of a measurement span at least");
+ABSL_FLAG(int, max_repeats, 1000, "timed runs per measurement at most");
 ABSL_FLAG(double, max_seconds, 10, "timed seconds per measurement at most");
 ABSL_FLAG(double, target_cv, 0.01, "stop repeating once the median's CV is below this");
 ABSL_FLAG(std::string, space, "nb201",
           "architecture space the device is enrolled in and measures: nb201 or fbnet (run the "
           "agent once per space to make the device predictable in several)");
+ABSL_FLAG(std::string, measure_clock, "auto",
+          "auto: the measuring thread's CPU time when the runtime runs on it (1 thread), else "
+          "the wall clock; wall: always the wall clock");
+ABSL_FLAG(bool, pin_threads, true, "pin the measuring thread to CPUs while measuring");
+ABSL_FLAG(int, interference_runs, 5,
+          "reference-kernel runs timed before and after each measurement to detect other work "
+          "on the machine; 0 switches the check off");
+ABSL_FLAG(double, interference_threshold, 1.10,
+          "a reference-kernel slowdown over its quiet baseline above this marks a measurement "
+          "as disturbed");
+ABSL_FLAG(int, interference_retries, 2,
+          "times a disturbed measurement is taken again before it is kept, flagged");
+ABSL_FLAG(bool, interleave_reference, true,
+          "time the reference kernel before every timed run and scale the run by its quiet "
+          "baseline over it (corrects a machine whose speed drifts)");
+ABSL_FLAG(bool, csv_protocol, false,
+          "--measure_only: also print what the protocol did (clock, interference, "
+          "reference_slowdown, preempted_runs, timed_runs, attempts, wall_median_ms)");
 ABSL_FLAG(std::string, measure_only, "",
           "measure the architectures listed in this file (one per line: an NB201 index or cell "
           "string, or the canonical string of any registered space, e.g. FBNet's "
@@ -157,9 +181,22 @@ int main(int argc, char** argv) {
   options.budget = absl::GetFlag(FLAGS_budget);
   options.daemon = !absl::GetFlag(FLAGS_once);
   options.micro_benchmarks = absl::GetFlag(FLAGS_micro_benchmarks);
+  options.measurement.warmups = absl::GetFlag(FLAGS_warmups);
+  options.measurement.warmup_seconds = absl::GetFlag(FLAGS_warmup_seconds);
+  options.measurement.min_repeats = absl::GetFlag(FLAGS_min_repeats);
+  options.measurement.min_seconds = absl::GetFlag(FLAGS_min_seconds);
   options.measurement.max_repeats = absl::GetFlag(FLAGS_max_repeats);
   options.measurement.max_seconds = absl::GetFlag(FLAGS_max_seconds);
   options.measurement.target_median_cv = absl::GetFlag(FLAGS_target_cv);
+  options.measurement.clock = absl::GetFlag(FLAGS_measure_clock);
+  options.measurement.pin_threads = absl::GetFlag(FLAGS_pin_threads);
+  options.measurement.reference_runs = absl::GetFlag(FLAGS_interference_runs);
+  options.measurement.interference_threshold = absl::GetFlag(FLAGS_interference_threshold);
+  options.measurement.interference_retries = absl::GetFlag(FLAGS_interference_retries);
+  options.measurement.interleave_reference = absl::GetFlag(FLAGS_interleave_reference);
+  // A short run (tests pass --max_repeats=15) must not be refused for a default minimum.
+  options.measurement.min_repeats =
+      std::min(options.measurement.min_repeats, options.measurement.max_repeats);
   for (const std::string& label : absl::GetFlag(FLAGS_label)) {
     size_t eq = label.find('=');
     if (eq == std::string::npos || eq == 0) {
@@ -210,14 +247,26 @@ int main(int argc, char** argv) {
       return 1;
     }
     // arch_index (the NB201 index; empty in other spaces) stays first for existing readers.
-    std::printf("arch_index,median_ms,p90_ms,stddev_ms,repeats,stop_reason,arch\n");
+    const bool csv_protocol = absl::GetFlag(FLAGS_csv_protocol);
+    std::printf("arch_index,median_ms,p90_ms,stddev_ms,repeats,stop_reason,arch%s\n",
+                csv_protocol ? ",clock,interference,reference_slowdown,preempted_runs,timed_runs,"
+                               "attempts,wall_median_ms,p10_ms,min_ms,raw_median_ms"
+                             : "");
     const maplex::core::Nb201Space& nb201 = maplex::core::Nb201Space::Get();
     for (const maplex::agent::Measurement& m : *measured) {
       const std::string index =
           m.arch.space() == &nb201 ? std::to_string(nb201.IndexOf(m.arch)) : "";
-      std::printf("%s,%.6f,%.6f,%.6f,%d,%s,%s\n", index.c_str(), m.stats.median_ms, m.stats.p90_ms,
+      std::printf("%s,%.6f,%.6f,%.6f,%d,%s,%s", index.c_str(), m.stats.median_ms, m.stats.p90_ms,
                   m.stats.stddev_ms, m.stats.repeats, m.protocol.stop_reason.c_str(),
                   m.arch.ToString().c_str());
+      if (csv_protocol) {
+        const maplex::agent::MeasurementProtocol& p = m.protocol;
+        std::printf(",%s,%s,%.4f,%d,%d,%d,%.6f,%.6f,%.6f,%.6f", p.timing_source.c_str(),
+                    p.interference.c_str(), p.reference_slowdown, p.preempted_runs, p.timed_runs,
+                    p.attempts, p.wall_median_ms, m.stats.p10_ms, m.stats.min_ms,
+                    p.raw_median_ms);
+      }
+      std::printf("\n");
     }
     return 0;
   }

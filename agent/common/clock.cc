@@ -1,5 +1,7 @@
 #include "agent/common/clock.h"
 
+#include <time.h>
+
 #include <chrono>
 
 namespace maplex::agent {
@@ -14,7 +16,21 @@ class SteadyClock : public Clock {
   }
 };
 
+class ThreadCpuTimeClock : public Clock {
+ public:
+  int64_t NowNanos() const override {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+  }
+};
+
 }  // namespace
+
+const Clock& ThreadCpuClock() {
+  static const ThreadCpuTimeClock* clock = new ThreadCpuTimeClock();
+  return *clock;
+}
 
 const Clock& RealClock() {
   static const SteadyClock* clock = new SteadyClock();

@@ -24,6 +24,11 @@ class Clock {
 // the caller.
 const Clock& RealClock();
 
+// CPU time consumed by the calling thread (CLOCK_THREAD_CPUTIME_ID): stands still while the
+// thread is preempted or waits, so it times work on one thread without the time other
+// processes took its CPU. Each reading is of the thread that reads it. Not owned by the caller.
+const Clock& ThreadCpuClock();
+
 // A clock that only moves when told to. Not thread-safe.
 class ManualClock : public Clock {
  public:

@@ -1,5 +1,9 @@
 #include "agent/measure/latency_measurer.h"
 
+#include <algorithm>
+#include <optional>
+#include <vector>
+
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 
@@ -7,7 +11,7 @@ namespace maplex::agent {
 namespace {
 
 absl::Status Validate(const DeviceConfig& config, const MeasurementOptions& options,
-                      ThreadPinner* pinner) {
+                      const MeasurementEnv& env) {
   if (config.batch < 1 || config.threads < 1) {
     return absl::InvalidArgumentError(absl::StrCat("batch ", config.batch, " and threads ",
                                                    config.threads, " must be at least 1"));
@@ -17,12 +21,21 @@ absl::Status Validate(const DeviceConfig& config, const MeasurementOptions& opti
         absl::StrCat("precision \"", config.precision, "\" not supported; only fp32"));
   }
   if (options.warmups < 0 || options.min_repeats < 1 || options.max_repeats < options.min_repeats ||
-      !(options.max_seconds > 0) || !(options.target_median_cv > 0)) {
+      !(options.max_seconds > 0) || !(options.target_median_cv > 0) ||
+      !(options.warmup_seconds >= 0) || !(options.min_seconds >= 0) ||
+      options.reference_runs < 0 || !(options.interference_threshold > 1) ||
+      options.interference_retries < 0) {
     return absl::InvalidArgumentError(
-        "measurement options need warmups >= 0, 1 <= min_repeats <= max_repeats, "
-        "max_seconds > 0 and target_median_cv > 0");
+        "measurement options need warmups >= 0, warmup_seconds >= 0, 1 <= min_repeats <= "
+        "max_repeats, min_seconds >= 0, max_seconds > 0, target_median_cv > 0, "
+        "reference_runs >= 0, interference_threshold > 1 and interference_retries >= 0");
   }
-  if (options.pin_threads && pinner == nullptr) {
+  if (options.clock != "auto" && options.clock != "wall") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("measurement clock \"", options.clock, "\" is not auto or wall"));
+  }
+  if (env.wall == nullptr) return absl::InvalidArgumentError("measuring needs a wall clock");
+  if (options.pin_threads && env.pinner == nullptr) {
     return absl::InvalidArgumentError("pin_threads needs a ThreadPinner");
   }
   return absl::OkStatus();
@@ -40,19 +53,138 @@ class PinScope {
   ThreadPinner* pinner_;
 };
 
+double Median(std::vector<double> v) { return ComputeLatencyStats(v).median_ms; }
+
+// One attempt: warm-up, timed runs, statistics. `attempt` gets the samples and the
+// run counters of the protocol.
+struct Attempt {
+  std::vector<double> samples_ms;  // kept runs
+  std::vector<double> wall_ms;     // the same runs on the wall clock
+  std::vector<double> raw_ms;      // kept runs before the reference correction
+  int warmup_runs = 0;
+  int timed_runs = 0, preempted_runs = 0, excluded_runs = 0, reported = 0;
+  std::string stop_reason;
+  double slowdown = 0;  // 0: not checked
+  double timed_seconds = 0;
+};
+
+absl::StatusOr<Attempt> RunAttempt(Runtime& runtime, const MeasurementOptions& options,
+                                   const MeasurementEnv& env, const Clock& clock, bool wall_timed) {
+  Attempt attempt;
+  const Clock& wall = *env.wall;
+  const bool check = env.sensor != nullptr && env.baseline != nullptr && options.reference_runs > 0;
+  const auto slowdown_of = [&](const ReferenceReading& r) {
+    const double base = wall_timed ? env.baseline->wall_ms : env.baseline->cpu_ms;
+    return base > 0 ? (wall_timed ? r.wall_ms : r.cpu_ms) / base : 0.0;
+  };
+  std::optional<ReferenceReading> before;
+  if (check) before = ReadReferenceKernel(*env.sensor, wall, clock, options.reference_runs);
+
+  const int64_t warmup_start = wall.NowNanos();
+  while (attempt.warmup_runs < options.warmups ||
+         (wall.NowNanos() - warmup_start) / 1e9 < options.warmup_seconds) {
+    if (absl::StatusOr<std::optional<double>> run = runtime.Run(); !run.ok()) {
+      return run.status();
+    }
+    ++attempt.warmup_runs;
+  }
+
+  // Preempted runs kept aside: used only if too few clean runs are left at the end.
+  std::vector<double> preempted_samples, preempted_wall, preempted_raw;
+  const bool interleave = check && options.interleave_reference;
+  std::vector<double> recent_reference;  // the last 5 interleaved readings
+  const int64_t start = wall.NowNanos();
+  while (true) {
+    double scale = 1;
+    if (interleave) {
+      const int64_t ref_before = clock.NowNanos();
+      env.sensor->RunReferenceKernel();
+      recent_reference.push_back((clock.NowNanos() - ref_before) / 1e6);
+      if (recent_reference.size() > 5) recent_reference.erase(recent_reference.begin());
+      const double base = wall_timed ? env.baseline->wall_ms : env.baseline->cpu_ms;
+      const double level = Median(recent_reference);
+      if (base > 0 && level > 0) scale = base / level;
+    }
+    const int64_t switches_before = env.sensor ? env.sensor->InvoluntarySwitches() : 0;
+    const int64_t wall_before = wall.NowNanos();
+    const int64_t before_ns = clock.NowNanos();
+    absl::StatusOr<std::optional<double>> run = runtime.Run();
+    const int64_t after_ns = clock.NowNanos();
+    const int64_t wall_after = wall.NowNanos();
+    if (!run.ok()) return run.status();
+    const bool preempted = env.sensor && env.sensor->InvoluntarySwitches() > switches_before;
+    ++attempt.timed_runs;
+    if (run->has_value()) ++attempt.reported;
+    const double raw = run->has_value() ? **run : (after_ns - before_ns) / 1e6;
+    const double sample = raw * scale;
+    const double wall_sample = (wall_after - wall_before) / 1e6;
+    if (preempted) ++attempt.preempted_runs;
+    // Preemption inflates only a wall-clock figure; a CPU-time one is kept.
+    if (preempted && wall_timed && !run->has_value()) {
+      ++attempt.excluded_runs;
+      preempted_samples.push_back(sample);
+      preempted_wall.push_back(wall_sample);
+      preempted_raw.push_back(raw);
+    } else {
+      attempt.samples_ms.push_back(sample);
+      attempt.wall_ms.push_back(wall_sample);
+      attempt.raw_ms.push_back(raw);
+    }
+
+    const int n = static_cast<int>(attempt.samples_ms.size());
+    const double elapsed = (wall_after - start) / 1e9;
+    if (n >= options.min_repeats && elapsed >= options.min_seconds &&
+        ComputeLatencyStats(attempt.samples_ms).median_cv < options.target_median_cv) {
+      attempt.stop_reason = "converged";
+      break;
+    }
+    if (attempt.timed_runs >= options.max_repeats) {
+      attempt.stop_reason = "max_repeats";
+      break;
+    }
+    if (elapsed >= options.max_seconds) {
+      attempt.stop_reason = "max_time";
+      break;
+    }
+  }
+  attempt.timed_seconds = (wall.NowNanos() - start) / 1e9;
+  if (static_cast<int>(attempt.samples_ms.size()) < options.min_repeats &&
+      !preempted_samples.empty()) {
+    // Preempted nearly throughout: better a figure from every run than one from two.
+    attempt.samples_ms.insert(attempt.samples_ms.end(), preempted_samples.begin(),
+                              preempted_samples.end());
+    attempt.wall_ms.insert(attempt.wall_ms.end(), preempted_wall.begin(), preempted_wall.end());
+    attempt.raw_ms.insert(attempt.raw_ms.end(), preempted_raw.begin(), preempted_raw.end());
+    attempt.excluded_runs = 0;
+  }
+
+  if (check) {
+    const ReferenceReading after =
+        ReadReferenceKernel(*env.sensor, wall, clock, options.reference_runs);
+    attempt.slowdown = std::max(slowdown_of(*before), slowdown_of(after));
+    if (attempt.slowdown <= options.interference_threshold) {
+      env.baseline->ObserveQuiet(std::min(before->wall_ms, after.wall_ms),
+                                 wall_timed ? 0 : std::min(before->cpu_ms, after.cpu_ms));
+    }
+  }
+  return attempt;
+}
+
 }  // namespace
 
 absl::StatusOr<Measurement> MeasureLatency(Runtime& runtime, const core::Architecture& arch,
                                            DeviceConfig config, const MeasurementOptions& options,
-                                           const Clock& clock, ThreadPinner* pinner) {
-  if (absl::Status valid = Validate(config, options, pinner); !valid.ok()) return valid;
+                                           const MeasurementEnv& env) {
+  if (absl::Status valid = Validate(config, options, env); !valid.ok()) return valid;
   Measurement measurement;
   config.runtime = runtime.name();
   measurement.config = config;
   measurement.arch = arch;
   MeasurementProtocol& protocol = measurement.protocol;
   protocol.warmups = options.warmups;
+  protocol.warmup_seconds = options.warmup_seconds;
   protocol.min_repeats = options.min_repeats;
+  protocol.min_seconds = options.min_seconds;
   protocol.max_repeats = options.max_repeats;
   protocol.max_seconds = options.max_seconds;
   protocol.target_median_cv = options.target_median_cv;
@@ -60,11 +192,11 @@ absl::StatusOr<Measurement> MeasureLatency(Runtime& runtime, const core::Archite
 
   ThreadPinner* pinned_with = nullptr;
   if (options.pin_threads) {
-    absl::StatusOr<std::vector<int>> cpus = pinner->Pin(config.threads);
+    absl::StatusOr<std::vector<int>> cpus = env.pinner->Pin(config.threads);
     if (cpus.ok()) {
       protocol.pinned = true;
       protocol.pinned_cpus = *cpus;
-      pinned_with = pinner;
+      pinned_with = env.pinner;
       if (static_cast<int>(cpus->size()) < config.threads) {
         protocol.pinning_note =
             absl::StrCat("only ", cpus->size(), " CPUs for ", config.threads, " threads");
@@ -78,41 +210,61 @@ absl::StatusOr<Measurement> MeasureLatency(Runtime& runtime, const core::Archite
   if (absl::Status prepared = runtime.Prepare(arch, config.batch, config.threads); !prepared.ok()) {
     return prepared;
   }
-  for (int i = 0; i < options.warmups; ++i) {
-    if (absl::StatusOr<std::optional<double>> run = runtime.Run(); !run.ok()) {
-      return run.status();
-    }
-  }
+  const bool cpu_timed = options.clock == "auto" && env.thread_cpu != nullptr &&
+                         runtime.RunsOnCallingThread(config.threads);
+  const Clock& clock = cpu_timed ? *env.thread_cpu : *env.wall;
 
-  int reported = 0;
-  const int64_t start = clock.NowNanos();
+  const bool checked = env.sensor != nullptr && env.baseline != nullptr &&
+                       options.reference_runs > 0;
+  std::optional<Attempt> chosen;
+  int attempts = 0;
+  double timed_seconds = 0;
   while (true) {
-    const int64_t before = clock.NowNanos();
-    absl::StatusOr<std::optional<double>> run = runtime.Run();
-    const int64_t after = clock.NowNanos();
-    if (!run.ok()) return run.status();
-    if (run->has_value()) ++reported;
-    measurement.samples_ms.push_back(run->has_value() ? **run : (after - before) / 1e6);
-
-    const int n = static_cast<int>(measurement.samples_ms.size());
-    if (n >= options.min_repeats &&
-        ComputeLatencyStats(measurement.samples_ms).median_cv < options.target_median_cv) {
-      protocol.stop_reason = "converged";
+    absl::StatusOr<Attempt> attempt = RunAttempt(runtime, options, env, clock, !cpu_timed);
+    if (!attempt.ok()) return attempt.status();
+    ++attempts;
+    timed_seconds += attempt->timed_seconds;
+    const bool clean = !checked || attempt->slowdown <= options.interference_threshold;
+    if (!chosen || clean || attempt->slowdown < chosen->slowdown) chosen = *std::move(attempt);
+    if (clean) {
+      protocol.interference = !checked ? "unchecked" : attempts == 1 ? "none" : "repeated";
       break;
     }
-    if (n >= options.max_repeats) {
-      protocol.stop_reason = "max_repeats";
-      break;
-    }
-    if ((after - start) / 1e9 >= options.max_seconds) {
-      protocol.stop_reason = "max_time";
+    if (attempts > options.interference_retries || timed_seconds >= options.max_seconds) {
+      protocol.interference = "flagged";
       break;
     }
   }
-  const int n = static_cast<int>(measurement.samples_ms.size());
-  protocol.timing_source = reported == 0 ? "agent_clock" : reported == n ? "runtime" : "mixed";
+  protocol.attempts = attempts;
+  protocol.warmup_runs = chosen->warmup_runs;
+  protocol.stop_reason = chosen->stop_reason;
+  protocol.timed_runs = chosen->timed_runs;
+  protocol.preempted_runs = chosen->preempted_runs;
+  protocol.excluded_runs = chosen->excluded_runs;
+  protocol.reference_slowdown = chosen->slowdown;
+  if (checked) {
+    protocol.reference_baseline_ms = cpu_timed ? env.baseline->cpu_ms : env.baseline->wall_ms;
+  }
+  // Runtime figures are never excluded, so reported <= kept runs.
+  const int kept = static_cast<int>(chosen->samples_ms.size());
+  protocol.timing_source = chosen->reported == 0 ? (cpu_timed ? "thread_cpu" : "agent_clock")
+                           : chosen->reported == kept ? "runtime"
+                                                      : "mixed";
+  protocol.wall_median_ms = Median(chosen->wall_ms);
+  protocol.raw_median_ms = Median(chosen->raw_ms);
+  protocol.corrected = checked && options.interleave_reference;
+  measurement.samples_ms = std::move(chosen->samples_ms);
   measurement.stats = ComputeLatencyStats(measurement.samples_ms);
   return measurement;
+}
+
+absl::StatusOr<Measurement> MeasureLatency(Runtime& runtime, const core::Architecture& arch,
+                                           DeviceConfig config, const MeasurementOptions& options,
+                                           const Clock& clock, ThreadPinner* pinner) {
+  MeasurementEnv env;
+  env.wall = &clock;
+  env.pinner = pinner;
+  return MeasureLatency(runtime, arch, std::move(config), options, env);
 }
 
 }  // namespace maplex::agent

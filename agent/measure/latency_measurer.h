@@ -2,26 +2,54 @@
 //
 //   DeviceConfig config;
 //   config.hardware_fingerprint = probe.fingerprint;
-//   config.threads = 2;
+//   config.threads = 1;
 //   AffinityThreadPinner pinner;
+//   ProcessInterferenceSensor sensor;
+//   ReferenceBaseline baseline =
+//       *CalibrateReferenceKernel(sensor, RealClock(), ThreadCpuClock(), 40);
+//   MeasurementEnv env{&RealClock(), &ThreadCpuClock(), &pinner, &sensor, &baseline};
 //   absl::StatusOr<Measurement> m =
-//       MeasureLatency(runtime, arch, config, MeasurementOptions(), RealClock(), &pinner);
+//       MeasureLatency(runtime, arch, config, MeasurementOptions(), env);
 //
-// Procedure (MeasurementProtocol::version 1):
+// Procedure (MeasurementProtocol::version 2; docs/MEASUREMENT.md says why each step is there):
 //   1. Pin the calling thread to `threads` CPUs if asked (before Prepare, so that worker
 //      threads the runtime starts inherit the set); a refusal is recorded, not fatal.
 //   2. Runtime::Prepare(arch, batch, threads); never timed.
-//   3. `warmups` untimed runs (caches, page faults, JIT, frequency ramp-up).
-//   4. Timed runs until, after at least `min_repeats`, the estimated CV of the median
-//      falls below `target_median_cv`; or `max_repeats` runs; or `max_seconds` of timed
-//      runs. A run's latency is the runtime's own figure when it reports one, else the
-//      clock around Run().
-//   5. Statistics over the timed runs; the CPU set is restored.
+//   3. The clock: the calling thread's CPU time when the runtime runs on the calling thread
+//      (Runtime::RunsOnCallingThread, i.e. one thread) and options.clock is "auto", so that
+//      time the scheduler gave other processes is not counted; else the wall clock. A
+//      runtime's own figure (CommandRuntime) always wins.
+//   4. With an interference sensor and a baseline: the reference kernel, `reference_runs`
+//      times (median), before the warm-up.
+//   5. Warm-up: untimed runs until at least `warmups` runs and `warmup_seconds` have passed
+//      (by time, not count: a 1 ms network needs more runs than a 50 ms one to reach a steady
+//      state of caches, page tables and core frequency).
+//   6. Timed runs until, after at least `min_repeats` kept runs spanning `min_seconds`, the
+//      estimated CV of the median falls below `target_median_cv`; or `max_repeats` runs; or
+//      `max_seconds` of timed runs. A run during which the process was preempted (the
+//      sensor's involuntary switches grew) is counted in preempted_runs and, when timed by
+//      the wall clock, excluded from the statistics (unless fewer than min_repeats runs
+//      would be left).
+//      With `interleave_reference` (and a sensor and baseline), the reference kernel also runs
+//      once before every timed run, and the run is scaled by baseline / (median of the last 5
+//      such readings): the machine's speed of the moment is divided out (protocol.corrected,
+//      raw_median_ms keeps the unscaled median).
+//   7. The reference kernel again; the slowdown of the attempt is the larger of the two
+//      readings over the baseline, on the same clock as the runs. Above
+//      `interference_threshold`, the measurement is taken again (steps 4-7), at most
+//      `interference_retries` times and only while the attempts so far have spent less than
+//      `max_seconds` in timed runs; if every attempt is disturbed, the least disturbed one is
+//      returned with protocol.interference = "flagged". A clean reading lowers the baseline
+//      when it is quieter (ReferenceBaseline::ObserveQuiet).
+//   8. Statistics over the kept runs; the CPU set is restored.
 #ifndef MAPLEX_AGENT_MEASURE_LATENCY_MEASURER_H_
 #define MAPLEX_AGENT_MEASURE_LATENCY_MEASURER_H_
 
+#include <string>
+
 #include "absl/status/statusor.h"
 #include "agent/common/clock.h"
+#include "agent/measure/interference.h"
 #include "agent/measure/measurement.h"
 #include "agent/measure/thread_pinner.h"
 #include "agent/runtime/runtime.h"
@@ -30,18 +58,44 @@ namespace maplex::agent {
 
 struct MeasurementOptions {
   int warmups = 3;
-  int min_repeats = 5;
-  int max_repeats = 200;
+  double warmup_seconds = 0.1;
+  int min_repeats = 10;
+  double min_seconds = 0.2;
+  int max_repeats = 1000;
   double max_seconds = 10;
   double target_median_cv = 0.01;
   bool pin_threads = true;
+  std::string clock = "auto";  // "auto" (step 3) or "wall"
+  int reference_runs = 5;      // reference kernel runs per reading; 0: no interference check
+  double interference_threshold = 1.10;
+  int interference_retries = 2;
+  // Also time the reference kernel once before every timed run and scale each run by the
+  // baseline over the median of the last 5 such readings: corrects for a machine whose speed
+  // drifts within a measurement (protocol.corrected). Needs a sensor and a baseline.
+  bool interleave_reference = true;
+};
+
+// What the protocol runs with. wall is required; thread_cpu may be null (then "auto" means
+// wall); pinner may be null when options.pin_threads is false; sensor and baseline may be null
+// (no preemption counts, no interference check). The baseline is updated in place.
+struct MeasurementEnv {
+  const Clock* wall = nullptr;
+  const Clock* thread_cpu = nullptr;
+  ThreadPinner* pinner = nullptr;
+  InterferenceSensor* sensor = nullptr;
+  ReferenceBaseline* baseline = nullptr;
 };
 
 // Measures `arch` (any space the runtime builds) on `runtime` in `config` (batch, threads; its
-// runtime name is filled in from `runtime`). `pinner` may be null when options.pin_threads is
-// false. InvalidArgument for inconsistent options, a precision other than "fp32" (the only one the
-// built-in runtimes execute), or batch/threads < 1. Errors from Prepare or Run are returned as they
-// are; nothing partial is returned.
+// runtime name is filled in from `runtime`). InvalidArgument for inconsistent options, a
+// precision other than "fp32" (the only one the built-in runtimes execute), batch/threads < 1,
+// or an env without the wall clock or the pinner the options need. Errors from Prepare or Run
+// are returned as they are; nothing partial is returned.
+absl::StatusOr<Measurement> MeasureLatency(Runtime& runtime, const core::Architecture& arch,
+                                           DeviceConfig config, const MeasurementOptions& options,
+                                           const MeasurementEnv& env);
+
+// The same with the wall clock only: no thread-CPU clock, no interference sensor.
 absl::StatusOr<Measurement> MeasureLatency(Runtime& runtime, const core::Architecture& arch,
                                            DeviceConfig config, const MeasurementOptions& options,
                                            const Clock& clock, ThreadPinner* pinner);

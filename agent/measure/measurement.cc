@@ -24,6 +24,7 @@ LatencyStats ComputeLatencyStats(const std::vector<double>& samples_ms) {
   std::sort(sorted.begin(), sorted.end());
   stats.repeats = static_cast<int>(n);
   stats.median_ms = Quantile(sorted, 0.5);
+  stats.p10_ms = Quantile(sorted, 0.1);
   stats.p90_ms = Quantile(sorted, 0.9);
   stats.min_ms = sorted.front();
   stats.max_ms = sorted.back();

@@ -28,14 +28,18 @@ struct DeviceConfig {
 // How a measurement was taken; stored with it so that figures taken under different
 // protocols are never silently mixed.
 struct MeasurementProtocol {
-  int version = 1;  // bump when the procedure below changes meaning
-  int warmups = 0;
+  int version = 2;  // bump when the procedure of latency_measurer.h changes meaning
+  int warmups = 0;  // the minimum asked for; warmup_runs is what was run
+  double warmup_seconds = 0;
+  int warmup_runs = 0;  // of the returned attempt
   int min_repeats = 0;
+  double min_seconds = 0;
   int max_repeats = 0;
   double max_seconds = 0;
   double target_median_cv = 0;
-  // "agent_clock": the agent timed Runtime::Run with its monotonic clock;
-  // "runtime": the runtime reported each latency itself; "mixed": some of each.
+  // "thread_cpu": the calling thread's CPU time around Runtime::Run; "agent_clock": the
+  // agent's monotonic wall clock; "runtime": the runtime reported each latency itself;
+  // "mixed": runtime figures for some runs, the agent's clock for the others.
   std::string timing_source;
   bool pinning_requested = false;
   bool pinned = false;
@@ -43,11 +47,30 @@ struct MeasurementProtocol {
   std::string pinning_note;  // why pinning failed, or its limits
   // "converged" (median CV below target), "max_repeats" or "max_time".
   std::string stop_reason;
+  // Interference (agent/measure/interference.h), of the returned attempt.
+  int timed_runs = 0;      // all timed runs, kept or not
+  int preempted_runs = 0;  // timed runs during which the process was switched out
+  int excluded_runs = 0;   // of those, left out of the statistics (wall-clock timing only)
+  // The reference kernel around the measurement over its quiet baseline (the larger of the
+  // readings before and after); 0 when not checked.
+  double reference_slowdown = 0;
+  double reference_baseline_ms = 0;
+  // "unchecked" (no sensor), "none" (first attempt clean), "repeated" (an earlier attempt
+  // was disturbed; this one is clean), "flagged" (every attempt disturbed: the least
+  // disturbed is returned, and should be treated with suspicion).
+  std::string interference = "unchecked";
+  int attempts = 0;
+  double wall_median_ms = 0;  // the wall clock's median over the same kept runs
+  // Runs scaled by the interleaved reference kernel (MeasurementOptions::interleave_reference);
+  // raw_median_ms is the median before scaling.
+  bool corrected = false;
+  double raw_median_ms = 0;
 };
 
 struct LatencyStats {
   int repeats = 0;
   double median_ms = 0;
+  double p10_ms = 0;  // linear interpolation between order statistics, as p90_ms
   double p90_ms = 0;  // linear interpolation between order statistics
   double mean_ms = 0;
   double stddev_ms = 0;  // sample standard deviation (n - 1)

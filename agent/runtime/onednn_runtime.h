@@ -36,6 +36,8 @@ class OneDnnRuntime : public Runtime {
   // InvalidArgument for a space other than nb201 and fbnet.
   absl::Status Prepare(const core::Architecture& arch, int batch, int threads) override;
   absl::StatusOr<std::optional<double>> Run() override;
+  // One thread: OpenMP runs a one-thread region on the calling thread.
+  bool RunsOnCallingThread(int threads) const override { return threads == 1; }
   absl::StatusOr<std::vector<float>> Output() const override;
 
  private:

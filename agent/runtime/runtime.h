@@ -53,6 +53,16 @@ class Runtime {
   // time the call.
   virtual absl::StatusOr<std::optional<double>> Run() = 0;
 
+  // Whether Run does all its work on the calling thread when prepared with `threads`
+  // threads, so that the calling thread's CPU time is the run's compute time (the
+  // measurement protocol then times it with ThreadCpuClock, immune to preemption). false
+  // unless a runtime knows better: an external program or a worker pool would show no CPU
+  // time on the calling thread.
+  virtual bool RunsOnCallingThread(int threads) const {
+    (void)threads;
+    return false;
+  }
+
   // Logits of the last Run, [batch][classes] row-major (10 classes for NB201, 100 for
   // FBNet). FailedPrecondition before a Run; Unimplemented for runtimes whose output is
   // not visible to the agent.

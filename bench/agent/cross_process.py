@@ -39,23 +39,25 @@ def quantile(values, q):
 
 
 def measure(runtime, threads, archs_file, agent_args):
-    """{arch line: [median_ms per occurrence]}, the process's notes column (if any), seconds."""
+    """The process's CSV rows (dicts) and its wall seconds."""
     start = time.time()
     done = subprocess.run([os.path.join(BIN_DIR, "maplex-agent"), f"--runtime={runtime}",
-                           f"--threads={threads}", f"--measure_only={archs_file}", *agent_args],
+                           f"--threads={threads}", f"--measure_only={archs_file}", "--csv_protocol", *agent_args],
                           capture_output=True, text=True, timeout=3600)
     if done.returncode != 0:
         raise RuntimeError(f"maplex-agent exited {done.returncode}: {done.stderr[-2000:]}")
     lines = done.stdout.strip().splitlines()
     header = lines[0].split(",")
     col = {name: i for i, name in enumerate(header)}
-    out, rows = {}, []
-    for line in lines[1:]:
-        fields = line.split(",")
-        key = fields[col["arch_index"]] or fields[col["arch"]]
-        out.setdefault(key, []).append(float(fields[col["median_ms"]]))
-        rows.append(dict(zip(header, fields)))
-    return out, rows, time.time() - start
+    return [dict(zip(header, line.split(","))) for line in lines[1:]], time.time() - start
+
+
+def by_arch(rows, column):
+    """{arch (NB201 index or canonical string): [column value per occurrence, in order]}."""
+    out = {}
+    for r in rows:
+        out.setdefault(r["arch_index"] or r["arch"], []).append(float(r[column]))
+    return out
 
 
 def ratio_row(label, ratios):
@@ -74,6 +76,9 @@ def main():
     parser.add_argument("--within", action="store_true",
                         help="list the architectures twice in each process: in-process repeats")
     parser.add_argument("--agent_args", default="")
+    parser.add_argument("--columns", default="median_ms",
+                        help="CSV columns compared, comma-separated: median_ms (what is stored), "
+                             "p10_ms, min_ms, wall_median_ms")
     args = parser.parse_args()
     agent_args = shlex.split(args.agent_args)
     cells = random.Random(args.seed).sample(range(15625), args.archs)
@@ -90,31 +95,39 @@ def main():
               f"{args.archs} NB201 cells (seed {args.seed}), {args.threads} thread(s), "
               f"agent args: {' '.join(agent_args) or '(defaults)'}")
         print()
-        print("| runtime, process vs process 1 | median ratio | p10 | p90 | min | max |")
+        print("| runtime, column, process vs process 1 | median ratio | p10 | p90 | min | max |")
         print("|---|---:|---:|---:|---:|---:|")
         summaries = []
+        keys = [str(c) for c in cells]
         for runtime in args.runtimes.split(","):
             runs = [measure(runtime, args.threads, archs_file, agent_args)
                     for _ in range(args.processes)]
-            first = runs[0][0]
-            keys = [str(c) for c in cells]
-            for p, (run, _, _) in enumerate(runs[1:], start=2):
-                ratios = [run[k][0] / first[k][0] for k in keys]
-                print(ratio_row(f"{runtime}, process {p}", ratios))
-            if args.within:
-                for p, (run, _, _) in enumerate(runs, start=1):
-                    ratios = [run[k][1] / run[k][0] for k in keys]
-                    diffs = [abs(r - 1) for r in ratios]
-                    print(ratio_row(f"{runtime}, process {p}: 2nd pass / 1st pass "
-                                    f"(median abs diff {100 * statistics.median(diffs):.1f} %)",
-                                    ratios))
-            seconds = [s for _, _, s in runs]
-            flagged = sum(1 for _, rows, _ in runs for r in rows
-                          if "interference" in r.get("quality", ""))
-            total = sum(len(rows) for _, rows, _ in runs)
-            summaries.append(f"{runtime}: {statistics.mean(seconds):.1f} s per process "
-                             f"({len(keys) * (2 if args.within else 1)} measurements); "
-                             f"{flagged} of {total} measurements flagged for interference")
+            for column in args.columns.split(","):
+                values = [by_arch(rows, column) for rows, _ in runs]
+                for p, run in enumerate(values[1:], start=2):
+                    ratios = [run[k][0] / values[0][k][0] for k in keys]
+                    print(ratio_row(f"{runtime}, {column}, process {p}", ratios))
+                if args.within:
+                    for p, run in enumerate(values, start=1):
+                        ratios = [run[k][1] / run[k][0] for k in keys]
+                        diffs = [abs(r - 1) for r in ratios]
+                        print(ratio_row(f"{runtime}, {column}, process {p}: 2nd pass / 1st pass "
+                                        f"(median abs diff {100 * statistics.median(diffs):.1f} %)",
+                                        ratios))
+            seconds = [s for _, s in runs]
+            rows = [r for rs, _ in runs for r in rs]
+            flagged = sum(1 for r in rows if r["interference"] == "flagged")
+            repeated = sum(1 for r in rows if r["interference"] == "repeated")
+            preempted = sum(int(r["preempted_runs"]) for r in rows)
+            timed = sum(int(r["timed_runs"]) for r in rows)
+            cpu_wall = [float(r["median_ms"]) / float(r["wall_median_ms"]) for r in rows
+                        if float(r["wall_median_ms"]) > 0]
+            summaries.append(
+                f"{runtime}: {statistics.mean(seconds):.1f} s per process "
+                f"({len(keys) * (2 if args.within else 1)} measurements); of {len(rows)} "
+                f"measurements {repeated} repeated after interference, {flagged} flagged; "
+                f"{preempted} of {timed} timed runs preempted; clock {rows[0]['clock']}, "
+                f"median of stored/wall-clock median {statistics.median(cpu_wall):.3f}")
         print()
         for s in summaries:
             print(s)

@@ -123,15 +123,32 @@ class OnboardingTest(unittest.TestCase):
             archs_file = os.path.join(tmp.name, "check.txt")
             with open(archs_file, "w") as f:
                 f.write("\n".join(map(str, check)) + "\n")
-            local = subprocess.run(
-                [os.path.join(mp.BIN_DIR, "maplex-agent"), "--runtime=onednn", "--threads=2",
-                 "--max_repeats=40", "--max_seconds=2", f"--measure_only={archs_file}"],
-                capture_output=True, text=True, timeout=900)
+            measure_cmd = [os.path.join(mp.BIN_DIR, "maplex-agent"), "--runtime=onednn",
+                           "--threads=2", "--max_repeats=40", "--max_seconds=2"]
+            local = subprocess.run(measure_cmd + [f"--measure_only={archs_file}"],
+                                   capture_output=True, text=True, timeout=900)
             self.assertEqual(local.returncode, 0, local.stderr[-2000:])
             truth = {}
             for line in local.stdout.strip().splitlines()[1:]:
                 fields = line.split(",")
                 truth[int(fields[0])] = float(fields[1])
+            # The same few cells again in another process: separate processes must measure
+            # at the same level (issue #13), or the check below compares predictions with a
+            # level that depends on which process measured.
+            again_file = os.path.join(tmp.name, "again.txt")
+            with open(again_file, "w") as f:
+                f.write("\n".join(map(str, check[:12])) + "\n")
+            again = subprocess.run(measure_cmd + [f"--measure_only={again_file}"],
+                                   capture_output=True, text=True, timeout=300)
+            self.assertEqual(again.returncode, 0, again.stderr[-2000:])
+            ratios = sorted(float(line.split(",")[1]) / truth[int(line.split(",")[0])]
+                            for line in again.stdout.strip().splitlines()[1:])
+            self.assertEqual(len(ratios), 12)
+            cross = (ratios[5] + ratios[6]) / 2
+            print(f"cross-process: median ratio {cross:.3f} of 12 cells measured again in a "
+                  f"second process (range {ratios[0]:.3f}-{ratios[-1]:.3f})")
+            self.assertGreaterEqual(cross, 0.9)
+            self.assertLessEqual(cross, 1.1)
             pred_out = mp.cli(server.address, "predict", "--device", "local_onednn_2t",
                               "--format", "csv", *map(str, check)).stdout
             predicted, cells = {}, {}

@@ -1,5 +1,8 @@
 #include "agent/common/clock.h"
 
+#include <chrono>
+#include <thread>
+
 #include "gtest/gtest.h"
 
 namespace maplex::agent {
@@ -13,6 +16,18 @@ TEST(RealClockTest, IsMonotonic) {
     EXPECT_GE(now, previous);
     previous = now;
   }
+}
+
+TEST(ThreadCpuClockTest, CountsWorkNotSleep) {
+  const Clock& cpu = ThreadCpuClock();
+  int64_t before = cpu.NowNanos();
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  EXPECT_LT(cpu.NowNanos() - before, 10'000'000);  // a sleeping thread uses no CPU
+  before = cpu.NowNanos();
+  const int64_t wall_start = RealClock().NowNanos();
+  volatile double sink = 0;
+  while (RealClock().NowNanos() - wall_start < 20'000'000) sink = sink + 1;
+  EXPECT_GT(cpu.NowNanos() - before, 2'000'000);  // spinning does, unless starved
 }
 
 TEST(ManualClockTest, MovesOnlyWhenTold) {

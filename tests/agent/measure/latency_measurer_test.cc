@@ -82,6 +82,10 @@ MeasurementOptions Options() {
   options.max_seconds = 100;
   options.target_median_cv = 0.01;
   options.pin_threads = false;
+  // By count only: the tests below of time-based warm-up and minimum span set them.
+  options.warmup_seconds = 0;
+  options.min_seconds = 0;
+  options.interleave_reference = false;  // its own test below
   return options;
 }
 
@@ -200,6 +204,279 @@ TEST(MeasureLatencyTest, RejectsBadInputAndPassesPrepareErrorsOn) {
   runtime.prepare_status = absl::UnavailableError("no device");
   EXPECT_EQ(code(Config(1, 1), Options()), absl::StatusCode::kUnavailable);
   EXPECT_EQ(runtime.runs, 0);
+}
+
+TEST(MeasureLatencyTest, WarmsUpByTimeAndSpansMinSeconds) {
+  ManualClock clock;
+  ScriptedRuntime runtime(clock, {10});
+  MeasurementOptions options = Options();
+  options.warmups = 2;
+  options.warmup_seconds = 0.1;  // 10 runs of 10 ms, not 2
+  options.min_repeats = 3;
+  options.min_seconds = 0.2;  // converged after 3 runs, but the runs must span 200 ms
+  options.max_repeats = 100;
+  absl::StatusOr<Measurement> m = MeasureLatency(runtime, kCell, Config(1, 1), options, clock,
+                                                 nullptr);
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->protocol.warmup_runs, 10);
+  EXPECT_EQ(m->stats.repeats, 20);
+  EXPECT_EQ(m->protocol.stop_reason, "converged");
+  EXPECT_DOUBLE_EQ(m->protocol.warmup_seconds, 0.1);
+  EXPECT_DOUBLE_EQ(m->protocol.min_seconds, 0.2);
+}
+
+// One timed run as the two clocks and the scheduler see it.
+struct Step {
+  double wall_ms;
+  double cpu_ms;
+  bool preempted = false;
+};
+
+// A sensor whose reference kernel advances both clocks by scripted milliseconds (the last
+// one repeats) and whose involuntary switches the runtime below bumps.
+class FakeSensor : public InterferenceSensor {
+ public:
+  FakeSensor(ManualClock& wall, ManualClock& cpu) : wall_(wall), cpu_(cpu) {}
+  int64_t InvoluntarySwitches() override { return switches; }
+  void RunReferenceKernel() override {
+    const double ms = reference_ms[std::min(next_, reference_ms.size() - 1)];
+    ++next_;
+    ++kernel_runs;
+    wall_.AdvanceMillis(ms);
+    cpu_.AdvanceMillis(ms);
+  }
+  void Script(std::vector<double> ms) {
+    reference_ms = std::move(ms);
+    next_ = 0;
+  }
+  std::vector<double> reference_ms = {1.0};
+  int64_t switches = 0;
+  int kernel_runs = 0;
+
+ private:
+  ManualClock& wall_;
+  ManualClock& cpu_;
+  size_t next_ = 0;
+};
+
+// Runs advance the wall and the CPU clock by their step (the steps cycle) and bump the
+// sensor's switches when preempted.
+class TwoClockRuntime : public Runtime {
+ public:
+  TwoClockRuntime(ManualClock& wall, ManualClock& cpu, FakeSensor* sensor, std::vector<Step> steps)
+      : wall_(wall), cpu_(cpu), sensor_(sensor), steps_(std::move(steps)) {}
+  std::string name() const override { return "two-clock"; }
+  absl::Status Prepare(const core::Architecture&, int, int) override { return absl::OkStatus(); }
+  absl::StatusOr<std::optional<double>> Run() override {
+    const Step& step = steps_[next_ % steps_.size()];
+    ++next_;
+    wall_.AdvanceMillis(step.wall_ms);
+    cpu_.AdvanceMillis(step.cpu_ms);
+    if (step.preempted && sensor_ != nullptr) ++sensor_->switches;
+    return std::optional<double>();
+  }
+  absl::StatusOr<std::vector<float>> Output() const override {
+    return absl::UnimplementedError("two-clock");
+  }
+  bool RunsOnCallingThread(int threads) const override { return on_calling_thread && threads == 1; }
+  bool on_calling_thread = true;
+
+ private:
+  ManualClock& wall_;
+  ManualClock& cpu_;
+  FakeSensor* sensor_;
+  std::vector<Step> steps_;
+  size_t next_ = 0;
+};
+
+// Every other run preempted: 5 ms of work that took 12 ms of wall time.
+std::vector<Step> HalfPreempted() { return {{5, 5}, {12, 5, true}}; }
+
+TEST(MeasureLatencyTest, TimesOneThreadWithItsCpuClock) {
+  ManualClock wall, cpu;
+  FakeSensor sensor(wall, cpu);
+  TwoClockRuntime runtime(wall, cpu, &sensor, HalfPreempted());
+  MeasurementEnv env{&wall, &cpu, nullptr, &sensor, nullptr};
+  MeasurementOptions options = Options();
+  options.warmups = 0;
+  options.max_repeats = 20;
+  absl::StatusOr<Measurement> m = MeasureLatency(runtime, kCell, Config(1, 1), options, env);
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->protocol.timing_source, "thread_cpu");
+  EXPECT_DOUBLE_EQ(m->stats.median_ms, 5);
+  EXPECT_EQ(m->protocol.preempted_runs, m->stats.repeats / 2);
+  EXPECT_EQ(m->protocol.excluded_runs, 0);  // CPU time is not inflated by preemption
+  EXPECT_EQ(m->protocol.interference, "unchecked");  // no baseline
+}
+
+TEST(MeasureLatencyTest, WallClockLeavesPreemptedRunsOut) {
+  for (const bool two_threads : {true, false}) {
+    ManualClock wall, cpu;
+    FakeSensor sensor(wall, cpu);
+    TwoClockRuntime runtime(wall, cpu, &sensor, HalfPreempted());
+    MeasurementEnv env{&wall, &cpu, nullptr, &sensor, nullptr};
+    MeasurementOptions options = Options();
+    options.warmups = 0;
+    options.min_repeats = 6;
+    options.max_repeats = 20;
+    if (!two_threads) options.clock = "wall";  // one thread, but the wall clock asked for
+    absl::StatusOr<Measurement> m =
+        MeasureLatency(runtime, kCell, Config(1, two_threads ? 2 : 1), options, env);
+    ASSERT_TRUE(m.ok()) << m.status();
+    EXPECT_EQ(m->protocol.timing_source, "agent_clock");
+    // Without the exclusion the median of 5s and 12s would be 8.5.
+    EXPECT_DOUBLE_EQ(m->stats.median_ms, 5);
+    EXPECT_EQ(m->stats.repeats, 6);
+    EXPECT_EQ(m->protocol.timed_runs, 11);
+    EXPECT_EQ(m->protocol.preempted_runs, 5);
+    EXPECT_EQ(m->protocol.excluded_runs, 5);
+    EXPECT_DOUBLE_EQ(m->protocol.wall_median_ms, 5);
+  }
+}
+
+TEST(MeasureLatencyTest, PreemptedThroughoutKeepsEveryRun) {
+  ManualClock wall, cpu;
+  FakeSensor sensor(wall, cpu);
+  TwoClockRuntime runtime(wall, cpu, &sensor, {{12, 5, true}});
+  MeasurementEnv env{&wall, &cpu, nullptr, &sensor, nullptr};
+  MeasurementOptions options = Options();
+  options.warmups = 0;
+  options.clock = "wall";
+  absl::StatusOr<Measurement> m = MeasureLatency(runtime, kCell, Config(1, 1), options, env);
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->protocol.stop_reason, "max_repeats");
+  EXPECT_EQ(m->stats.repeats, 10);
+  EXPECT_EQ(m->protocol.preempted_runs, 10);
+  EXPECT_EQ(m->protocol.excluded_runs, 0);
+  EXPECT_DOUBLE_EQ(m->stats.median_ms, 12);
+}
+
+// A machine whose reference kernel (quiet: 1 ms) takes `reference_ms` in turn (the last
+// repeats); 5 reference runs before and after each attempt, 2 retries.
+struct InterferenceCase {
+  ManualClock wall, cpu;
+  FakeSensor sensor{wall, cpu};
+  ReferenceBaseline baseline;
+  TwoClockRuntime runtime{wall, cpu, &sensor, {{5, 5}}};
+  MeasurementOptions options = Options();
+
+  explicit InterferenceCase(std::vector<double> reference_ms) {
+    sensor.reference_ms = std::move(reference_ms);
+    baseline.wall_ms = baseline.cpu_ms = 1.0;
+    options.warmups = 1;
+    options.reference_runs = 5;
+    options.interference_threshold = 1.10;
+    options.interference_retries = 2;
+  }
+  absl::StatusOr<Measurement> Measure() {
+    MeasurementEnv env{&wall, &cpu, nullptr, &sensor, &baseline};
+    return MeasureLatency(runtime, kCell, Config(1, 1), options, env);
+  }
+};
+
+std::vector<double> Repeat(double ms, int n) { return std::vector<double>(n, ms); }
+
+std::vector<double> Concat(std::vector<std::vector<double>> parts) {
+  std::vector<double> out;
+  for (const auto& part : parts) out.insert(out.end(), part.begin(), part.end());
+  return out;
+}
+
+TEST(MeasureLatencyTest, QuietReferenceKernelMeansNoInterference) {
+  InterferenceCase c(Concat({Repeat(1.02, 10)}));
+  absl::StatusOr<Measurement> m = c.Measure();
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->protocol.interference, "none");
+  EXPECT_EQ(m->protocol.attempts, 1);
+  EXPECT_NEAR(m->protocol.reference_slowdown, 1.02, 1e-5);
+  EXPECT_DOUBLE_EQ(m->protocol.reference_baseline_ms, 1.0);
+  EXPECT_EQ(c.sensor.kernel_runs, 10);
+}
+
+TEST(MeasureLatencyTest, DisturbedAttemptIsRepeated) {
+  // Attempt 1: the reading after the runs is 30 % slow; attempt 2: quiet.
+  InterferenceCase c(Concat({Repeat(1.0, 5), Repeat(1.3, 5), Repeat(1.01, 10)}));
+  absl::StatusOr<Measurement> m = c.Measure();
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->protocol.interference, "repeated");
+  EXPECT_EQ(m->protocol.attempts, 2);
+  EXPECT_NEAR(m->protocol.reference_slowdown, 1.01, 1e-5);
+  EXPECT_EQ(c.sensor.kernel_runs, 20);
+}
+
+TEST(MeasureLatencyTest, PersistentInterferenceIsFlaggedWithTheLeastDisturbedAttempt) {
+  // Three attempts, slowdowns 1.5, 1.2, 1.4: all above 1.10.
+  InterferenceCase c(Concat({Repeat(1.5, 10), Repeat(1.2, 10), Repeat(1.4, 10)}));
+  absl::StatusOr<Measurement> m = c.Measure();
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->protocol.interference, "flagged");
+  EXPECT_EQ(m->protocol.attempts, 3);
+  EXPECT_NEAR(m->protocol.reference_slowdown, 1.2, 1e-5);
+  EXPECT_EQ(c.sensor.kernel_runs, 30);
+  // A disturbed reading never lowers (or raises) the baseline.
+  EXPECT_DOUBLE_EQ(c.baseline.cpu_ms, 1.0);
+}
+
+TEST(MeasureLatencyTest, QuieterCleanReadingLowersTheBaseline) {
+  // Calibrated under load at 1.0 ms; the machine turns out quieter (0.95 ms).
+  InterferenceCase c(Repeat(0.95, 10));
+  absl::StatusOr<Measurement> m = c.Measure();
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->protocol.interference, "none");
+  EXPECT_NEAR(c.baseline.cpu_ms, 0.95, 1e-5);
+  // Now a reading at 1.06 ms is 11.6 % over the lowered baseline: disturbed.
+  c.sensor.Script(Concat({Repeat(1.06, 10), Repeat(0.95, 10)}));
+  m = c.Measure();
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->protocol.interference, "repeated");
+}
+
+TEST(MeasureLatencyTest, DisturbedAttemptsStopWhenTheTimeBudgetIsSpent) {
+  InterferenceCase c(Repeat(1.5, 100));
+  c.options.min_repeats = 20;
+  c.options.max_repeats = 20;
+  c.options.max_seconds = 0.15;  // 20 runs of 5 ms: two attempts cross it
+  absl::StatusOr<Measurement> m = c.Measure();
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->protocol.interference, "flagged");
+  EXPECT_EQ(m->protocol.attempts, 2);
+}
+
+TEST(MeasureLatencyTest, InterleavedReferenceDividesOutTheMachinesSpeed) {
+  // The machine slows to 1/1.5 of its speed after 10 runs: the network (5 ms quiet) takes
+  // 7.5 ms and so does every reference-kernel run (1 ms quiet, 1.5 ms).
+  ManualClock wall, cpu;
+  FakeSensor sensor(wall, cpu);
+  sensor.reference_ms = Concat({Repeat(1.0, 5 + 10), Repeat(1.5, 100)});
+  std::vector<Step> steps(10, Step{5, 5});
+  steps.insert(steps.end(), 30, Step{7.5, 7.5});
+  TwoClockRuntime runtime(wall, cpu, &sensor, steps);
+  ReferenceBaseline baseline;
+  baseline.wall_ms = baseline.cpu_ms = 1.0;
+  MeasurementOptions options = Options();
+  options.warmups = 0;
+  options.min_repeats = 40;
+  options.max_repeats = 40;
+  options.reference_runs = 5;
+  options.interference_threshold = 100;  // no retry: the correction alone
+  options.interleave_reference = true;
+  MeasurementEnv env{&wall, &cpu, nullptr, &sensor, &baseline};
+  absl::StatusOr<Measurement> m = MeasureLatency(runtime, kCell, Config(1, 1), options, env);
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_TRUE(m->protocol.corrected);
+  EXPECT_DOUBLE_EQ(m->protocol.raw_median_ms, 7.5);  // 30 of 40 runs slow
+  EXPECT_NEAR(m->stats.median_ms, 5.0, 1e-5);
+  EXPECT_EQ(sensor.kernel_runs, 5 + 40 + 5);
+}
+
+TEST(MeasureLatencyTest, ZeroReferenceRunsSwitchTheCheckOff) {
+  InterferenceCase c(Repeat(2.0, 10));
+  c.options.reference_runs = 0;
+  absl::StatusOr<Measurement> m = c.Measure();
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->protocol.interference, "unchecked");
+  EXPECT_EQ(m->protocol.attempts, 1);
+  EXPECT_EQ(c.sensor.kernel_runs, 0);
 }
 
 }  // namespace
