@@ -162,6 +162,8 @@ maplex::v1::Measurement ToProto(const Measurement& m, const std::string& id,
   p->set_interference(m.protocol.interference);
   p->set_attempts(m.protocol.attempts);
   p->set_wall_median_ms(m.protocol.wall_median_ms);
+  p->set_corrected(m.protocol.corrected);
+  p->set_raw_median_ms(m.protocol.raw_median_ms);
   p->set_notes(absl::StrFormat(
       "stop=%s timing=%s cv=%.4f median_cv=%.4f min_ms=%.4f max_ms=%.4f max_seconds=%g "
       "interference=%s slowdown=%.3f preempted=%d/%d%s%s",

@@ -83,7 +83,7 @@ ABSL_FLAG(double, interference_threshold, 1.10,
           "as disturbed");
 ABSL_FLAG(int, interference_retries, 2,
           "times a disturbed measurement is taken again before it is kept, flagged");
-ABSL_FLAG(bool, interleave_reference, true,
+ABSL_FLAG(bool, interleave_reference, false,
           "time the reference kernel before every timed run and scale the run by its quiet "
           "baseline over it (corrects a machine whose speed drifts)");
 ABSL_FLAG(bool, csv_protocol, false,

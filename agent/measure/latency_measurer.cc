@@ -22,9 +22,8 @@ absl::Status Validate(const DeviceConfig& config, const MeasurementOptions& opti
   }
   if (options.warmups < 0 || options.min_repeats < 1 || options.max_repeats < options.min_repeats ||
       !(options.max_seconds > 0) || !(options.target_median_cv > 0) ||
-      !(options.warmup_seconds >= 0) || !(options.min_seconds >= 0) ||
-      options.reference_runs < 0 || !(options.interference_threshold > 1) ||
-      options.interference_retries < 0) {
+      !(options.warmup_seconds >= 0) || !(options.min_seconds >= 0) || options.reference_runs < 0 ||
+      !(options.interference_threshold > 1) || options.interference_retries < 0) {
     return absl::InvalidArgumentError(
         "measurement options need warmups >= 0, warmup_seconds >= 0, 1 <= min_repeats <= "
         "max_repeats, min_seconds >= 0, max_seconds > 0, target_median_cv > 0, "
@@ -214,8 +213,8 @@ absl::StatusOr<Measurement> MeasureLatency(Runtime& runtime, const core::Archite
                          runtime.RunsOnCallingThread(config.threads);
   const Clock& clock = cpu_timed ? *env.thread_cpu : *env.wall;
 
-  const bool checked = env.sensor != nullptr && env.baseline != nullptr &&
-                       options.reference_runs > 0;
+  const bool checked =
+      env.sensor != nullptr && env.baseline != nullptr && options.reference_runs > 0;
   std::optional<Attempt> chosen;
   int attempts = 0;
   double timed_seconds = 0;
@@ -247,7 +246,7 @@ absl::StatusOr<Measurement> MeasureLatency(Runtime& runtime, const core::Archite
   }
   // Runtime figures are never excluded, so reported <= kept runs.
   const int kept = static_cast<int>(chosen->samples_ms.size());
-  protocol.timing_source = chosen->reported == 0 ? (cpu_timed ? "thread_cpu" : "agent_clock")
+  protocol.timing_source = chosen->reported == 0      ? (cpu_timed ? "thread_cpu" : "agent_clock")
                            : chosen->reported == kept ? "runtime"
                                                       : "mixed";
   protocol.wall_median_ms = Median(chosen->wall_ms);

@@ -30,10 +30,12 @@
 //      sensor's involuntary switches grew) is counted in preempted_runs and, when timed by
 //      the wall clock, excluded from the statistics (unless fewer than min_repeats runs
 //      would be left).
-//      With `interleave_reference` (and a sensor and baseline), the reference kernel also runs
-//      once before every timed run, and the run is scaled by baseline / (median of the last 5
-//      such readings): the machine's speed of the moment is divided out (protocol.corrected,
-//      raw_median_ms keeps the unscaled median).
+//      With `interleave_reference` (off by default; and a sensor and baseline), the reference
+//      kernel also runs once before every timed run, and the run is scaled by baseline /
+//      (median of the last 5 such readings): the machine's speed of the moment is divided out
+//      (protocol.corrected, raw_median_ms keeps the unscaled median). Off by default because
+//      on this VM it narrowed single cells but shifted oneDNN's level by 5 % between
+//      processes (docs/MEASUREMENT.md).
 //   7. The reference kernel again; the slowdown of the attempt is the larger of the two
 //      readings over the baseline, on the same clock as the runs. Above
 //      `interference_threshold`, the measurement is taken again (steps 4-7), at most
@@ -72,7 +74,8 @@ struct MeasurementOptions {
   // Also time the reference kernel once before every timed run and scale each run by the
   // baseline over the median of the last 5 such readings: corrects for a machine whose speed
   // drifts within a measurement (protocol.corrected). Needs a sensor and a baseline.
-  bool interleave_reference = true;
+  // Off: see step 6 above.
+  bool interleave_reference = false;
 };
 
 // What the protocol runs with. wall is required; thread_cpu may be null (then "auto" means

@@ -52,6 +52,11 @@ def measure(runtime, threads, archs_file, agent_args):
     return [dict(zip(header, line.split(","))) for line in lines[1:]], time.time() - start
 
 
+def flagged_archs(rows):
+    """Architectures the process stored with interference = flagged."""
+    return {r["arch_index"] or r["arch"] for r in rows if r.get("interference") == "flagged"}
+
+
 def by_arch(rows, column):
     """{arch (NB201 index or canonical string): [column value per occurrence, in order]}."""
     out = {}
@@ -107,6 +112,12 @@ def main():
                 for p, run in enumerate(values[1:], start=2):
                     ratios = [run[k][0] / values[0][k][0] for k in keys]
                     print(ratio_row(f"{runtime}, {column}, process {p}", ratios))
+                    # What a consumer that drops flagged measurements compares.
+                    flagged = flagged_archs(runs[0][0]) | flagged_archs(runs[p - 1][0])
+                    clean = [run[k][0] / values[0][k][0] for k in keys if k not in flagged]
+                    if flagged and len(clean) >= 2:
+                        print(ratio_row(f"{runtime}, {column}, process {p}, the {len(clean)} "
+                                        f"cells flagged in neither", clean))
                 if args.within:
                     for p, run in enumerate(values, start=1):
                         ratios = [run[k][1] / run[k][0] for k in keys]

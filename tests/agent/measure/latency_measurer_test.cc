@@ -215,8 +215,8 @@ TEST(MeasureLatencyTest, WarmsUpByTimeAndSpansMinSeconds) {
   options.min_repeats = 3;
   options.min_seconds = 0.2;  // converged after 3 runs, but the runs must span 200 ms
   options.max_repeats = 100;
-  absl::StatusOr<Measurement> m = MeasureLatency(runtime, kCell, Config(1, 1), options, clock,
-                                                 nullptr);
+  absl::StatusOr<Measurement> m =
+      MeasureLatency(runtime, kCell, Config(1, 1), options, clock, nullptr);
   ASSERT_TRUE(m.ok()) << m.status();
   EXPECT_EQ(m->protocol.warmup_runs, 10);
   EXPECT_EQ(m->stats.repeats, 20);
@@ -305,7 +305,7 @@ TEST(MeasureLatencyTest, TimesOneThreadWithItsCpuClock) {
   EXPECT_EQ(m->protocol.timing_source, "thread_cpu");
   EXPECT_DOUBLE_EQ(m->stats.median_ms, 5);
   EXPECT_EQ(m->protocol.preempted_runs, m->stats.repeats / 2);
-  EXPECT_EQ(m->protocol.excluded_runs, 0);  // CPU time is not inflated by preemption
+  EXPECT_EQ(m->protocol.excluded_runs, 0);           // CPU time is not inflated by preemption
   EXPECT_EQ(m->protocol.interference, "unchecked");  // no baseline
 }
 
