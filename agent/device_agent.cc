@@ -205,8 +205,9 @@ struct ProcessMeasurementEnv {
           sensor, RealClock(), ThreadCpuClock(), options.reference_calibration_runs);
       if (calibrated.ok()) baseline = *calibrated;
       env.baseline = &baseline;
-      LogInfo("reference_kernel", {{"baseline_cpu_ms", absl::StrFormat("%.4f", baseline.cpu_ms)},
-                                   {"baseline_wall_ms", absl::StrFormat("%.4f", baseline.wall_ms)}});
+      LogInfo("reference_kernel",
+              {{"baseline_cpu_ms", absl::StrFormat("%.4f", baseline.cpu_ms)},
+               {"baseline_wall_ms", absl::StrFormat("%.4f", baseline.wall_ms)}});
     }
     env.sensor = &sensor;
   }

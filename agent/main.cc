@@ -263,8 +263,7 @@ int main(int argc, char** argv) {
         const maplex::agent::MeasurementProtocol& p = m.protocol;
         std::printf(",%s,%s,%.4f,%d,%d,%d,%.6f,%.6f,%.6f,%.6f", p.timing_source.c_str(),
                     p.interference.c_str(), p.reference_slowdown, p.preempted_runs, p.timed_runs,
-                    p.attempts, p.wall_median_ms, m.stats.p10_ms, m.stats.min_ms,
-                    p.raw_median_ms);
+                    p.attempts, p.wall_median_ms, m.stats.p10_ms, m.stats.min_ms, p.raw_median_ms);
       }
       std::printf("\n");
     }
