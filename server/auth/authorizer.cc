@@ -72,7 +72,7 @@ absl::StatusOr<AuthMode> ParseAuthMode(absl::string_view text) {
   return absl::InvalidArgumentError(absl::StrCat("auth: \"", text, "\" is not none or token"));
 }
 
-absl::StatusOr<Caller> Authorizer::Authorize(const grpc::ServerContext& context,
+absl::StatusOr<Caller> Authorizer::Authorize(const grpc::ServerContextBase& context,
                                              absl::string_view method) const {
   const MethodPolicy* policy = FindPolicy(method);
   if (policy == nullptr) {

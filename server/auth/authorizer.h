@@ -57,8 +57,9 @@ class Authorizer {
 
   // The caller of `method` ("/maplex.v1.Service/Method"). Unauthenticated when the token
   // is missing, malformed, unknown or revoked; PermissionDenied when its role may not
-  // call `method` (or no policy names `method`).
-  absl::StatusOr<Caller> Authorize(const grpc::ServerContext& context,
+  // call `method` (or no policy names `method`). Sync and callback handlers alike: only
+  // the client's metadata is read.
+  absl::StatusOr<Caller> Authorize(const grpc::ServerContextBase& context,
                                    absl::string_view method) const;
 
   // OK unless `caller` is an agent bound to another device than `device_id`

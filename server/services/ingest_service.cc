@@ -1,6 +1,14 @@
 #include "server/services/ingest_service.h"
 
+#include <pthread.h>
+
 #include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <utility>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
@@ -33,10 +41,11 @@ absl::Status IngestService::CheckDeviceAccepts(const std::string& device_id,
   return absl::OkStatus();
 }
 
-absl::StatusOr<v1::MeasurementAck> IngestService::StoreBatch(const v1::MeasurementBatch& batch) {
+absl::StatusOr<IngestService::CheckedBatch> IngestService::CheckBatch(
+    const v1::MeasurementBatch& batch) {
   absl::StatusOr<std::vector<StoredMeasurement>> rows = ValidateMeasurementBatch(batch, limits_);
   if (!rows.ok()) return rows.status();
-  absl::flat_hash_set<std::string> checked;
+  absl::flat_hash_set<absl::string_view> checked;
   for (size_t i = 0; i < rows->size(); ++i) {
     const std::string& device = (*rows)[i].device_id;
     if (!checked.insert(device).second) continue;
@@ -45,19 +54,35 @@ absl::StatusOr<v1::MeasurementAck> IngestService::StoreBatch(const v1::Measureme
       return s;
     }
   }
-  absl::StatusOr<Store::IngestResult> stored = store_->AddMeasurements(*rows, batch.replace());
+  CheckedBatch out;
+  out.rows = *std::move(rows);
+  out.replace = batch.replace();
+  if (batch.has_spool_depth()) out.spool_depth = batch.spool_depth();
+  return out;
+}
+
+absl::StatusOr<v1::MeasurementAck> IngestService::CommitBatch(CheckedBatch& batch) {
+  absl::StatusOr<Store::IngestResult> stored = store_->AddMeasurements(batch.rows, batch.replace);
   if (!stored.ok()) return stored.status();
   v1::MeasurementAck ack;
-  for (const StoredMeasurement& row : *rows) ack.add_committed_ids(row.id);
+  // The rows are done with: their ids move into the ack instead of being copied.
+  ack.mutable_committed_ids()->Reserve(static_cast<int>(batch.rows.size()));
+  for (StoredMeasurement& row : batch.rows) ack.add_committed_ids(std::move(row.id));
   ack.set_inserted(stored->inserted);
   ack.set_already_stored(stored->already_stored);
   metrics_->OnMeasurementsStored(stored->inserted, stored->already_stored);
-  if (batch.has_spool_depth() && batch.measurements_size() > 0) {
-    metrics_->OnSpoolDepthReported(batch.measurements(0).device_id(), batch.spool_depth());
+  if (batch.spool_depth.has_value() && !batch.rows.empty()) {
+    metrics_->OnSpoolDepthReported(batch.rows.front().device_id, *batch.spool_depth);
   }
   // A batch that only replayed stored ids changed nothing the model reads.
   if (stored->inserted > 0 || stored->replaced > 0) trainer_->NotifyNewData();
   return ack;
+}
+
+absl::StatusOr<v1::MeasurementAck> IngestService::StoreBatch(const v1::MeasurementBatch& batch) {
+  absl::StatusOr<CheckedBatch> checked = CheckBatch(batch);
+  if (!checked.ok()) return checked.status();
+  return CommitBatch(*checked);
 }
 
 absl::Status IngestService::CheckCallerMaySend(const Caller& caller,
@@ -77,20 +102,250 @@ absl::Status IngestService::CheckCallerMaySend(const Caller& caller,
   return agent_rate_.Take(caller.token_id, batch.measurements_size());
 }
 
-Status IngestService::StreamMeasurements(
-    ServerContext* context,
-    grpc::ServerReaderWriter<v1::MeasurementAck, v1::MeasurementBatch>* stream) {
-  absl::StatusOr<Caller> caller = authorizer_->Authorize(*context, "/maplex.v1.Ingest/StreamMeasurements");
-  if (!caller.ok()) return ToGrpcStatus(caller.status());
-  v1::MeasurementBatch batch;
-  while (stream->Read(&batch)) {
-    if (absl::Status s = CheckCallerMaySend(*caller, batch); !s.ok()) return ToGrpcStatus(s);
-    absl::StatusOr<v1::MeasurementAck> ack = StoreBatch(batch);
-    // A rejected batch ends the stream; the agent keeps it (it was never acknowledged).
-    if (!ack.ok()) return ToGrpcStatus(ack.status());
-    if (!stream->Write(*ack)) break;  // the client went away; what was stored stays stored
+namespace {
+
+// Batches of one stream that were checked and not yet acknowledged: one committing and one
+// waiting for the committer. The next batch is read only when fewer are, so a stream holds
+// at most three batches (these two and the one being read).
+constexpr int kMaxUnacknowledged = 2;
+
+}  // namespace
+
+// One thread for every stream: the store commits one transaction at a time anyway (its
+// write mutex), so more threads would only wait for it; the streams' own order is kept
+// because jobs run in the order they were submitted.
+class IngestService::Committer {
+ public:
+  explicit Committer(IngestService* service) : service_(service), thread_([this] { Run(); }) {}
+  ~Committer() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
   }
-  return Status::OK;
+
+  // Takes a reference of `stream`, released by its OnCommitted.
+  void Submit(MeasurementStream* stream, CheckedBatch batch) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      jobs_.push_back(Job{stream, std::move(batch)});
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  struct Job {
+    MeasurementStream* stream;
+    CheckedBatch batch;
+  };
+
+  void Run();
+
+  IngestService* const service_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Job> jobs_;
+  bool stop_ = false;
+  std::thread thread_;  // last: starts once the members above exist
+};
+
+// The reactor of one StreamMeasurements call. gRPC's reactions (on its callback threads)
+// read and check batches and write acks; the committer thread commits the checked batches
+// and hands back their acks (OnCommitted). Everything below is guarded by mu_; Start*,
+// Finish and reactions never run inline in one another (gRPC schedules the reactions of a
+// reactor that is not inlineable), so calling Start* and Finish under mu_ is safe.
+//
+// Lifetime: gRPC holds one reference until OnDone, the committer one per batch it holds;
+// the last one released deletes the reactor.
+class IngestService::MeasurementStream final
+    : public grpc::ServerBidiReactor<v1::MeasurementBatch, v1::MeasurementAck> {
+ public:
+  // A stream of an authorized caller: starts reading its first batch.
+  MeasurementStream(IngestService* service, Caller caller)
+      : service_(service), caller_(std::move(caller)) {
+    std::lock_guard<std::mutex> lock(mu_);
+    reading_ = true;
+    StartRead(&incoming_);
+  }
+  // A call refused before anything was read.
+  explicit MeasurementStream(const grpc::Status& refusal) : service_(nullptr) {
+    std::lock_guard<std::mutex> lock(mu_);
+    finished_ = true;
+    Finish(refusal);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      // The client half-closed, or the call ended.
+      std::lock_guard<std::mutex> lock(mu_);
+      reading_ = false;
+      input_ended_ = true;
+      MaybeFinishLocked();
+      return;
+    }
+    // incoming_ is ours until the next StartRead, which needs reading_ to be false: check it
+    // without the lock, so acks of earlier batches go out meanwhile.
+    absl::Status may_send = service_->CheckCallerMaySend(caller_, incoming_);
+    absl::StatusOr<CheckedBatch> batch =
+        may_send.ok() ? service_->CheckBatch(incoming_) : absl::StatusOr<CheckedBatch>(may_send);
+    if (service_->batch_checked_hook_) service_->batch_checked_hook_(batch.status());
+    std::lock_guard<std::mutex> lock(mu_);
+    reading_ = false;
+    if (!batch.ok()) {
+      // Refused: the batches before it are still committed and acknowledged, then the
+      // stream ends with the refusal. A commit that failed first has the last word (the
+      // serial handler would never have read this batch).
+      if (end_.ok()) end_ = batch.status();
+      input_ended_ = true;
+      MaybeFinishLocked();
+      return;
+    }
+    if (stop_committing_ || finished_) {
+      // An earlier commit failed or the client went away: this batch is not stored.
+      input_ended_ = true;
+      MaybeFinishLocked();
+      return;
+    }
+    ++unacknowledged_;
+    refs_.fetch_add(1, std::memory_order_relaxed);
+    service_->committer_->Submit(this, *std::move(batch));
+    StartNextReadLocked();
+  }
+
+  void OnWriteDone(bool ok) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    writing_ = false;
+    acks_.pop_front();
+    if (!ok) {
+      // The client went away; what was stored stays stored, nothing more is.
+      stop_committing_ = true;
+      input_ended_ = true;
+      acks_.clear();
+    } else if (!acks_.empty()) {
+      writing_ = true;
+      StartWrite(&acks_.front());
+    }
+    MaybeFinishLocked();
+  }
+
+  void OnCancel() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_committing_ = true;
+    input_ended_ = true;
+    if (end_.ok()) end_ = absl::CancelledError("the call was cancelled");
+    MaybeFinishLocked();
+  }
+
+  void OnDone() override { Release(); }
+
+  // Whether the committer should still store this stream's next batch.
+  bool ShouldCommit() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return !stop_committing_;
+  }
+
+  // From the committer, for every submitted batch in order: its ack, its commit's error,
+  // or nullopt when it was skipped (ShouldCommit was false). Releases the committer's
+  // reference: the reactor may be gone when this returns.
+  void OnCommitted(std::optional<absl::StatusOr<v1::MeasurementAck>> result) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      --unacknowledged_;
+      if (result.has_value() && !result->ok()) {
+        // Nothing after a failed batch may be stored: the agent sends it again.
+        end_ = result->status();
+        stop_committing_ = true;
+      } else if (result.has_value() && !stop_committing_) {
+        acks_.push_back(**std::move(result));
+        if (!writing_) {
+          writing_ = true;
+          StartWrite(&acks_.front());
+        }
+      }
+      StartNextReadLocked();
+      MaybeFinishLocked();
+    }
+    Release();
+  }
+
+ private:
+  void StartNextReadLocked() {
+    if (reading_ || input_ended_ || finished_ || stop_committing_ || !end_.ok() ||
+        unacknowledged_ >= kMaxUnacknowledged) {
+      return;
+    }
+    reading_ = true;
+    StartRead(&incoming_);
+  }
+
+  // Finishes once nothing is left to do: no more input (or a refusal or failure), every
+  // batch handed to the committer back, every ack written. A read may still be pending;
+  // Finish ends it (OnReadDone(false)).
+  void MaybeFinishLocked() {
+    if (finished_ || writing_ || unacknowledged_ > 0) return;
+    if (!input_ended_ && end_.ok()) return;
+    finished_ = true;
+    Finish(ToGrpcStatus(end_));
+  }
+
+  void Release() {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+
+  IngestService* const service_;
+  const Caller caller_;
+  std::atomic<int> refs_{1};  // gRPC's until OnDone, plus one per batch at the committer
+
+  std::mutex mu_;
+  v1::MeasurementBatch incoming_;        // the batch being read and checked
+  std::deque<v1::MeasurementAck> acks_;  // to write, in order; the front is being written
+  absl::Status end_;                     // the status to finish with
+  int unacknowledged_ = 0;               // at the committer, not yet handed back
+  bool reading_ = false;
+  bool writing_ = false;
+  bool input_ended_ = false;      // no further batch will be read
+  bool stop_committing_ = false;  // a commit failed or the client is gone
+  bool finished_ = false;
+};
+
+void IngestService::Committer::Run() {
+  pthread_setname_np(pthread_self(), "ingest-commit");  // for profiles (perf --sort comm)
+  std::unique_lock<std::mutex> lock(mu_);
+  while (true) {
+    cv_.wait(lock, [this] { return stop_ || !jobs_.empty(); });
+    if (jobs_.empty()) return;  // stopping, and every job was handed back
+    Job job = std::move(jobs_.front());
+    jobs_.pop_front();
+    lock.unlock();
+    std::optional<absl::StatusOr<v1::MeasurementAck>> result;
+    if (job.stream->ShouldCommit()) result = service_->CommitBatch(job.batch);
+    job.stream->OnCommitted(std::move(result));
+    lock.lock();
+  }
+}
+
+IngestService::IngestService(const Authorizer* authorizer, Store* store, Trainer* trainer,
+                             const ModelSlot* slot, ServerMetrics* metrics, const Limits& limits)
+    : authorizer_(authorizer),
+      store_(store),
+      trainer_(trainer),
+      slot_(slot),
+      metrics_(metrics),
+      limits_(limits),
+      agent_rate_(limits.agent_measurements_per_second, limits.agent_measurement_burst,
+                  [] { return absl::Now(); }),
+      committer_(std::make_unique<Committer>(this)) {}
+
+IngestService::~IngestService() = default;
+
+grpc::ServerBidiReactor<v1::MeasurementBatch, v1::MeasurementAck>*
+IngestService::StreamMeasurements(grpc::CallbackServerContext* context) {
+  absl::StatusOr<Caller> caller =
+      authorizer_->Authorize(*context, "/maplex.v1.Ingest/StreamMeasurements");
+  if (!caller.ok()) return new MeasurementStream(ToGrpcStatus(caller.status()));
+  return new MeasurementStream(this, *std::move(caller));
 }
 
 Status IngestService::ReportDescriptor(ServerContext* context,

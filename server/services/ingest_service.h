@@ -2,8 +2,19 @@
 // in one durable transaction, and only then acknowledged. The trainer hears of new data.
 // An agent token may send only its own device's measurements, at its ingest rate
 // (server/ingest_rate.h); a batch refused for either ends the stream, nothing of it stored.
+//
+// StreamMeasurements is pipelined: while one batch of a stream commits (its inserts and
+// fsync, on the service's committer thread), the next one is parsed and checked (in gRPC's
+// callback reactions). The contract is the serial one: acks go out in order, each after its
+// batch committed; a refused batch ends the stream once every batch before it is committed
+// and acknowledged, and nothing of it or of anything after it is stored.
 #ifndef MAPLEX_SERVER_SERVICES_INGEST_SERVICE_H_
 #define MAPLEX_SERVER_SERVICES_INGEST_SERVICE_H_
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <vector>
 
 #include "absl/time/clock.h"
 #include "maplex/v1/ingest.grpc.pb.h"
@@ -17,23 +28,17 @@
 
 namespace maplex::server {
 
-class IngestService final : public maplex::v1::Ingest::Service {
+class IngestService final : public maplex::v1::Ingest::WithCallbackMethod_StreamMeasurements<
+                                maplex::v1::Ingest::Service> {
  public:
-  IngestService(const Authorizer* authorizer, Store* store, Trainer* trainer,
-                const ModelSlot* slot, ServerMetrics* metrics, const Limits& limits)
-      : authorizer_(authorizer),
-        store_(store),
-        trainer_(trainer),
-        slot_(slot),
-        metrics_(metrics),
-        limits_(limits),
-        agent_rate_(limits.agent_measurements_per_second, limits.agent_measurement_burst,
-                    [] { return absl::Now(); }) {}
+  IngestService(const Authorizer* authorizer, Store* store, Trainer* trainer, const ModelSlot* slot,
+                ServerMetrics* metrics, const Limits& limits);
+  // Stops the committer thread. The gRPC server must be shut down first: every stream has
+  // then finished, so no batch is waiting to be committed.
+  ~IngestService() override;
 
-  grpc::Status StreamMeasurements(
-      grpc::ServerContext* context,
-      grpc::ServerReaderWriter<maplex::v1::MeasurementAck, maplex::v1::MeasurementBatch>* stream)
-      override;
+  grpc::ServerBidiReactor<maplex::v1::MeasurementBatch, maplex::v1::MeasurementAck>*
+  StreamMeasurements(grpc::CallbackServerContext* context) override;
   grpc::Status ReportDescriptor(grpc::ServerContext* context,
                                 const maplex::v1::ReportDescriptorRequest* request,
                                 maplex::v1::ReportDescriptorResponse* response) override;
@@ -44,7 +49,28 @@ class IngestService final : public maplex::v1::Ingest::Service {
   // tests and for in-process callers.
   absl::StatusOr<maplex::v1::MeasurementAck> StoreBatch(const maplex::v1::MeasurementBatch& batch);
 
+  // Called on a stream's reaction thread after each batch of it was checked (OK, or the
+  // refusal that will end the stream), before the batch goes to the committer. Tests use it
+  // to see a batch checked while an earlier one commits; set before the server starts.
+  void SetBatchCheckedHookForTest(std::function<void(const absl::Status&)> hook) {
+    batch_checked_hook_ = std::move(hook);
+  }
+
  private:
+  class MeasurementStream;  // the reactor of one StreamMeasurements call
+  class Committer;          // the thread that commits checked batches, in arrival order
+
+  // A batch that passed every check made before the store: its rows, ready to commit.
+  struct CheckedBatch {
+    std::vector<StoredMeasurement> rows;
+    bool replace = false;
+    std::optional<int64_t> spool_depth;
+  };
+  // Validation, device existence and retirement: everything of StoreBatch but the commit.
+  absl::StatusOr<CheckedBatch> CheckBatch(const maplex::v1::MeasurementBatch& batch);
+  // Stores `batch` in one durable transaction; the ack names its ids (moved out of it).
+  absl::StatusOr<maplex::v1::MeasurementAck> CommitBatch(CheckedBatch& batch);
+
   // OK when `device_id` names a registered device that is not retired.
   absl::Status CheckDeviceAccepts(const std::string& device_id, absl::string_view field);
   // OK when `caller` may send every measurement of `batch` now (device binding and rate).
@@ -61,6 +87,8 @@ class IngestService final : public maplex::v1::Ingest::Service {
   ServerMetrics* const metrics_;
   const Limits limits_;
   IngestRateLimiter agent_rate_;
+  std::function<void(const absl::Status&)> batch_checked_hook_;
+  std::unique_ptr<Committer> committer_;
 };
 
 }  // namespace maplex::server
