@@ -206,6 +206,29 @@ absl::StatusOr<maplex::v1::ReportDescriptorResponse> MaplexClient::ReportDescrip
 absl::StatusOr<maplex::v1::MeasurementAck> MaplexClient::SendMeasurements(
     const std::vector<maplex::v1::Measurement>& measurements, int batch_size,
     const std::function<void(const maplex::v1::MeasurementAck&)>& on_ack, bool replace) {
+  return SendBatches(
+      measurements.size(), batch_size,
+      [&](size_t i, maplex::v1::MeasurementBatch* batch) {
+        *batch->add_measurements() = measurements[i];
+      },
+      on_ack, replace);
+}
+
+absl::StatusOr<maplex::v1::MeasurementAck> MaplexClient::SendMeasurements(
+    std::vector<maplex::v1::Measurement>&& measurements, int batch_size,
+    const std::function<void(const maplex::v1::MeasurementAck&)>& on_ack, bool replace) {
+  return SendBatches(
+      measurements.size(), batch_size,
+      [&](size_t i, maplex::v1::MeasurementBatch* batch) {
+        *batch->add_measurements() = std::move(measurements[i]);
+      },
+      on_ack, replace);
+}
+
+absl::StatusOr<maplex::v1::MeasurementAck> MaplexClient::SendBatches(
+    size_t count, int batch_size,
+    const std::function<void(size_t, maplex::v1::MeasurementBatch*)>& add,
+    const std::function<void(const maplex::v1::MeasurementAck&)>& on_ack, bool replace) {
   if (batch_size < 1) return absl::InvalidArgumentError("batch_size must be at least 1");
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() +
@@ -223,15 +246,20 @@ absl::StatusOr<maplex::v1::MeasurementAck> MaplexClient::SendMeasurements(
     total.set_inserted(total.inserted() + ack.inserted());
     total.set_already_stored(total.already_stored() + ack.already_stored());
     if (on_ack) on_ack(ack);
-    for (auto& id : *ack.mutable_committed_ids()) total.add_committed_ids(std::move(id));
+    // Hand the id strings over instead of allocating a copy of each.
+    google::protobuf::RepeatedPtrField<std::string>* ids = ack.mutable_committed_ids();
+    std::vector<std::string*> taken(ids->size());
+    ids->ExtractSubrange(0, ids->size(), taken.data());
+    for (std::string* id : taken) total.mutable_committed_ids()->AddAllocated(id);
     return true;
   };
   bool broken = false;
-  while (sent < measurements.size() && !broken) {
+  while (sent < count && !broken) {
     maplex::v1::MeasurementBatch batch;
     batch.set_replace(replace);
-    size_t end = std::min(measurements.size(), sent + static_cast<size_t>(batch_size));
-    for (size_t i = sent; i < end; ++i) *batch.add_measurements() = measurements[i];
+    size_t end = std::min(count, sent + static_cast<size_t>(batch_size));
+    batch.mutable_measurements()->Reserve(static_cast<int>(end - sent));
+    for (size_t i = sent; i < end; ++i) add(i, &batch);
     if (!stream->Write(batch)) {
       broken = true;
       break;

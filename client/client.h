@@ -99,6 +99,12 @@ class MaplexClient {
       const std::vector<maplex::v1::Measurement>& measurements, int batch_size,
       const std::function<void(const maplex::v1::MeasurementAck&)>& on_ack = nullptr,
       bool replace = false);
+  // The same, moving the measurements into the batches instead of copying them (as the
+  // agent's uplink does); `measurements` is left unspecified.
+  absl::StatusOr<maplex::v1::MeasurementAck> SendMeasurements(
+      std::vector<maplex::v1::Measurement>&& measurements, int batch_size,
+      const std::function<void(const maplex::v1::MeasurementAck&)>& on_ack = nullptr,
+      bool replace = false);
   absl::StatusOr<maplex::v1::ReportDescriptorResponse> ReportDescriptor(
       const maplex::v1::ReportDescriptorRequest& request);
 
@@ -115,6 +121,11 @@ class MaplexClient {
   absl::StatusOr<Response> Call(
       Stub& stub, grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&, Response*),
       const Request& request) const;
+  // SendMeasurements over `count` measurements; `add(i, batch)` appends the i-th.
+  absl::StatusOr<maplex::v1::MeasurementAck> SendBatches(
+      size_t count, int batch_size,
+      const std::function<void(size_t, maplex::v1::MeasurementBatch*)>& add,
+      const std::function<void(const maplex::v1::MeasurementAck&)>& on_ack, bool replace);
 
   ClientOptions options_;
   std::shared_ptr<grpc::Channel> channel_;

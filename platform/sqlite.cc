@@ -61,6 +61,20 @@ void Statement::BindBlob(int index, absl::string_view bytes) {
           "bind");
   }
 }
+void Statement::BindUnowned(int index, absl::string_view text) {
+  if (status_.ok()) {
+    Check(sqlite3_bind_text(stmt_, index, text.data(), static_cast<int>(text.size()),
+                            SQLITE_STATIC),
+          "bind");
+  }
+}
+void Statement::BindBlobUnowned(int index, absl::string_view bytes) {
+  if (status_.ok()) {
+    Check(sqlite3_bind_blob(stmt_, index, bytes.data(), static_cast<int>(bytes.size()),
+                            SQLITE_STATIC),
+          "bind");
+  }
+}
 void Statement::BindNull(int index) {
   if (status_.ok()) Check(sqlite3_bind_null(stmt_, index), "bind");
 }

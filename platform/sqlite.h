@@ -38,6 +38,11 @@ class Statement {
   void Bind(int index, double value);
   void Bind(int index, absl::string_view text);
   void BindBlob(int index, absl::string_view bytes);
+  // As Bind/BindBlob, without SQLite's copy of the bytes: the caller keeps them alive and
+  // unchanged until the statement was stepped and Reset (a bulk insert binds its rows'
+  // strings in place, as the raw SQLite baseline of bench/service_bench.cc does).
+  void BindUnowned(int index, absl::string_view text);
+  void BindBlobUnowned(int index, absl::string_view bytes);
   void BindNull(int index);
 
   // True while a row is available; false when done or on error (see status()).

@@ -592,17 +592,19 @@ absl::StatusOr<Store::IngestResult> Store::AddMeasurements(
   for (size_t i = 0; i < batch.size(); ++i) {
     const StoredMeasurement& m = batch[i];
     const absl::string_view space = SpaceName(*m.arch.space());
-    insert.Bind(1, m.id);
-    insert.Bind(2, m.device_id);
-    insert.Bind(3, space);
-    insert.Bind(4, canonical[i]);
+    // Bound in place, not copied: `batch`, `canonical`, the space's name and `protocol`
+    // outlive each step and Reset.
+    insert.BindUnowned(1, m.id);
+    insert.BindUnowned(2, m.device_id);
+    insert.BindUnowned(3, space);
+    insert.BindUnowned(4, canonical[i]);
     insert.Bind(5, m.stats.median_ms());
     insert.Bind(6, m.stats.p90_ms());
     insert.Bind(7, m.stats.stddev_ms());
     insert.Bind(8, int64_t{m.stats.repeats()});
     protocol.clear();
     m.protocol.SerializeToString(&protocol);
-    insert.BindBlob(9, protocol);
+    insert.BindBlobUnowned(9, protocol);
     insert.Bind(10, m.measured_at_unix_ms);
     insert.Bind(11, now);
     if (absl::Status s = insert.Run(); !s.ok()) {
