@@ -104,9 +104,11 @@ absl::Status IngestService::CheckCallerMaySend(const Caller& caller,
 
 namespace {
 
-// Batches of one stream that were checked and not yet acknowledged: one committing and one
-// waiting for the committer. The next batch is read only when fewer are, so a stream holds
-// at most three batches (these two and the one being read).
+// Batches of one stream that were checked and whose ack is not yet written: e.g. one
+// committing and one waiting for the committer, or one committing and the ack of the one
+// before on its way. The next batch is read only when fewer are, so a stream holds at most
+// three batches (these two and the one being read), and a client that stops reading acks
+// stops the server reading its batches, as the serial handler's blocking Write did.
 constexpr int kMaxUnacknowledged = 2;
 
 }  // namespace
@@ -227,6 +229,7 @@ class IngestService::MeasurementStream final
       writing_ = true;
       StartWrite(&acks_.front());
     }
+    StartNextReadLocked();
     MaybeFinishLocked();
   }
 
@@ -273,7 +276,7 @@ class IngestService::MeasurementStream final
  private:
   void StartNextReadLocked() {
     if (reading_ || input_ended_ || finished_ || stop_committing_ || !end_.ok() ||
-        unacknowledged_ >= kMaxUnacknowledged) {
+        unacknowledged_ + static_cast<int>(acks_.size()) >= kMaxUnacknowledged) {
       return;
     }
     reading_ = true;
