@@ -1,5 +1,7 @@
 #include "server/services/ingest_service.h"
 
+#include <grpcpp/support/proto_buffer_reader.h>
+#include <grpcpp/support/proto_buffer_writer.h>
 #include <pthread.h>
 
 #include <algorithm>
@@ -162,14 +164,14 @@ class IngestService::Committer {
 // Lifetime: gRPC holds one reference until OnDone, the committer one per batch it holds;
 // the last one released deletes the reactor.
 class IngestService::MeasurementStream final
-    : public grpc::ServerBidiReactor<v1::MeasurementBatch, v1::MeasurementAck> {
+    : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   // A stream of an authorized caller: starts reading its first batch.
   MeasurementStream(IngestService* service, Caller caller)
       : service_(service), caller_(std::move(caller)) {
     std::lock_guard<std::mutex> lock(mu_);
     reading_ = true;
-    StartRead(&incoming_);
+    StartRead(&received_);
   }
   // A call refused before anything was read.
   explicit MeasurementStream(const grpc::Status& refusal) : service_(nullptr) {
@@ -187,11 +189,9 @@ class IngestService::MeasurementStream final
       MaybeFinishLocked();
       return;
     }
-    // incoming_ is ours until the next StartRead, which needs reading_ to be false: check it
-    // without the lock, so acks of earlier batches go out meanwhile.
-    absl::Status may_send = service_->CheckCallerMaySend(caller_, incoming_);
-    absl::StatusOr<CheckedBatch> batch =
-        may_send.ok() ? service_->CheckBatch(incoming_) : absl::StatusOr<CheckedBatch>(may_send);
+    // received_ and incoming_ are ours until the next StartRead, which needs reading_ to be
+    // false: parse and check without the lock, so acks of earlier batches go out meanwhile.
+    absl::StatusOr<CheckedBatch> batch = ParseAndCheck();
     if (service_->batch_checked_hook_) service_->batch_checked_hook_(batch.status());
     std::lock_guard<std::mutex> lock(mu_);
     reading_ = false;
@@ -261,8 +261,15 @@ class IngestService::MeasurementStream final
         end_ = result->status();
         stop_committing_ = true;
       } else if (result.has_value() && !stop_committing_) {
-        acks_.push_back(**std::move(result));
-        if (!writing_) {
+        grpc::ByteBuffer& ack = acks_.emplace_back();
+        bool own_buffer = false;
+        grpc::Status serialized =
+            grpc::SerializationTraits<v1::MeasurementAck>::Serialize(**result, &ack, &own_buffer);
+        if (!serialized.ok()) {
+          acks_.pop_back();
+          end_ = absl::InternalError(absl::StrCat("ack: ", serialized.error_message()));
+          stop_committing_ = true;
+        } else if (!writing_) {
           writing_ = true;
           StartWrite(&acks_.front());
         }
@@ -274,13 +281,23 @@ class IngestService::MeasurementStream final
   }
 
  private:
+  // The batch just received, parsed (as gRPC's typed handlers do: INTERNAL when it is not
+  // a MeasurementBatch) and checked.
+  absl::StatusOr<CheckedBatch> ParseAndCheck() {
+    grpc::Status parsed =
+        grpc::SerializationTraits<v1::MeasurementBatch>::Deserialize(&received_, &incoming_);
+    if (!parsed.ok()) return absl::InternalError(parsed.error_message());
+    if (absl::Status s = service_->CheckCallerMaySend(caller_, incoming_); !s.ok()) return s;
+    return service_->CheckBatch(incoming_);
+  }
+
   void StartNextReadLocked() {
     if (reading_ || input_ended_ || finished_ || stop_committing_ || !end_.ok() ||
         unacknowledged_ + static_cast<int>(acks_.size()) >= kMaxUnacknowledged) {
       return;
     }
     reading_ = true;
-    StartRead(&incoming_);
+    StartRead(&received_);
   }
 
   // Finishes once nothing is left to do: no more input (or a refusal or failure), every
@@ -302,10 +319,11 @@ class IngestService::MeasurementStream final
   std::atomic<int> refs_{1};  // gRPC's until OnDone, plus one per batch at the committer
 
   std::mutex mu_;
-  v1::MeasurementBatch incoming_;        // the batch being read and checked
-  std::deque<v1::MeasurementAck> acks_;  // to write, in order; the front is being written
-  absl::Status end_;                     // the status to finish with
-  int unacknowledged_ = 0;               // at the committer, not yet handed back
+  grpc::ByteBuffer received_;          // the batch being read, as received
+  v1::MeasurementBatch incoming_;      // the same, parsed and being checked
+  std::deque<grpc::ByteBuffer> acks_;  // to write, in order; the front is being written
+  absl::Status end_;                   // the status to finish with
+  int unacknowledged_ = 0;             // at the committer, not yet handed back
   bool reading_ = false;
   bool writing_ = false;
   bool input_ended_ = false;      // no further batch will be read
@@ -343,8 +361,8 @@ IngestService::IngestService(const Authorizer* authorizer, Store* store, Trainer
 
 IngestService::~IngestService() = default;
 
-grpc::ServerBidiReactor<v1::MeasurementBatch, v1::MeasurementAck>*
-IngestService::StreamMeasurements(grpc::CallbackServerContext* context) {
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* IngestService::StreamMeasurements(
+    grpc::CallbackServerContext* context) {
   absl::StatusOr<Caller> caller =
       authorizer_->Authorize(*context, "/maplex.v1.Ingest/StreamMeasurements");
   if (!caller.ok()) return new MeasurementStream(ToGrpcStatus(caller.status()));

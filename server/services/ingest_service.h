@@ -28,7 +28,7 @@
 
 namespace maplex::server {
 
-class IngestService final : public maplex::v1::Ingest::WithCallbackMethod_StreamMeasurements<
+class IngestService final : public maplex::v1::Ingest::WithRawCallbackMethod_StreamMeasurements<
                                 maplex::v1::Ingest::Service> {
  public:
   IngestService(const Authorizer* authorizer, Store* store, Trainer* trainer, const ModelSlot* slot,
@@ -37,8 +37,11 @@ class IngestService final : public maplex::v1::Ingest::WithCallbackMethod_Stream
   // then finished, so no batch is waiting to be committed.
   ~IngestService() override;
 
-  grpc::ServerBidiReactor<maplex::v1::MeasurementBatch, maplex::v1::MeasurementAck>*
-  StreamMeasurements(grpc::CallbackServerContext* context) override;
+  // Raw (bytes in, bytes out): the reactor parses each batch and serializes each ack
+  // itself, on its own threads, so ThreadSanitizer sees the handover of every parsed
+  // message (gRPC's own locks, in its uninstrumented libraries, it cannot see).
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* StreamMeasurements(
+      grpc::CallbackServerContext* context) override;
   grpc::Status ReportDescriptor(grpc::ServerContext* context,
                                 const maplex::v1::ReportDescriptorRequest* request,
                                 maplex::v1::ReportDescriptorResponse* response) override;
