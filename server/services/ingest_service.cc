@@ -189,6 +189,13 @@ class IngestService::MeasurementStream final
       MaybeFinishLocked();
       return;
     }
+    {
+      // gRPC runs this reaction after the StartRead that asked for it (made under mu_),
+      // ordered by its own locks, which ThreadSanitizer cannot see in gRPC's uninstrumented
+      // libraries; taking mu_ shows it that order, so the previous batch's check (on
+      // another thread) visibly happens before this one's parse into the same message.
+      std::lock_guard<std::mutex> lock(mu_);
+    }
     // received_ and incoming_ are ours until the next StartRead, which needs reading_ to be
     // false: parse and check without the lock, so acks of earlier batches go out meanwhile.
     absl::StatusOr<CheckedBatch> batch = ParseAndCheck();
