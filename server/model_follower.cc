@@ -7,6 +7,7 @@
 #include "core/model/latency_model.h"
 #include "maplex/v1/models.grpc.pb.h"
 #include "platform/log.h"
+#include "server/served_model.h"
 
 namespace maplex::server {
 
@@ -16,19 +17,11 @@ absl::StatusOr<std::shared_ptr<const ServedModel>> ServedModelFromUpdate(
     return absl::InvalidArgumentError(
         absl::StrCat("model version ", update.info().version(), " arrived without a snapshot"));
   }
-  absl::StatusOr<std::unique_ptr<core::LatencyModel>> model =
-      core::LoadLatencyModel(update.snapshot());
-  if (!model.ok()) {
-    return absl::Status(model.status().code(),
-                        absl::StrCat("model version ", update.info().version(),
-                                     " does not load: ", model.status().message()));
-  }
-  auto served = std::make_shared<ServedModel>();
-  served->model = *std::move(model);
-  served->info = update.info();
-  served->info.set_serving(true);
-  served->snapshot = update.snapshot();
-  return std::shared_ptr<const ServedModel>(std::move(served));
+  // NB201's model and every other space's function model travel in the one snapshot.
+  absl::StatusOr<std::shared_ptr<ServedModel>> served =
+      LoadServedModel(update.snapshot(), update.info());
+  if (!served.ok()) return served.status();
+  return std::shared_ptr<const ServedModel>(*std::move(served));
 }
 
 absl::StatusOr<std::optional<v1::ModelUpdate>> SnapshotAssembler::Add(v1::ModelUpdate& update) {

@@ -11,21 +11,45 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <vector>
 
 #include "absl/time/time.h"
+#include "core/model/function_model.h"
 #include "core/model/latency_model.h"
+#include "core/planning/function_planner.h"
 #include "core/planning/measurement_planner.h"
 #include "maplex/v1/model.pb.h"
 #include "maplex/v1/models.pb.h"
 
 namespace maplex::server {
 
+// The function model of one space other than NB201 (FBNet) and its NextTasks planner.
+struct ServedFunctionModel {
+  const core::ArchitectureSpace* space = nullptr;
+  std::shared_ptr<const core::FunctionModel> model;
+  // Primary only (a replica plans nothing); built from the references' measured
+  // architectures.
+  std::shared_ptr<const core::FunctionPlanner> planner;
+};
+
 struct ServedModel {
+  // NB201's model; null when this version serves no NB201 (no reference device yet).
   std::shared_ptr<const core::LatencyModel> model;
+  // One per other space this version serves (no entry: the space is not served; the reason
+  // is in info.spaces).
+  std::vector<ServedFunctionModel> function_models;
   maplex::v1::ModelInfo info;          // info.version identifies it
   maplex::v1::ModelSnapshot snapshot;  // what replicas receive
   // Built from the same training data; null when no device covers the whole space.
   std::shared_ptr<const core::MeasurementPlanner> planner;
+
+  // The function model serving `space`, or null.
+  const ServedFunctionModel* FunctionModelOf(const core::ArchitectureSpace& space) const {
+    for (const ServedFunctionModel& f : function_models) {
+      if (f.space == &space) return &f;
+    }
+    return nullptr;
+  }
 };
 
 class ModelSlot {

@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "server/served_model.h"
 
 namespace maplex::server {
 
@@ -27,16 +28,11 @@ absl::StatusOr<std::shared_ptr<const ServedModel>> ModelVersionCache::Get(uint64
   }
   absl::StatusOr<Store::StoredModel> stored = store_->GetModel(version);
   if (!stored.ok()) return stored.status();
-  absl::StatusOr<std::unique_ptr<core::LatencyModel>> model =
-      core::LoadLatencyModel(stored->snapshot);
-  if (!model.ok()) {
-    return absl::Status(
-        model.status().code(),
-        absl::StrCat("model version ", version, " does not load: ", model.status().message()));
-  }
-  auto loaded = std::make_shared<ServedModel>();
-  loaded->model = *std::move(model);
-  loaded->info = std::move(stored->info);
+  absl::StatusOr<std::shared_ptr<ServedModel>> loaded =
+      LoadServedModel(stored->snapshot, stored->info);
+  if (!loaded.ok()) return loaded.status();
+  (*loaded)->snapshot.Clear();  // the models answer; the bytes are not needed again
+  (*loaded)->info.set_serving(stored->info.serving());
   std::lock_guard<std::mutex> lock(mu_);
   ++loads_;
   // Two callers may have loaded the same version at once; keep one copy.
@@ -46,7 +42,7 @@ absl::StatusOr<std::shared_ptr<const ServedModel>> ModelVersionCache::Get(uint64
       break;
     }
   }
-  recent_.push_front(std::move(loaded));
+  recent_.push_front(*std::move(loaded));
   while (recent_.size() > capacity_) recent_.pop_back();
   return recent_.front();
 }

@@ -3,6 +3,14 @@
 // (core/eval/cross_validation.h), persists the model as a new version and swaps it into
 // the ModelSlot. Predict never waits for it.
 //
+// One version serves every space with data: NB201 with its tabulated model (core
+// TrainLatencyModel), every other space (FBNet) with a function model
+// (core/model/function_trainer.h) whose trainer is kept across trainings, so that a new
+// device's samples cost one target fit. A space that cannot train yet (no reference device)
+// is not served by the version and ModelInfo.spaces says why; the others still are.
+// Cross-validated accuracy (ModelInfo.device_accuracy) exists for NB201 devices only; other
+// spaces' devices are listed "not scored: ..." with the reason.
+//
 //   Trainer trainer(store, slot, options);
 //   trainer.LoadLatest();          // serve the last persisted version at once
 //   trainer.Start();               // background loop
@@ -12,8 +20,10 @@
 #define MAPLEX_SERVER_TRAINER_H_
 
 #include <condition_variable>
+#include <map>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -22,6 +32,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "core/eval/cross_validation.h"
+#include "core/model/function_trainer.h"
 #include "core/model/latency_model.h"
 #include "maplex/v1/models.pb.h"
 #include "server/model_slot.h"
@@ -54,6 +65,17 @@ struct TrainerOptions {
 // wants them: official indices, ascending. Every architecture must be of nb201.
 std::vector<core::DeviceData> ToDeviceData(const std::vector<DeviceSamples>& devices);
 
+// The store's samples of another space (Store::LoadTrainingData(space)) as the function
+// trainer wants them (core/model/function_trainer.h), the descriptor as ToDeviceData builds it.
+std::vector<core::SpaceDeviceData> ToSpaceDeviceData(const std::vector<DeviceSamples>& devices);
+
+// The stored measurements of every registered space, one entry per space (empty when the
+// space has none), in registration order.
+struct SpaceTrainingData {
+  const core::ArchitectureSpace* space = nullptr;
+  std::vector<DeviceSamples> devices;
+};
+
 class Trainer {
  public:
   Trainer(Store* store, ModelSlot* slot, TrainerOptions options);
@@ -85,9 +107,17 @@ class Trainer {
 
  private:
   void Loop();
+  // Every space's stored training data.
+  absl::StatusOr<std::vector<SpaceTrainingData>> LoadAllSpaces();
   // Trains on `stored` (loaded from `start` on) whose digest is `digest`.
-  absl::StatusOr<maplex::v1::ModelInfo> TrainOn(std::vector<DeviceSamples> stored, size_t digest,
-                                                absl::Time start)
+  absl::StatusOr<maplex::v1::ModelInfo> TrainOn(std::vector<SpaceTrainingData> stored,
+                                                size_t digest, absl::Time start)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(train_mu_);
+  // The served function model of one space from its training data: the trainer of that
+  // space (kept in function_trainers_), the model and the planner.
+  absl::StatusOr<ServedFunctionModel> TrainFunctionSpace(const core::ArchitectureSpace& space,
+                                                         const std::vector<DeviceSamples>& stored,
+                                                         core::TrainedFunctionModel* trained)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(train_mu_);
 
   Store* const store_;
@@ -97,6 +127,9 @@ class Trainer {
   std::mutex train_mu_;  // one training at a time (loop or TrainNow)
   // Digest of the data of the last training; unset until one ran in this process.
   std::optional<size_t> trained_digest_ ABSL_GUARDED_BY(train_mu_);
+  // One per space other than NB201, kept across trainings: their caches make a retrain
+  // after one device's new samples one target fit.
+  std::map<std::string, core::FunctionModelTrainer> function_trainers_ ABSL_GUARDED_BY(train_mu_);
 
   std::mutex mu_;
   std::condition_variable wake_;  // new data pending, or stopping

@@ -424,13 +424,44 @@ grpc::Status IngestService::NextTasks(grpc::ServerContext* context,
   absl::StatusOr<const core::ArchitectureSpace*> space =
       ValidateSpace(request->space(), "space", limits_);
   if (!space.ok()) return ToGrpcStatus(space.status());
-  // The planner of the request's space: NB201's comes with the served model; a space gets
-  // planned by adding its planner here.
+  // The planner of the request's space: NB201's measurement planner, or the function
+  // planner of any other space; both come with the served model.
   if (*space != &core::Nb201Space::Get()) {
-    return ToGrpcStatus(absl::FailedPreconditionError(
-        absl::StrCat("space: no planner for space ", SpaceName(**space), " yet")));
+    return ToGrpcStatus(
+        PlanFunctionSpace(request->device_id(), **space, request->count(), response));
   }
   return ToGrpcStatus(PlanNb201(request->device_id(), request->count(), response));
+}
+
+absl::Status IngestService::PlanFunctionSpace(const std::string& device_id,
+                                              const core::ArchitectureSpace& space, int count,
+                                              v1::NextTasksResponse* response) {
+  absl::StatusOr<std::vector<core::Architecture>> measured =
+      store_->MeasuredArchitectures(device_id, space);
+  if (!measured.ok()) return measured.status();
+  std::shared_ptr<const ServedModel> served = slot_->Get();
+  const ServedFunctionModel* function =
+      served == nullptr ? nullptr : served->FunctionModelOf(space);
+  // Seeded by how much the device measured, so that a device that has not sent its last
+  // tasks yet is asked for the same ones again, and one that has gets new ones.
+  const uint64_t seed = 1 + measured->size();
+  core::FunctionPlan plan;
+  if (function != nullptr && function->planner != nullptr) {
+    plan = function->planner->Next(device_id, *measured, count, seed);
+  } else {
+    // No model serves the space yet (no reference device): the planner's diverse-compute
+    // choice needs no references.
+    absl::StatusOr<core::FunctionPlanner> fallback = core::FunctionPlanner::Build(space, {}, {});
+    if (!fallback.ok()) return fallback.status();
+    plan = fallback->Next(device_id, *measured, count, seed);
+  }
+  response->set_strategy(plan.strategy);
+  for (const core::Architecture& a : plan.archs) {
+    v1::Architecture* out = response->add_archs();
+    out->set_space(std::string(space.name()));
+    out->set_canonical(space.Format(a));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status IngestService::PlanNb201(const std::string& device_id, int count,

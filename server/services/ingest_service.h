@@ -82,6 +82,11 @@ class IngestService final : public maplex::v1::Ingest::WithRawCallbackMethod_Str
   // before there is one; never an architecture the device measured already.
   absl::Status PlanNb201(const std::string& device_id, int count,
                          maplex::v1::NextTasksResponse* response);
+  // NextTasks in any other space (FBNet): the served function model's planner (D-optimal
+  // for the device's posterior), or its diverse-compute choice while no model serves the
+  // space; never an architecture the device measured already. The strategy says which.
+  absl::Status PlanFunctionSpace(const std::string& device_id, const core::ArchitectureSpace& space,
+                                 int count, maplex::v1::NextTasksResponse* response);
 
   const Authorizer* const authorizer_;
   Store* const store_;

@@ -1,5 +1,6 @@
 #include "server/services/predictor_service.h"
 
+#include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -20,14 +21,6 @@ absl::Status PredictorService::Answer(const v1::PredictRequest& request,
     return absl::FailedPreconditionError(
         absl::StrCat("device_id: device \"", request.device_id(), "\" is retired"));
   }
-  // The model of the request's space answers. The served snapshot holds the NB201 model;
-  // a space gets served by adding its model here (and to ServedModel).
-  if (asked->space != &core::Nb201Space::Get()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(request.has_arch_batch() ? "arch_batch" : "archs", ": no model serves space ",
-                     SpaceName(*asked->space), " yet"));
-  }
-  const std::vector<int32_t>* archs = &asked->nb201_indices;
   std::shared_ptr<const ServedModel> served = slot_->Get();
   if (served == nullptr) {
     return absl::UnavailableError(
@@ -45,9 +38,28 @@ absl::Status PredictorService::Answer(const v1::PredictRequest& request,
     if (!kept.ok()) return kept.status();
     served = *std::move(kept);
   }
-  std::vector<core::LatencyPrediction> predicted(archs->size());
-  absl::Status s =
-      served->model->Predict(request.device_id(), *archs, absl::MakeSpan(predicted));
+  // The model of the request's space answers: NB201's tabulated model, or the function
+  // model of any other space.
+  const bool nb201 = asked->space == &core::Nb201Space::Get();
+  const ServedFunctionModel* function = nb201 ? nullptr : served->FunctionModelOf(*asked->space);
+  if (nb201 ? served->model == nullptr : function == nullptr) {
+    std::string why = "no reference device in that space yet";
+    for (const v1::SpaceModelInfo& s : served->info.spaces()) {
+      if (s.space() == std::string(asked->space->name()) && !s.reason().empty()) why = s.reason();
+    }
+    return absl::FailedPreconditionError(
+        absl::StrCat(request.has_arch_batch() ? "arch_batch" : "archs", ": model version ",
+                     served->info.version(), " serves no model of space ",
+                     std::string(asked->space->name()), " (", why, ")"));
+  }
+  std::vector<core::LatencyPrediction> predicted(asked->size());
+  absl::Status s = nb201 ? served->model->Predict(request.device_id(), asked->nb201_indices,
+                                                  absl::MakeSpan(predicted))
+                         : function->model->Predict(request.device_id(), asked->archs,
+                                                    absl::MakeSpan(predicted));
+  if (absl::IsNotFound(s) && !nb201) {
+    return DeviceNotInSpace(request.device_id(), *asked->space, served->info.version());
+  }
   if (absl::IsNotFound(s) && store_ == nullptr) {
     return absl::NotFoundError(absl::StrCat("device_id: model version ", served->info.version(),
                                             " has no device \"", request.device_id(), "\""));
@@ -86,12 +98,34 @@ absl::Status PredictorService::Answer(const v1::PredictRequest& request,
   response->mutable_predictions()->Reserve(static_cast<int>(predicted.size()));
   for (size_t i = 0; i < predicted.size(); ++i) {
     v1::Prediction* p = response->add_predictions();
-    p->set_arch_index((*archs)[i]);
+    if (nb201) p->set_arch_index(asked->nb201_indices[i]);
     p->set_latency_ms(predicted[i].latency_ms);
     p->set_lower_ms(predicted[i].lower_ms);
     p->set_upper_ms(predicted[i].upper_ms);
   }
   return absl::OkStatus();
+}
+
+absl::Status PredictorService::DeviceNotInSpace(const std::string& device_id,
+                                                const core::ArchitectureSpace& space,
+                                                uint64_t version) const {
+  const std::string space_name(space.name());
+  if (store_ != nullptr) {
+    // Known and measured in the space after this version was trained: a newer one follows.
+    absl::StatusOr<v1::Device> device = store_->GetDevice(device_id);
+    if (device.ok()) {
+      auto measured = device->measurement_count_by_space().find(space_name);
+      if (measured != device->measurement_count_by_space().end() && measured->second > 0) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("device_id: device \"", device_id, "\" has ", measured->second,
+                         " measurements in space ", space_name, " but model version ", version,
+                         " was trained before them; a newer model follows shortly"));
+      }
+    }
+  }
+  return absl::NotFoundError(absl::StrCat("device_id: device \"", device_id,
+                                          "\" is not known in space ", space_name,
+                                          " (model version ", version, ")"));
 }
 
 Status PredictorService::Predict(ServerContext* context, const v1::PredictRequest* request,

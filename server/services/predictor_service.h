@@ -1,7 +1,10 @@
-// maplex.v1.Predictor: answers from the served model snapshot; never touches the store on
+// maplex.v1.Predictor: answers from the served model snapshot (NB201's tabulated model, the
+// function model of every other space, by the request's space); never touches the store on
 // the success path and never waits for training.
 #ifndef MAPLEX_SERVER_SERVICES_PREDICTOR_SERVICE_H_
 #define MAPLEX_SERVER_SERVICES_PREDICTOR_SERVICE_H_
+
+#include <string>
 
 #include "maplex/v1/predictor.grpc.pb.h"
 #include "server/auth/authorizer.h"
@@ -39,6 +42,11 @@ class PredictorService final : public maplex::v1::Predictor::Service {
                       maplex::v1::PredictResponse* response) const;
 
  private:
+  // NotFound naming the device and the space (FailedPrecondition when the store knows the
+  // device's measurements there, newer than the model `version`).
+  absl::Status DeviceNotInSpace(const std::string& device_id, const core::ArchitectureSpace& space,
+                                uint64_t version) const;
+
   // Older versions held in memory at once: a chunked predict pins one version, and a few
   // NAS runs may each pin their own.
   static constexpr size_t kKeptModelsLoaded = 4;

@@ -2,7 +2,7 @@
 // measurements are ingested, listed per space in pages, counted per space and replayed
 // idempotently beside NB201 ones; a malformed FBNet string, a wrong layer count, an unknown
 // block or mixed spaces in one request are INVALID_ARGUMENT naming the position, and nothing
-// of the request is stored; spaces without a model or planner say so.
+// of the request is stored; FBNet is planned before any model exists.
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
@@ -198,7 +198,7 @@ TEST_F(SpacesTest, BadFbnetMeasurementsAreRefusedByPositionAndStoreNothing) {
   }
 }
 
-TEST_F(SpacesTest, PredictRefusesBadOrMixedFbnetArchitecturesAndSaysNoModelServesFbnet) {
+TEST_F(SpacesTest, PredictRefusesBadOrMixedFbnetArchitecturesBeforeAskingTheModel) {
   auto predict = [&](const std::vector<v1::Architecture>& archs) {
     return client_->Predict("board", archs).status();
   };
@@ -225,15 +225,16 @@ TEST_F(SpacesTest, PredictRefusesBadOrMixedFbnetArchitecturesAndSaysNoModelServe
   batch.set_choices(codes);
   expect(client_->PredictBatch("board", batch).status(), Code::kInvalidArgument,
          "architecture 1, position 7: code 9 is outside 0..8");
-  // Valid FBNet architectures: the served model is NB201's only, for now.
-  expect(predict({good}), Code::kFailedPrecondition, "no model serves space fbnet yet");
+  // Valid FBNet architectures reach the model: none is trained yet
+  // (tests/server/fbnet_serving_test.cc has the served FBNet model).
+  expect(predict({good}), Code::kUnavailable, "no model is trained yet");
   codes[22 + 7] = 8;
   batch.set_choices(codes);
-  expect(client_->PredictBatch("board", batch).status(), Code::kFailedPrecondition,
-         "no model serves space fbnet yet");
+  expect(client_->PredictBatch("board", batch).status(), Code::kUnavailable,
+         "no model is trained yet");
 }
 
-TEST_F(SpacesTest, NextTasksPlansNb201AndSaysThereIsNoFbnetPlannerYet) {
+TEST_F(SpacesTest, NextTasksPlansNb201AndFbnetWithoutAModel) {
   v1::NextTasksResponse nb201;
   grpc::Status s = NextTasks("", &nb201);
   ASSERT_TRUE(s.ok()) << s.error_message();
@@ -242,9 +243,15 @@ TEST_F(SpacesTest, NextTasksPlansNb201AndSaysThereIsNoFbnetPlannerYet) {
   ASSERT_TRUE(NextTasks("nasbench201", &alias).ok());
   EXPECT_EQ(alias.archs_size(), 3);
   v1::NextTasksResponse fbnet;
+  // No FBNet model yet: the function planner's choice without references.
   s = NextTasks("fbnet", &fbnet);
-  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
-  EXPECT_THAT(s.error_message(), HasSubstr("no planner for space fbnet yet"));
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(fbnet.archs_size(), 3);
+  EXPECT_THAT(fbnet.strategy(), HasSubstr("diverse-compute"));
+  for (const v1::Architecture& a : fbnet.archs()) {
+    EXPECT_EQ(a.space(), "fbnet");
+    EXPECT_TRUE(core::FbnetSpace::Get().Parse(a.canonical()).ok()) << a.canonical();
+  }
   s = NextTasks("resnet", &fbnet);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(s.error_message(), HasSubstr("space: \"resnet\""));
