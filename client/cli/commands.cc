@@ -674,14 +674,28 @@ int ModelsShow(const Command& c, const Globals& g, const std::vector<std::string
   if (!m.ok()) return Fail(m.status());
   if (format == "json") return Emit(*args, ToJson(*m));
   std::string out = FormatRows(ModelRows({*m}), "table");
-  Rows acc = {{"DEVICE", "SAMPLES", "ROLE", "CV_SCORED", "CV_FOLDS", "CV_SPEARMAN", "CV_ACC10",
-               "CV_MAPE_%", "CV_COVERAGE90", "BASIS"}};
+  // What the version serves per space (versions trained before spaces were reported have
+  // no such list: they serve nb201 alone).
+  if (m->spaces_size() > 0) {
+    Rows spaces = {{"SPACE", "SERVED", "MODEL", "METHOD", "REFERENCES", "TARGETS", "MEASUREMENTS",
+                    "REASON"}};
+    for (const v1::SpaceModelInfo& s : m->spaces()) {
+      spaces.push_back({s.space(), s.served() ? "yes" : "no", s.kind(),
+                        s.method().empty() ? "-" : s.method(), absl::StrCat(s.references()),
+                        absl::StrCat(s.targets()), absl::StrCat(s.measurements()),
+                        s.reason().empty() ? "-" : s.reason()});
+    }
+    absl::StrAppend(&out, "\n", FormatRows(spaces, "table"));
+  }
+  Rows acc = {{"DEVICE", "SPACE", "SAMPLES", "ROLE", "CV_SCORED", "CV_FOLDS", "CV_SPEARMAN",
+               "CV_ACC10", "CV_MAPE_%", "CV_COVERAGE90", "BASIS"}};
   for (const v1::DeviceAccuracy& a : m->device_accuracy()) {
     const bool scored = a.scored() > 0;
     auto figure = [scored](const char* format, double v) {
       return scored ? absl::StrFormat(format, v) : std::string("-");
     };
-    acc.push_back({a.device_id(), absl::StrCat(a.samples()),
+    acc.push_back({a.device_id(), a.space().empty() ? "nb201" : a.space(),
+                   absl::StrCat(a.samples()),
                    a.reference() ? "reference" : "adapted", scored ? absl::StrCat(a.scored()) : "-",
                    scored ? absl::StrCat(a.folds()) : "-", figure("%.4f", a.spearman()),
                    figure("%.3f", a.acc10()), figure("%.2f", a.mape()),

@@ -100,11 +100,12 @@ class CliTest(unittest.TestCase):
         self.assertIn("reference", show)
         # Only the target is scored, on held-out measurements; in-sample it read 1.0000.
         gold = next(line.split() for line in show.splitlines() if line.startswith("gold_6240"))
-        self.assertEqual(gold[3:5], ["10", "5"])  # CV_SCORED, CV_FOLDS
-        self.assertLess(float(gold[5]), 1.0)      # CV_SPEARMAN
+        self.assertEqual(gold[1], "nb201")        # SPACE
+        self.assertEqual(gold[4:6], ["10", "5"])  # CV_SCORED, CV_FOLDS
+        self.assertLess(float(gold[6]), 1.0)      # CV_SPEARMAN
         self.assertEqual(gold[-1], "cross-validated")
         pixel = next(line.split() for line in show.splitlines() if line.startswith("pixel3"))
-        self.assertEqual(pixel[3:9], ["-"] * 6)
+        self.assertEqual(pixel[4:10], ["-"] * 6)
 
     def test_health(self):
         out = mp.cli(self.addr, "health").stdout
@@ -350,18 +351,31 @@ class FbnetCliTest(unittest.TestCase):
             self.assertEqual(len(stored), 4000)
             for row in rows[1:50]:
                 self.assertEqual(stored[row[0]], float(row[column]))
-            # Predict with FBNet strings: a bad one is named by position; a good one has no
-            # model serving its space yet.
+            # Predict with FBNet strings: a bad one is named by position; a good one is
+            # answered by the FBNet function model once a version is trained.
             first = rows[1][0]
             bad = mp.cli(server.address, "predict", "--device", "pixel3", "--space", "fbnet",
                          first, first.replace("k5_e6", "k9_e6", 1), check=False)
             self.assertNotEqual(bad.returncode, 0)
             self.assertIn("INVALID_ARGUMENT", bad.stderr)
             self.assertIn("archs[1].canonical", bad.stderr)
-            good = mp.cli(server.address, "predict", "--device", "pixel3", "--space", "fbnet",
-                          first, check=False)
-            self.assertNotEqual(good.returncode, 0)
-            self.assertIn("no model serves space fbnet yet", good.stderr)
+            mp.cli(server.address, "retrain")
+            good = mp.cli(server.address, "predict", "--device", "samsung_a50", "--space",
+                          "fbnet", first, rows[2][0], "--format", "csv")
+            lines = good.stdout.strip().splitlines()
+            self.assertEqual(lines[0], "ARCH,LATENCY_MS,LOWER_MS,UPPER_MS")
+            self.assertEqual([line.split(",")[0] for line in lines[1:]], [first, rows[2][0]])
+            a50 = rows[0].index("samsung_a50")
+            for line, row in zip(lines[1:], rows[1:3]):
+                # A reference device: its own fit, within 15 % of what it measured.
+                self.assertLess(abs(float(line.split(",")[1]) / float(row[a50]) - 1), 0.15)
+            # models show: the FBNet part (two references) beside NB201's.
+            show = mp.cli(server.address, "models", "show").stdout
+            fbnet = next(line.split() for line in show.splitlines() if line.startswith("fbnet "))
+            self.assertEqual(fbnet[1:3], ["yes", "function"])
+            self.assertEqual(fbnet[4:7], ["2", "0", "8000"])  # REFERENCES, TARGETS, MEASUREMENTS
+            self.assertTrue(any(line.startswith("pixel3") and " fbnet " in line
+                                for line in show.splitlines()))
         finally:
             server.stop()
             server.cleanup()
