@@ -1,0 +1,134 @@
+"""End-to-end (issue #13's acceptance): a real maplex-server on 127.0.0.1 holding the
+bundled FBNet reference devices; a real `maplex-agent --space fbnet` onboards this machine
+(oneDNN, 1 thread, k = 10 planned architectures); then 50 seeded random FBNet architectures
+are measured by a separate `maplex-agent --measure_only` process and the server's
+predictions for the new device are scored against them.
+
+The figures depend on a quiet machine: they are printed with the load average."""
+
+import csv
+import gzip
+import os
+import random
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import maplex_processes as mp  # noqa: E402
+from agent_test import spearman  # noqa: E402
+
+DEVICE = "local_fbnet_onednn_1t"
+# The same measurement settings for the onboarding and the check measurements, so that the
+# two processes measure alike (the protocol's own defaults, bounded per architecture).
+MEASURE = ["--runtime=onednn", "--threads=1", "--max_repeats=40", "--max_seconds=2",
+           "--micro_benchmarks=false"]
+
+
+def fbnet_blocks():
+    """The block names of FBNet's canonical strings, from the bundled file."""
+    with gzip.open(mp.FBNET_LATENCY_CSV, "rt") as f:
+        rows = csv.reader(f)
+        next(rows)
+        blocks = set()
+        for i, row in enumerate(rows):
+            blocks.update(row[0].split("-"))
+            if i > 200:
+                break
+    return sorted(blocks)
+
+
+class FbnetOnboardingTest(unittest.TestCase):
+    def test_new_device_is_predicted_in_fbnet_from_ten_measurements(self):
+        server = mp.ServerProcess().start()
+        tmp = tempfile.TemporaryDirectory(prefix="maplex_fbnet_e2e_")
+        try:
+            mp.cli(server.address, "import", mp.FBNET_LATENCY_CSV, "--devices",
+                   mp.FBNET_DEVICES_CSV)
+            mp.cli(server.address, "retrain")
+            start = time.time()
+            agent = subprocess.run(
+                [os.path.join(mp.BIN_DIR, "maplex-agent"), f"--server={server.address}",
+                 "--space=fbnet", *MEASURE, "--k=10", "--budget=10", "--once",
+                 f"--device_id={DEVICE}", f"--spool={tmp.name}/spool.db"],
+                capture_output=True, text=True, timeout=600)
+            self.assertEqual(agent.returncode, 0, agent.stderr[-3000:])
+            self.assertIn("measured 10, delivered 10", agent.stdout)
+            self.assertIn("(tasks: d-optimal", agent.stdout)
+            # The server retrains on its own (debounced); wait until the device is modelled.
+            first = "-".join(["skip"] * 22)
+            deadline = time.time() + 180
+            while time.time() < deadline:
+                r = mp.cli(server.address, "predict", "--device", DEVICE, "--space", "fbnet",
+                           first, check=False)
+                if r.returncode == 0:
+                    break
+                time.sleep(0.2)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            onboarding_seconds = time.time() - start
+
+            with sqlite3.connect(server.db_path) as db:
+                taken = {row[0] for row in db.execute(
+                    "SELECT arch FROM measurements WHERE device_id = ? AND space = 'fbnet'",
+                    (DEVICE,))}
+            self.assertEqual(len(taken), 10)
+            # 50 seeded random members of the space, none of them measured by the device.
+            rng = random.Random(13)
+            blocks = fbnet_blocks()
+            self.assertEqual(len(blocks), 9)
+            check = []
+            while len(check) < 50:
+                arch = "-".join(rng.choice(blocks) for _ in range(22))
+                if arch not in taken and arch not in check:
+                    check.append(arch)
+            archs_file = os.path.join(tmp.name, "check.txt")
+            with open(archs_file, "w") as f:
+                f.write("\n".join(check) + "\n")
+            local = subprocess.run(
+                [os.path.join(mp.BIN_DIR, "maplex-agent"), *MEASURE,
+                 f"--measure_only={archs_file}"],
+                capture_output=True, text=True, timeout=900)
+            self.assertEqual(local.returncode, 0, local.stderr[-2000:])
+            lines = local.stdout.strip().splitlines()
+            header = lines[0].split(",")
+            truth = {}
+            for line in lines[1:]:
+                fields = dict(zip(header, line.split(",")))
+                truth[fields["arch"]] = float(fields["median_ms"])
+            self.assertEqual(set(truth), set(check))
+
+            pred = mp.cli(server.address, "predict", "--device", DEVICE, "--space", "fbnet",
+                          "--file", archs_file, "--format", "csv").stdout
+            predicted = {}
+            for line in pred.strip().splitlines()[1:]:
+                arch, ms, lower, upper = line.split(",")
+                predicted[arch] = (float(ms), float(lower), float(upper))
+            self.assertEqual(set(predicted), set(check))
+            p = [predicted[a][0] for a in check]
+            t = [truth[a] for a in check]
+            rho = spearman(p, t)
+            within10 = sum(abs(x - y) / y <= 0.10 for x, y in zip(p, t)) / len(t)
+            coverage = sum(predicted[a][1] <= truth[a] <= predicted[a][2]
+                           for a in check) / len(check)
+            level = sorted(x / y for x, y in zip(p, t))[len(t) // 2]
+            load = os.getloadavg()
+            print(f"fbnet onboarding: predictable {onboarding_seconds:.1f} s after the agent "
+                  f"started; on 50 random FBNet architectures measured by another process: "
+                  f"Spearman {rho:.3f}, within ±10% {within10:.2f}, 90% interval coverage "
+                  f"{coverage:.2f}, median predicted/measured {level:.3f}; load average "
+                  f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+            self.assertLessEqual(onboarding_seconds, 120)
+            self.assertGreaterEqual(rho, 0.9)
+            self.assertGreaterEqual(within10, 0.6)
+            self.assertGreaterEqual(coverage, 0.8)
+        finally:
+            server.stop()
+            server.cleanup()
+            tmp.cleanup()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
