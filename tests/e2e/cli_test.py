@@ -360,15 +360,18 @@ class FbnetCliTest(unittest.TestCase):
             self.assertIn("INVALID_ARGUMENT", bad.stderr)
             self.assertIn("archs[1].canonical", bad.stderr)
             mp.cli(server.address, "retrain")
+            some = [row[0] for row in rows[1:41]]
             good = mp.cli(server.address, "predict", "--device", "samsung_a50", "--space",
-                          "fbnet", first, rows[2][0], "--format", "csv")
+                          "fbnet", *some, "--format", "csv")
             lines = good.stdout.strip().splitlines()
             self.assertEqual(lines[0], "ARCH,LATENCY_MS,LOWER_MS,UPPER_MS")
-            self.assertEqual([line.split(",")[0] for line in lines[1:]], [first, rows[2][0]])
+            self.assertEqual([line.split(",")[0] for line in lines[1:]], some)
             a50 = rows[0].index("samsung_a50")
-            for line, row in zip(lines[1:], rows[1:3]):
-                # A reference device: its own fit, within 15 % of what it measured.
-                self.assertLess(abs(float(line.split(",")[1]) / float(row[a50]) - 1), 0.15)
+            # A reference device: its own additive fit; the median of 40 within 10 % of what
+            # it measured (whole milliseconds on this phone).
+            errors = sorted(abs(float(line.split(",")[1]) / float(row[a50]) - 1)
+                            for line, row in zip(lines[1:], rows[1:41]))
+            self.assertLess(errors[len(errors) // 2], 0.10)
             # models show: the FBNet part (two references) beside NB201's.
             show = mp.cli(server.address, "models", "show").stdout
             fbnet = next(line.split() for line in show.splitlines() if line.startswith("fbnet "))
