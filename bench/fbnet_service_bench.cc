@@ -9,14 +9,16 @@
 //   adapt       a new FBNet device with k samples: SendMeasurements acknowledged, then
 //               Trainer::TrainNow (the kept FunctionModelTrainer refits that one target),
 //               then its first Predict; median over --new_devices devices
-//   batch       one Predict of 100,000 FBNet architectures (compact arch_batch, columnar
-//               answer) over loopback gRPC vs FunctionModel::Predict in process on the same
-//               architectures
+//   batch       Predicts of 100,000 FBNet architectures each (compact arch_batch, columnar
+//               answer) over loopback gRPC, one call in flight and two, vs
+//               FunctionModel::Predict in process on the same architectures (and the
+//               service's handler, PredictorService::Answer, without the transport)
 //   retraining  single-architecture FBNet Predict latency while TrainNow runs in a loop vs
 //               without (alternating slices, as service_bench does for NB201)
 // Every figure goes to --json (flat keys, numbers).
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -39,6 +41,7 @@
 #include "maplex/v1/predictor.grpc.pb.h"
 #include "platform/process.h"
 #include "server/server.h"
+#include "server/services/predictor_service.h"
 
 ABSL_FLAG(bool, quick, false, "short runs: checks the harness, figures are rough");
 ABSL_FLAG(std::string, json, "", "write the figures here as one JSON object");
@@ -102,11 +105,11 @@ v1::RegisterDeviceRequest Registration(const std::string& id,
   return reg;
 }
 
-v1::Measurement FbnetMeasurement(const std::string& device, const core::Architecture& a,
-                                 double ms) {
+v1::Measurement FbnetMeasurement(const std::string& device, size_t row,
+                                 const core::Architecture& a, double ms) {
   v1::Measurement m;
   const std::string canonical = a.ToString();
-  m.set_id(absl::StrCat("bench:", device, ":", canonical));
+  m.set_id(absl::StrCat("bench:", device, ":", row));
   m.set_device_id(device);
   m.mutable_arch()->set_space("fbnet");
   m.mutable_arch()->set_canonical(canonical);
@@ -156,7 +159,7 @@ int main(int argc, char** argv) {
     std::vector<v1::Measurement> ms;
     for (size_t i = 0; i < table.archs.size(); ++i) {
       if (std::isfinite(c.latency_ms[i])) {
-        ms.push_back(FbnetMeasurement(c.device, table.archs[i], c.latency_ms[i]));
+        ms.push_back(FbnetMeasurement(c.device, i, table.archs[i], c.latency_ms[i]));
       }
     }
     imported += static_cast<int64_t>(ms.size());
@@ -187,7 +190,9 @@ int main(int argc, char** argv) {
     std::vector<v1::Measurement> sent;
     for (size_t i = 0; i < rows.size() && static_cast<int>(sent.size()) < k; ++i) {
       const double ms = like.latency_ms[rows[i]];
-      if (std::isfinite(ms)) sent.push_back(FbnetMeasurement(id, table.archs[rows[i]], 1.37 * ms * noise(rng)));
+      if (std::isfinite(ms)) {
+        sent.push_back(FbnetMeasurement(id, rows[i], table.archs[rows[i]], 1.37 * ms * noise(rng)));
+      }
     }
     OrDie(client.SendMeasurements(sent, k), "send k");
     const Clock::time_point acked = Clock::now();
@@ -251,7 +256,24 @@ int main(int argc, char** argv) {
     } while (SecondsSince(start) < (quick ? 0.3 : 2.0));
     const double inprocess = static_cast<double>(calls) * archs.size() / SecondsSince(start);
     Set("batch.inprocess_archs_per_s", inprocess);
+    // The service's handler without the transport: validation, lookup, response columns.
+    const maplex::server::PredictorService& handler = server->predictor();
+    calls = 0;
+    const Clock::time_point handler_start = Clock::now();
+    do {
+      v1::PredictResponse response;
+      OrDie(handler.Answer(request, &response), "answer");
+      ++calls;
+    } while (SecondsSince(handler_start) < (quick ? 0.3 : 2.0));
+    Set("batch.handler_archs_per_s",
+        static_cast<double>(calls) * archs.size() / SecondsSince(handler_start));
     Set("batch.grpc_over_inprocess", r.CallsPerSecond() * archs.size() / inprocess);
+    // Two calls in flight: the transport of one overlaps the handler of the other.
+    LoadOptions two = load;
+    two.outstanding = 2;
+    LoadResult r2 = run(request, two);
+    Set("batch2.grpc_archs_per_s", r2.CallsPerSecond() * static_cast<double>(archs.size()));
+    Set("batch2.grpc_over_inprocess", r2.CallsPerSecond() * archs.size() / inprocess);
   }
 
   // ---- single-architecture Predict latency while retraining runs, and without ----

@@ -247,25 +247,22 @@ absl::StatusOr<std::vector<core::Architecture>> ResolveArchitectureBatch(
   if (!count.ok()) return count.status();
   const std::string& choices = batch.choices();
   const int per_arch = (*space)->positions();
+  // The options of each position, read once: a large batch checks every byte against them.
+  std::array<uint8_t, core::Architecture::kMaxChoices> options{};
+  for (int p = 0; p < per_arch; ++p) options[p] = static_cast<uint8_t>((*space)->options(p));
   std::vector<core::Architecture> archs;
   archs.reserve(*count);
-  std::array<int, core::Architecture::kMaxChoices> codes{};
-  for (size_t i = 0; i < *count; ++i) {
+  const uint8_t* codes = reinterpret_cast<const uint8_t*>(choices.data());
+  for (size_t i = 0; i < *count; ++i, codes += per_arch) {
     for (int p = 0; p < per_arch; ++p) {
-      codes[p] = static_cast<uint8_t>(choices[i * per_arch + p]);
-      if (codes[p] >= (*space)->options(p)) {
+      if (codes[p] >= options[p]) {
         return Invalid(absl::StrCat(field, ".choices"),
-                       absl::StrCat("architecture ", i, ", position ", p, ": code ", codes[p],
-                                    " is outside 0..", (*space)->options(p) - 1));
+                       absl::StrCat("architecture ", i, ", position ", p, ": code ",
+                                    static_cast<int>(codes[p]), " is outside 0..",
+                                    options[p] - 1));
       }
     }
-    absl::StatusOr<core::Architecture> a =
-        (*space)->FromChoices(absl::MakeConstSpan(codes.data(), per_arch));
-    if (!a.ok()) {
-      return Invalid(absl::StrCat(field, ".choices"),
-                     absl::StrCat("architecture ", i, ": ", a.status().message()));
-    }
-    archs.push_back(*a);
+    archs.push_back((*space)->FromValidatedCodes(absl::MakeConstSpan(codes, per_arch)));
   }
   return archs;
 }

@@ -93,6 +93,12 @@ class ArchitectureSpace {
   // The architecture with these choices; InvalidArgument naming the position for a wrong
   // count or an option out of range.
   absl::StatusOr<Architecture> FromChoices(absl::Span<const int> choices) const;
+  // The same without checks, for a hot path that validated a whole batch at once (e.g.
+  // against a table of options()): `codes` must hold positions() entries, each below its
+  // position's options().
+  Architecture FromValidatedCodes(absl::Span<const uint8_t> codes) const {
+    return MakeArchitecture(codes);
+  }
 
   // Parses the canonical string (and any alias the space documents). InvalidArgument naming
   // the position and the offending token for anything else.
