@@ -105,8 +105,8 @@ v1::RegisterDeviceRequest Registration(const std::string& id,
   return reg;
 }
 
-v1::Measurement FbnetMeasurement(const std::string& device, size_t row,
-                                 const core::Architecture& a, double ms) {
+v1::Measurement FbnetMeasurement(const std::string& device, size_t row, const core::Architecture& a,
+                                 double ms) {
   v1::Measurement m;
   const std::string canonical = a.ToString();
   m.set_id(absl::StrCat("bench:", device, ":", row));
@@ -206,8 +206,8 @@ int main(int argc, char** argv) {
   Set("adapt.devices", new_devices);
   Set("adapt.ack_to_predict_ms", 1000 * Median(ack_to_predict));
   Set("adapt.train_ms", 1000 * Median(train_s));
-  Set("adapt.ack_to_predict_max_ms", 1000 * *std::max_element(ack_to_predict.begin(),
-                                                              ack_to_predict.end()));
+  Set("adapt.ack_to_predict_max_ms",
+      1000 * *std::max_element(ack_to_predict.begin(), ack_to_predict.end()));
 
   // ---- batch: 100,000 architectures over gRPC vs in process ----
   const std::string device = "bench_new_0";
@@ -244,8 +244,7 @@ int main(int argc, char** argv) {
     Set("batch.grpc_archs_per_s", r.CallsPerSecond() * static_cast<double>(archs.size()));
     Set("batch.grpc_p50_ms", r.Percentile(0.5) / 1000);
     std::shared_ptr<const maplex::server::ServedModel> served = server->model_slot().Get();
-    const maplex::server::ServedFunctionModel* f =
-        served->FunctionModelOf(core::FbnetSpace::Get());
+    const maplex::server::ServedFunctionModel* f = served->FunctionModelOf(core::FbnetSpace::Get());
     if (f == nullptr) Die("no fbnet model served");
     std::vector<core::LatencyPrediction> out(archs.size());
     int64_t calls = 0;
@@ -289,7 +288,8 @@ int main(int argc, char** argv) {
       while (true) {
         {
           absl::MutexLock lock(&mu);
-          mu.Await(absl::Condition(+[](bool* go) { return *go; }, &want_training));
+          mu.Await(absl::Condition(
+              +[](bool* go) { return *go; }, &want_training));
           if (stop) return;
           training = true;
         }
@@ -316,7 +316,8 @@ int main(int argc, char** argv) {
         if (busy) {
           absl::MutexLock lock(&mu);
           want_training = false;
-          mu.Await(absl::Condition(+[](bool* t) { return !*t; }, &training));
+          mu.Await(absl::Condition(
+              +[](bool* t) { return !*t; }, &training));
         }
         LoadResult& p = pooled[busy ? 1 : 0];
         p.latencies_us.insert(p.latencies_us.end(), r.latencies_us.begin(), r.latencies_us.end());
