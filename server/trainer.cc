@@ -206,10 +206,13 @@ absl::Status Trainer::LoadLatest() {
   }
   // The planners of the other spaces, from the stored parameters and what the references
   // measured (the planner is not part of the snapshot: replicas plan nothing).
-  for (int i = 0; i < (*stored)->snapshot.function_models_size(); ++i) {
-    ServedFunctionModel& f = (*served)->function_models[static_cast<size_t>(i)];
-    absl::StatusOr<core::TrainedFunctionModel> trained =
-        FromSpaceModel((*stored)->snapshot.function_models(i));
+  for (ServedFunctionModel& f : (*served)->function_models) {
+    const v1::SpaceModel* stored_space = nullptr;
+    for (const v1::SpaceModel& m : (*stored)->snapshot.function_models()) {
+      if (m.space() == f.space->name()) stored_space = &m;
+    }
+    if (stored_space == nullptr) continue;  // LoadServedModel built f from one of them
+    absl::StatusOr<core::TrainedFunctionModel> trained = FromSpaceModel(*stored_space);
     if (!trained.ok()) return trained.status();
     absl::StatusOr<std::vector<DeviceSamples>> data = store_->LoadTrainingData(*f.space);
     if (!data.ok()) return data.status();
