@@ -43,7 +43,10 @@ def fbnet_blocks():
 
 class FbnetOnboardingTest(unittest.TestCase):
     def test_new_device_is_predicted_in_fbnet_from_ten_measurements(self):
-        server = mp.ServerProcess().start()
+        # The server's default debounce (2 s) rather than the e2e harness's 0.5 s: the server
+        # shares this machine's two cores with the agent, and a retrain after every
+        # delivered measurement would load the cores the agent measures on.
+        server = mp.ServerProcess(extra_args=["--retrain_debounce_seconds=2"]).start()
         tmp = tempfile.TemporaryDirectory(prefix="maplex_fbnet_e2e_")
         try:
             mp.cli(server.address, "import", mp.FBNET_LATENCY_CSV, "--devices",
@@ -131,6 +134,15 @@ class FbnetOnboardingTest(unittest.TestCase):
                   f"{fit_median:.3f}; load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
             self.assertLessEqual(onboarding_seconds, 120)
             self.assertGreaterEqual(rho, 0.9)
+            # The model reproduces the agent's level (predicted/agent ~1.00 in every run so
+            # far); what moves ±10 % and coverage is whether the two processes measure at one
+            # level. Issue #13: the onboarding test fails outside [0.9, 1.1] — named here, so
+            # that a failure says which part to look at (the measurement protocol, not the
+            # model). Runs at load 4.7 and 1.6 (falling from 4) read 1.17 and 1.24.
+            self.assertLess(abs(fit_median - 1), 0.05, "the fit misses its own samples' level")
+            self.assertTrue(0.9 <= cross_process_median <= 1.1,
+                            f"agent and check process measure at levels {cross_process_median:.3f}"
+                            " apart (measurement protocol, issue #13)")
             self.assertGreaterEqual(within10, 0.6)
             self.assertGreaterEqual(coverage, 0.8)
         finally:
