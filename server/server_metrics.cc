@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <map>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -133,7 +134,11 @@ void ServerMetrics::OnModelServed(const v1::ModelInfo& info) {
   std::vector<std::pair<prometheus::Family<prometheus::Gauge>*, prometheus::Gauge*>> current;
   for (const v1::DeviceAccuracy& a : info.device_accuracy()) {
     auto set = [&](prometheus::Family<prometheus::Gauge>& family, double value) {
-      prometheus::Gauge& g = family.Add({{"device", a.device_id()}});  // existing or new
+      // NB201's series keep their one label; another space's carry it too, so that a
+      // device known in two spaces has one series per space.
+      std::map<std::string, std::string> labels = {{"device", a.device_id()}};
+      if (!a.space().empty() && a.space() != "nb201") labels["space"] = a.space();
+      prometheus::Gauge& g = family.Add(labels);  // existing or new
       g.Set(value);
       current.emplace_back(&family, &g);
     };
