@@ -258,8 +258,7 @@ absl::StatusOr<std::vector<core::Architecture>> ResolveArchitectureBatch(
       if (codes[p] >= options[p]) {
         return Invalid(absl::StrCat(field, ".choices"),
                        absl::StrCat("architecture ", i, ", position ", p, ": code ",
-                                    static_cast<int>(codes[p]), " is outside 0..",
-                                    options[p] - 1));
+                                    static_cast<int>(codes[p]), " is outside 0..", options[p] - 1));
       }
     }
     archs.push_back((*space)->FromValidatedCodes(absl::MakeConstSpan(codes, per_arch)));

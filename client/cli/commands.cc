@@ -677,8 +677,8 @@ int ModelsShow(const Command& c, const Globals& g, const std::vector<std::string
   // What the version serves per space (versions trained before spaces were reported have
   // no such list: they serve nb201 alone).
   if (m->spaces_size() > 0) {
-    Rows spaces = {{"SPACE", "SERVED", "MODEL", "METHOD", "REFERENCES", "TARGETS", "MEASUREMENTS",
-                    "REASON"}};
+    Rows spaces = {
+        {"SPACE", "SERVED", "MODEL", "METHOD", "REFERENCES", "TARGETS", "MEASUREMENTS", "REASON"}};
     for (const v1::SpaceModelInfo& s : m->spaces()) {
       spaces.push_back({s.space(), s.served() ? "yes" : "no", s.kind(),
                         s.method().empty() ? "-" : s.method(), absl::StrCat(s.references()),
@@ -695,11 +695,10 @@ int ModelsShow(const Command& c, const Globals& g, const std::vector<std::string
       return scored ? absl::StrFormat(format, v) : std::string("-");
     };
     acc.push_back({a.device_id(), a.space().empty() ? "nb201" : a.space(),
-                   absl::StrCat(a.samples()),
-                   a.reference() ? "reference" : "adapted", scored ? absl::StrCat(a.scored()) : "-",
-                   scored ? absl::StrCat(a.folds()) : "-", figure("%.4f", a.spearman()),
-                   figure("%.3f", a.acc10()), figure("%.2f", a.mape()),
-                   figure("%.3f", a.coverage90()), a.basis()});
+                   absl::StrCat(a.samples()), a.reference() ? "reference" : "adapted",
+                   scored ? absl::StrCat(a.scored()) : "-", scored ? absl::StrCat(a.folds()) : "-",
+                   figure("%.4f", a.spearman()), figure("%.3f", a.acc10()),
+                   figure("%.2f", a.mape()), figure("%.3f", a.coverage90()), a.basis()});
   }
   absl::StrAppend(&out, "\n", FormatRows(acc, "table"),
                   "\nCV_*: cross-validated: each scored measurement predicted by a refit of the "
