@@ -20,11 +20,10 @@ namespace {
 
 const SpaceLatencyTable& Table() {
   static const SpaceLatencyTable* table = [] {
-    absl::StatusOr<std::string> csv = client::ReadMaybeGzippedFile("data/fbnet_latency.csv.gz");
-    absl::StatusOr<std::string> dev = client::ReadMaybeGzippedFile("data/fbnet_devices.csv");
-    EXPECT_TRUE(csv.ok() && dev.ok());
-    absl::StatusOr<SpaceLatencyTable> t = ParseSpaceLatencyTable(*csv, *dev, &FbnetSpace::Get());
+    absl::StatusOr<SpaceLatencyTable> t =
+        client::LoadSpaceLatencyData("data/fbnet_latency.csv.gz", "data/fbnet_devices.csv");
     EXPECT_TRUE(t.ok()) << t.status();
+    EXPECT_EQ(t->space, &FbnetSpace::Get());
     return new SpaceLatencyTable(*std::move(t));
   }();
   return *table;
