@@ -556,6 +556,20 @@ int Predict(const Command& c, const Globals& g, const std::vector<std::string>& 
     measured = *std::move(m);
   }
 
+  // The measured latency of each requested architecture of another space, parsed once for
+  // the table and the accuracy (nullopt: not measured or not parsable here).
+  std::vector<std::optional<double>> measured_ms(texts.size());
+  std::vector<bool> connected(texts.size(), true);
+  if (measured_by_arch) {
+    for (size_t i = 0; i < texts.size(); ++i) {
+      absl::StatusOr<core::Architecture> a = other_space->Parse(texts[i]);
+      if (!a.ok()) continue;
+      auto it = measured_by_arch->find(a->ToString());
+      if (it != measured_by_arch->end()) measured_ms[i] = it->second;
+      connected[i] = other_space->IsOutputConnected(*a);
+    }
+  }
+
   int rc = 0;
   const core::Nb201Space& space = core::Nb201Space::Get();
   if (format == "json") {
@@ -567,11 +581,7 @@ int Predict(const Command& c, const Globals& g, const std::vector<std::string>& 
     for (int i = 0; i < all.predictions_size(); ++i) {
       const v1::Prediction& p = all.predictions(i);
       rows.push_back({texts[i], Ms(p.latency_ms()), Ms(p.lower_ms()), Ms(p.upper_ms())});
-      if (measured_by_arch) {
-        absl::StatusOr<core::Architecture> a = other_space->Parse(texts[i]);
-        auto it = a.ok() ? measured_by_arch->find(a->ToString()) : measured_by_arch->end();
-        rows.back().push_back(it == measured_by_arch->end() ? "" : Ms(it->second));
-      }
+      if (measured_by_arch) rows.back().push_back(measured_ms[i] ? Ms(*measured_ms[i]) : "");
     }
     rc = Emit(*args, FormatRows(rows, format));
   } else {
@@ -612,17 +622,14 @@ int Predict(const Command& c, const Globals& g, const std::vector<std::string>& 
     std::vector<double> truth;
     int disconnected = 0;
     for (int i = 0; i < all.predictions_size(); ++i) {
-      absl::StatusOr<core::Architecture> a = other_space->Parse(texts[i]);
-      if (!a.ok()) continue;
-      auto it = measured_by_arch->find(a->ToString());
-      if (it == measured_by_arch->end()) continue;
-      if (!other_space->IsOutputConnected(*a)) {
+      if (!measured_ms[i]) continue;
+      if (!connected[i]) {
         ++disconnected;
         continue;
       }
       const v1::Prediction& p = all.predictions(i);
       predicted.push_back({p.latency_ms(), p.lower_ms(), p.upper_ms()});
-      truth.push_back(it->second);
+      truth.push_back(*measured_ms[i]);
     }
     PrintAccuracy(*args->Get("compare-with"), predicted, truth, disconnected, "architectures");
   }
