@@ -4,14 +4,6 @@
 
 namespace maplex::agent {
 
-FbnetBlockShape FbnetBlock(int block) {
-  // Op codes of core/arch/fbnet_space.h: k3_e1 k3_e1_g2 k3_e3 k3_e6 k5_e1 k5_e1_g2 k5_e3 k5_e6.
-  static constexpr FbnetBlockShape kShapes[core::kFbnetSkip] = {
-      {3, 1, 1}, {3, 1, 2}, {3, 3, 1}, {3, 6, 1}, {5, 1, 1}, {5, 1, 2}, {5, 3, 1}, {5, 6, 1},
-  };
-  return block >= 0 && block < core::kFbnetSkip ? kShapes[block] : FbnetBlockShape();
-}
-
 FbnetNetwork BuildFbnetNetwork(const core::Architecture& arch, uint64_t seed) {
   WeightStream stream(seed);
   FbnetNetwork net;
@@ -28,7 +20,7 @@ FbnetNetwork BuildFbnetNetwork(const core::Architecture& arch, uint64_t seed) {
         layer.project = MakeFoldedConv(shape.c_in, shape.c_out, 1, shape.stride, 1, true, stream);
       }
     } else {
-      const FbnetBlockShape block = FbnetBlock(layer.block);
+      const FbnetBlockShape block = core::FbnetSpace::BlockShape(layer.block);
       const int mid = block.expansion * shape.c_in;
       layer.expand = MakeFoldedConv(shape.c_in, mid, 1, 1, block.groups, true, stream);
       layer.depthwise = MakeFoldedConv(mid, mid, block.kernel, shape.stride, mid, true, stream);

@@ -30,17 +30,12 @@
 
 namespace maplex::agent {
 
-inline constexpr int kFbnetStemChannels = 16;
-inline constexpr int kFbnetHeadChannels = 1504;
-inline constexpr int kFbnetClasses = 100;
-
-// Kernel, expansion and groups of block op code 0..7 (kFbnetSkip has none).
-struct FbnetBlockShape {
-  int kernel = 0;
-  int expansion = 0;
-  int groups = 0;
-};
-FbnetBlockShape FbnetBlock(int block);
+// The macro-architecture's fixed sizes and block shapes are the space's (one definition,
+// so the network built here is the one core::FbnetSpace::Cost counts).
+using core::FbnetBlockShape;
+using core::kFbnetClasses;
+using core::kFbnetHeadChannels;
+using core::kFbnetStemChannels;
 
 struct FbnetLayerWeights {
   int block = core::kFbnetSkip;

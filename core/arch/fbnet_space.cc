@@ -11,26 +11,21 @@ namespace {
 
 struct Block {
   const char* name;
-  int kernel;
-  int expansion;
-  int groups;
+  FbnetBlockShape shape;
 };
 constexpr Block kBlocks[kFbnetBlockCount] = {
-    {"k3_e1", 3, 1, 1}, {"k3_e1_g2", 3, 1, 2}, {"k3_e3", 3, 3, 1},
-    {"k3_e6", 3, 6, 1}, {"k5_e1", 5, 1, 1},    {"k5_e1_g2", 5, 1, 2},
-    {"k5_e3", 5, 3, 1}, {"k5_e6", 5, 6, 1},    {"skip", 0, 0, 0},
+    {"k3_e1", {3, 1, 1}}, {"k3_e1_g2", {3, 1, 2}}, {"k3_e3", {3, 3, 1}},
+    {"k3_e6", {3, 6, 1}}, {"k5_e1", {5, 1, 1}},    {"k5_e1_g2", {5, 1, 2}},
+    {"k5_e3", {5, 3, 1}}, {"k5_e6", {5, 6, 1}},    {"skip", {0, 0, 0}},
 };
 
 constexpr int kStageLayers[7] = {1, 4, 4, 4, 4, 4, 1};
 constexpr int kStageChannels[7] = {16, 24, 32, 64, 112, 184, 352};
 constexpr int kStageStride[7] = {1, 1, 2, 2, 1, 2, 1};
-constexpr int kStemChannels = 16;
-constexpr int kHeadChannels = 1504;
-constexpr int kClasses = 100;
 
 std::array<FbnetLayer, kFbnetLayerCount> BuildLayers() {
   std::array<FbnetLayer, kFbnetLayerCount> layers{};
-  int c = kStemChannels, side = 32, l = 0;
+  int c = kFbnetStemChannels, side = 32, l = 0;
   for (int s = 0; s < 7; ++s) {
     for (int i = 0; i < kStageLayers[s]; ++i, ++l) {
       const int stride = i == 0 ? kStageStride[s] : 1;
@@ -59,7 +54,7 @@ void AddLayer(const FbnetLayer& l, int block, NetworkCost* cost) {
     cost->activation_elements += 2 * l.c_out * out_pixels;  // conv, BN
     return;
   }
-  const Block& b = kBlocks[block];
+  const FbnetBlockShape& b = kBlocks[block].shape;
   const int64_t mid = int64_t{b.expansion} * l.c_in;
   // Expand: 1x1 conv in groups, BN, ReLU at the input resolution.
   cost->macs += in_pixels * (l.c_in / b.groups) * mid;
@@ -85,6 +80,10 @@ const FbnetSpace& FbnetSpace::Get() {
 }
 
 const char* FbnetSpace::BlockName(int block) { return kBlocks[block].name; }
+
+FbnetBlockShape FbnetSpace::BlockShape(int block) {
+  return block >= 0 && block < kFbnetBlockCount ? kBlocks[block].shape : FbnetBlockShape();
+}
 FbnetLayer FbnetSpace::Layer(int layer) { return Layers()[layer]; }
 
 std::string_view FbnetSpace::OptionName(int, int option) const { return kBlocks[option].name; }
@@ -143,17 +142,17 @@ bool FbnetSpace::IsOutputConnected(const Architecture&) const { return true; }
 NetworkCost FbnetSpace::Cost(const Architecture& a) const {
   NetworkCost cost;
   // Stem: 3x3 conv 3 -> 16, BN, ReLU on 32x32.
-  cost.macs += int64_t{32} * 32 * kStemChannels * 3 * 9;
-  cost.parameters += 3 * kStemChannels * 9 + 2 * kStemChannels;
-  cost.activation_elements += 3 * kStemChannels * 32 * 32;
+  cost.macs += int64_t{32} * 32 * kFbnetStemChannels * 3 * 9;
+  cost.parameters += 3 * kFbnetStemChannels * 9 + 2 * kFbnetStemChannels;
+  cost.activation_elements += 3 * kFbnetStemChannels * 32 * 32;
   for (int l = 0; l < kFbnetLayerCount; ++l) AddLayer(Layers()[l], a.choice(l), &cost);
   // Head at 4x4: 1x1 conv 352 -> 1504, BN, ReLU; global average pool; linear 1504 -> 100.
   const int64_t pixels = 4 * 4;
   const int64_t c_last = kStageChannels[6];
-  cost.macs += pixels * c_last * kHeadChannels + int64_t{kHeadChannels} * kClasses;
+  cost.macs += pixels * c_last * kFbnetHeadChannels + int64_t{kFbnetHeadChannels} * kFbnetClasses;
   cost.parameters +=
-      c_last * kHeadChannels + 2 * kHeadChannels + int64_t{kHeadChannels} * kClasses + kClasses;
-  cost.activation_elements += 3 * kHeadChannels * pixels + kHeadChannels + kClasses;
+      c_last * kFbnetHeadChannels + 2 * kFbnetHeadChannels + int64_t{kFbnetHeadChannels} * kFbnetClasses + kFbnetClasses;
+  cost.activation_elements += 3 * kFbnetHeadChannels * pixels + kFbnetHeadChannels + kFbnetClasses;
   return cost;
 }
 

@@ -27,6 +27,18 @@ namespace maplex::core {
 inline constexpr int kFbnetLayerCount = 22;
 inline constexpr int kFbnetBlockCount = 9;
 inline constexpr int kFbnetSkip = 8;
+// The fixed parts of the macro-architecture (data/README.md): stem channels, head
+// channels, classes.
+inline constexpr int kFbnetStemChannels = 16;
+inline constexpr int kFbnetHeadChannels = 1504;
+inline constexpr int kFbnetClasses = 100;
+
+// Kernel, expansion and groups of a block op code (all 0 for kFbnetSkip).
+struct FbnetBlockShape {
+  int kernel = 0;
+  int expansion = 0;
+  int groups = 0;
+};
 
 // One searchable layer's place in the macro-architecture.
 struct FbnetLayer {
@@ -42,6 +54,8 @@ class FbnetSpace final : public ArchitectureSpace {
 
   // "k3_e1", ..., "skip" for op codes 0..8.
   static const char* BlockName(int block);
+  // The shape of op code `block`; all 0 for skip and for a code outside 0..8.
+  static FbnetBlockShape BlockShape(int block);
   static FbnetLayer Layer(int layer);
 
   std::string_view name() const override { return "fbnet"; }
