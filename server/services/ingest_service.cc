@@ -248,7 +248,16 @@ class IngestService::MeasurementStream final
     MaybeFinishLocked();
   }
 
-  void OnDone() override { Release(); }
+  void OnDone() override {
+    {
+      // gRPC calls this after every reaction has returned, ordered by its own
+      // (uninstrumented) locks; taking mu_, which each reaction held last, shows
+      // ThreadSanitizer that order, so the delete in Release does not look like a race with
+      // the last reaction's use of received_/incoming_.
+      std::lock_guard<std::mutex> lock(mu_);
+    }
+    Release();
+  }
 
   // Whether the committer should still store this stream's next batch.
   bool ShouldCommit() {
