@@ -60,12 +60,16 @@ std::string FunctionNotes(const maplex::core::FunctionEvaluationReport& r) {
   absl::StrAppendFormat(&out, "| mean | %.3f | %.3f |\n", rho / n, acc / n);
   out +=
       "\nNested choices (per fold, method, k): 90 % half width in log units; maplex's "
-      "switches.\n\n| fold | method | k | half width | virtual examples | baseline mix |\n"
-      "|---|---|---:|---:|---|---:|\n";
+      "settings (baseline mix: a fixed share, or \"adaptive x S\": S times the share chosen "
+      "per target from the samples' leave-one-out errors).\n\n| fold | method | k | half "
+      "width | virtual examples | baseline mix | agreement scale | unweighted share |\n"
+      "|---|---|---:|---:|---|---:|---:|---:|\n";
   for (const maplex::core::FoldChoice& c : r.choices) {
-    absl::StrAppendFormat(&out, "| %s | %s | %d | %.3f | %s | %.2f |\n", c.held_out,
-                          maplex::core::MethodName(c.method), c.k, c.log_half_width,
-                          c.virtual_examples ? "on" : "off", c.baseline_mix);
+    absl::StrAppendFormat(
+        &out, "| %s | %s | %d | %.3f | %s | %s%.2f | %.3f | %.2f |\n", c.held_out,
+        maplex::core::MethodName(c.method), c.k, c.log_half_width,
+        c.virtual_examples ? "on" : "off", c.adaptive_mix ? "adaptive x " : "", c.baseline_mix,
+        c.agreement_scale, c.unweighted_share);
   }
   return out;
 }

@@ -66,29 +66,51 @@ struct Rows {
   std::vector<bool> connected;  // per row
 };
 
-// The variant of a method a fold runs: maplex's switches are chosen per k.
+// The variant of a method a fold runs: maplex's settings are chosen per k from a grid.
 struct Variant {
   Method method;
   bool virtual_examples = true;
   double baseline_mix = 0;
+  double agreement_scale = 0;   // 0: the config's
+  double unweighted_share = -1;  // < 0: the config's
+  bool adaptive_mix = false;     // baseline_mix scaled per target (FunctionConfig::adaptive_mix)
 };
 
-// Under nesting, maplex's switches are the variant's (virtual examples at any k, blend share
-// including 0) instead of the config's sample-count gates.
+// Under nesting, maplex's settings are the variant's (virtual examples at any k, blend share
+// including 0, how sharply agreement selects references and the unweighted floor) instead of
+// the config's defaults and sample-count gates.
 FunctionConfig ConfigFor(const Variant& v, const FunctionConfig& base, bool nested) {
   FunctionConfig c = base;
   if (!nested || v.method != Method::kMapleX) return c;
   c.virtual_min_samples = v.virtual_examples ? 1 : 1 << 30;
   c.baseline_mix = v.baseline_mix;
   c.baseline_mix_min_samples = 1;
+  if (v.agreement_scale > 0) c.agreement_scale = v.agreement_scale;
+  if (v.unweighted_share >= 0) c.unweighted_share = v.unweighted_share;
+  c.adaptive_mix = v.adaptive_mix ? 1 : 0;
   return c;
 }
 
 std::vector<Variant> Candidates(Method method, const FunctionConfig& base, bool nested) {
   if (method != Method::kMapleX || !nested) return {{method, true, base.baseline_mix}};
   std::vector<Variant> out;
+  // Blends: a fixed share of the baseline, or a share chosen per target (adaptive).
+  // The first candidate is the default: maple+w's settings (no virtual examples, no blend).
+  out.push_back({method, false, 0.0, base.agreement_scale, base.unweighted_share, false});
+  const std::pair<double, bool> blends[] = {{0.0, false}, {0.25, false}, {0.5, false},
+                                            {0.5, true},  {1.0, true}};
   for (bool ve : {false, true}) {
-    for (double mix : {0.0, 0.25, 0.5, 0.75}) out.push_back({method, ve, mix});
+    for (const auto& [mix, adaptive] : blends) {
+      for (double agreement : {0.035, 0.05, 0.08, 0.12}) {
+        for (double floor : {0.1, 0.2}) {
+          if (!ve && mix == 0 && !adaptive && agreement == base.agreement_scale &&
+              floor == base.unweighted_share) {
+            continue;  // the default, already first
+          }
+          out.push_back({method, ve, mix, agreement, floor, adaptive});
+        }
+      }
+    }
   }
   return out;
 }
@@ -159,6 +181,31 @@ absl::StatusOr<FunctionEvaluationReport> RunFunctionEvaluation(
     }
     fits.push_back(FitReference(phi, c.device, c.hardware, c.descriptor, archs, ms));
   }
+  // The nested selection mirrors the protocol: with a holdout, a second seeded share of the
+  // training rows (the same share) is held out of fits that only the inner loop uses, and the
+  // inner targets are scored on those rows only, so a setting is judged on architectures its
+  // references never saw, as it is scored. Without a holdout the inner loop uses `fits`.
+  std::vector<bool> inner_held(n_rows, false);
+  std::vector<ReferenceFit> inner_fits;
+  if (holdout && options.nested) {
+    const double share = static_cast<double>(rows.scored.size()) / n_rows;
+    const int count = static_cast<int>(std::lround(share * rows.train.size()));
+    for (int32_t r : DrawSamples(rows.train, count, options.holdout_seed, "inner-arch-holdout")) {
+      inner_held[r] = true;
+    }
+    for (const Column& c : table.devices) {
+      std::vector<Architecture> archs;
+      std::vector<double> ms;
+      for (int r : rows.train) {
+        if (!inner_held[r] && rows.connected[r] && std::isfinite(c.latency_ms[r])) {
+          archs.push_back(table.archs[r]);
+          ms.push_back(c.latency_ms[r]);
+        }
+      }
+      inner_fits.push_back(FitReference(phi, c.device, c.hardware, c.descriptor, archs, ms));
+    }
+  }
+  const std::vector<ReferenceFit>& nested_fits = inner_fits.empty() ? fits : inner_fits;
   std::vector<Architecture> pool;
   for (const Architecture& a : space.Sample(options.pool_size * 2, options.pool_seed)) {
     if (space.IsOutputConnected(a) && static_cast<int>(pool.size()) < options.pool_size) {
@@ -206,13 +253,16 @@ absl::StatusOr<FunctionEvaluationReport> RunFunctionEvaluation(
     struct Inner {
       double score = 0;
       int count = 0;
+      std::vector<double> scores;  // per inner (target, seed), in one order for every variant
       std::vector<double> abs_log_errors;
     };
-    std::map<std::tuple<int, bool, double, int>, Inner> inner;
-    std::vector<Variant> all_variants;
+    // Keyed by (method, index in Candidates(method), k).
+    std::map<std::tuple<int, int, int>, Inner> inner;
+    std::vector<std::pair<Variant, int>> all_variants;
     for (Method m : options.methods) {
-      for (const Variant& v : Candidates(m, options.config, options.nested)) {
-        all_variants.push_back(v);
+      const std::vector<Variant> cands = Candidates(m, options.config, options.nested);
+      for (size_t i = 0; i < cands.size(); ++i) {
+        all_variants.push_back({cands[i], static_cast<int>(i)});
       }
     }
     if (options.nested) {
@@ -230,34 +280,41 @@ absl::StatusOr<FunctionEvaluationReport> RunFunctionEvaluation(
           if (table.devices[d].hardware == h) {
             inner_targets.push_back(d);
           } else {
-            inner_refs.push_back(fits[d]);
+            inner_refs.push_back(nested_fits[d]);
           }
         }
         if (inner_refs.empty()) continue;
         const FunctionFitter inner_fitter(phi, inner_refs, pool);
         for (int d : inner_targets) {
           const Column& c = table.devices[d];
-          const std::vector<int32_t> spool = sample_pool(c);
+          // Samples from the rows the inner fits trained on; scored on the inner holdout
+          // (or, without one, on the target's other rows).
+          std::vector<int32_t> spool, inner_scored;
+          for (int32_t r : sample_pool(c)) (inner_held[r] ? inner_scored : spool).push_back(r);
           for (int k : options.ks) {
             if (static_cast<size_t>(k) >= spool.size()) continue;
             for (int seed = 0; seed < options.nested_seeds; ++seed) {
               std::vector<int32_t> drawn = DrawSamples(spool, k, 1000 + seed, c.device);
               std::vector<int32_t> rest;
-              std::set_difference(spool.begin(), spool.end(), drawn.begin(), drawn.end(),
-                                  std::back_inserter(rest));
+              if (inner_fits.empty()) {
+                std::set_difference(spool.begin(), spool.end(), drawn.begin(), drawn.end(),
+                                    std::back_inserter(rest));
+              } else {
+                rest = inner_scored;
+              }
               rest = DrawSamples(rest, options.nested_rows, 2000 + seed, c.device);
               const std::vector<FunctionSample> samples = SamplesOf(table, c, drawn);
-              for (const Variant& v : all_variants) {
+              for (const auto& [v, index] : all_variants) {
                 FunctionDevice f = inner_fitter.Fit(v.method, samples, c.descriptor,
                                                     ConfigFor(v, options.config, options.nested));
                 std::vector<LatencyPrediction> pred;
                 std::vector<double> meas;
                 predict_rows(inner_fitter, f, rest, c, &pred, &meas);
                 const AccuracyMetrics m = ComputeAccuracy(pred, meas);
-                Inner& in =
-                    inner[{static_cast<int>(v.method), v.virtual_examples, v.baseline_mix, k}];
+                Inner& in = inner[{static_cast<int>(v.method), index, k}];
                 in.score += m.spearman + m.acc10;
                 in.count += 1;
+                in.scores.push_back(m.spearman + m.acc10);
                 for (size_t i = 0; i < pred.size(); ++i) {
                   in.abs_log_errors.push_back(std::abs(std::log(pred[i].latency_ms / meas[i])));
                 }
@@ -272,25 +329,49 @@ absl::StatusOr<FunctionEvaluationReport> RunFunctionEvaluation(
     for (Method m : options.methods) {
       for (int k : options.ks) {
         const std::vector<Variant> cands = Candidates(m, options.config, options.nested);
-        Variant best = cands.front();
+        // Candidate 0 is the default. Another is taken only if it beats the default by more
+        // than one standard error of the paired per-(target, seed) difference, and then the
+        // best of those: with ~100 candidates and differences of a few thousandths, the plain
+        // argmax mostly picks inner noise.
+        int best_index = 0;
         double best_score = -1e300;
-        double half_width = 0;
-        for (const Variant& v : cands) {
-          auto it = inner.find({static_cast<int>(m), v.virtual_examples, v.baseline_mix, k});
+        const auto def = inner.find({static_cast<int>(m), 0, k});
+        for (size_t i = 0; i < cands.size(); ++i) {
+          auto it = inner.find({static_cast<int>(m), static_cast<int>(i), k});
           if (it == inner.end() || it->second.count == 0) continue;
           const double score = it->second.score / it->second.count;
-          if (score > best_score) {
+          bool clear = i == 0;
+          if (i > 0 && def != inner.end() && def->second.scores.size() == it->second.scores.size()) {
+            const size_t n = it->second.scores.size();
+            double mean = 0, sq = 0;
+            for (size_t j = 0; j < n; ++j) mean += it->second.scores[j] - def->second.scores[j];
+            mean /= n;
+            for (size_t j = 0; j < n; ++j) {
+              const double d = it->second.scores[j] - def->second.scores[j] - mean;
+              sq += d * d;
+            }
+            const double se = n > 1 ? std::sqrt(sq / (n - 1) / n) : 1e300;
+            clear = mean > se;
+          }
+          if (clear && score > best_score) {
             best_score = score;
-            best = v;
-            std::vector<double> e = it->second.abs_log_errors;
-            const size_t q = static_cast<size_t>(0.9 * (e.size() - 1));
-            std::nth_element(e.begin(), e.begin() + q, e.end());
-            half_width = e.empty() ? 0 : e[q];
+            best_index = static_cast<int>(i);
           }
         }
+        const Variant best = cands[best_index];
+        double half_width = 0;
+        auto it = inner.find({static_cast<int>(m), best_index, k});
+        if (it != inner.end() && !it->second.abs_log_errors.empty()) {
+          std::vector<double> e = it->second.abs_log_errors;
+          const size_t q = static_cast<size_t>(0.9 * (e.size() - 1));
+          std::nth_element(e.begin(), e.begin() + q, e.end());
+          half_width = e[q];
+        }
         chosen[{static_cast<int>(m), k}] = {best, half_width};
-        out.choices.push_back(
-            {fold.name, k, m, half_width, best.virtual_examples, best.baseline_mix});
+        out.choices.push_back({fold.name, k, m, half_width, best.virtual_examples,
+                               best.baseline_mix, best.adaptive_mix,
+                               ConfigFor(best, options.config, options.nested).agreement_scale,
+                               ConfigFor(best, options.config, options.nested).unweighted_share});
       }
     }
 

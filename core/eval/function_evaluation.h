@@ -5,9 +5,13 @@
 // device, reference or target, trains on them and only they are scored — the figure for
 // architectures nobody measured.
 //
-// Nested: each fold's interval half width (per method and k) and maplex's switches (virtual
-// examples, baseline blend; per k) are chosen by leaving hardware out *within* the fold's
-// training devices, never on the devices scored.
+// Nested: each fold's interval half width (per method and k) and maplex's settings (per k:
+// virtual examples, baseline blend fixed or adaptive, agreement scale, unweighted floor) are
+// chosen by leaving hardware out *within* the fold's training devices, never on the devices
+// scored. With a holdout, the inner loop mirrors it: a second share of the training rows is
+// held out of the inner references' fits and only those rows are scored. maplex keeps its
+// default settings (maple+w's) unless a candidate beats them by more than one standard error
+// of the paired per-(inner target, seed) difference.
 //
 //   FunctionEvaluationOptions o;  o.arch_holdout = 0.2;
 //   absl::StatusOr<EvaluationReport> r = RunFunctionEvaluation(table, o);
@@ -57,6 +61,9 @@ struct FoldChoice {
   double log_half_width = 0;
   bool virtual_examples = false;
   double baseline_mix = 0;
+  bool adaptive_mix = false;  // baseline_mix scaled per target (FunctionConfig::adaptive_mix)
+  double agreement_scale = 0;
+  double unweighted_share = 0;
 };
 
 struct FunctionEvaluationReport {

@@ -464,15 +464,45 @@ FunctionDevice FunctionFitter::Fit(Method method, absl::Span<const FunctionSampl
       L * PhiL.transpose() + v * m * phim.transpose() + tau2 * Phi.transpose();
   Eigen::MatrixXd K = Phi * SigmaPhiT;
   K.diagonal() += noise;
-  const Eigen::VectorXd u = m + SigmaPhiT * K.ldlt().solve(z - phim);
+  const Eigen::LDLT<Eigen::MatrixXd> K_ldlt = K.ldlt();
+  const Eigen::VectorXd alpha_vec = K_ldlt.solve(z - phim);
+  const Eigen::VectorXd u = m + SigmaPhiT * alpha_vec;
   for (int j = 0; j < p; ++j) out.weights[j] = s * u(j);
 
-  if (method == Method::kMapleX && k >= config.baseline_mix_min_samples &&
-      config.baseline_mix > 0) {
+  if (method != Method::kMapleX || k < config.baseline_mix_min_samples) return out;
+  double mix = config.baseline_mix;
+  if (config.adaptive_mix && k >= 4) {
+    // Stacking by leave-one-out error on the real samples: the posterior's held-out
+    // residual of sample i is [K^-1 r]_i / [K^-1]_ii (r = z - Phi m), the transfer's
+    // e_i / (1 - h_ii); both as log errors. The blend weights the two by inverse mean
+    // squared error, so a target whose samples the best reference's transfer explains
+    // better leans on it and one no reference resembles keeps the posterior.
+    const Eigen::MatrixXd K_inv = K_ldlt.solve(Eigen::MatrixXd::Identity(n, n));
+    const Transfer& t = transfers[best];
+    double x_mean = 0;
+    std::vector<double> x(k);
+    for (int i = 0; i < k; ++i) {
+      x[i] = std::log(std::max(phi_->Dot(obs_arch[i], refs_[best].weights.data()), 1e-9));
+      x_mean += x[i] / k;
+    }
+    double sxx = 0;
+    for (int i = 0; i < k; ++i) sxx += (x[i] - x_mean) * (x[i] - x_mean);
+    double e_posterior = 0, e_transfer = 0;
+    for (int i = 0; i < k; ++i) {
+      const double held_out = z(i) - alpha_vec(i) / K_inv(i, i);
+      const double lp = std::log(std::max(held_out, 1e-9) / z(i));
+      e_posterior += lp * lp;
+      const double h = 1.0 / k + (sxx > 1e-12 ? (x[i] - x_mean) * (x[i] - x_mean) / sxx : 0);
+      const double e = (std::log(obs_y[i]) - t.alpha - t.beta * x[i]) / std::max(1 - h, 1e-3);
+      e_transfer += e * e;
+    }
+    mix *= e_posterior / std::max(e_posterior + e_transfer, 1e-300);
+  }
+  if (mix > 0) {
     out.transfer_reference = best;
     out.alpha = transfers[best].alpha;
     out.beta = transfers[best].beta;
-    out.mix = config.baseline_mix;
+    out.mix = mix;
   }
   return out;
 }
@@ -530,6 +560,7 @@ absl::Status ApplyFunctionConfigOverrides(std::string_view text, FunctionConfig*
       {"virtual_noise", &config->virtual_noise, nullptr},
       {"virtual_min_samples", nullptr, &config->virtual_min_samples},
       {"baseline_mix", &config->baseline_mix, nullptr},
+      {"adaptive_mix", nullptr, &config->adaptive_mix},
       {"baseline_mix_min_samples", nullptr, &config->baseline_mix_min_samples},
       {"max_prior_references", nullptr, &config->max_prior_references},
   };

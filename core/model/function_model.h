@@ -142,6 +142,9 @@ struct FunctionConfig {
   // Share of the baseline blended into maplex's prediction.
   double baseline_mix = 0.5;
   int baseline_mix_min_samples = 5;
+  // Nonzero: the blend share is chosen per target from the k samples instead (each part's
+  // leave-one-out log error; inverse-error weighting), from 3 samples.
+  int adaptive_mix = 0;
   // The prior takes at most this many references, the ones whose baseline transfer agrees
   // best with the k samples (all of them without samples): a fit then costs the same with
   // 20 or 2,000 references (bench/function_trainer_benchmark.cc, fleet scaling).

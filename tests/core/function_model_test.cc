@@ -166,6 +166,43 @@ TEST_F(FitterTest, BaselinePicksTheScaledTwinAndMapleTracksANewMix) {
   EXPECT_LT(3 * mape_fit, mape_rigid) << mape_fit << " vs " << mape_rigid;
 }
 
+// adaptive_mix: the blend share follows which part explains the k samples better out of
+// sample. A power transform of one reference (not additive, so the posterior cannot follow
+// it) leans on the baseline; an additive mix no reference has keeps the posterior.
+TEST_F(FitterTest, AdaptiveMixLeansOnWhicheverPartPredictsHeldOutSamples) {
+  const FunctionFitter fitter(phi_, refs_, FbnetSpace::Get().Sample(128, 5));
+  const std::vector<Architecture> k10 = FbnetSpace::Get().Sample(10, 77);
+  FunctionConfig adaptive;
+  adaptive.adaptive_mix = 1;
+  adaptive.baseline_mix = 1;
+  adaptive.baseline_mix_min_samples = 1;
+  adaptive.virtual_min_samples = 1 << 30;
+
+  std::vector<FunctionSample> power;
+  for (const Architecture& a : k10) {
+    power.push_back({a, 2 * std::pow(phi_.Dot(a, truths_[2].data()), 1.6)});
+  }
+  const FunctionDevice p = fitter.Fit(Method::kMapleX, power, {}, adaptive);
+  EXPECT_EQ(p.transfer_reference, 2);
+  EXPECT_GT(p.mix, 0.8) << p.mix;
+
+  const std::vector<double> fresh = DeviceWeights(phi_, 7, 0.5, 0.75);
+  std::vector<FunctionSample> additive;
+  for (const Architecture& a : k10) additive.push_back({a, phi_.Dot(a, fresh.data())});
+  const FunctionDevice f = fitter.Fit(Method::kMapleX, additive, {}, adaptive);
+  EXPECT_LT(f.mix, 0.3);
+  EXPECT_LT(3 * f.mix, p.mix) << f.mix << " vs " << p.mix;
+
+  // The share scales baseline_mix; without adaptive_mix it is baseline_mix itself.
+  adaptive.baseline_mix = 0.5;
+  EXPECT_NEAR(fitter.Fit(Method::kMapleX, power, {}, adaptive).mix, 0.5 * p.mix, 1e-12);
+  adaptive.adaptive_mix = 0;
+  EXPECT_EQ(fitter.Fit(Method::kMapleX, additive, {}, adaptive).mix, 0.5);
+  // Only maplex blends.
+  adaptive.adaptive_mix = 1;
+  EXPECT_EQ(fitter.Fit(Method::kMapleWeights, power, {}, adaptive).mix, 0);
+}
+
 TEST_F(FitterTest, ModelSerializesCompactlyAndPredictsIdentically) {
   const FunctionFitter fitter(phi_, refs_, FbnetSpace::Get().Sample(128, 5));
   FunctionModelParams params;
@@ -243,6 +280,8 @@ TEST(FunctionConfig, OverridesParseAndRejectUnknownNames) {
   ASSERT_TRUE(ApplyFunctionConfigOverrides("rank=4,noise=0.1", &c).ok());
   EXPECT_EQ(c.rank, 4);
   EXPECT_EQ(c.noise, 0.1);
+  ASSERT_TRUE(ApplyFunctionConfigOverrides("adaptive_mix=1", &c).ok());
+  EXPECT_EQ(c.adaptive_mix, 1);
   EXPECT_FALSE(ApplyFunctionConfigOverrides("bogus=1", &c).ok());
   EXPECT_FALSE(ApplyFunctionConfigOverrides("rank=x", &c).ok());
 }
