@@ -6,7 +6,7 @@
 //       [--samples random|planned] [--json OUT] [--markdown OUT] [--svg-dir DIR] [--maple
 //       rank=8,virtual_weight=0.2,...]
 //       [--space nb201|fbnet] [--arch-holdout F] [--test-archs FILE] [--function name=value,...]
-//       [--nested 1|0]
+//       [--nested 1|0] [--nested-seeds N]
 //
 // Two models: the NB201 table model (the default for an NB201 table) and the function model
 // (core/model/function_model.h), used for every other space and whenever --space,
@@ -81,7 +81,7 @@ int Usage(const std::string& error) {
       "[--train a,b] [--test x,y] [--k 3,5,10,20] [--seeds 5] "
       "[--methods baseline,maple,maple+ve,maple+w,maplex] [--samples random|planned] [--json OUT] "
       "[--markdown OUT] [--svg-dir DIR] [--maple name=value,...] [--space nb201|fbnet] "
-      "[--arch-holdout F] [--test-archs FILE] [--function name=value,...] [--nested 1|0]\n",
+      "[--arch-holdout F] [--test-archs FILE] [--function name=value,...] [--nested 1|0] [--nested-seeds N]\n",
       error.c_str());
   return 2;
 }
@@ -157,6 +157,11 @@ int main(int argc, char** argv) {
     } else if (name == "--nested") {
       if (value != "0" && value != "1") return Usage("bad --nested value " + value);
       flags.function.nested = value == "1";
+    } else if (name == "--nested-seeds") {
+      if (!absl::SimpleAtoi(value, &flags.function.nested_seeds) ||
+          flags.function.nested_seeds <= 0) {
+        return Usage("bad --nested-seeds value " + value);
+      }
     } else if (name == "--json") {
       flags.json = value;
     } else if (name == "--markdown") {
