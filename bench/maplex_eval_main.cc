@@ -65,11 +65,10 @@ std::string FunctionNotes(const maplex::core::FunctionEvaluationReport& r) {
       "width | virtual examples | baseline mix | agreement scale | unweighted share |\n"
       "|---|---|---:|---:|---|---:|---:|---:|\n";
   for (const maplex::core::FoldChoice& c : r.choices) {
-    absl::StrAppendFormat(
-        &out, "| %s | %s | %d | %.3f | %s | %s%.2f | %.3f | %.2f |\n", c.held_out,
-        maplex::core::MethodName(c.method), c.k, c.log_half_width,
-        c.virtual_examples ? "on" : "off", c.adaptive_mix ? "adaptive x " : "", c.baseline_mix,
-        c.agreement_scale, c.unweighted_share);
+    absl::StrAppendFormat(&out, "| %s | %s | %d | %.3f | %s | %s%.2f | %.3f | %.2f |\n", c.held_out,
+                          maplex::core::MethodName(c.method), c.k, c.log_half_width,
+                          c.virtual_examples ? "on" : "off", c.adaptive_mix ? "adaptive x " : "",
+                          c.baseline_mix, c.agreement_scale, c.unweighted_share);
   }
   return out;
 }
@@ -81,7 +80,8 @@ int Usage(const std::string& error) {
       "[--train a,b] [--test x,y] [--k 3,5,10,20] [--seeds 5] "
       "[--methods baseline,maple,maple+ve,maple+w,maplex] [--samples random|planned] [--json OUT] "
       "[--markdown OUT] [--svg-dir DIR] [--maple name=value,...] [--space nb201|fbnet] "
-      "[--arch-holdout F] [--test-archs FILE] [--function name=value,...] [--nested 1|0] [--nested-seeds N]\n",
+      "[--arch-holdout F] [--test-archs FILE] [--function name=value,...] [--nested 1|0] "
+      "[--nested-seeds N]\n",
       error.c_str());
   return 2;
 }

@@ -71,7 +71,7 @@ struct Variant {
   Method method;
   bool virtual_examples = true;
   double baseline_mix = 0;
-  double agreement_scale = 0;   // 0: the config's
+  double agreement_scale = 0;    // 0: the config's
   double unweighted_share = -1;  // < 0: the config's
   bool adaptive_mix = false;     // baseline_mix scaled per target (FunctionConfig::adaptive_mix)
 };
@@ -92,13 +92,16 @@ FunctionConfig ConfigFor(const Variant& v, const FunctionConfig& base, bool nest
 }
 
 std::vector<Variant> Candidates(Method method, const FunctionConfig& base, bool nested) {
-  if (method != Method::kMapleX || !nested) return {{method, true, base.baseline_mix}};
+  if (method != Method::kMapleX || !nested) {
+    return {{method, true, base.baseline_mix, base.agreement_scale, base.unweighted_share,
+             base.adaptive_mix != 0}};
+  }
   std::vector<Variant> out;
   // Blends: a fixed share of the baseline, or a share chosen per target (adaptive).
   // The first candidate is the default: maple+w's settings (no virtual examples, no blend).
   out.push_back({method, false, 0.0, base.agreement_scale, base.unweighted_share, false});
-  const std::pair<double, bool> blends[] = {{0.0, false}, {0.25, false}, {0.5, false},
-                                            {0.5, true},  {1.0, true}};
+  const std::pair<double, bool> blends[] = {
+      {0.0, false}, {0.25, false}, {0.5, false}, {0.5, true}, {1.0, true}};
   for (bool ve : {false, true}) {
     for (const auto& [mix, adaptive] : blends) {
       for (double agreement : {0.035, 0.05, 0.08, 0.12}) {
@@ -341,7 +344,8 @@ absl::StatusOr<FunctionEvaluationReport> RunFunctionEvaluation(
           if (it == inner.end() || it->second.count == 0) continue;
           const double score = it->second.score / it->second.count;
           bool clear = i == 0;
-          if (i > 0 && def != inner.end() && def->second.scores.size() == it->second.scores.size()) {
+          if (i > 0 && def != inner.end() &&
+              def->second.scores.size() == it->second.scores.size()) {
             const size_t n = it->second.scores.size();
             double mean = 0, sq = 0;
             for (size_t j = 0; j < n; ++j) mean += it->second.scores[j] - def->second.scores[j];

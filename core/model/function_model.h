@@ -142,8 +142,10 @@ struct FunctionConfig {
   // Share of the baseline blended into maplex's prediction.
   double baseline_mix = 0.5;
   int baseline_mix_min_samples = 5;
-  // Nonzero: the blend share is chosen per target from the k samples instead (each part's
-  // leave-one-out log error; inverse-error weighting), from 3 samples.
+  // Nonzero (maplex, k >= 4): the blend share is baseline_mix times a share chosen per target
+  // from its k samples: each sample's leave-one-out log error under the posterior and under
+  // the best reference's transfer, weighted by inverse mean squared error (a target whose
+  // samples the transfer explains better leans on it). Below 4 samples: baseline_mix as is.
   int adaptive_mix = 0;
   // The prior takes at most this many references, the ones whose baseline transfer agrees
   // best with the k samples (all of them without samples): a fit then costs the same with
