@@ -306,6 +306,7 @@ absl::StatusOr<FunctionEvaluationReport> RunFunctionEvaluation(
                 rest = inner_scored;
               }
               rest = DrawSamples(rest, options.nested_rows, 2000 + seed, c.device);
+              if (rest.empty()) continue;  // nothing to score (every variant alike)
               const std::vector<FunctionSample> samples = SamplesOf(table, c, drawn);
               for (const auto& [v, index] : all_variants) {
                 FunctionDevice f = inner_fitter.Fit(v.method, samples, c.descriptor,
@@ -334,7 +335,7 @@ absl::StatusOr<FunctionEvaluationReport> RunFunctionEvaluation(
         const std::vector<Variant> cands = Candidates(m, options.config, options.nested);
         // Candidate 0 is the default. Another is taken only if it beats the default by more
         // than one standard error of the paired per-(target, seed) difference, and then the
-        // best of those: with ~100 candidates and differences of a few thousandths, the plain
+        // best of those: with 80 candidates and differences of a few thousandths, the plain
         // argmax mostly picks inner noise.
         int best_index = 0;
         double best_score = -1e300;

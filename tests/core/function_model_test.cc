@@ -323,6 +323,22 @@ TEST(FunctionEvaluation, HoldsArchitecturesOutAndScoresOnlyThem) {
   // Nested choices exist for every fold, method and k, with a positive half width.
   EXPECT_EQ(r->choices.size(), 3u * 5 * 2);
   for (const FoldChoice& c : r->choices) EXPECT_GT(c.log_half_width, 0) << c.held_out;
+  // maplex's settings come from the nested grid; the other methods run the config as given.
+  for (const FoldChoice& c : r->choices) {
+    if (c.method == Method::kMapleX) {
+      EXPECT_TRUE(c.agreement_scale == 0.035 || c.agreement_scale == 0.05 ||
+                  c.agreement_scale == 0.08 || c.agreement_scale == 0.12)
+          << c.agreement_scale;
+      EXPECT_TRUE(c.unweighted_share == 0.1 || c.unweighted_share == 0.2) << c.unweighted_share;
+      if (c.adaptive_mix) {
+        EXPECT_TRUE(c.baseline_mix == 0.5 || c.baseline_mix == 1.0) << c.baseline_mix;
+      }
+    } else {
+      EXPECT_EQ(c.agreement_scale, o.config.agreement_scale);
+      EXPECT_EQ(c.unweighted_share, o.config.unweighted_share);
+      EXPECT_FALSE(c.adaptive_mix);
+    }
+  }
 
   o.test_archs = {FbnetSpace::Get().Sample(1, 12345)[0]};
   EXPECT_FALSE(RunFunctionEvaluation(table, o).ok());  // not in the table
