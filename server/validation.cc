@@ -387,6 +387,21 @@ absl::Status ValidateUpdateDevice(const maplex::v1::UpdateDeviceRequest& request
   return absl::OkStatus();
 }
 
+namespace {
+
+// Runs `check` (a function of the field's name) with an empty name, and once more with
+// measurements[i]<suffix> only when it fails: a batch of 5,000 valid measurements then
+// builds none of the 45,000 field names its errors could need. The checks are pure, so
+// the second run fails as the first did, now naming the field.
+template <typename Check>
+absl::Status CheckField(int i, absl::string_view suffix, const Check& check) {
+  absl::Status s = check(absl::string_view());
+  if (s.ok()) return s;
+  return check(absl::StrCat("measurements[", i, "]", suffix));
+}
+
+}  // namespace
+
 absl::StatusOr<std::vector<StoredMeasurement>> ValidateMeasurementBatch(
     const maplex::v1::MeasurementBatch& batch, const Limits& limits) {
   if (batch.measurements_size() == 0) return Invalid("measurements", "the batch is empty");
@@ -401,56 +416,77 @@ absl::StatusOr<std::vector<StoredMeasurement>> ValidateMeasurementBatch(
   std::vector<StoredMeasurement> rows;
   rows.reserve(batch.measurements_size());
   absl::flat_hash_set<absl::string_view> ids;
+  ids.reserve(batch.measurements_size());
   for (int i = 0; i < batch.measurements_size(); ++i) {
     const maplex::v1::Measurement& m = batch.measurements(i);
-    const std::string at = absl::StrCat("measurements[", i, "]");
-    if (absl::Status s = ValidateIdentifier(m.id(), absl::StrCat(at, ".id"), limits); !s.ok()) {
+    if (absl::Status s = CheckField(
+            i, ".id",
+            [&](absl::string_view field) { return ValidateIdentifier(m.id(), field, limits); });
+        !s.ok()) {
       return s;
     }
     if (!ids.insert(m.id()).second) {
-      return Invalid(absl::StrCat(at, ".id"), absl::StrCat(Quoted(m.id()),
-                                                          " appears twice in the batch"));
+      return Invalid(absl::StrCat("measurements[", i, "].id"),
+                     absl::StrCat(Quoted(m.id()), " appears twice in the batch"));
     }
-    if (absl::Status s = ValidateIdentifier(m.device_id(), absl::StrCat(at, ".device_id"), limits);
+    if (absl::Status s = CheckField(i, ".device_id",
+                                    [&](absl::string_view field) {
+                                      return ValidateIdentifier(m.device_id(), field, limits);
+                                    });
         !s.ok()) {
       return s;
     }
-    if (absl::Status s = ValidateArchitectureSize(m.arch(), absl::StrCat(at, ".arch"), limits);
+    if (absl::Status s = CheckField(i, ".arch",
+                                    [&](absl::string_view field) {
+                                      return ValidateArchitectureSize(m.arch(), field, limits);
+                                    });
         !s.ok()) {
       return s;
     }
-    absl::StatusOr<core::Architecture> arch =
-        ResolveArchitecture(m.arch(), absl::StrCat(at, ".arch"));
-    if (!arch.ok()) return arch.status();
+    absl::StatusOr<core::Architecture> arch = ResolveArchitecture(m.arch(), absl::string_view());
+    if (!arch.ok()) {
+      return ResolveArchitecture(m.arch(), absl::StrCat("measurements[", i, "].arch")).status();
+    }
     if (!rows.empty() && arch->space() != rows.front().arch.space()) {
-      return OtherSpace(absl::StrCat(at, ".arch.space"), *arch->space(), "measurements[0]",
-                        *rows.front().arch.space());
+      return OtherSpace(absl::StrCat("measurements[", i, "].arch.space"), *arch->space(),
+                        "measurements[0]", *rows.front().arch.space());
     }
     const maplex::v1::MeasurementStats& st = m.stats();
-    if (absl::Status s = ValidateLatency(st.median_ms(), absl::StrCat(at, ".stats.median_ms"),
-                                         limits, /*zero_allowed=*/false);
+    if (absl::Status s = CheckField(i, ".stats.median_ms",
+                                    [&](absl::string_view field) {
+                                      return ValidateLatency(st.median_ms(), field, limits,
+                                                             /*zero_allowed=*/false);
+                                    });
         !s.ok()) {
       return s;
     }
-    if (absl::Status s = ValidateLatency(st.p90_ms(), absl::StrCat(at, ".stats.p90_ms"), limits,
-                                         /*zero_allowed=*/true);
+    if (absl::Status s = CheckField(i, ".stats.p90_ms",
+                                    [&](absl::string_view field) {
+                                      return ValidateLatency(st.p90_ms(), field, limits,
+                                                             /*zero_allowed=*/true);
+                                    });
         !s.ok()) {
       return s;
     }
     if (!std::isfinite(st.stddev_ms()) || st.stddev_ms() < 0) {
-      return Invalid(absl::StrCat(at, ".stats.stddev_ms"),
+      return Invalid(absl::StrCat("measurements[", i, "].stats.stddev_ms"),
                      absl::StrFormat("%g is not a non-negative finite figure", st.stddev_ms()));
     }
     if (st.repeats() < 0) {
-      return Invalid(absl::StrCat(at, ".stats.repeats"), absl::StrCat(st.repeats(), " is negative"));
+      return Invalid(absl::StrCat("measurements[", i, "].stats.repeats"),
+                     absl::StrCat(st.repeats(), " is negative"));
     }
-    if (absl::Status s = ValidateText(m.protocol().notes(), absl::StrCat(at, ".protocol.notes"),
-                                      limits);
+    if (absl::Status s = CheckField(i, ".protocol.notes",
+                                    [&](absl::string_view field) {
+                                      return ValidateText(m.protocol().notes(), field, limits);
+                                    });
         !s.ok()) {
       return s;
     }
-    if (absl::Status s = ValidateText(m.protocol().tool(), absl::StrCat(at, ".protocol.tool"),
-                                      limits);
+    if (absl::Status s = CheckField(i, ".protocol.tool",
+                                    [&](absl::string_view field) {
+                                      return ValidateText(m.protocol().tool(), field, limits);
+                                    });
         !s.ok()) {
       return s;
     }

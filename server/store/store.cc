@@ -556,15 +556,31 @@ absl::StatusOr<Device> Store::RetireDevice(absl::string_view id) {
   return GetDeviceOn(db_, id);
 }
 
+Store::PreparedMeasurements::PreparedMeasurements(std::vector<StoredMeasurement> rows)
+    : rows_(std::move(rows)) {
+  canonical_.reserve(rows_.size());
+  protocol_end_.reserve(rows_.size());
+  for (const StoredMeasurement& m : rows_) {
+    canonical_.push_back(m.arch.ToString());
+    m.protocol.AppendToString(&protocols_);
+    protocol_end_.push_back(protocols_.size());
+  }
+}
+
 absl::StatusOr<Store::IngestResult> Store::AddMeasurements(
     absl::Span<const StoredMeasurement> batch, bool replace) {
+  return AddMeasurements(
+      PreparedMeasurements(std::vector<StoredMeasurement>(batch.begin(), batch.end())), replace);
+}
+
+absl::StatusOr<Store::IngestResult> Store::AddMeasurements(const PreparedMeasurements& prepared,
+                                                           bool replace) {
+  const std::vector<StoredMeasurement>& batch = prepared.rows_;
+  const std::vector<std::string>& canonical = prepared.canonical_;
   std::lock_guard<std::mutex> lock(mu_);
   Transaction tx(db_);
   if (!tx.status().ok()) return tx.status();
   IngestResult result;
-  // The key of each row: its space's name and its canonical string.
-  std::vector<std::string> canonical(batch.size());
-  for (size_t i = 0; i < batch.size(); ++i) canonical[i] = batch[i].arch.ToString();
   if (replace) {
     Statement del(db_,
                   "DELETE FROM measurements WHERE device_id = ?1 AND space = ?2 AND arch = ?3");
@@ -588,12 +604,14 @@ absl::StatusOr<Store::IngestResult> Store::AddMeasurements(
                    "SELECT device_id, space, arch, median_ms, p90_ms, stddev_ms, repeats FROM "
                    "measurements WHERE measurement_id = ?1");
   const int64_t now = NowMs();
-  std::string protocol;
+  const absl::string_view protocols = prepared.protocols_;
+  size_t protocol_begin = 0;
   for (size_t i = 0; i < batch.size(); ++i) {
     const StoredMeasurement& m = batch[i];
     const absl::string_view space = SpaceName(*m.arch.space());
-    // Bound in place, not copied: `batch`, `canonical`, the space's name and `protocol`
-    // outlive each step and Reset.
+    const size_t protocol_end = prepared.protocol_end_[i];
+    // Bound in place, not copied: `prepared` and the space's name outlive each step and
+    // Reset.
     insert.BindUnowned(1, m.id);
     insert.BindUnowned(2, m.device_id);
     insert.BindUnowned(3, space);
@@ -602,9 +620,8 @@ absl::StatusOr<Store::IngestResult> Store::AddMeasurements(
     insert.Bind(6, m.stats.p90_ms());
     insert.Bind(7, m.stats.stddev_ms());
     insert.Bind(8, int64_t{m.stats.repeats()});
-    protocol.clear();
-    m.protocol.SerializeToString(&protocol);
-    insert.BindBlobUnowned(9, protocol);
+    insert.BindBlobUnowned(9, protocols.substr(protocol_begin, protocol_end - protocol_begin));
+    protocol_begin = protocol_end;
     insert.Bind(10, m.measured_at_unix_ms);
     insert.Bind(11, now);
     if (absl::Status s = insert.Run(); !s.ok()) {

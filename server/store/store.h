@@ -148,6 +148,25 @@ class Store {
   // ones (`maplex import --replace`); ids then never conflict.
   absl::StatusOr<IngestResult> AddMeasurements(absl::Span<const StoredMeasurement> batch,
                                                bool replace = false);
+  // A batch with the per-row work that needs no database done: each row's canonical
+  // string (its key) and its protocol's bytes. Prepare it on any thread, before the write
+  // lock, so that a committing thread only inserts (the ingest service prepares batch N+1
+  // while batch N commits).
+  class PreparedMeasurements {
+   public:
+    explicit PreparedMeasurements(std::vector<StoredMeasurement> rows);
+    const std::vector<StoredMeasurement>& rows() const { return rows_; }
+
+   private:
+    friend class Store;
+    std::vector<StoredMeasurement> rows_;
+    std::vector<std::string> canonical_;  // rows_[i].arch.ToString()
+    std::string protocols_;               // every row's serialized protocol, back to back
+    std::vector<size_t> protocol_end_;    // rows_[i]'s ends at protocol_end_[i]
+  };
+  // AddMeasurements of a prepared batch: the same contract.
+  absl::StatusOr<IngestResult> AddMeasurements(const PreparedMeasurements& batch,
+                                               bool replace = false);
   // Whether the device exists and is not retired, without counting its measurements
   // (the ingest path asks this for every batch). NotFound when no device has this id.
   absl::StatusOr<bool> DeviceAcceptsData(absl::string_view id);

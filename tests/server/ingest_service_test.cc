@@ -225,5 +225,42 @@ TEST_F(IngestServiceTest, AcksComeInOrderAndEachAfterItsCommit) {
   EXPECT_EQ(Stored(), kBatches * 3);
 }
 
+// The ack's ids are serialized while the batch waits for the committer and its counts
+// after the commit (IngestService::CheckedBatch); the client parses them as one ack.
+TEST_F(IngestServiceTest, AnAckNamesEveryIdAndCountsNewRowsAndReplays) {
+  Serve();
+  auto context = Context();
+  auto stream = stub_->StreamMeasurements(context.get());
+  std::vector<v1::Measurement> first;
+  for (int i = 0; i < 4; ++i) {
+    first.push_back(TestMeasurement("id-" + std::to_string(i), "board", i, 1.0 + i));
+  }
+  // The second batch replays two of the first and adds one.
+  std::vector<v1::Measurement> second = {
+      first[3], first[1], TestMeasurement("a-much-longer-id-than-sso-allows-xyz", "board", 9, 2.0)};
+  ASSERT_TRUE(stream->Write(Batch(first)));
+  ASSERT_TRUE(stream->Write(Batch(second)));
+  stream->WritesDone();
+  v1::MeasurementAck ack;
+  ASSERT_TRUE(stream->Read(&ack));
+  EXPECT_THAT(Ids(ack), ElementsAre("id-0", "id-1", "id-2", "id-3"));
+  EXPECT_EQ(ack.inserted(), 4);
+  EXPECT_EQ(ack.already_stored(), 0);
+  ASSERT_TRUE(stream->Read(&ack));
+  EXPECT_THAT(Ids(ack), ElementsAre("id-3", "id-1", "a-much-longer-id-than-sso-allows-xyz"));
+  EXPECT_EQ(ack.inserted(), 1);
+  EXPECT_EQ(ack.already_stored(), 2);
+  EXPECT_FALSE(stream->Read(&ack));
+  grpc::Status status = stream->Finish();
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(Stored(), 5);
+  // The in-process entry point returns the same ack.
+  absl::StatusOr<v1::MeasurementAck> again = service_->StoreBatch(Batch(second));
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_THAT(Ids(*again), ElementsAre("id-3", "id-1", "a-much-longer-id-than-sso-allows-xyz"));
+  EXPECT_EQ(again->inserted(), 0);
+  EXPECT_EQ(again->already_stored(), 3);
+}
+
 }  // namespace
 }  // namespace maplex::server

@@ -1,5 +1,10 @@
 #include "server/validation.h"
 
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
 #include "core/arch/fbnet_space.h"
 #include "core/arch/nb201_space.h"
 #include "gmock/gmock.h"
@@ -171,6 +176,51 @@ TEST(ValidateMeasurementBatchTest, NamesTheMeasurementOfABadOrMixedArchitecture)
   EXPECT_THAT(mixed.status().message(),
               HasSubstr("measurements[2].arch.space: space nb201 differs from fbnet of "
                         "measurements[0]"));
+}
+
+// Field names are built only when a check fails (server/validation.cc, CheckField): every
+// kind of fault still names its measurement and field, whatever its place in the batch.
+TEST(ValidateMeasurementBatchTest, NamesTheFieldOfEachFault) {
+  Limits limits;
+  const std::string too_long(limits.max_text_length + 1, 'x');
+  const std::string too_long_arch(limits.max_arch_string_length + 1, 'x');
+  const std::vector<std::pair<std::function<void(v1::Measurement&)>, std::string>> faults = {
+      {[](v1::Measurement& m) { m.set_id(""); }, "measurements[3].id: is empty"},
+      {[](v1::Measurement& m) { m.set_id("m0"); }, "measurements[3].id: \"m0\" appears twice"},
+      {[](v1::Measurement& m) { m.set_device_id("a b"); }, "measurements[3].device_id: \"a b\""},
+      {[&](v1::Measurement& m) { m.mutable_arch()->set_canonical(too_long_arch); },
+       "measurements[3].arch.canonical: "},
+      {[](v1::Measurement& m) { m.mutable_arch()->set_index(15625); },
+       "measurements[3].arch.index: 15625 is outside"},
+      {[](v1::Measurement& m) { m.mutable_arch()->set_space("resnet"); },
+       "measurements[3].arch.space: \"resnet\" is not a known search space"},
+      {[](v1::Measurement& m) { m.mutable_stats()->set_median_ms(0); },
+       "measurements[3].stats.median_ms: 0 is not a positive"},
+      {[](v1::Measurement& m) { m.mutable_stats()->set_p90_ms(-1); },
+       "measurements[3].stats.p90_ms: -1 is not a non-negative"},
+      {[](v1::Measurement& m) { m.mutable_stats()->set_stddev_ms(-1); },
+       "measurements[3].stats.stddev_ms: -1"},
+      {[](v1::Measurement& m) { m.mutable_stats()->set_repeats(-2); },
+       "measurements[3].stats.repeats: -2 is negative"},
+      {[&](v1::Measurement& m) { m.mutable_protocol()->set_notes(too_long); },
+       "measurements[3].protocol.notes: "},
+      {[&](v1::Measurement& m) { m.mutable_protocol()->set_tool(too_long); },
+       "measurements[3].protocol.tool: "},
+  };
+  for (const auto& [fault, message] : faults) {
+    v1::MeasurementBatch batch;
+    for (int i = 0; i < 5; ++i) {
+      v1::Measurement* m = batch.add_measurements();
+      m->set_id("m" + std::to_string(i));
+      m->set_device_id("d");
+      m->mutable_arch()->set_index(i);
+      m->mutable_stats()->set_median_ms(1.0 + i);
+      if (i == 3) fault(*m);
+    }
+    auto rows = ValidateMeasurementBatch(batch, limits);
+    EXPECT_EQ(rows.status().code(), absl::StatusCode::kInvalidArgument) << message;
+    EXPECT_THAT(rows.status().message(), HasSubstr(message));
+  }
 }
 
 TEST(ValidatePredictRequestTest, ReturnsTheIndicesInOrder) {
