@@ -558,13 +558,22 @@ absl::StatusOr<Device> Store::RetireDevice(absl::string_view id) {
 
 Store::PreparedMeasurements::PreparedMeasurements(std::vector<StoredMeasurement> rows)
     : rows_(std::move(rows)) {
-  canonical_.reserve(rows_.size());
-  protocol_end_.reserve(rows_.size());
+  ends_.reserve(2 * rows_.size());
   for (const StoredMeasurement& m : rows_) {
-    canonical_.push_back(m.arch.ToString());
-    m.protocol.AppendToString(&protocols_);
-    protocol_end_.push_back(protocols_.size());
+    bytes_ += m.arch.ToString();
+    ends_.push_back(bytes_.size());
+    m.protocol.AppendToString(&bytes_);
+    ends_.push_back(bytes_.size());
   }
+}
+
+absl::string_view Store::PreparedMeasurements::Canonical(size_t i) const {
+  const size_t begin = i == 0 ? 0 : ends_[2 * i - 1];
+  return absl::string_view(bytes_).substr(begin, ends_[2 * i] - begin);
+}
+
+absl::string_view Store::PreparedMeasurements::Protocol(size_t i) const {
+  return absl::string_view(bytes_).substr(ends_[2 * i], ends_[2 * i + 1] - ends_[2 * i]);
 }
 
 absl::StatusOr<Store::IngestResult> Store::AddMeasurements(
@@ -576,7 +585,6 @@ absl::StatusOr<Store::IngestResult> Store::AddMeasurements(
 absl::StatusOr<Store::IngestResult> Store::AddMeasurements(const PreparedMeasurements& prepared,
                                                            bool replace) {
   const std::vector<StoredMeasurement>& batch = prepared.rows_;
-  const std::vector<std::string>& canonical = prepared.canonical_;
   std::lock_guard<std::mutex> lock(mu_);
   Transaction tx(db_);
   if (!tx.status().ok()) return tx.status();
@@ -588,7 +596,7 @@ absl::StatusOr<Store::IngestResult> Store::AddMeasurements(const PreparedMeasure
       const StoredMeasurement& m = batch[i];
       del.Bind(1, m.device_id);
       del.Bind(2, SpaceName(*m.arch.space()));
-      del.Bind(3, canonical[i]);
+      del.Bind(3, prepared.Canonical(i));
       if (absl::Status s = del.Run(); !s.ok()) return s;
       result.replaced += sqlite3_changes(db_);
       del.Reset();
@@ -604,24 +612,21 @@ absl::StatusOr<Store::IngestResult> Store::AddMeasurements(const PreparedMeasure
                    "SELECT device_id, space, arch, median_ms, p90_ms, stddev_ms, repeats FROM "
                    "measurements WHERE measurement_id = ?1");
   const int64_t now = NowMs();
-  const absl::string_view protocols = prepared.protocols_;
-  size_t protocol_begin = 0;
   for (size_t i = 0; i < batch.size(); ++i) {
     const StoredMeasurement& m = batch[i];
     const absl::string_view space = SpaceName(*m.arch.space());
-    const size_t protocol_end = prepared.protocol_end_[i];
+    const absl::string_view canonical = prepared.Canonical(i);
     // Bound in place, not copied: `prepared` and the space's name outlive each step and
     // Reset.
     insert.BindUnowned(1, m.id);
     insert.BindUnowned(2, m.device_id);
     insert.BindUnowned(3, space);
-    insert.BindUnowned(4, canonical[i]);
+    insert.BindUnowned(4, canonical);
     insert.Bind(5, m.stats.median_ms());
     insert.Bind(6, m.stats.p90_ms());
     insert.Bind(7, m.stats.stddev_ms());
     insert.Bind(8, int64_t{m.stats.repeats()});
-    insert.BindBlobUnowned(9, protocols.substr(protocol_begin, protocol_end - protocol_begin));
-    protocol_begin = protocol_end;
+    insert.BindBlobUnowned(9, prepared.Protocol(i));
     insert.Bind(10, m.measured_at_unix_ms);
     insert.Bind(11, now);
     if (absl::Status s = insert.Run(); !s.ok()) {
@@ -642,7 +647,7 @@ absl::StatusOr<Store::IngestResult> Store::AddMeasurements(const PreparedMeasure
     }
     const bool same =
         stored.ColumnText(0) == m.device_id && stored.ColumnText(1) == space &&
-        stored.ColumnText(2) == canonical[i] && stored.ColumnDouble(3) == m.stats.median_ms() &&
+        stored.ColumnText(2) == canonical && stored.ColumnDouble(3) == m.stats.median_ms() &&
         stored.ColumnDouble(4) == m.stats.p90_ms() &&
         stored.ColumnDouble(5) == m.stats.stddev_ms() && stored.ColumnInt(6) == m.stats.repeats();
     if (!same) {
@@ -653,8 +658,8 @@ absl::StatusOr<Store::IngestResult> Store::AddMeasurements(const PreparedMeasure
           "must be identical, nothing of this batch was stored",
           m.id, stored.ColumnText(0), stored.ColumnText(1), stored.ColumnText(2),
           stored.ColumnDouble(3), stored.ColumnDouble(4), stored.ColumnDouble(5),
-          stored.ColumnInt(6), m.device_id, space, canonical[i], m.stats.median_ms(),
-          m.stats.p90_ms(), m.stats.stddev_ms(), m.stats.repeats()));
+          stored.ColumnInt(6), m.device_id, space, canonical, m.stats.median_ms(), m.stats.p90_ms(),
+          m.stats.stddev_ms(), m.stats.repeats()));
     }
     stored.Reset();
     ++result.already_stored;

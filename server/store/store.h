@@ -159,10 +159,14 @@ class Store {
 
    private:
     friend class Store;
+    // Row i's canonical string and serialized protocol: one buffer for the batch rather
+    // than two allocations per row.
+    absl::string_view Canonical(size_t i) const;
+    absl::string_view Protocol(size_t i) const;
+
     std::vector<StoredMeasurement> rows_;
-    std::vector<std::string> canonical_;  // rows_[i].arch.ToString()
-    std::string protocols_;               // every row's serialized protocol, back to back
-    std::vector<size_t> protocol_end_;    // rows_[i]'s ends at protocol_end_[i]
+    std::string bytes_;         // each row's canonical string, then its protocol, in order
+    std::vector<size_t> ends_;  // row i's canonical string ends at [2i], its protocol at [2i+1]
   };
   // AddMeasurements of a prepared batch: the same contract.
   absl::StatusOr<IngestResult> AddMeasurements(const PreparedMeasurements& batch,
