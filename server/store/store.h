@@ -168,7 +168,8 @@ class Store {
     std::string bytes_;         // each row's canonical string, then its protocol, in order
     std::vector<size_t> ends_;  // row i's canonical string ends at [2i], its protocol at [2i+1]
   };
-  // AddMeasurements of a prepared batch: the same contract.
+  // AddMeasurements of a prepared batch: the same contract. (The overload above prepares
+  // a copy of its rows.)
   absl::StatusOr<IngestResult> AddMeasurements(const PreparedMeasurements& batch,
                                                bool replace = false);
   // Whether the device exists and is not retired, without counting its measurements
