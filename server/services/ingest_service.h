@@ -6,9 +6,10 @@
 // StreamMeasurements is pipelined: while one batch of a stream commits (its inserts and
 // fsync, on the service's committer thread), the next one is parsed, checked and prepared
 // (its rows' keys and its ack's ids, in gRPC's callback reactions), and committed batches
-// are freed there too, so the committer does about what a bare SQLite insert loop does. The contract is the serial one: acks go out in order, each after its
-// batch committed; a refused batch ends the stream once every batch before it is committed
-// and acknowledged, and nothing of it or of anything after it is stored.
+// are freed there too, so the committer does about what a bare SQLite insert loop does.
+// The contract is the serial one: acks go out in order, each after its batch committed; a
+// refused batch ends the stream once every batch before it is committed and acknowledged,
+// and nothing of it or of anything after it is stored.
 #ifndef MAPLEX_SERVER_SERVICES_INGEST_SERVICE_H_
 #define MAPLEX_SERVER_SERVICES_INGEST_SERVICE_H_
 
