@@ -12,7 +12,8 @@
 //   batch       Predicts of 100,000 FBNet architectures each (compact arch_batch, columnar
 //               answer) over loopback gRPC, one call in flight and two, vs
 //               FunctionModel::Predict in process on the same architectures (and the
-//               service's handler, PredictorService::Answer, without the transport)
+//               service's handler, PredictorService::Answer, without the transport); the
+//               gRPC answer is checked equal to the in-process one, value for value
 //   retraining  single-architecture FBNet Predict latency while TrainNow runs in a loop vs
 //               without (alternating slices, as service_bench does for NB201)
 // Every figure goes to --json (flat keys, numbers).
@@ -255,6 +256,24 @@ int main(int argc, char** argv) {
     } while (SecondsSince(start) < (quick ? 0.3 : 2.0));
     const double inprocess = static_cast<double>(calls) * archs.size() / SecondsSince(start);
     Set("batch.inprocess_archs_per_s", inprocess);
+    {  // What crossed the wire is what the model computes: every column equal, bit for bit.
+      grpc::ClientContext context;
+      v1::PredictResponse response;
+      const grpc::Status s = stubs[0]->Predict(&context, request, &response);
+      if (!s.ok()) Die(absl::StrCat("predict for the check: ", s.error_message()));
+      const v1::PredictionColumns& c = response.columns();
+      const int n = static_cast<int>(out.size());
+      if (c.latency_ms_size() != n || c.lower_ms_size() != n || c.upper_ms_size() != n) {
+        Die("the gRPC answer has the wrong number of predictions");
+      }
+      for (int i = 0; i < n; ++i) {
+        if (c.latency_ms(i) != out[i].latency_ms || c.lower_ms(i) != out[i].lower_ms ||
+            c.upper_ms(i) != out[i].upper_ms) {
+          Die(absl::StrCat("the gRPC answer differs from in-process at architecture ", i));
+        }
+      }
+      Set("batch.grpc_equals_inprocess", 1);
+    }
     // The service's handler without the transport: validation, lookup, response columns.
     const maplex::server::PredictorService& handler = server->predictor();
     calls = 0;

@@ -9,6 +9,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/types/span.h"
 #include "core/arch/architecture_space.h"
 #include "maplex/v1/common.pb.h"
 #include "maplex/v1/ingest.pb.h"
@@ -36,6 +37,24 @@ absl::StatusOr<const core::ArchitectureSpace*> ValidateSpace(absl::string_view n
 // the options of its position (naming the architecture and the position);
 // ResourceExhausted beyond limits.max_archs_per_predict.
 absl::StatusOr<std::vector<core::Architecture>> ResolveArchitectureBatch(
+    const maplex::v1::ArchitectureBatch& batch, absl::string_view field, const Limits& limits);
+
+// A compact batch whose every byte was checked against its position's options but not
+// decoded: architecture i is space->FromValidatedCodes(Codes(i)). A large Predict decodes
+// it a chunk at a time into a small buffer instead of building (and faulting in) one
+// 40-byte Architecture per entry. Points into the request's bytes: valid while it lives.
+struct EncodedArchitectureBatch {
+  const core::ArchitectureSpace* space = nullptr;
+  const uint8_t* codes = nullptr;
+  size_t per_arch = 0;
+  size_t count = 0;
+  absl::Span<const uint8_t> Codes(size_t i) const {
+    return absl::MakeConstSpan(codes + i * per_arch, per_arch);
+  }
+};
+
+// ResolveArchitectureBatch's checks (same errors) without decoding.
+absl::StatusOr<EncodedArchitectureBatch> ValidateArchitectureBatch(
     const maplex::v1::ArchitectureBatch& batch, absl::string_view field, const Limits& limits);
 
 // `arch` as a value of its space: the NB201 forms `cell` and `index`, or `canonical` in any
@@ -83,14 +102,17 @@ struct PredictArchitectures {
   const core::ArchitectureSpace* space = nullptr;
   std::vector<int32_t> nb201_indices;     // when space is nb201
   std::vector<core::Architecture> archs;  // for every other space
-  size_t size() const { return nb201_indices.size() + archs.size(); }
+  // Instead of `archs`, with decode_batch = false: the arch_batch of another space, checked.
+  EncodedArchitectureBatch encoded;
+  size_t size() const { return nb201_indices.size() + archs.size() + encoded.count; }
 };
 
 // The architectures asked for, in order. InvalidArgument naming the position for a bad
 // architecture or one of another space than the first (one space per request);
-// RESOURCE_EXHAUSTED above the per-request limit.
+// RESOURCE_EXHAUSTED above the per-request limit. With decode_batch false, an arch_batch of
+// a space other than NB201 is checked (same errors) and left encoded in `encoded`.
 absl::StatusOr<PredictArchitectures> ValidatePredictRequest(
-    const maplex::v1::PredictRequest& request, const Limits& limits);
+    const maplex::v1::PredictRequest& request, const Limits& limits, bool decode_batch = true);
 
 }  // namespace maplex::server
 

@@ -1,5 +1,7 @@
 #include "core/arch/architecture_space.h"
 
+#include <cstring>
+
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 
@@ -30,7 +32,8 @@ Architecture ArchitectureSpace::MakeArchitecture(absl::Span<const uint8_t> choic
   Architecture a;
   a.space_ = this;
   a.size_ = static_cast<uint8_t>(choices.size());
-  for (size_t p = 0; p < choices.size(); ++p) a.choices_[p] = choices[p];
+  // One copy of the bytes (a large Predict decodes every architecture of its batch here).
+  std::memcpy(a.choices_.data(), choices.data(), choices.size());
   return a;
 }
 

@@ -13,6 +13,7 @@
 #include "server/model_version_cache.h"
 #include "server/services/retired_devices.h"
 #include "server/store/store.h"
+#include "server/validation.h"
 
 namespace maplex::server {
 
@@ -46,6 +47,13 @@ class PredictorService final : public maplex::v1::Predictor::Service {
   // device's measurements there, newer than the model `version`).
   absl::Status DeviceNotInSpace(const std::string& device_id, const core::ArchitectureSpace& space,
                                 uint64_t version) const;
+
+  // Answers a request of a function-model space (the device is known to `model`): the
+  // architectures are decoded and predicted a chunk at a time, straight into the response's
+  // columns or rows. Any error leaves the response for the caller to discard.
+  static absl::Status PredictFunction(const core::FunctionModel& model, const std::string& device,
+                                      const PredictArchitectures& asked, bool columnar,
+                                      maplex::v1::PredictResponse* response);
 
   // Older versions held in memory at once: a chunked predict pins one version, and a few
   // NAS runs may each pin their own.
