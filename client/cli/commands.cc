@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -35,6 +36,8 @@
 #include "core/eval/cross_validation.h"
 #include "core/eval/metrics.h"
 #include "core/hardware/spec_proto.h"
+#include "core/model/function_model.h"
+#include "core/model/function_trainer.h"
 #include "platform/sqlite_backup.h"
 
 namespace maplex::cli {
@@ -224,11 +227,16 @@ const Command kCommands[] = {
     {"tokens revoke", "revoke a bearer token: refused from its next call on (operators)", "ID",
      TokensRevoke},
     {"report", "write a device's accuracy report: one self-contained HTML page",
-     "--device ID --out REPORT.html [--compare-with LATENCY.csv[.gz]]\n"
+     "--device ID --out REPORT.html [--compare-with LATENCY.csv[.gz]] [--space nb201|fbnet]\n"
      "  Figures: predicted vs measured, error histogram, accuracy vs number of samples,\n"
      "  most similar known devices. Measured = the device's stored measurements, or the\n"
      "  --compare-with file (as for predict). The last two figures are recomputed here\n"
-     "  from every device's measurements on the server.",
+     "  from every device's measurements on the server.\n"
+     "  --space: default the --compare-with file's space, else the device's only space.\n"
+     "  FBNet (a function model): every figure is scored on held-out architectures — with\n"
+     "  --compare-with, the file's architectures no device on the server measured (import\n"
+     "  with --hold-out to keep some); else each stored measurement predicted by a refit\n"
+     "  without it.",
      Report},
 };
 
@@ -1058,19 +1066,227 @@ int TokensRevoke(const Command& c, const Globals& g, const std::vector<std::stri
 
 // ---------- report ----------
 
+// The space of a latency file's architectures, from its header and first row: NB201's
+// `arch_index,...`, or the first registered space that parses the first `arch` value.
+// nullptr when neither tells.
+const core::ArchitectureSpace* DetectFileSpace(const std::string& path) {
+  absl::StatusOr<std::string> text = client::ReadMaybeGzippedFile(path);
+  if (!text.ok()) return nullptr;
+  std::vector<absl::string_view> lines =
+      absl::StrSplit(*text, absl::MaxSplits('\n', 2), absl::SkipEmpty());
+  if (lines.size() < 2) return nullptr;
+  if (absl::StartsWith(lines[0], "arch_index")) return &core::Nb201Space::Get();
+  std::vector<absl::string_view> header = absl::StrSplit(lines[0], ',');
+  std::vector<absl::string_view> row = absl::StrSplit(lines[1], ',');
+  const auto arch = std::find(header.begin(), header.end(), "arch");
+  if (arch == header.end() || static_cast<size_t>(arch - header.begin()) >= row.size()) {
+    return nullptr;
+  }
+  const absl::string_view first = row[arch - header.begin()];
+  for (std::string_view name : core::SpaceNames()) {
+    const core::ArchitectureSpace* space = core::FindSpace(name);
+    if (space->Parse(std::string_view(first.data(), first.size())).ok()) return space;
+  }
+  return nullptr;
+}
+
+// `maplex report` for a device of a function-model space (FBNet): every figure scored on
+// architectures the model did not see (client/report/accuracy_report.h).
+int ReportFunctionSpace(MaplexClient& client, const v1::Device& target,
+                        const core::ArchitectureSpace& space,
+                        const std::optional<std::string>& compare_with, const std::string& out) {
+  const std::string space_name(space.name());
+  client::FunctionReportInput in;
+  in.device = target;
+  in.table.space = &space;
+  // Every active device's measurements in the space, one column each.
+  absl::flat_hash_map<core::Architecture, size_t> row_of;
+  auto row = [&](const core::Architecture& a) {
+    auto [it, added] = row_of.try_emplace(a, in.table.archs.size());
+    if (added) {
+      in.table.archs.push_back(a);
+      for (auto& column : in.table.devices) column.latency_ms.push_back(std::nan(""));
+    }
+    return it->second;
+  };
+  absl::StatusOr<std::vector<v1::Device>> fleet = client.ListDevices({});
+  if (!fleet.ok()) return Fail(fleet.status());
+  int target_column = -1;
+  for (const v1::Device& f : *fleet) {
+    absl::StatusOr<std::vector<v1::MeasuredLatency>> latencies =
+        client.ListMeasurements(f.id(), space_name);
+    if (!latencies.ok()) return Fail(latencies.status());
+    if (latencies->empty() && f.id() != target.id()) continue;
+    if (f.id() == target.id()) {
+      target_column = static_cast<int>(in.table.devices.size());
+      in.stored_samples = static_cast<int>(latencies->size());
+    }
+    core::SpaceLatencyTable::Column& column = in.table.devices.emplace_back();
+    column.device = f.id();
+    column.hardware = f.hardware_fingerprint();  // as the server's trainer groups hardware
+    column.descriptor.spec = core::SpecFromProto(f.spec(), f.config());
+    column.latency_ms.assign(in.table.archs.size(), std::nan(""));
+    for (const v1::MeasuredLatency& m : *latencies) {
+      absl::StatusOr<core::Architecture> a = space.Parse(m.arch().canonical());
+      if (!a.ok()) return Fail(a.status());
+      const size_t r = row(*a);
+      in.table.devices.back().latency_ms[r] = m.latency_ms();
+    }
+    in.hardware_names[f.id()] = f.hardware_name();
+  }
+  if (target_column < 0) {
+    return Fail(absl::NotFoundError(absl::StrCat(
+        "device \"", target.id(), "\" is not active (retired devices have no report)")));
+  }
+
+  absl::StatusOr<v1::ModelInfo> model = client.GetModel(0);
+  if (!model.ok()) return Fail(model.status());
+  if (compare_with) {
+    // Scored: the file's architectures no device on the server measured, so that no fit of
+    // the served model read them; the device's column becomes the file's measurements.
+    absl::StatusOr<absl::flat_hash_map<std::string, double>> file =
+        MeasuredBySpace(*compare_with, target.id(), space);
+    if (!file.ok()) return Fail(file.status());
+    absl::flat_hash_set<core::Architecture> measured_by_fleet(in.table.archs.begin(),
+                                                              in.table.archs.end());
+    std::vector<std::pair<core::Architecture, double>> rows;
+    for (const auto& [text, ms] : *file) {
+      absl::StatusOr<core::Architecture> a = space.Parse(text);
+      if (!a.ok()) return Fail(a.status());
+      rows.push_back({*a, ms});
+    }
+    std::sort(rows.begin(), rows.end());  // deterministic pages
+    std::vector<v1::Architecture> asked;
+    for (const auto& [a, ms] : rows) {
+      in.table.devices[target_column].latency_ms[row(a)] = ms;
+      if (measured_by_fleet.contains(a)) continue;
+      in.scored.push_back(a);
+      in.measured_ms.push_back(ms);
+      asked.push_back(client::Canonical(space_name, a.ToString()));
+    }
+    if (in.scored.empty()) {
+      return Fail(absl::FailedPreconditionError(absl::StrCat(
+          "every architecture of ", *compare_with, " was measured by a device on the server, ",
+          "so the served model saw them all; hold some out (maplex import --hold-out SHARE "
+          "--hold-out-list FILE) to score it")));
+    }
+    absl::StatusOr<v1::PredictResponse> predicted =
+        PredictInChunks(client, target.id(), asked, model->version());
+    if (!predicted.ok()) return Fail(predicted.status());
+    for (const v1::Prediction& p : predicted->predictions()) {
+      in.predicted.push_back({p.latency_ms(), p.lower_ms(), p.upper_ms()});
+    }
+    in.truth_source = absl::StrCat("measurements in ", *compare_with, " of the ", in.scored.size(),
+                                   " architectures no device on the server measured");
+    in.predictions_source = absl::StrCat("the served model (version ", model->version(), ")");
+    in.scored_unseen_by_fleet = true;
+  } else {
+    // The served model was fit on the device's stored measurements: score each one as
+    // predicted by a refit of the whole space without it (core/eval/cross_validation.h's
+    // folds; the kept FunctionModelTrainer refits only this device after the first fold).
+    std::vector<core::SpaceDeviceData> devices;
+    for (const auto& column : in.table.devices) {
+      core::SpaceDeviceData& data = devices.emplace_back();
+      data.device = column.device;
+      data.hardware = column.hardware;
+      data.descriptor = column.descriptor;
+      for (size_t r = 0; r < in.table.archs.size(); ++r) {
+        if (std::isfinite(column.latency_ms[r])) {
+          data.samples.push_back({in.table.archs[r], column.latency_ms[r]});
+        }
+      }
+    }
+    const std::vector<core::FunctionSample> stored = devices[target_column].samples;
+    // CrossValidate keys samples by an int: here the position in `stored`.
+    std::vector<core::LatencySample> keyed;
+    for (size_t i = 0; i < stored.size(); ++i) {
+      keyed.push_back({static_cast<int32_t>(i), stored[i].latency_ms});
+    }
+    core::FunctionTrainOptions train;
+    absl::StatusOr<core::Method> method = core::ParseMethod(model->method());
+    if (!method.ok()) return Fail(method.status());
+    train.method = *method;
+    core::FunctionModelTrainer trainer(space, train);
+    core::CrossValidationOptions options;
+    options.max_scored_samples = std::numeric_limits<int>::max();
+    absl::StatusOr<core::CrossValidation> cv = core::CrossValidate(
+        keyed, options,
+        [&](absl::Span<const core::LatencySample> training, absl::Span<const int32_t> held_out,
+            absl::Span<core::LatencyPrediction> predictions) -> absl::Status {
+          devices[target_column].samples.clear();
+          for (const core::LatencySample& s : training) {
+            devices[target_column].samples.push_back(stored[s.arch_index]);
+          }
+          absl::StatusOr<core::TrainedFunctionModel> t = trainer.Train(devices);
+          if (!t.ok()) return t.status();
+          absl::StatusOr<core::FunctionModel> refit = core::FunctionModel::Create(t->params);
+          if (!refit.ok()) return refit.status();
+          std::vector<core::Architecture> archs;
+          for (int32_t i : held_out) archs.push_back(stored[i].arch);
+          return refit->Predict(target.id(), archs, predictions);
+        });
+    if (!cv.ok()) {
+      return Fail(absl::Status(cv.status().code(),
+                               absl::StrCat("device \"", target.id(), "\" in ", space_name,
+                                            " is not cross-validated (", cv.status().message(),
+                                            "); give --compare-with FILE to score the served "
+                                            "model on architectures no device measured")));
+    }
+    for (const core::HeldOutPrediction& h : cv->held_out) {
+      in.scored.push_back(stored[h.measured.arch_index].arch);
+      in.measured_ms.push_back(h.measured.latency_ms);
+      in.predicted.push_back(h.predicted);
+    }
+    in.truth_source = "the device's stored measurements";
+    in.predictions_source =
+        absl::StrCat("cross-validated refits of ", model->method(), " (", cv->folds,
+                     " folds, each measurement held out of the fit that predicts it; "
+                     "core/model/function_trainer.h, computed in the client)");
+  }
+  in.model = *std::move(model);
+
+  absl::StatusOr<std::string> html = client::FunctionAccuracyReportHtml(in);
+  if (!html.ok()) return Fail(html.status());
+  if (absl::Status s = client::WriteTextFile(out, *html); !s.ok()) return Fail(s);
+  std::printf("wrote %s: device %s, space %s, model version %llu, %zu held-out architectures\n",
+              out.c_str(), target.id().c_str(), space_name.c_str(),
+              static_cast<unsigned long long>(in.model.version()), in.scored.size());
+  return 0;
+}
+
 int Report(const Command& c, const Globals& g, const std::vector<std::string>& argv) {
-  absl::StatusOr<Args> args = Args::Parse(argv, {"device", "out", "compare-with"}, {});
+  absl::StatusOr<Args> args = Args::Parse(argv, {"device", "out", "compare-with", "space"}, {});
   if (!args.ok()) return UsageError(c, args.status().message());
   std::optional<std::string> device = args->Get("device");
   std::optional<std::string> out = args->Get("out");
   if (!device || !out) return UsageError(c, "--device and --out are required");
   if (!args->positionals().empty()) return UsageError(c, "takes no positional arguments");
+  const core::ArchitectureSpace* space = nullptr;  // null: detected below
+  if (std::optional<std::string> name = args->Get("space")) {
+    space = IsNb201(*name) ? &core::Nb201Space::Get() : core::FindSpace(*name);
+    if (space == nullptr)
+      return UsageError(c, absl::StrCat("--space: unknown space \"", *name, "\""));
+  }
   absl::StatusOr<MaplexClient> client = Connect(g);
   if (!client.ok()) return Fail(client.status());
 
   client::AccuracyReportInput in;
   absl::StatusOr<v1::Device> d = client->GetDevice(*device);
   if (!d.ok()) return Fail(d.status());
+  // Not given: the --compare-with file's space, else the device's only space with
+  // measurements, else NB201.
+  if (space == nullptr && args->Has("compare-with"))
+    space = DetectFileSpace(*args->Get("compare-with"));
+  if (space == nullptr) {
+    std::vector<std::string> measured;
+    for (const auto& [name, count] : d->measurement_count_by_space()) {
+      if (count > 0) measured.push_back(name);
+    }
+    if (measured.size() == 1) space = core::FindSpace(measured[0]);
+  }
+  if (space != nullptr && space != &core::Nb201Space::Get()) {
+    return ReportFunctionSpace(*client, *d, *space, args->Get("compare-with"), *out);
+  }
   in.device = *std::move(d);
   absl::StatusOr<std::vector<v1::Device>> fleet = client->ListDevices({});
   if (!fleet.ok()) return Fail(fleet.status());

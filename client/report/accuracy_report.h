@@ -26,6 +26,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/arch/architecture_space.h"
+#include "core/dataset/latency_table.h"
 #include "core/model/latency_model.h"
 #include "maplex/v1/models.pb.h"
 #include "maplex/v1/registry.pb.h"
@@ -52,6 +54,44 @@ struct AccuracyReportInput {
 // in `fleet`. A figure that cannot be computed (e.g. fewer than two reference devices)
 // says why in its place.
 absl::StatusOr<std::string> AccuracyReportHtml(const AccuracyReportInput& input);
+
+// The same page for a device of a function-model space (FBNet; core/model/function_model.h),
+// every figure scored on architectures the model did not see:
+//   1-2. the held-out architectures: with --compare-with, the file's architectures that no
+//      device on the server measured (so no fit of the served model read them), predicted
+//      by the served model; else the device's stored measurements, each predicted by a
+//      refit of the device without it (FunctionModelTrainer, computed in the client),
+//   3. accuracy vs number of samples: core/eval/function_evaluation.h (maplex-eval's
+//      protocol) with the served method, k of the device's other measured architectures
+//      and the reference devices (other hardware, >= FunctionTrainOptions'
+//      reference_min_samples measurements in the space), scored on the same held-out
+//      architectures (--compare-with) or a seeded 20 % of the table held out of every
+//      device,
+//   4. the known devices whose latencies rank the device's measured architectures most
+//      alike (Spearman ρ on the architectures both measured).
+struct FunctionReportInput {
+  maplex::v1::Device device;
+  maplex::v1::ModelInfo model;
+  // Every active device's measurements in the space, the reported device's column holding
+  // what the predictions are scored against (its stored measurements, or the file's).
+  core::SpaceLatencyTable table;
+  std::map<std::string, std::string> hardware_names;  // device id -> hardware name
+  int stored_samples = 0;  // the device's measurements on the server, in the space
+  // The held-out architectures scored, what they are (said on the page), their measured
+  // latencies and predictions (scored[i], measured_ms[i], predicted[i]).
+  std::string truth_source;
+  std::vector<core::Architecture> scored;
+  std::vector<double> measured_ms;
+  std::vector<core::LatencyPrediction> predicted;
+  std::string predictions_source;
+  // true: `scored` are architectures no device measured, which figure 3 holds out too;
+  // false (cross-validated stored measurements): figure 3 holds out a seeded share.
+  bool scored_unseen_by_fleet = false;
+};
+
+// InvalidArgument when nothing is scored or sizes differ, NotFound when the device has no
+// column in `table`. A figure that cannot be computed says why in its place.
+absl::StatusOr<std::string> FunctionAccuracyReportHtml(const FunctionReportInput& input);
 
 }  // namespace maplex::client
 
