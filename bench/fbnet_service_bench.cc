@@ -17,6 +17,8 @@
 //   retraining  single-architecture FBNet Predict latency while TrainNow runs in a loop vs
 //               without (alternating slices, as service_bench does for NB201)
 // Every figure goes to --json (flat keys, numbers).
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -241,9 +243,23 @@ int main(int argc, char** argv) {
   load.duration = quick ? absl::Seconds(1) : absl::Seconds(5);
   load.warmup = quick ? absl::Milliseconds(200) : absl::Seconds(1);
   {
+    // The process's CPU time per call (client and server are both in this process): near
+    // the wall time per call when the call is bound by work, far below it when by waiting.
+    rusage before{}, after{};
+    getrusage(RUSAGE_SELF, &before);
     LoadResult r = run(request, load);
+    getrusage(RUSAGE_SELF, &after);
+    auto cpu_s = [](const rusage& u) {
+      return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+             1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+    };
     Set("batch.grpc_archs_per_s", r.CallsPerSecond() * static_cast<double>(archs.size()));
     Set("batch.grpc_p50_ms", r.Percentile(0.5) / 1000);
+    // Over warmup and measured window alike (getrusage cannot tell them apart).
+    Set("batch.grpc_cpu_ms_per_call",
+        1000 * (cpu_s(after) - cpu_s(before)) /
+            (static_cast<double>(r.calls) * absl::ToDoubleSeconds(load.duration + load.warmup) /
+             absl::ToDoubleSeconds(load.duration)));
     std::shared_ptr<const maplex::server::ServedModel> served = server->model_slot().Get();
     const maplex::server::ServedFunctionModel* f = served->FunctionModelOf(core::FbnetSpace::Get());
     if (f == nullptr) Die("no fbnet model served");

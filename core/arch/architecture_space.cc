@@ -1,5 +1,6 @@
 #include "core/arch/architecture_space.h"
 
+#include <array>
 #include <cstring>
 
 #include "absl/status/status.h"
@@ -32,9 +33,33 @@ Architecture ArchitectureSpace::MakeArchitecture(absl::Span<const uint8_t> choic
   Architecture a;
   a.space_ = this;
   a.size_ = static_cast<uint8_t>(choices.size());
-  // One copy of the bytes (a large Predict decodes every architecture of its batch here).
   std::memcpy(a.choices_.data(), choices.data(), choices.size());
   return a;
+}
+
+void ArchitectureSpace::FromValidatedCodes(absl::Span<const uint8_t> codes,
+                                           absl::Span<Architecture> out) const {
+  constexpr size_t kMax = Architecture::kMaxChoices;
+  const size_t n = static_cast<size_t>(positions());
+  // Fixed-width copies (kMax bytes, the tail masked to zero) while kMax bytes remain in
+  // `codes`: no library call per architecture; the last few take the exact-size path.
+  static_assert(kMax % 8 == 0);
+  constexpr size_t kWords = kMax / 8;
+  std::array<uint8_t, kMax> keep_bytes{};
+  for (size_t k = 0; k < n; ++k) keep_bytes[k] = 0xff;
+  std::array<uint64_t, kWords> keep;
+  std::memcpy(keep.data(), keep_bytes.data(), kMax);
+  size_t i = 0;
+  for (; i < out.size() && codes.size() - i * n >= kMax; ++i) {
+    Architecture& a = out[i];
+    a.space_ = this;
+    a.size_ = static_cast<uint8_t>(n);
+    std::array<uint64_t, kWords> words;
+    std::memcpy(words.data(), codes.data() + i * n, kMax);
+    for (size_t w = 0; w < kWords; ++w) words[w] &= keep[w];
+    std::memcpy(a.choices_.data(), words.data(), kMax);
+  }
+  for (; i < out.size(); ++i) out[i] = MakeArchitecture(codes.subspan(i * n, n));
 }
 
 int ArchitectureSpace::one_hot_dim() const {

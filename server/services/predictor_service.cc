@@ -159,9 +159,9 @@ absl::Status PredictorService::PredictFunction(const core::FunctionModel& model,
     const size_t m = std::min(kPredictChunk, n - start);
     absl::Span<const core::Architecture> archs;
     if (asked.encoded.count > 0) {
-      for (size_t i = 0; i < m; ++i) {
-        buffer[i] = asked.encoded.space->FromValidatedCodes(asked.encoded.Codes(start + i));
-      }
+      asked.encoded.space->FromValidatedCodes(
+          absl::MakeConstSpan(asked.encoded.Codes(start).data(), m * asked.encoded.per_arch),
+          absl::MakeSpan(buffer.data(), m));
       archs = absl::MakeConstSpan(buffer.data(), m);
     } else {
       archs = absl::MakeConstSpan(asked.archs).subspan(start, m);

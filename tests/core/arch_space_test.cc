@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/hash/hash.h"
 #include "absl/strings/str_join.h"
 #include "core/arch/fbnet_space.h"
 #include "core/arch/nb201_space.h"
@@ -229,6 +230,30 @@ TEST(ArchitectureSpace, SamplingIsSeededAndCoversEveryOption) {
   EXPECT_EQ(space.Sample(1, 7)[0].ToString(),
             "k3_e6-k3_e1-skip-k5_e1_g2-k5_e1-k3_e3-k5_e1-k3_e3-k3_e1_g2-k3_e6-k3_e1-skip-skip-"
             "k5_e6-k5_e6-k5_e1-k5_e6-k3_e3-k5_e1_g2-k5_e3-k5_e3-k3_e1");
+}
+
+TEST(ArchitectureSpace, DecodingABatchInPlaceGivesTheSameValues) {
+  // Both spaces (22 and 6 codes per architecture): the fixed-width copies in the middle of
+  // the batch and the exact-size ones at its end must give the values, one at a time.
+  for (const ArchitectureSpace* space :
+       {static_cast<const ArchitectureSpace*>(&FbnetSpace::Get()),
+        static_cast<const ArchitectureSpace*>(&Nb201Space::Get())}) {
+    const std::vector<Architecture> sampled = space->Sample(50, 3);
+    std::vector<uint8_t> codes;
+    for (const Architecture& a : sampled) {
+      for (uint8_t c : a.choices()) codes.push_back(c);
+    }
+    // Garbage in the output buffer first: every byte of each value is written.
+    std::vector<Architecture> decoded(sampled.size(), FbnetSpace::Get().Sample(1, 9)[0]);
+    space->FromValidatedCodes(codes, absl::MakeSpan(decoded));
+    const size_t n = static_cast<size_t>(space->positions());
+    for (size_t i = 0; i < sampled.size(); ++i) {
+      EXPECT_EQ(decoded[i], sampled[i]) << space->name() << " architecture " << i;
+      EXPECT_EQ(decoded[i],
+                space->FromValidatedCodes(absl::MakeConstSpan(codes).subspan(i * n, n)));
+      EXPECT_EQ(absl::HashOf(decoded[i]), absl::HashOf(sampled[i]));
+    }
+  }
 }
 
 TEST(ArchitectureSpace, RegistryAndValues) {
