@@ -434,7 +434,8 @@ int main(int argc, char** argv) {
 
   // ---- ingest: raw, gRPC, raw again (the raw rate is the mean of the two) ----
   double raw1_cpu = 0;
-  const double raw1 = RawSqliteIngest(workdir + "/raw1.db", devices, measurements, batch, &raw1_cpu);
+  const double raw1 =
+      RawSqliteIngest(workdir + "/raw1.db", devices, measurements, batch, &raw1_cpu);
   f.Set("ingest.raw_per_s.first", raw1);
   f.Set("ingest.raw_cpu_s.first", raw1_cpu);
 
@@ -459,12 +460,13 @@ int main(int argc, char** argv) {
   {
     // The client moves its measurements into the batches, as the agent's uplink does; the
     // copy it moves from is made before the clock starts (the raw loop, too, starts from
-    // messages built before).
+    // messages built before). One stream for all devices, a batch never spanning two, as
+    // `maplex import` sends them.
     std::vector<std::vector<v1::Measurement>> to_send = measurements;
     const Clock::time_point start = Clock::now();
     const double cpu_start = ProcessCpuSeconds();
     const double commit_cpu_start = ThreadCpuSeconds("ingest-commit");
-    for (auto& m : to_send) OrDie(client.SendMeasurements(std::move(m), batch), "ingest");
+    OrDie(client.SendMeasurementGroups(std::move(to_send), batch), "ingest");
     grpc_per_s = static_cast<double>(total_measurements) / SecondsSince(start);
     f.Set("ingest.grpc_per_s", grpc_per_s);
     f.Set("ingest.grpc_cpu_s", ProcessCpuSeconds() - cpu_start);
@@ -473,7 +475,8 @@ int main(int argc, char** argv) {
     f.Set("ingest.grpc_commit_thread_cpu_s", ThreadCpuSeconds("ingest-commit") - commit_cpu_start);
   }
   double raw2_cpu = 0;
-  const double raw2 = RawSqliteIngest(workdir + "/raw2.db", devices, measurements, batch, &raw2_cpu);
+  const double raw2 =
+      RawSqliteIngest(workdir + "/raw2.db", devices, measurements, batch, &raw2_cpu);
   f.Set("ingest.raw_per_s.second", raw2);
   f.Set("ingest.raw_cpu_s.second", raw2_cpu);
   f.Set("ingest.raw_per_s", (raw1 + raw2) / 2);
@@ -567,8 +570,9 @@ int main(int argc, char** argv) {
     for (const char* variant : {"echo", "predict", "columnar", "compact"}) {
       const std::string_view v = variant;
       const bool is_echo = v == "echo";
-      const v1::PredictRequest& request =
-          v == "columnar" ? whole_columnar : v == "compact" ? whole_compact : whole;
+      const v1::PredictRequest& request = v == "columnar"  ? whole_columnar
+                                          : v == "compact" ? whole_compact
+                                                           : whole;
       load.outstanding = in_flight;
       LoadResult r = RunPredictLoad(target, is_echo, request, load, channels);
       const std::string key = absl::StrCat("batch", in_flight, ".", variant);

@@ -3,6 +3,9 @@
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
 
+#include <algorithm>
+#include <deque>
+
 #include "absl/strings/str_cat.h"
 
 namespace maplex::client {
@@ -54,9 +57,10 @@ MaplexClient::MaplexClient(const ClientOptions& options, std::shared_ptr<grpc::C
 
 // Runs one unary call with the client's deadline; its response or status.
 template <typename Stub, typename Request, typename Response>
-absl::StatusOr<Response> MaplexClient::Call(
-    Stub& stub, grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&, Response*),
-    const Request& request) const {
+absl::StatusOr<Response> MaplexClient::Call(Stub& stub,
+                                            grpc::Status (Stub::*method)(grpc::ClientContext*,
+                                                                         const Request&, Response*),
+                                            const Request& request) const {
   Response response;
   auto context = Context();
   grpc::Status s = (stub.*method)(context.get(), request, &response);
@@ -225,10 +229,42 @@ absl::StatusOr<maplex::v1::MeasurementAck> MaplexClient::SendMeasurements(
       on_ack, replace);
 }
 
+absl::StatusOr<std::vector<maplex::v1::MeasurementAck>> MaplexClient::SendMeasurementGroups(
+    std::vector<std::vector<maplex::v1::Measurement>>&& groups, int batch_size, bool replace) {
+  // starts[g]: the index of group g's first measurement in the concatenation.
+  std::vector<size_t> starts(groups.size() + 1, 0);
+  for (size_t g = 0; g < groups.size(); ++g) starts[g + 1] = starts[g] + groups[g].size();
+  const auto group_of = [&](size_t i) {
+    return static_cast<size_t>(std::upper_bound(starts.begin(), starts.end(), i) - starts.begin()) -
+           1;
+  };
+  // The group of each batch sent, in order: acks come back in that order.
+  std::deque<size_t> batch_groups;
+  std::vector<maplex::v1::MeasurementAck> acks(groups.size());
+  absl::StatusOr<maplex::v1::MeasurementAck> total = SendBatches(
+      starts.back(), batch_size,
+      [&](size_t i, maplex::v1::MeasurementBatch* batch) {
+        const size_t g = group_of(i);
+        if (batch->measurements_size() == 0) batch_groups.push_back(g);
+        *batch->add_measurements() = std::move(groups[g][i - starts[g]]);
+      },
+      [&](const maplex::v1::MeasurementAck& ack) {
+        maplex::v1::MeasurementAck& sum = acks[batch_groups.front()];
+        batch_groups.pop_front();
+        sum.set_inserted(sum.inserted() + ack.inserted());
+        sum.set_already_stored(sum.already_stored() + ack.already_stored());
+        sum.mutable_committed_ids()->MergeFrom(ack.committed_ids());
+      },
+      replace, [&](size_t i) { return starts[group_of(i) + 1]; });
+  if (!total.ok()) return total.status();
+  return acks;
+}
+
 absl::StatusOr<maplex::v1::MeasurementAck> MaplexClient::SendBatches(
     size_t count, int batch_size,
     const std::function<void(size_t, maplex::v1::MeasurementBatch*)>& add,
-    const std::function<void(const maplex::v1::MeasurementAck&)>& on_ack, bool replace) {
+    const std::function<void(const maplex::v1::MeasurementAck&)>& on_ack, bool replace,
+    const std::function<size_t(size_t)>& limit) {
   if (batch_size < 1) return absl::InvalidArgumentError("batch_size must be at least 1");
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() +
@@ -258,6 +294,7 @@ absl::StatusOr<maplex::v1::MeasurementAck> MaplexClient::SendBatches(
     maplex::v1::MeasurementBatch batch;
     batch.set_replace(replace);
     size_t end = std::min(count, sent + static_cast<size_t>(batch_size));
+    if (limit) end = std::min(end, limit(sent));
     batch.mutable_measurements()->Reserve(static_cast<int>(end - sent));
     for (size_t i = sent; i < end; ++i) add(i, &batch);
     if (!stream->Write(batch)) {

@@ -19,13 +19,13 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "platform/grpc_channel.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "maplex/v1/ingest.grpc.pb.h"
 #include "maplex/v1/models.grpc.pb.h"
 #include "maplex/v1/predictor.grpc.pb.h"
 #include "maplex/v1/registry.grpc.pb.h"
 #include "maplex/v1/tokens.grpc.pb.h"
+#include "platform/grpc_channel.h"
 
 namespace maplex::client {
 
@@ -105,6 +105,14 @@ class MaplexClient {
       std::vector<maplex::v1::Measurement>&& measurements, int batch_size,
       const std::function<void(const maplex::v1::MeasurementAck&)>& on_ack = nullptr,
       bool replace = false);
+  // Several groups of measurements (an import: one group per device) through ONE stream,
+  // so the server checks a batch while it commits the one before across group boundaries
+  // too (a stream per group would drain and refill that pipeline at every group). A batch
+  // never spans two groups; returns one summed ack per group, in order (empty groups get
+  // an empty ack). Fails like SendMeasurements; the groups are left unspecified.
+  absl::StatusOr<std::vector<maplex::v1::MeasurementAck>> SendMeasurementGroups(
+      std::vector<std::vector<maplex::v1::Measurement>>&& groups, int batch_size,
+      bool replace = false);
   absl::StatusOr<maplex::v1::ReportDescriptorResponse> ReportDescriptor(
       const maplex::v1::ReportDescriptorRequest& request);
 
@@ -118,14 +126,17 @@ class MaplexClient {
   MaplexClient(const ClientOptions& options, std::shared_ptr<grpc::Channel> channel);
   std::unique_ptr<grpc::ClientContext> Context() const;
   template <typename Stub, typename Request, typename Response>
-  absl::StatusOr<Response> Call(
-      Stub& stub, grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&, Response*),
-      const Request& request) const;
-  // SendMeasurements over `count` measurements; `add(i, batch)` appends the i-th.
+  absl::StatusOr<Response> Call(Stub& stub,
+                                grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&,
+                                                             Response*),
+                                const Request& request) const;
+  // SendMeasurements over `count` measurements; `add(i, batch)` appends the i-th. A batch
+  // starting at i ends before `limit(i)` when `limit` is given (group boundaries).
   absl::StatusOr<maplex::v1::MeasurementAck> SendBatches(
       size_t count, int batch_size,
       const std::function<void(size_t, maplex::v1::MeasurementBatch*)>& add,
-      const std::function<void(const maplex::v1::MeasurementAck&)>& on_ack, bool replace);
+      const std::function<void(const maplex::v1::MeasurementAck&)>& on_ack, bool replace,
+      const std::function<size_t(size_t)>& limit = nullptr);
 
   ClientOptions options_;
   std::shared_ptr<grpc::Channel> channel_;

@@ -268,7 +268,8 @@ int DevicesList(const Command& c, const Globals& g, const std::vector<std::strin
                 "MEASURED", "LABELS", "STATE"}};
   for (const v1::Device& d : *devices) {
     std::vector<std::string> labels;
-    for (const auto& [k, v] : std::map<std::string, std::string>(d.labels().begin(), d.labels().end())) {
+    for (const auto& [k, v] :
+         std::map<std::string, std::string>(d.labels().begin(), d.labels().end())) {
       labels.push_back(absl::StrCat(k, "=", v));
     }
     rows.push_back({d.id(), d.hardware_name(), d.spec().category(), d.config().runtime(),
@@ -335,7 +336,8 @@ int DevicesShow(const Command& c, const Globals& g, const std::vector<std::strin
   spec("memory_gib", s.has_memory_gib(), s.memory_gib());
   spec("memory_bandwidth_gbs", s.has_memory_bandwidth_gbs(), s.memory_bandwidth_gbs());
   spec("tdp_w", s.has_tdp_w(), s.tdp_w());
-  for (const auto& [k, v] : std::map<std::string, std::string>(d->labels().begin(), d->labels().end())) {
+  for (const auto& [k, v] :
+       std::map<std::string, std::string>(d->labels().begin(), d->labels().end())) {
     rows.push_back({absl::StrCat("label ", k), v});
   }
   rows.push_back({"cv_accuracy", ServedAccuracy(*client, d->id())});
@@ -409,7 +411,8 @@ absl::StatusOr<absl::flat_hash_map<int32_t, double>> MeasuredLatencies(const std
       int32_t arch = 0;
       double ms = 0;
       if (f.size() < 2 || !absl::SimpleAtoi(f[0], &arch) || !absl::SimpleAtod(f[1], &ms)) {
-        return absl::InvalidArgumentError(absl::StrCat(path, ":", i + 1, ": not arch_index,median_ms"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(path, ":", i + 1, ": not arch_index,median_ms"));
       }
       measured[arch] = ms;
     }
@@ -447,9 +450,11 @@ absl::StatusOr<absl::flat_hash_map<std::string, double>> MeasuredBySpace(
         return absl::InvalidArgumentError(
             absl::StrCat(path, ":", i + 1, ": no arch and median_ms in this row"));
       }
-      absl::StatusOr<core::Architecture> arch = space.Parse(std::string_view(f[a].data(), f[a].size()));
+      absl::StatusOr<core::Architecture> arch =
+          space.Parse(std::string_view(f[a].data(), f[a].size()));
       if (!arch.ok()) {
-        return absl::InvalidArgumentError(absl::StrCat(path, ":", i + 1, ": ", arch.status().message()));
+        return absl::InvalidArgumentError(
+            absl::StrCat(path, ":", i + 1, ": ", arch.status().message()));
       }
       measured[arch->ToString()] = ms;
     }
@@ -647,7 +652,8 @@ int Predict(const Command& c, const Globals& g, const std::vector<std::string>& 
 // ---------- models ----------
 
 Rows ModelRows(const std::vector<v1::ModelInfo>& models) {
-  Rows rows = {{"VERSION", "METHOD", "CREATED_UTC", "DEVICES", "MEASUREMENTS", "TRAIN_S", "SERVING"}};
+  Rows rows = {
+      {"VERSION", "METHOD", "CREATED_UTC", "DEVICES", "MEASUREMENTS", "TRAIN_S", "SERVING"}};
   for (const v1::ModelInfo& m : models) {
     rows.push_back({absl::StrCat(m.version()), m.method(), FormatTime(m.created_at_unix_ms()),
                     absl::StrCat(m.training_devices()), absl::StrCat(m.training_measurements()),
@@ -829,10 +835,9 @@ absl::StatusOr<std::vector<ImportColumn>> ReadImportTable(const std::string& lat
 }
 
 int Import(const Command& c, const Globals& g, const std::vector<std::string>& argv) {
-  absl::StatusOr<Args> args =
-      Args::Parse(argv, {"latency", "devices", "only", "keep", "seed", "batch", "hold-out",
-                         "hold-out-list"},
-                  {"replace"});
+  absl::StatusOr<Args> args = Args::Parse(
+      argv, {"latency", "devices", "only", "keep", "seed", "batch", "hold-out", "hold-out-list"},
+      {"replace"});
   if (!args.ok()) return UsageError(c, args.status().message());
   std::optional<std::string> latency_path = args->Get("latency");
   if (!latency_path && args->positionals().size() == 1) latency_path = args->positionals()[0];
@@ -880,7 +885,8 @@ int Import(const Command& c, const Globals& g, const std::vector<std::string>& a
   if (!table.ok()) return Fail(table.status());
   for (const std::string& d : only) {
     if (std::none_of(table->begin(), table->end(), [&](const auto& t) { return t.device == d; })) {
-      return Fail(absl::NotFoundError(absl::StrCat("--only: no column \"", d, "\" in ", *latency_path)));
+      return Fail(
+          absl::NotFoundError(absl::StrCat("--only: no column \"", d, "\" in ", *latency_path)));
     }
   }
 
@@ -904,13 +910,16 @@ int Import(const Command& c, const Globals& g, const std::vector<std::string>& a
     std::FILE* f = std::fopen(args->Get("hold-out-list")->c_str(), "w");
     if (f == nullptr || std::fwrite(list.data(), 1, list.size(), f) != list.size() ||
         std::fclose(f) != 0) {
-      return Fail(absl::UnavailableError(
-          absl::StrCat("cannot write ", *args->Get("hold-out-list"))));
+      return Fail(
+          absl::UnavailableError(absl::StrCat("cannot write ", *args->Get("hold-out-list"))));
     }
     std::printf("held out: %zu of %zu architectures, for every device (listed in %s)\n",
                 shuffled.size(), distinct.size(), args->Get("hold-out-list")->c_str());
   }
-  int64_t inserted = 0, already = 0;
+  // Every device is registered first, then all their measurements go through one stream
+  // (a batch never spans two devices, so each device's counts come back on their own).
+  std::vector<const ImportColumn*> sent;
+  std::vector<std::vector<v1::Measurement>> groups;
   for (ImportColumn& d : *table) {
     if (!only.empty() && !only.count(d.device)) continue;
     v1::RegisterDeviceRequest reg;
@@ -923,9 +932,9 @@ int Import(const Command& c, const Globals& g, const std::vector<std::string>& a
     absl::StatusOr<v1::RegisterDeviceResponse> r = client->RegisterDevice(reg);
     if (!r.ok()) return Fail(r.status());
     if (r->device().id() != d.device) {
-      return Fail(absl::AlreadyExistsError(absl::StrCat(
-          "column ", d.device, " is the same hardware and configuration as device ",
-          r->device().id(), " already registered")));
+      return Fail(absl::AlreadyExistsError(
+          absl::StrCat("column ", d.device, " is the same hardware and configuration as device ",
+                       r->device().id(), " already registered")));
     }
     if (!held_out.empty()) {
       d.rows.erase(std::remove_if(d.rows.begin(), d.rows.end(),
@@ -937,7 +946,8 @@ int Import(const Command& c, const Globals& g, const std::vector<std::string>& a
       std::shuffle(d.rows.begin(), d.rows.end(), rng);
       d.rows.resize(k->second);
     }
-    std::vector<v1::Measurement> measurements;
+    std::vector<v1::Measurement>& measurements = groups.emplace_back();
+    sent.push_back(&d);
     measurements.reserve(d.rows.size());
     for (const ImportRow& row : d.rows) {
       v1::Measurement& m = measurements.emplace_back();
@@ -948,13 +958,19 @@ int Import(const Command& c, const Globals& g, const std::vector<std::string>& a
       m.mutable_protocol()->set_tool("maplex import (public data)");
       m.mutable_protocol()->set_notes(absl::StrCat("from ", *latency_path));
     }
-    absl::StatusOr<v1::MeasurementAck> ack =
-        client->SendMeasurements(measurements, batch, nullptr, args->Has("replace"));
-    if (!ack.ok()) return Fail(ack.status());
-    inserted += ack->inserted();
-    already += ack->already_stored();
-    std::printf("%-16s %6zu %s measurements (%d new, %d already stored)\n", d.device.c_str(),
-                measurements.size(), d.space.c_str(), ack->inserted(), ack->already_stored());
+  }
+  std::vector<size_t> sizes;
+  for (const auto& g : groups) sizes.push_back(g.size());
+  absl::StatusOr<std::vector<v1::MeasurementAck>> acks =
+      client->SendMeasurementGroups(std::move(groups), batch, args->Has("replace"));
+  if (!acks.ok()) return Fail(acks.status());
+  int64_t inserted = 0, already = 0;
+  for (size_t i = 0; i < sent.size(); ++i) {
+    const v1::MeasurementAck& ack = (*acks)[i];
+    inserted += ack.inserted();
+    already += ack.already_stored();
+    std::printf("%-16s %6zu %s measurements (%d new, %d already stored)\n", sent[i]->device.c_str(),
+                sizes[i], sent[i]->space.c_str(), ack.inserted(), ack.already_stored());
   }
   std::printf("imported: %lld new measurements, %lld already stored\n",
               static_cast<long long>(inserted), static_cast<long long>(already));
@@ -1410,8 +1426,8 @@ int RunMaplexCli(const std::vector<std::string>& argv) {
   if (const char* env = std::getenv("MAPLEX_SERVER"); env != nullptr && *env) {
     g.options.address = env;
   }
-  const std::set<std::string> valued = {"server",      "timeout", "token",     "token_file",
-                                        "ca",          "client_cert", "client_key"};
+  const std::set<std::string> valued = {"server", "timeout",     "token",     "token_file",
+                                        "ca",     "client_cert", "client_key"};
   std::string token, token_file;
   size_t i = 0;
   while (i < argv.size() && absl::StartsWith(argv[i], "--")) {

@@ -4,6 +4,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
+#include <map>
 #include <thread>
 
 #include "client/data_files.h"
@@ -76,7 +77,8 @@ class ServerTest : public ::testing::Test {
 
   // Three CPUs fully measured plus a new device with 10 samples.
   void LoadSmallFleet() {
-    for (const char* name : {"silver_4114", "silver_4210r", "pixel3"}) Upload(*client_, Device(name));
+    for (const char* name : {"silver_4114", "silver_4210r", "pixel3"})
+      Upload(*client_, Device(name));
     Upload(*client_, Device("gold_6240"), 10);
   }
 
@@ -84,6 +86,48 @@ class ServerTest : public ::testing::Test {
   std::unique_ptr<MaplexServer> server_;
   std::optional<client::MaplexClient> client_;
 };
+
+// maplex import's path: every device's measurements through one stream, a batch never
+// spanning two devices, each device's counts and ids on their own.
+TEST_F(ServerTest, GroupsInOneStreamAreCountedEachOnItsOwn) {
+  for (const char* id : {"a", "b", "c", "d"})
+    ASSERT_TRUE(client_->RegisterDevice(TestDevice(id)).ok());
+  ASSERT_TRUE(client_
+                  ->SendMeasurements(
+                      {TestMeasurement("b0", "b", 0, 1.0), TestMeasurement("b1", "b", 1, 2.0)}, 10)
+                  .ok());
+  const auto rows = [](const std::string& device, int n) {
+    std::vector<v1::Measurement> ms;
+    for (int i = 0; i < n; ++i) {
+      ms.push_back(TestMeasurement(device + std::to_string(i), device, i, 1.0 + i));
+    }
+    return ms;
+  };
+  std::vector<std::vector<v1::Measurement>> groups = {rows("a", 7), rows("b", 5), {}, rows("c", 3)};
+  // Batches of 4: a spanning batch would be a's last 3 rows with b's first, and its ack
+  // would count b's replays or new rows as a's.
+  absl::StatusOr<std::vector<v1::MeasurementAck>> acks =
+      client_->SendMeasurementGroups(std::move(groups), 4);
+  ASSERT_TRUE(acks.ok()) << acks.status();
+  ASSERT_EQ(acks->size(), 4u);
+  EXPECT_EQ((*acks)[0].inserted(), 7);
+  EXPECT_EQ((*acks)[0].already_stored(), 0);
+  EXPECT_EQ((*acks)[1].inserted(), 3);
+  EXPECT_EQ((*acks)[1].already_stored(), 2);
+  EXPECT_EQ((*acks)[2].inserted() + (*acks)[2].already_stored(), 0);
+  EXPECT_EQ((*acks)[3].inserted(), 3);
+  EXPECT_THAT((*acks)[3].committed_ids(), ::testing::ElementsAre("c0", "c1", "c2"));
+  EXPECT_EQ((*acks)[1].committed_ids_size(), 5);
+  v1::ListDevicesRequest all;
+  absl::StatusOr<std::vector<v1::Device>> devices = client_->ListDevices(all);
+  ASSERT_TRUE(devices.ok()) << devices.status();
+  std::map<std::string, int64_t> count;
+  for (const v1::Device& d : *devices) count[d.id()] = d.measurement_count();
+  EXPECT_EQ(count["a"], 7);
+  EXPECT_EQ(count["b"], 5);
+  EXPECT_EQ(count["c"], 3);
+  EXPECT_EQ(count["d"], 0);
+}
 
 TEST_F(ServerTest, HealthTurnsServingWhenTheFirstModelIsLoaded) {
   EXPECT_EQ(*client_->Health(""), HealthStatus::NOT_SERVING);
@@ -102,9 +146,11 @@ TEST_F(ServerTest, HealthTurnsServingWhenTheFirstModelIsLoaded) {
 TEST_F(ServerTest, AcksNameCommittedRowsAndRowsSurviveReopen) {
   ASSERT_TRUE(client_->RegisterDevice(TestDevice("board")).ok());
   std::vector<v1::Measurement> ms;
-  for (int i = 0; i < 25; ++i) ms.push_back(TestMeasurement("m" + std::to_string(i), "board", i, 1.0 + i));
+  for (int i = 0; i < 25; ++i)
+    ms.push_back(TestMeasurement("m" + std::to_string(i), "board", i, 1.0 + i));
   std::vector<v1::MeasurementAck> acks;
-  auto total = client_->SendMeasurements(ms, 10, [&](const v1::MeasurementAck& a) { acks.push_back(a); });
+  auto total =
+      client_->SendMeasurements(ms, 10, [&](const v1::MeasurementAck& a) { acks.push_back(a); });
   ASSERT_TRUE(total.ok()) << total.status();
   ASSERT_EQ(acks.size(), 3u);  // 10 + 10 + 5
   EXPECT_EQ(acks[0].committed_ids(0), "m0");
@@ -129,10 +175,11 @@ TEST_F(ServerTest, AcksNameCommittedRowsAndRowsSurviveReopen) {
 
 TEST_F(ServerTest, ListMeasurementsReturnsADevicesLatenciesByArchitecture) {
   ASSERT_TRUE(client_->RegisterDevice(TestDevice("board")).ok());
-  ASSERT_TRUE(client_->SendMeasurements({TestMeasurement("a", "board", 30, 3.0),
-                                         TestMeasurement("b", "board", 10, 1.5)},
-                                        10)
-                  .ok());
+  ASSERT_TRUE(
+      client_
+          ->SendMeasurements(
+              {TestMeasurement("a", "board", 30, 3.0), TestMeasurement("b", "board", 10, 1.5)}, 10)
+          .ok());
   auto latencies = client_->ListMeasurements("board");
   ASSERT_TRUE(latencies.ok()) << latencies.status();
   ASSERT_EQ(latencies->size(), 2u);
@@ -146,10 +193,12 @@ TEST_F(ServerTest, ListMeasurementsReturnsADevicesLatenciesByArchitecture) {
 TEST_F(ServerTest, ARejectedBatchEndsTheStreamAndStoresNothingOfIt) {
   ASSERT_TRUE(client_->RegisterDevice(TestDevice("board")).ok());
   std::vector<v1::Measurement> ms;
-  for (int i = 0; i < 4; ++i) ms.push_back(TestMeasurement("m" + std::to_string(i), "board", i, 2.0));
+  for (int i = 0; i < 4; ++i)
+    ms.push_back(TestMeasurement("m" + std::to_string(i), "board", i, 2.0));
   ms[3].mutable_stats()->set_median_ms(-1);  // in the second batch of 2
   int acked = 0;
-  auto r = client_->SendMeasurements(ms, 2, [&](const v1::MeasurementAck& a) { acked += a.committed_ids_size(); });
+  auto r = client_->SendMeasurements(
+      ms, 2, [&](const v1::MeasurementAck& a) { acked += a.committed_ids_size(); });
   EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(r.status().message(), HasSubstr("measurements[1].stats.median_ms"));
   EXPECT_EQ(acked, 2);
@@ -459,10 +508,12 @@ TEST_F(ServerTest, NextTasksPlansForTheModelAndSkipsWhatIsMeasured) {
   EXPECT_EQ(planned.strategy(), "d-optimal");
   ASSERT_EQ(planned.archs_size(), 10);
   // Measure the first two; they are not proposed again.
-  ASSERT_TRUE(client_->SendMeasurements({TestMeasurement("n0", "newbie", planned.archs(0).index(), 3.0),
-                                         TestMeasurement("n1", "newbie", planned.archs(1).index(), 4.0)},
-                                        2)
-                  .ok());
+  ASSERT_TRUE(
+      client_
+          ->SendMeasurements({TestMeasurement("n0", "newbie", planned.archs(0).index(), 3.0),
+                              TestMeasurement("n1", "newbie", planned.archs(1).index(), 4.0)},
+                             2)
+          .ok());
   v1::NextTasksResponse after = ask(10);
   for (const auto& a : after.archs()) {
     EXPECT_NE(a.index(), planned.archs(0).index());
