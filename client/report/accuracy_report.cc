@@ -194,6 +194,68 @@ constexpr char kStyle[] =
     "padding:.2em .6em;text-align:left}\n.note{color:#555;font-size:.9em}\n"
     ".unavailable{color:#a00}\n</style>\n";
 
+// The predictions of a report's scored architectures against their measurements: the
+// metrics, every relative error, and the predicted-vs-measured points (every `step`th).
+struct Scored {
+  core::AccuracyMetrics metrics;
+  core::ScatterSeries scatter;
+  std::vector<double> relative_errors;
+  size_t step = 1;
+  size_t count = 0;
+};
+Scored Score(core::Method method, const std::string& device,
+             const std::vector<core::LatencyPrediction>& predicted,
+             const std::vector<double>& measured) {
+  Scored out;
+  out.metrics = core::ComputeAccuracy(predicted, measured);
+  out.scatter = core::ScatterSeries{method, device, {}, {}};
+  out.step = std::max<size_t>(1, predicted.size() / kScatterPoints);
+  out.count = predicted.size();
+  for (size_t i = 0; i < predicted.size(); ++i) {
+    out.relative_errors.push_back(predicted[i].latency_ms / measured[i] - 1);
+    if (i % out.step != 0) continue;
+    out.scatter.measured_ms.push_back(measured[i]);
+    out.scatter.predicted_ms.push_back(predicted[i].latency_ms);
+  }
+  return out;
+}
+
+// The summary rows every report starts with: the device's hardware and configuration.
+std::string DeviceRows(const v1::Device& d) {
+  return absl::StrCat(Row({"hardware", d.hardware_name()}), Row({"category", d.spec().category()}),
+                      Row({"runtime / precision / batch / threads",
+                           absl::StrCat(d.config().runtime(), " / ", d.config().precision(), " / ",
+                                        d.config().batch_size(), " / ", d.config().threads())}));
+}
+
+std::string ModelRow(const v1::ModelInfo& model) {
+  return Row(
+      {"model", absl::StrCat("version ", model.version(), " (", model.method(), "), trained ",
+                             absl::FormatTime("%Y-%m-%d %H:%M:%S UTC",
+                                              absl::FromUnixMillis(model.created_at_unix_ms()),
+                                              absl::UTCTimeZone()))});
+}
+
+// Figures 1 and 2: predicted vs measured, and the error histogram. `what` names the scored
+// items ("cells", "architectures"); `suffix` is added to both titles.
+std::string ScoredFigures(const Scored& scored, const std::string& predictions_source,
+                          const std::string& truth_source, const std::string& what,
+                          const std::string& suffix) {
+  return absl::StrCat(
+      Figure("predicted-vs-measured", absl::StrCat("Predicted vs measured latency", suffix),
+             core::ScatterSvg(scored.scatter),
+             absl::StrCat("Predictions of ", predictions_source, " against ", truth_source,
+                          scored.count > scored.scatter.measured_ms.size()
+                              ? absl::StrCat(" (every ", scored.step, "th of ", scored.count, " ",
+                                             what, " shown)")
+                              : "",
+                          "; solid: equal, dashed: ±10 %.")),
+      Figure("error-histogram", absl::StrCat("Error histogram", suffix),
+             core::ErrorHistogramSvg(scored.relative_errors),
+             "Relative error (predicted / measured − 1) of the same predictions, in 5 % bins; "
+             "the outer bars hold everything beyond ±50 %."));
+}
+
 // The server's figures of `device` in `space` (a device known in two spaces has two).
 std::string ServerAccuracyInSpace(const v1::ModelInfo& model, const std::string& device,
                                   const std::string& space) {
@@ -373,16 +435,8 @@ absl::StatusOr<std::string> FunctionAccuracyReportHtml(const FunctionReportInput
     predicted.push_back(in.predicted[i]);
     measured.push_back(in.measured_ms[i]);
   }
-  const core::AccuracyMetrics m = core::ComputeAccuracy(predicted, measured);
-  core::ScatterSeries scatter{*method, in.device.id(), {}, {}};
-  std::vector<double> relative_errors;
-  const size_t step = std::max<size_t>(1, predicted.size() / kScatterPoints);
-  for (size_t i = 0; i < predicted.size(); ++i) {
-    relative_errors.push_back(predicted[i].latency_ms / measured[i] - 1);
-    if (i % step != 0) continue;
-    scatter.measured_ms.push_back(measured[i]);
-    scatter.predicted_ms.push_back(predicted[i].latency_ms);
-  }
+  const Scored scored = Score(*method, in.device.id(), predicted, measured);
+  const core::AccuracyMetrics& m = scored.metrics;
 
   const v1::Device& d = in.device;
   std::string html = absl::StrCat(
@@ -390,17 +444,9 @@ absl::StatusOr<std::string> FunctionAccuracyReportHtml(const FunctionReportInput
       "accuracy report: ",
       Html(d.id()), " (", Html(space), ")</title>\n", kStyle,
       "</head>\n<body>\n<h1>Accuracy report: ", Html(d.id()), " in ", Html(space),
-      "</h1>\n<table id=\"summary\">\n", Row({"space", space}),
-      Row({"hardware", d.hardware_name()}), Row({"category", d.spec().category()}),
-      Row({"runtime / precision / batch / threads",
-           absl::StrCat(d.config().runtime(), " / ", d.config().precision(), " / ",
-                        d.config().batch_size(), " / ", d.config().threads())}),
+      "</h1>\n<table id=\"summary\">\n", Row({"space", space}), DeviceRows(d),
       Row({"stored measurements", absl::StrCat(in.stored_samples, " architectures")}),
-      Row({"model",
-           absl::StrCat("version ", in.model.version(), " (", in.model.method(), "), trained ",
-                        absl::FormatTime("%Y-%m-%d %H:%M:%S UTC",
-                                         absl::FromUnixMillis(in.model.created_at_unix_ms()),
-                                         absl::UTCTimeZone()))}),
+      ModelRow(in.model),
       Row({"scored against", absl::StrCat(in.truth_source, ": ", m.count,
                                           " held-out architectures with a connected output")}),
       Row({"predictions", in.predictions_source}),
@@ -408,19 +454,8 @@ absl::StatusOr<std::string> FunctionAccuracyReportHtml(const FunctionReportInput
            absl::StrFormat("%.4f / %.3f / %.3f / %.2f %% / %.3f", m.spearman, m.acc5, m.acc10,
                            100 * m.mape, m.coverage90)}),
       Row({"on the server", ServerAccuracyInSpace(in.model, d.id(), space)}), "</table>\n");
-  html += Figure(
-      "predicted-vs-measured", "Predicted vs measured latency (held-out architectures)",
-      core::ScatterSvg(scatter),
-      absl::StrCat(
-          "Predictions of ", in.predictions_source, " against ", in.truth_source,
-          predicted.size() > scatter.measured_ms.size()
-              ? absl::StrCat(" (every ", step, "th of ", predicted.size(), " architectures shown)")
-              : "",
-          "; solid: equal, dashed: ±10 %."));
-  html += Figure("error-histogram", "Error histogram (held-out architectures)",
-                 core::ErrorHistogramSvg(relative_errors),
-                 "Relative error (predicted / measured − 1) of the same predictions, in 5 % bins; "
-                 "the outer bars hold everything beyond ±50 %.");
+  html += ScoredFigures(scored, in.predictions_source, in.truth_source, "architectures",
+                        " (held-out architectures)");
   html += FunctionAccuracyVsSamples(in, target, FunctionReferences(in.table, target), *method);
   html += RankAlikeDevices(in, target);
   html += "</body>\n</html>\n";
@@ -450,42 +485,18 @@ absl::StatusOr<std::string> AccuracyReportHtml(const AccuracyReportInput& in) {
     predicted.push_back(in.predicted[i]);
     measured.push_back(in.truth[i].latency_ms);
   }
-  const core::AccuracyMetrics m = core::ComputeAccuracy(predicted, measured);
-
-  core::ScatterSeries scatter{*method, in.device.id(), {}, {}};
-  std::vector<double> relative_errors;
-  const size_t step = std::max<size_t>(1, predicted.size() / kScatterPoints);
-  for (size_t i = 0; i < predicted.size(); ++i) {
-    relative_errors.push_back(predicted[i].latency_ms / measured[i] - 1);
-    if (i % step != 0) continue;
-    scatter.measured_ms.push_back(measured[i]);
-    scatter.predicted_ms.push_back(predicted[i].latency_ms);
-  }
+  const Scored scored = Score(*method, in.device.id(), predicted, measured);
+  const core::AccuracyMetrics& m = scored.metrics;
 
   const std::vector<const core::DeviceData*> refs = References(in.fleet, *target);
   const v1::Device& d = in.device;
   std::string html = absl::StrCat(
       "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>maplex "
       "accuracy report: ",
-      Html(d.id()),
-      "</title>\n<style>\n"
-      "body{font-family:sans-serif;margin:2em;max-width:1100px;color:#222}\n"
-      "figure{margin:2em 0;border-top:1px solid #ccc;padding-top:1em}\n"
-      "figcaption{font-size:1.3em;font-weight:bold;margin-bottom:.5em}\n"
-      "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #bbb;"
-      "padding:.2em .6em;text-align:left}\n.note{color:#555;font-size:.9em}\n"
-      ".unavailable{color:#a00}\n</style>\n</head>\n<body>\n<h1>Accuracy report: ",
-      Html(d.id()), "</h1>\n<table id=\"summary\">\n", Row({"hardware", d.hardware_name()}),
-      Row({"category", d.spec().category()}),
-      Row({"runtime / precision / batch / threads",
-           absl::StrCat(d.config().runtime(), " / ", d.config().precision(), " / ",
-                        d.config().batch_size(), " / ", d.config().threads())}),
+      Html(d.id()), "</title>\n", kStyle, "</head>\n<body>\n<h1>Accuracy report: ", Html(d.id()),
+      "</h1>\n<table id=\"summary\">\n", DeviceRows(d),
       Row({"stored measurements", absl::StrCat(target->samples.size(), " architectures")}),
-      Row({"model",
-           absl::StrCat("version ", in.model.version(), " (", in.model.method(), "), trained ",
-                        absl::FormatTime("%Y-%m-%d %H:%M:%S UTC",
-                                         absl::FromUnixMillis(in.model.created_at_unix_ms()),
-                                         absl::UTCTimeZone()))}),
+      ModelRow(in.model),
       Row({"scored against",
            absl::StrCat(in.truth_source, ": ", m.count, " cells with a connected output")}),
       Row({"predictions", in.predictions_source}),
@@ -493,16 +504,7 @@ absl::StatusOr<std::string> AccuracyReportHtml(const AccuracyReportInput& in) {
            absl::StrFormat("%.4f / %.3f / %.3f / %.2f %% / %.3f", m.spearman, m.acc5, m.acc10,
                            100 * m.mape, m.coverage90)}),
       Row({"cross-validated on the server", ServerAccuracy(in.model, d.id())}), "</table>\n");
-  html += Figure(
-      "predicted-vs-measured", "Predicted vs measured latency", core::ScatterSvg(scatter),
-      absl::StrCat("Predictions of ", in.predictions_source, " against ", in.truth_source,
-                   predicted.size() > scatter.measured_ms.size()
-                       ? absl::StrCat(" (every ", step, "th of ", predicted.size(), " cells shown)")
-                       : "",
-                   "; solid: equal, dashed: ±10 %."));
-  html += Figure("error-histogram", "Error histogram", core::ErrorHistogramSvg(relative_errors),
-                 "Relative error (predicted / measured − 1) of the same predictions, in 5 % bins; "
-                 "the outer bars hold everything beyond ±50 %.");
+  html += ScoredFigures(scored, in.predictions_source, in.truth_source, "cells", "");
   html += AccuracyVsSamples(in, *target, refs, *method);
   html += SimilarDevices(in, *target, refs);
   html += "</body>\n</html>\n";
