@@ -132,9 +132,12 @@ class OnboardingTest(unittest.TestCase):
             for line in local.stdout.strip().splitlines()[1:]:
                 fields = line.split(",")
                 truth[int(fields[0])] = float(fields[1])
-            # The same few cells again in another process: separate processes must measure
-            # at the same level (issue #13), or the check below compares predictions with a
-            # level that depends on which process measured.
+            # The same few cells again in another process. With one thread the protocol
+            # times the thread's CPU and processes agree within [0.9, 1.1] (issue #13, asserted
+            # by fbnet_onboarding_test); with two it falls back to the wall clock, and two
+            # processes on this quiet VM have read levels up to 1.28 apart (docs/MEASUREMENT.md,
+            # "More than one thread"). Asserted here: the same level within a factor of 1.5,
+            # which a wrong batch, thread count or network in either process breaks.
             again_file = os.path.join(tmp.name, "again.txt")
             with open(again_file, "w") as f:
                 f.write("\n".join(map(str, check[:12])) + "\n")
@@ -147,8 +150,8 @@ class OnboardingTest(unittest.TestCase):
             cross = (ratios[5] + ratios[6]) / 2
             print(f"cross-process: median ratio {cross:.3f} of 12 cells measured again in a "
                   f"second process (range {ratios[0]:.3f}-{ratios[-1]:.3f})")
-            self.assertGreaterEqual(cross, 0.9)
-            self.assertLessEqual(cross, 1.1)
+            self.assertGreaterEqual(cross, 1 / 1.5)
+            self.assertLessEqual(cross, 1.5)
             pred_out = mp.cli(server.address, "predict", "--device", "local_onednn_2t",
                               "--format", "csv", *map(str, check)).stdout
             predicted, cells = {}, {}
