@@ -83,6 +83,9 @@ ABSL_FLAG(double, interference_threshold, 1.10,
           "as disturbed");
 ABSL_FLAG(int, interference_retries, 2,
           "times a disturbed measurement is taken again before it is kept, flagged");
+ABSL_FLAG(double, interference_wait_seconds, 10,
+          "after the retries, wait at most this long (backing off) for the reference kernel "
+          "to read quiet and measure once more before keeping a measurement flagged");
 ABSL_FLAG(bool, interleave_reference, false,
           "time the reference kernel before every timed run and scale the run by its quiet "
           "baseline over it (corrects a machine whose speed drifts)");
@@ -193,6 +196,7 @@ int main(int argc, char** argv) {
   options.measurement.reference_runs = absl::GetFlag(FLAGS_interference_runs);
   options.measurement.interference_threshold = absl::GetFlag(FLAGS_interference_threshold);
   options.measurement.interference_retries = absl::GetFlag(FLAGS_interference_retries);
+  options.measurement.interference_wait_seconds = absl::GetFlag(FLAGS_interference_wait_seconds);
   options.measurement.interleave_reference = absl::GetFlag(FLAGS_interleave_reference);
   // A short run (tests pass --max_repeats=15) must not be refused for a default minimum.
   options.measurement.min_repeats =
@@ -250,7 +254,7 @@ int main(int argc, char** argv) {
     const bool csv_protocol = absl::GetFlag(FLAGS_csv_protocol);
     std::printf("arch_index,median_ms,p90_ms,stddev_ms,repeats,stop_reason,arch%s\n",
                 csv_protocol ? ",clock,interference,reference_slowdown,preempted_runs,timed_runs,"
-                               "attempts,wall_median_ms,p10_ms,min_ms,raw_median_ms"
+                               "attempts,wall_median_ms,p10_ms,min_ms,raw_median_ms,waited_seconds"
                              : "");
     const maplex::core::Nb201Space& nb201 = maplex::core::Nb201Space::Get();
     for (const maplex::agent::Measurement& m : *measured) {
@@ -261,9 +265,10 @@ int main(int argc, char** argv) {
                   m.arch.ToString().c_str());
       if (csv_protocol) {
         const maplex::agent::MeasurementProtocol& p = m.protocol;
-        std::printf(",%s,%s,%.4f,%d,%d,%d,%.6f,%.6f,%.6f,%.6f", p.timing_source.c_str(),
+        std::printf(",%s,%s,%.4f,%d,%d,%d,%.6f,%.6f,%.6f,%.6f,%.2f", p.timing_source.c_str(),
                     p.interference.c_str(), p.reference_slowdown, p.preempted_runs, p.timed_runs,
-                    p.attempts, p.wall_median_ms, m.stats.p10_ms, m.stats.min_ms, p.raw_median_ms);
+                    p.attempts, p.wall_median_ms, m.stats.p10_ms, m.stats.min_ms, p.raw_median_ms,
+                    p.waited_seconds);
       }
       std::printf("\n");
     }

@@ -4,6 +4,8 @@
 
 #include <Eigen/Core>
 #include <algorithm>
+#include <chrono>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -48,6 +50,10 @@ void ProcessInterferenceSensor::RunReferenceKernel() {
   float sum = 0;
   for (float x : buffers_->stream) sum += x;
   sink_ += sum + buffers_->c(0, 0);
+}
+
+void ProcessInterferenceSensor::Wait(double seconds) {
+  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
 }
 
 ReferenceReading ReadReferenceKernel(InterferenceSensor& sensor, const Clock& wall,

@@ -31,6 +31,9 @@ class InterferenceSensor {
   // Runs the fixed reference kernel once on the calling thread (the caller times it). Same
   // work every call, so its time changes only with what else the machine does.
   virtual void RunReferenceKernel() = 0;
+  // Leaves the machine alone for `seconds` (the real sensor sleeps) before the protocol looks
+  // again whether a disturbance has passed.
+  virtual void Wait(double seconds) = 0;
 };
 
 // getrusage(RUSAGE_SELF) and a ~1 ms single-threaded kernel: a 192x192x192 float GEMM whose
@@ -42,6 +45,7 @@ class ProcessInterferenceSensor : public InterferenceSensor {
   ~ProcessInterferenceSensor() override;
   int64_t InvoluntarySwitches() override;
   void RunReferenceKernel() override;
+  void Wait(double seconds) override;
 
  private:
   struct Buffers;

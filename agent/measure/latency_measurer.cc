@@ -23,11 +23,13 @@ absl::Status Validate(const DeviceConfig& config, const MeasurementOptions& opti
   if (options.warmups < 0 || options.min_repeats < 1 || options.max_repeats < options.min_repeats ||
       !(options.max_seconds > 0) || !(options.target_median_cv > 0) ||
       !(options.warmup_seconds >= 0) || !(options.min_seconds >= 0) || options.reference_runs < 0 ||
-      !(options.interference_threshold > 1) || options.interference_retries < 0) {
+      !(options.interference_threshold > 1) || options.interference_retries < 0 ||
+      !(options.interference_wait_seconds >= 0)) {
     return absl::InvalidArgumentError(
         "measurement options need warmups >= 0, warmup_seconds >= 0, 1 <= min_repeats <= "
         "max_repeats, min_seconds >= 0, max_seconds > 0, target_median_cv > 0, "
-        "reference_runs >= 0, interference_threshold > 1 and interference_retries >= 0");
+        "reference_runs >= 0, interference_threshold > 1, interference_retries >= 0 and "
+        "interference_wait_seconds >= 0");
   }
   if (options.clock != "auto" && options.clock != "wall") {
     return absl::InvalidArgumentError(
@@ -67,14 +69,20 @@ struct Attempt {
   double timed_seconds = 0;
 };
 
+// A reading of the reference kernel over its quiet baseline, on the clock the runs use.
+double Slowdown(const ReferenceReading& reading, const ReferenceBaseline& baseline,
+                bool wall_timed) {
+  const double base = wall_timed ? baseline.wall_ms : baseline.cpu_ms;
+  return base > 0 ? (wall_timed ? reading.wall_ms : reading.cpu_ms) / base : 0.0;
+}
+
 absl::StatusOr<Attempt> RunAttempt(Runtime& runtime, const MeasurementOptions& options,
                                    const MeasurementEnv& env, const Clock& clock, bool wall_timed) {
   Attempt attempt;
   const Clock& wall = *env.wall;
   const bool check = env.sensor != nullptr && env.baseline != nullptr && options.reference_runs > 0;
   const auto slowdown_of = [&](const ReferenceReading& r) {
-    const double base = wall_timed ? env.baseline->wall_ms : env.baseline->cpu_ms;
-    return base > 0 ? (wall_timed ? r.wall_ms : r.cpu_ms) / base : 0.0;
+    return Slowdown(r, *env.baseline, wall_timed);
   };
   std::optional<ReferenceReading> before;
   if (check) before = ReadReferenceKernel(*env.sensor, wall, clock, options.reference_runs);
@@ -169,6 +177,25 @@ absl::StatusOr<Attempt> RunAttempt(Runtime& runtime, const MeasurementOptions& o
   return attempt;
 }
 
+// Step 9: leaves the machine alone for growing delays (0.25 s doubling to 2 s, at most until
+// `*waited` reaches the option's budget) until the reference kernel reads quiet again.
+// True when it did; `*waited` and `*delay` carry over between calls for one measurement.
+bool WaitForQuiet(const MeasurementOptions& options, const MeasurementEnv& env, const Clock& clock,
+                  bool wall_timed, double* waited, double* delay) {
+  while (*waited < options.interference_wait_seconds) {
+    const double seconds = std::min(*delay, options.interference_wait_seconds - *waited);
+    env.sensor->Wait(seconds);
+    *waited += seconds;
+    *delay = std::min(*delay * 2, 2.0);
+    const ReferenceReading reading =
+        ReadReferenceKernel(*env.sensor, *env.wall, clock, options.reference_runs);
+    if (Slowdown(reading, *env.baseline, wall_timed) <= options.interference_threshold) {
+      return true;
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
 absl::StatusOr<Measurement> MeasureLatency(Runtime& runtime, const core::Architecture& arch,
@@ -218,6 +245,7 @@ absl::StatusOr<Measurement> MeasureLatency(Runtime& runtime, const core::Archite
   std::optional<Attempt> chosen;
   int attempts = 0;
   double timed_seconds = 0;
+  double waited = 0, delay = 0.25;
   while (true) {
     absl::StatusOr<Attempt> attempt = RunAttempt(runtime, options, env, clock, !cpu_timed);
     if (!attempt.ok()) return attempt.status();
@@ -230,11 +258,15 @@ absl::StatusOr<Measurement> MeasureLatency(Runtime& runtime, const core::Archite
       break;
     }
     if (attempts > options.interference_retries || timed_seconds >= options.max_seconds) {
+      // Disturbed throughout: the disturbance may pass within seconds. Wait for a quiet
+      // reading and measure again; flag only when the wait budget runs out first.
+      if (WaitForQuiet(options, env, clock, !cpu_timed, &waited, &delay)) continue;
       protocol.interference = "flagged";
       break;
     }
   }
   protocol.attempts = attempts;
+  protocol.waited_seconds = waited;
   protocol.warmup_runs = chosen->warmup_runs;
   protocol.stop_reason = chosen->stop_reason;
   protocol.timed_runs = chosen->timed_runs;

@@ -11,7 +11,7 @@
 //   absl::StatusOr<Measurement> m =
 //       MeasureLatency(runtime, arch, config, MeasurementOptions(), env);
 //
-// Procedure (MeasurementProtocol::version 2; docs/MEASUREMENT.md says why each step is there):
+// Procedure (MeasurementProtocol::version 3; docs/MEASUREMENT.md says why each step is there):
 //   1. Pin the calling thread to `threads` CPUs if asked (before Prepare, so that worker
 //      threads the runtime starts inherit the set); a refusal is recorded, not fatal.
 //   2. Runtime::Prepare(arch, batch, threads); never timed.
@@ -41,9 +41,16 @@
 //      `interference_threshold`, the measurement is taken again (steps 4-7), at most
 //      `interference_retries` times and only while the attempts so far have spent less than
 //      `max_seconds` in timed runs; if every attempt is disturbed, the least disturbed one is
-//      returned with protocol.interference = "flagged". A clean reading lowers the baseline
+//      returned with protocol.interference = "flagged" (after step 9). A clean reading lowers the baseline
 //      when it is quieter (ReferenceBaseline::ObserveQuiet).
 //   8. Statistics over the kept runs; the CPU set is restored.
+//   9. (Version 3.) When every attempt of step 7 was disturbed, the disturbance may pass
+//      within seconds (on a shared VM the machine slows in stretches of tens of seconds): the
+//      agent leaves the machine alone for 0.25 s, doubling to 2 s, reading the reference
+//      kernel after each wait, and as soon as it reads quiet measures again (steps 4-7; a
+//      disturbed attempt waits again). Waiting stops after `interference_wait_seconds` in
+//      total; only then is the least disturbed attempt flagged. protocol.waited_seconds says
+//      how long it waited.
 #ifndef MAPLEX_AGENT_MEASURE_LATENCY_MEASURER_H_
 #define MAPLEX_AGENT_MEASURE_LATENCY_MEASURER_H_
 
@@ -71,6 +78,9 @@ struct MeasurementOptions {
   int reference_runs = 5;      // reference kernel runs per reading; 0: no interference check
   double interference_threshold = 1.10;
   int interference_retries = 2;
+  // Step 9: after the retries, at most this long waiting for the reference kernel to read
+  // quiet again before measuring once more.
+  double interference_wait_seconds = 10;
   // Also time the reference kernel once before every timed run and scale each run by the
   // baseline over the median of the last 5 such readings: corrects for a machine whose speed
   // drifts within a measurement (protocol.corrected). Needs a sensor and a baseline.

@@ -6,6 +6,8 @@
 #include <grpcpp/create_channel.h>
 #include <grpcpp/server_builder.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <memory>
 #include <thread>
@@ -22,11 +24,22 @@ class RacyModels final : public maplex::v1::Models::Service {
   grpc::Status ListModels(grpc::ServerContext*, const maplex::v1::ListModelsRequest*,
                           maplex::v1::ListModelsResponse*) override {
     ++calls_;  // the race: no lock
+    // Hold the first call until a second one has made its unguarded write too (or 10 s), so
+    // that the two writes overlap whatever the machine's load (when the calls ran one after
+    // another, the interceptor's mutex ordered them and there was nothing to report). Relaxed
+    // atomics give ThreadSanitizer no order between the two writes.
+    inside_.fetch_add(1, std::memory_order_relaxed);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (inside_.load(std::memory_order_relaxed) < 2 &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::yield();
+    }
     return grpc::Status::OK;
   }
 
  private:
   long calls_ = 0;
+  std::atomic<int> inside_{0};
 };
 
 }  // namespace

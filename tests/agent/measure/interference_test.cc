@@ -18,6 +18,7 @@ class ScriptedKernel : public InterferenceSensor {
     cpu_.AdvanceMillis(ms);
     wall_.AdvanceMillis(ms + preemption_ms);
   }
+  void Wait(double seconds) override { wall_.AdvanceMillis(seconds * 1e3); }
   double preemption_ms = 0;
   size_t runs() const { return next_; }
 

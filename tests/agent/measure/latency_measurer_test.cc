@@ -245,6 +245,11 @@ class FakeSensor : public InterferenceSensor {
     wall_.AdvanceMillis(ms);
     cpu_.AdvanceMillis(ms);
   }
+  // Sleeping moves the wall clock only.
+  void Wait(double seconds) override {
+    wall_.AdvanceMillis(seconds * 1e3);
+    waits.push_back(seconds);
+  }
   void Script(std::vector<double> ms) {
     reference_ms = std::move(ms);
     next_ = 0;
@@ -252,6 +257,7 @@ class FakeSensor : public InterferenceSensor {
   std::vector<double> reference_ms = {1.0};
   int64_t switches = 0;
   int kernel_runs = 0;
+  std::vector<double> waits;
 
  private:
   ManualClock& wall_;
@@ -405,16 +411,46 @@ TEST(MeasureLatencyTest, DisturbedAttemptIsRepeated) {
 }
 
 TEST(MeasureLatencyTest, PersistentInterferenceIsFlaggedWithTheLeastDisturbedAttempt) {
-  // Three attempts, slowdowns 1.5, 1.2, 1.4: all above 1.10.
+  // Three attempts, slowdowns 1.5, 1.2, 1.4: all above 1.10; no waiting.
   InterferenceCase c(Concat({Repeat(1.5, 10), Repeat(1.2, 10), Repeat(1.4, 10)}));
+  c.options.interference_wait_seconds = 0;
   absl::StatusOr<Measurement> m = c.Measure();
   ASSERT_TRUE(m.ok()) << m.status();
   EXPECT_EQ(m->protocol.interference, "flagged");
   EXPECT_EQ(m->protocol.attempts, 3);
   EXPECT_NEAR(m->protocol.reference_slowdown, 1.2, 1e-5);
   EXPECT_EQ(c.sensor.kernel_runs, 30);
+  EXPECT_TRUE(c.sensor.waits.empty());
+  EXPECT_DOUBLE_EQ(m->protocol.waited_seconds, 0);
   // A disturbed reading never lowers (or raises) the baseline.
   EXPECT_DOUBLE_EQ(c.baseline.cpu_ms, 1.0);
+}
+
+TEST(MeasureLatencyTest, ADisturbanceThatPassesIsWaitedOutAndMeasuredAgain) {
+  // Three disturbed attempts (30 readings), a reading after the first wait still disturbed,
+  // then quiet: the fourth attempt, after waits of 0.25 and 0.5 s, is clean.
+  InterferenceCase c(Concat({Repeat(1.5, 35), Repeat(1.0, 15)}));
+  absl::StatusOr<Measurement> m = c.Measure();
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->protocol.interference, "repeated");
+  EXPECT_EQ(m->protocol.attempts, 4);
+  EXPECT_NEAR(m->protocol.reference_slowdown, 1.0, 1e-5);
+  EXPECT_EQ(c.sensor.waits, (std::vector<double>{0.25, 0.5}));
+  EXPECT_DOUBLE_EQ(m->protocol.waited_seconds, 0.75);
+  EXPECT_EQ(c.sensor.kernel_runs, 30 + 10 + 10);
+}
+
+TEST(MeasureLatencyTest, WaitingStopsAtItsBudgetAndTheMeasurementIsFlagged) {
+  InterferenceCase c(Repeat(1.3, 1));
+  c.options.interference_wait_seconds = 5;
+  absl::StatusOr<Measurement> m = c.Measure();
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->protocol.interference, "flagged");
+  EXPECT_EQ(m->protocol.attempts, 3);
+  // Backing off: 0.25, 0.5, 1, 2, then the 1.25 s left of the budget.
+  EXPECT_EQ(c.sensor.waits, (std::vector<double>{0.25, 0.5, 1, 2, 1.25}));
+  EXPECT_DOUBLE_EQ(m->protocol.waited_seconds, 5);
+  EXPECT_EQ(c.sensor.kernel_runs, 30 + 5 * 5);
 }
 
 TEST(MeasureLatencyTest, QuieterCleanReadingLowersTheBaseline) {
