@@ -42,6 +42,7 @@
 #include "core/arch/fbnet_space.h"
 #include "core/hardware/spec_proto.h"
 #include "maplex/v1/predictor.grpc.pb.h"
+#include "platform/grpc_transport.h"
 #include "platform/process.h"
 #include "server/server.h"
 #include "server/services/predictor_service.h"
@@ -52,6 +53,9 @@ ABSL_FLAG(std::string, data_dir, "data", "folder of fbnet_latency.csv.gz and fbn
 ABSL_FLAG(int, k, 10, "samples of each new device in the adaptation figure");
 ABSL_FLAG(int, new_devices, 5, "new devices onboarded one after the other (median reported)");
 ABSL_FLAG(int, batch_archs, 100000, "architectures of the large Predict");
+ABSL_FLAG(bool, large_message_tcp_reads, true,
+          "as maplex-server and the maplex CLI: gRPC's TCP reads sized to the message "
+          "(platform/grpc_transport.h); false measures gRPC's defaults");
 
 namespace {
 
@@ -127,6 +131,13 @@ v1::Measurement FbnetMeasurement(const std::string& device, size_t row, const co
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
+  // Before any gRPC object exists (the server and the client of this process share it).
+  const char* experiments = absl::GetFlag(FLAGS_large_message_tcp_reads)
+                                ? maplex::EnableLargeMessageTcpReads()
+                                : std::getenv("GRPC_EXPERIMENTS");
+  std::printf("GRPC_EXPERIMENTS=%s\n", experiments == nullptr ? "" : experiments);
+  Set("large_message_tcp_reads",
+      experiments != nullptr && std::string(experiments) == maplex::kLargeMessageGrpcExperiments);
   const bool quick = absl::GetFlag(FLAGS_quick);
   const std::string data_dir = absl::GetFlag(FLAGS_data_dir);
   const core::SpaceLatencyTable table =

@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "platform/grpc_channel.h"
+#include "platform/grpc_transport.h"
 #include "platform/log.h"
 #include "platform/process.h"
 #include "server/server.h"
@@ -130,6 +131,7 @@ std::vector<char*> NormalizeFlagNames(int argc, char** argv, std::vector<std::st
 }  // namespace
 
 int main(int argc, char** argv) {
+  maplex::EnableLargeMessageTcpReads();  // before any gRPC object or thread exists
   absl::SetProgramUsageMessage(
       "maplex-server: stores latency measurements, trains MAPLE-X and serves predictions.\n"
       "Usage: maplex-server [--listen=127.0.0.1:50051] [--db=maplex.db] [--method=maplex]\n"
