@@ -307,6 +307,22 @@ FunctionFitter::Transfer FunctionFitter::FitTransfer(
     rss += e * e;
   }
   t.rms = std::sqrt(rss / k);
+  // Leave-one-out residuals in closed form: e_i / (1 - h_ii) for the two-parameter fit,
+  // (y_i - x_i - mean of the others' y - x) for the level alone.
+  double loo = 0, level_loo = 0;
+  double mean_d = 0;
+  for (size_t i = 0; i < k; ++i) mean_d += (y[i] - x[i]) / k;
+  for (size_t i = 0; i < k; ++i) {
+    const double e = y[i] - t.alpha - t.beta * x[i];
+    const double h = 1.0 / k + (sxx > 1e-12 ? (x[i] - mx) * (x[i] - mx) / sxx : 0);
+    const double e_loo = k >= 3 ? e / std::max(1 - h, 1e-3) : e;
+    loo += e_loo * e_loo;
+    const double d = (y[i] - x[i]) - mean_d;
+    const double d_loo = k >= 2 ? d * k / (k - 1.0) : d;
+    level_loo += d_loo * d_loo;
+  }
+  t.loo_rms = std::sqrt(loo / k);
+  t.level_loo_rms = std::sqrt(level_loo / k);
   return t;
 }
 
@@ -372,8 +388,17 @@ FunctionDevice FunctionFitter::Fit(Method method, absl::Span<const FunctionSampl
     double total = 0;
     for (int i = 0; i < n_use; ++i) {
       const int d = use[i];
-      const double z = transfers[d].rms / config.agreement_scale;
-      const double agreement = std::exp(-0.5 * z * z * std::max(k - 2, 1));
+      double error = transfers[d].rms;
+      double dof = std::max(k - 2, 1);
+      if (config.agreement_mode == 1) {
+        error = transfers[d].loo_rms;
+        dof = k;
+      } else if (config.agreement_mode == 2) {
+        error = transfers[d].level_loo_rms;
+        dof = k;
+      }
+      const double z = error / config.agreement_scale;
+      const double agreement = std::exp(-0.5 * z * z * dof);
       pi[i] = encoder_.Similarity(target, encoded_[d], config.spec_bandwidth) *
               std::max(agreement, 1e-300);
       total += pi[i];
@@ -388,14 +413,22 @@ FunctionDevice FunctionFitter::Fit(Method method, absl::Span<const FunctionSampl
 
   // Prior over the target's normalized coefficients u: mean m, covariance
   // L L^T + scale_sd^2 m m^T + tau^2 I with L the top `rank` weighted deviations.
-  Eigen::VectorXd m = Eigen::VectorXd::Zero(p);
+  std::vector<Eigen::VectorXd> shape(n_use);
   for (int i = 0; i < n_use; ++i) {
-    m += pi[i] * Eigen::Map<const Eigen::VectorXd>(normalized_[use[i]].data(), p);
+    shape[i] = Eigen::Map<const Eigen::VectorXd>(normalized_[use[i]].data(), p);
+    if (config.transfer_shape > 0 && k >= 3) {
+      const double shrink = k / (k + config.transfer_shape);
+      const double beta = std::clamp(1 + shrink * (transfers[use[i]].beta - 1), 0.25, 2.0);
+      shape[i] *= beta;
+      shape[i](0) += 1 - beta;
+    }
   }
+  Eigen::VectorXd m = Eigen::VectorXd::Zero(p);
+  for (int i = 0; i < n_use; ++i) m += pi[i] * shape[i];
   Eigen::MatrixXd dev(p, n_use);
   for (int i = 0; i < n_use; ++i) {
-    dev.col(i) =
-        std::sqrt(pi[i]) * (Eigen::Map<const Eigen::VectorXd>(normalized_[use[i]].data(), p) - m);
+    const double w = (1 - config.factor_unweighted) * pi[i] + config.factor_unweighted / n_use;
+    dev.col(i) = std::sqrt(w) * (shape[i] - m);
   }
   const int rank = std::min({config.rank, n_use, p});
   Eigen::MatrixXd L(p, 0);
@@ -555,6 +588,9 @@ absl::Status ApplyFunctionConfigOverrides(std::string_view text, FunctionConfig*
       {"spec_bandwidth", &config->spec_bandwidth, nullptr},
       {"agreement_scale", &config->agreement_scale, nullptr},
       {"unweighted_share", &config->unweighted_share, nullptr},
+      {"agreement_mode", nullptr, &config->agreement_mode},
+      {"factor_unweighted", &config->factor_unweighted, nullptr},
+      {"transfer_shape", &config->transfer_shape, nullptr},
       {"virtual_count", nullptr, &config->virtual_count},
       {"virtual_label_devices", nullptr, &config->virtual_label_devices},
       {"virtual_noise", &config->virtual_noise, nullptr},

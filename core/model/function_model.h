@@ -133,6 +133,21 @@ struct FunctionConfig {
   double spec_bandwidth = 1.0;
   double agreement_scale = 0.08;
   double unweighted_share = 0.2;  // of the unweighted spread kept in the weighted prior
+  // How a reference's agreement with the k samples is measured (the error z in
+  // exp(-z^2 dof / 2 scale^2)): 0 the in-sample rms log residual of its log-linear transfer
+  // (dof = max(k - 2, 1)); 1 that transfer's leave-one-out rms (dof = k); 2 the
+  // leave-one-out rms of its level alone (slope 1, the form the prior uses; dof = k).
+  int agreement_mode = 0;
+  // Share of uniform weight in the weights of the prior's deviation factors (the references'
+  // spread around the importance-weighted mean): 0 the factors come from the importance-
+  // weighted deviations alone, so sharp weights leave the samples few directions to move in;
+  // 1 every reference's direction is available while the mean stays weighted.
+  double factor_unweighted = 0;
+  // Nonzero (k >= 3): each reference enters the prior with the slope beta of its log-linear
+  // transfer to the k samples, to first order around its mean pool latency (normalized
+  // coefficients u -> beta u + (1 - beta) e_0, which keeps the pool mean at 1), with beta
+  // shrunk towards 1 by k / (k + transfer_shape) and clamped to [0.25, 2]. 0: slope 1.
+  double transfer_shape = 0;
   // Virtual examples (maple+ve, maplex): pool members labelled by the baseline transfer of
   // the best-agreeing references, with their relative noise.
   int virtual_count = 32;
@@ -187,6 +202,8 @@ class FunctionFitter {
  private:
   struct Transfer {
     double alpha = 0, beta = 1, rms = 0;
+    double loo_rms = 0;        // leave-one-out rms log residual of the transfer
+    double level_loo_rms = 0;  // the same for the level alone (beta = 1)
   };
   Transfer FitTransfer(int ref, absl::Span<const FunctionSample> samples) const;
 

@@ -4,6 +4,7 @@
 #include "core/model/function_model.h"
 
 #include <cmath>
+#include <cstdio>
 #include <vector>
 
 #include "core/arch/fbnet_space.h"
@@ -203,6 +204,110 @@ TEST_F(FitterTest, AdaptiveMixLeansOnWhicheverPartPredictsHeldOutSamples) {
   EXPECT_EQ(fitter.Fit(Method::kMapleWeights, power, {}, adaptive).mix, 0);
 }
 
+// The agreement options and the prior-shape options (FunctionConfig::agreement_mode,
+// factor_unweighted, transfer_shape). A rigid prior (no own deviation) with sharp agreement
+// makes the fit show which references the weights chose and what the factors can reach.
+class AgreementTest : public FitterTest {
+ protected:
+  double Mape(const FunctionFitter& fitter, const FunctionDevice& f,
+              const std::vector<double>& truth) const {
+    double mape = 0;
+    for (size_t i = 0; i < test_.size(); ++i) {
+      mape += std::abs(fitter.PredictMs(f, test_[i]) / truth[i] - 1) / test_.size();
+    }
+    return mape;
+  }
+  // Cosine between a fit's coefficients (intercept aside) and reference d's.
+  double Cosine(const FunctionDevice& f, int d) const {
+    double ab = 0, aa = 0, bb = 0;
+    for (int j = 1; j < phi_.dim(); ++j) {
+      ab += f.weights[j] * refs_[d].weights[j];
+      aa += f.weights[j] * f.weights[j];
+      bb += refs_[d].weights[j] * refs_[d].weights[j];
+    }
+    return ab / std::sqrt(aa * bb);
+  }
+  std::vector<Architecture> k10_ = FbnetSpace::Get().Sample(10, 77);
+  std::vector<Architecture> test_ = FbnetSpace::Get().Sample(300, 99);
+};
+
+TEST_F(AgreementTest, LevelAgreementRejectsAReferenceThatOnlyASlopeMakesAgree) {
+  const FunctionFitter fitter(phi_, refs_, FbnetSpace::Get().Sample(128, 5));
+  FunctionConfig c;
+  c.rank = 0;
+  c.deviation_sd = 1e-6;
+  c.unweighted_share = 0;
+  c.agreement_scale = 0.02;
+  // 2 * ref2^1.6: reference 2's log-linear transfer is exact (in-sample and left-one-out
+  // error 0), but only with slope 1.6, which the prior's free level cannot follow.
+  std::vector<FunctionSample> power;
+  for (const Architecture& a : k10_) {
+    power.push_back({a, 2 * std::pow(phi_.Dot(a, truths_[2].data()), 1.6)});
+  }
+  c.agreement_mode = 0;
+  const FunctionDevice in_sample = fitter.Fit(Method::kMapleWeights, power, {}, c);
+  c.agreement_mode = 1;
+  const FunctionDevice transfer_loo = fitter.Fit(Method::kMapleWeights, power, {}, c);
+  c.agreement_mode = 2;
+  const FunctionDevice level_loo = fitter.Fit(Method::kMapleWeights, power, {}, c);
+  // Closeness to reference 2 as 1 - cosine of the coefficients.
+  const double away_in_sample = 1 - Cosine(in_sample, 2);
+  const double away_transfer_loo = 1 - Cosine(transfer_loo, 2);
+  const double away_level_loo = 1 - Cosine(level_loo, 2);
+  printf("1 - cosine to reference 2: in-sample %.5f, transfer LOO %.5f, level LOO %.5f\n",
+         away_in_sample, away_transfer_loo, away_level_loo);
+  EXPECT_LT(3 * away_in_sample, away_level_loo);
+  EXPECT_LT(3 * away_transfer_loo, away_level_loo);
+  std::vector<double> truth;
+  for (const Architecture& a : test_) {
+    truth.push_back(2 * std::pow(phi_.Dot(a, truths_[2].data()), 1.6));
+  }
+  EXPECT_LT(Mape(fitter, level_loo, truth), Mape(fitter, in_sample, truth));
+
+  // An exact 3x twin of reference 2 (slope 1): the level measure puts all weight on it.
+  std::vector<FunctionSample> twin;
+  for (const Architecture& a : k10_) twin.push_back({a, 3 * phi_.Dot(a, truths_[2].data())});
+  c.agreement_mode = 2;
+  EXPECT_LT(1 - Cosine(fitter.Fit(Method::kMapleWeights, twin, {}, c), 2), 1e-6);
+}
+
+TEST_F(AgreementTest, UnweightedFactorsLetSamplesReachAMixTheWeightsDidNotChoose) {
+  const FunctionFitter fitter(phi_, refs_, FbnetSpace::Get().Sample(128, 5));
+  FunctionConfig c;
+  c.deviation_sd = 1e-6;
+  c.unweighted_share = 0;
+  c.agreement_scale = 0.01;  // all weight on the best-agreeing reference
+  const std::vector<double> fresh = DeviceWeights(phi_, 7, 0.5, 0.75);
+  std::vector<FunctionSample> samples;
+  for (const Architecture& a : k10_) samples.push_back({a, phi_.Dot(a, fresh.data())});
+  const std::vector<double> truth = Latencies(phi_, fresh, test_);
+  const double weighted = Mape(fitter, fitter.Fit(Method::kMapleWeights, samples, {}, c), truth);
+  c.factor_unweighted = 1;
+  const double unweighted = Mape(fitter, fitter.Fit(Method::kMapleWeights, samples, {}, c), truth);
+  EXPECT_LT(2 * unweighted, weighted) << unweighted << " vs " << weighted;
+}
+
+TEST_F(AgreementTest, TransferShapeGivesThePriorTheReferencesSlope) {
+  const FunctionFitter fitter(phi_, refs_, FbnetSpace::Get().Sample(128, 5));
+  FunctionConfig c;
+  c.rank = 0;
+  c.deviation_sd = 1e-6;
+  c.unweighted_share = 0;
+  c.agreement_scale = 0.02;
+  std::vector<FunctionSample> power;
+  std::vector<double> truth;
+  for (const Architecture& a : k10_) {
+    power.push_back({a, 2 * std::pow(phi_.Dot(a, truths_[2].data()), 1.6)});
+  }
+  for (const Architecture& a : test_) {
+    truth.push_back(2 * std::pow(phi_.Dot(a, truths_[2].data()), 1.6));
+  }
+  const double plain = Mape(fitter, fitter.Fit(Method::kMapleWeights, power, {}, c), truth);
+  c.transfer_shape = 1e-9;  // no shrinkage towards slope 1
+  const double sloped = Mape(fitter, fitter.Fit(Method::kMapleWeights, power, {}, c), truth);
+  EXPECT_LT(2 * sloped, plain) << sloped << " vs " << plain;
+}
+
 TEST_F(FitterTest, ModelSerializesCompactlyAndPredictsIdentically) {
   const FunctionFitter fitter(phi_, refs_, FbnetSpace::Get().Sample(128, 5));
   FunctionModelParams params;
@@ -282,6 +387,12 @@ TEST(FunctionConfig, OverridesParseAndRejectUnknownNames) {
   EXPECT_EQ(c.noise, 0.1);
   ASSERT_TRUE(ApplyFunctionConfigOverrides("adaptive_mix=1", &c).ok());
   EXPECT_EQ(c.adaptive_mix, 1);
+  ASSERT_TRUE(
+      ApplyFunctionConfigOverrides("agreement_mode=2,factor_unweighted=0.5,transfer_shape=5", &c)
+          .ok());
+  EXPECT_EQ(c.agreement_mode, 2);
+  EXPECT_EQ(c.factor_unweighted, 0.5);
+  EXPECT_EQ(c.transfer_shape, 5);
   EXPECT_FALSE(ApplyFunctionConfigOverrides("bogus=1", &c).ok());
   EXPECT_FALSE(ApplyFunctionConfigOverrides("rank=x", &c).ok());
 }
