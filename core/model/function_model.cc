@@ -411,96 +411,139 @@ FunctionDevice FunctionFitter::Fit(Method method, absl::Span<const FunctionSampl
     }
   }
 
-  // Prior over the target's normalized coefficients u: mean m, covariance
-  // L L^T + scale_sd^2 m m^T + tau^2 I with L the top `rank` weighted deviations.
-  std::vector<Eigen::VectorXd> shape(n_use);
-  for (int i = 0; i < n_use; ++i) {
-    shape[i] = Eigen::Map<const Eigen::VectorXd>(normalized_[use[i]].data(), p);
-    if (config.transfer_shape > 0 && k >= 3) {
-      const double shrink = k / (k + config.transfer_shape);
-      const double beta = std::clamp(1 + shrink * (transfers[use[i]].beta - 1), 0.25, 2.0);
-      shape[i] *= beta;
-      shape[i](0) += 1 - beta;
-    }
-  }
-  Eigen::VectorXd m = Eigen::VectorXd::Zero(p);
-  for (int i = 0; i < n_use; ++i) m += pi[i] * shape[i];
-  Eigen::MatrixXd dev(p, n_use);
-  for (int i = 0; i < n_use; ++i) {
-    const double w = (1 - config.factor_unweighted) * pi[i] + config.factor_unweighted / n_use;
-    dev.col(i) = std::sqrt(w) * (shape[i] - m);
-  }
-  const int rank = std::min({config.rank, n_use, p});
-  Eigen::MatrixXd L(p, 0);
-  if (rank > 0) {
-    // U_r S_r of dev's SVD as dev V_r, V_r the top eigenvectors of the small Gram matrix
-    // dev^T dev (n_use x n_use): the same factor, several times cheaper than a Jacobi SVD of
-    // the p x n_use matrix on every fit.
-    Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(dev.transpose() * dev);
-    L = dev * eig.eigenvectors().rightCols(rank).rowwise().reverse();
-  }
-  const double rms_m = std::sqrt(m.tail(p - 1).squaredNorm() / std::max(p - 1, 1));
-  const double tau2 = std::pow(config.deviation_sd * rms_m, 2);
-
-  // Observations: the real samples, then virtual examples.
-  std::vector<Architecture> obs_arch;
-  std::vector<double> obs_y, obs_sd;
-  for (const FunctionSample& s : samples) {
-    obs_arch.push_back(s.arch);
-    obs_y.push_back(s.latency_ms);
-    obs_sd.push_back(config.noise);
-  }
-  if (virtual_examples && !pool_.empty()) {
-    std::vector<int> order(n_refs);
-    std::iota(order.begin(), order.end(), 0);
-    std::sort(order.begin(), order.end(),
-              [&](int a, int b) { return transfers[a].rms < transfers[b].rms; });
-    const int labellers = std::min(config.virtual_label_devices, n_refs);
-    const int count = std::min<int>(config.virtual_count, pool_.size());
-    for (int v = 0; v < count; ++v) {
-      const Architecture& a = pool_[v];
-      double log_label = 0;
-      for (int j = 0; j < labellers; ++j) {
-        const int d = order[j];
-        const double ref = std::max(phi_->Dot(a, refs_[d].weights.data()), 1e-9);
-        log_label += transfers[d].alpha + transfers[d].beta * std::log(ref);
+  // The posterior under the prior built with importance weights pi.
+  struct Posterior {
+    std::vector<double> weights;
+    Eigen::VectorXd z, alpha_vec, k_inv_diag;
+    std::vector<Architecture> obs_arch;
+    std::vector<double> obs_y;
+    double loo_mse = 0;
+  };
+  auto solve = [&](const std::vector<double>& pi) {
+    // Prior over the target's normalized coefficients u: mean m, covariance
+    // L L^T + scale_sd^2 m m^T + tau^2 I with L the top `rank` weighted deviations.
+    std::vector<Eigen::VectorXd> shape(n_use);
+    for (int i = 0; i < n_use; ++i) {
+      shape[i] = Eigen::Map<const Eigen::VectorXd>(normalized_[use[i]].data(), p);
+      if (config.transfer_shape > 0 && k >= 3) {
+        const double shrink = k / (k + config.transfer_shape);
+        const double beta = std::clamp(1 + shrink * (transfers[use[i]].beta - 1), 0.25, 2.0);
+        shape[i] *= beta;
+        shape[i](0) += 1 - beta;
       }
-      obs_arch.push_back(a);
-      obs_y.push_back(std::exp(log_label / labellers));
-      obs_sd.push_back(config.virtual_noise);
+    }
+    Eigen::VectorXd m = Eigen::VectorXd::Zero(p);
+    for (int i = 0; i < n_use; ++i) m += pi[i] * shape[i];
+    Eigen::MatrixXd dev(p, n_use);
+    for (int i = 0; i < n_use; ++i) {
+      const double w = (1 - config.factor_unweighted) * pi[i] + config.factor_unweighted / n_use;
+      dev.col(i) = std::sqrt(w) * (shape[i] - m);
+    }
+    const int rank = std::min({config.rank, n_use, p});
+    Eigen::MatrixXd L(p, 0);
+    if (rank > 0) {
+      // U_r S_r of dev's SVD as dev V_r, V_r the top eigenvectors of the small Gram matrix
+      // dev^T dev (n_use x n_use): the same factor, several times cheaper than a Jacobi SVD of
+      // the p x n_use matrix on every fit.
+      Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(dev.transpose() * dev);
+      L = dev * eig.eigenvectors().rightCols(rank).rowwise().reverse();
+    }
+    const double rms_m = std::sqrt(m.tail(p - 1).squaredNorm() / std::max(p - 1, 1));
+    const double tau2 = std::pow(config.deviation_sd * rms_m, 2);
+
+    // Observations: the real samples, then virtual examples.
+    std::vector<Architecture> obs_arch;
+    std::vector<double> obs_y, obs_sd;
+    for (const FunctionSample& s : samples) {
+      obs_arch.push_back(s.arch);
+      obs_y.push_back(s.latency_ms);
+      obs_sd.push_back(config.noise);
+    }
+    if (virtual_examples && !pool_.empty()) {
+      std::vector<int> order(n_refs);
+      std::iota(order.begin(), order.end(), 0);
+      std::sort(order.begin(), order.end(),
+                [&](int a, int b) { return transfers[a].rms < transfers[b].rms; });
+      const int labellers = std::min(config.virtual_label_devices, n_refs);
+      const int count = std::min<int>(config.virtual_count, pool_.size());
+      for (int v = 0; v < count; ++v) {
+        const Architecture& a = pool_[v];
+        double log_label = 0;
+        for (int j = 0; j < labellers; ++j) {
+          const int d = order[j];
+          const double ref = std::max(phi_->Dot(a, refs_[d].weights.data()), 1e-9);
+          log_label += transfers[d].alpha + transfers[d].beta * std::log(ref);
+        }
+        obs_arch.push_back(a);
+        obs_y.push_back(std::exp(log_label / labellers));
+        obs_sd.push_back(config.virtual_noise);
+      }
+    }
+    const int n = static_cast<int>(obs_arch.size());
+    // Level: geometric mean of y / (phi . m) over the real samples.
+    double log_s = 0;
+    for (int i = 0; i < k; ++i) {
+      log_s += std::log(obs_y[i] / std::max(phi_->Dot(obs_arch[i], m.data()), 1e-9));
+    }
+    const double s = std::exp(log_s / k);
+
+    Eigen::MatrixXd Phi = Eigen::MatrixXd::Zero(n, p);
+    std::vector<int> active(phi_->active_count());
+    for (int i = 0; i < n; ++i) {
+      phi_->Active(obs_arch[i], active.data());
+      for (int j : active) Phi(i, j) += 1;
+    }
+    Eigen::VectorXd z(n), noise(n);
+    for (int i = 0; i < n; ++i) {
+      z(i) = obs_y[i] / s;
+      noise(i) = std::pow(obs_sd[i] * z(i), 2);
+    }
+    const Eigen::VectorXd phim = Phi * m;
+    const Eigen::MatrixXd PhiL = Phi * L;
+    // Sigma Phi^T = L (Phi L)^T + v m (Phi m)^T + tau^2 Phi^T.
+    const double v = config.scale_sd * config.scale_sd;
+    Eigen::MatrixXd SigmaPhiT =
+        L * PhiL.transpose() + v * m * phim.transpose() + tau2 * Phi.transpose();
+    Eigen::MatrixXd K = Phi * SigmaPhiT;
+    K.diagonal() += noise;
+    const Eigen::LDLT<Eigen::MatrixXd> K_ldlt = K.ldlt();
+    const Eigen::VectorXd alpha_vec = K_ldlt.solve(z - phim);
+    const Eigen::VectorXd u = m + SigmaPhiT * alpha_vec;
+    Posterior post;
+    post.weights.resize(p);
+    for (int j = 0; j < p; ++j) post.weights[j] = s * u(j);
+    const Eigen::MatrixXd K_inv = K_ldlt.solve(Eigen::MatrixXd::Identity(n, n));
+    post.k_inv_diag = K_inv.diagonal();
+    post.alpha_vec = alpha_vec;
+    post.z = z;
+    post.obs_arch = std::move(obs_arch);
+    post.obs_y = std::move(obs_y);
+    // Leave-one-out log error of the real samples: [K^-1 r]_i / [K^-1]_ii held out.
+    for (int i = 0; i < k; ++i) {
+      const double held_out = z(i) - alpha_vec(i) / K_inv(i, i);
+      const double lp = std::log(std::max(held_out, 1e-9) / z(i));
+      post.loo_mse += lp * lp / k;
+    }
+    return post;
+  };
+  Posterior post = solve(pi);
+  if (weighted && config.loo_weighting != 0 && k >= 4) {
+    // The weights' sharpness checked on the target's own samples: the posterior under
+    // uniform weights competes by leave-one-out error (1: the better one; 2: both, weighted
+    // by inverse leave-one-out mean squared error; both are linear in phi, so is the blend).
+    Posterior flat = solve(std::vector<double>(n_use, 1.0 / n_use));
+    if (config.loo_weighting == 1) {
+      if (flat.loo_mse < post.loo_mse) post = std::move(flat);
+    } else {
+      const double a = flat.loo_mse / std::max(flat.loo_mse + post.loo_mse, 1e-300);
+      for (int j = 0; j < p; ++j) post.weights[j] = a * post.weights[j] + (1 - a) * flat.weights[j];
     }
   }
-  const int n = static_cast<int>(obs_arch.size());
-  // Level: geometric mean of y / (phi . m) over the real samples.
-  double log_s = 0;
-  for (int i = 0; i < k; ++i) {
-    log_s += std::log(obs_y[i] / std::max(phi_->Dot(obs_arch[i], m.data()), 1e-9));
-  }
-  const double s = std::exp(log_s / k);
-
-  Eigen::MatrixXd Phi = Eigen::MatrixXd::Zero(n, p);
-  std::vector<int> active(phi_->active_count());
-  for (int i = 0; i < n; ++i) {
-    phi_->Active(obs_arch[i], active.data());
-    for (int j : active) Phi(i, j) += 1;
-  }
-  Eigen::VectorXd z(n), noise(n);
-  for (int i = 0; i < n; ++i) {
-    z(i) = obs_y[i] / s;
-    noise(i) = std::pow(obs_sd[i] * z(i), 2);
-  }
-  const Eigen::VectorXd phim = Phi * m;
-  const Eigen::MatrixXd PhiL = Phi * L;
-  // Sigma Phi^T = L (Phi L)^T + v m (Phi m)^T + tau^2 Phi^T.
-  const double v = config.scale_sd * config.scale_sd;
-  Eigen::MatrixXd SigmaPhiT =
-      L * PhiL.transpose() + v * m * phim.transpose() + tau2 * Phi.transpose();
-  Eigen::MatrixXd K = Phi * SigmaPhiT;
-  K.diagonal() += noise;
-  const Eigen::LDLT<Eigen::MatrixXd> K_ldlt = K.ldlt();
-  const Eigen::VectorXd alpha_vec = K_ldlt.solve(z - phim);
-  const Eigen::VectorXd u = m + SigmaPhiT * alpha_vec;
-  for (int j = 0; j < p; ++j) out.weights[j] = s * u(j);
+  out.weights = post.weights;
+  const Eigen::VectorXd& z = post.z;
+  const Eigen::VectorXd& alpha_vec = post.alpha_vec;
+  const std::vector<Architecture>& obs_arch = post.obs_arch;
+  const std::vector<double>& obs_y = post.obs_y;
 
   if (method != Method::kMapleX || k < config.baseline_mix_min_samples) return out;
   double mix = config.baseline_mix;
@@ -510,7 +553,6 @@ FunctionDevice FunctionFitter::Fit(Method method, absl::Span<const FunctionSampl
     // e_i / (1 - h_ii); both as log errors. The blend weights the two by inverse mean
     // squared error, so a target whose samples the best reference's transfer explains
     // better leans on it and one no reference resembles keeps the posterior.
-    const Eigen::MatrixXd K_inv = K_ldlt.solve(Eigen::MatrixXd::Identity(n, n));
     const Transfer& t = transfers[best];
     double x_mean = 0;
     std::vector<double> x(k);
@@ -522,7 +564,7 @@ FunctionDevice FunctionFitter::Fit(Method method, absl::Span<const FunctionSampl
     for (int i = 0; i < k; ++i) sxx += (x[i] - x_mean) * (x[i] - x_mean);
     double e_posterior = 0, e_transfer = 0;
     for (int i = 0; i < k; ++i) {
-      const double held_out = z(i) - alpha_vec(i) / K_inv(i, i);
+      const double held_out = z(i) - alpha_vec(i) / post.k_inv_diag(i);
       const double lp = std::log(std::max(held_out, 1e-9) / z(i));
       e_posterior += lp * lp;
       const double h = 1.0 / k + (sxx > 1e-12 ? (x[i] - x_mean) * (x[i] - x_mean) / sxx : 0);
@@ -591,6 +633,7 @@ absl::Status ApplyFunctionConfigOverrides(std::string_view text, FunctionConfig*
       {"agreement_mode", nullptr, &config->agreement_mode},
       {"factor_unweighted", &config->factor_unweighted, nullptr},
       {"transfer_shape", &config->transfer_shape, nullptr},
+      {"loo_weighting", nullptr, &config->loo_weighting},
       {"virtual_count", nullptr, &config->virtual_count},
       {"virtual_label_devices", nullptr, &config->virtual_label_devices},
       {"virtual_noise", &config->virtual_noise, nullptr},

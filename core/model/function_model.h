@@ -148,6 +148,11 @@ struct FunctionConfig {
   // coefficients u -> beta u + (1 - beta) e_0, which keeps the pool mean at 1), with beta
   // shrunk towards 1 by k / (k + transfer_shape) and clamped to [0.25, 2]. 0: slope 1.
   double transfer_shape = 0;
+  // Nonzero (maple+w, maplex, k >= 4): the importance-weighted posterior competes with the
+  // uniformly weighted one by the leave-one-out log error of the k samples under each
+  // ([K^-1 r]_i / [K^-1]_ii); 1 keeps the better, 2 blends the two coefficient vectors by
+  // inverse leave-one-out mean squared error.
+  int loo_weighting = 0;
   // Virtual examples (maple+ve, maplex): pool members labelled by the baseline transfer of
   // the best-agreeing references, with their relative noise.
   int virtual_count = 32;

@@ -287,6 +287,46 @@ TEST_F(AgreementTest, UnweightedFactorsLetSamplesReachAMixTheWeightsDidNotChoose
   EXPECT_LT(2 * unweighted, weighted) << unweighted << " vs " << weighted;
 }
 
+TEST_F(AgreementTest, LeaveOneOutWeightingFallsBackToUniformWeightsOnlyWhenTheyPredictBetter) {
+  const FunctionFitter fitter(phi_, refs_, FbnetSpace::Get().Sample(128, 5));
+  FunctionConfig c;
+  c.deviation_sd = 1e-6;
+  c.unweighted_share = 0;
+  c.agreement_scale = 0.01;  // all weight on the best-agreeing reference
+  // A mix no reference has: the sharp weights leave the samples no direction to reach it,
+  // uniform weights do, and their leave-one-out error says so.
+  const std::vector<double> fresh = DeviceWeights(phi_, 7, 0.5, 0.75);
+  std::vector<FunctionSample> samples;
+  for (const Architecture& a : k10_) samples.push_back({a, phi_.Dot(a, fresh.data())});
+  const std::vector<double> truth = Latencies(phi_, fresh, test_);
+  const double sharp = Mape(fitter, fitter.Fit(Method::kMapleWeights, samples, {}, c), truth);
+  c.loo_weighting = 1;
+  const double chosen = Mape(fitter, fitter.Fit(Method::kMapleWeights, samples, {}, c), truth);
+  c.loo_weighting = 2;
+  const double blended = Mape(fitter, fitter.Fit(Method::kMapleWeights, samples, {}, c), truth);
+  EXPECT_LT(2 * chosen, sharp) << chosen << " vs " << sharp;
+  EXPECT_LT(2 * blended, sharp) << blended << " vs " << sharp;
+  // An exact twin of reference 2: the weighted posterior predicts its samples better, so
+  // it is kept (1) and dominates the blend (2).
+  std::vector<FunctionSample> twin;
+  for (const Architecture& a : k10_) twin.push_back({a, 3 * phi_.Dot(a, truths_[2].data())});
+  c.loo_weighting = 0;
+  const FunctionDevice weighted = fitter.Fit(Method::kMapleWeights, twin, {}, c);
+  c.loo_weighting = 1;
+  EXPECT_EQ(fitter.Fit(Method::kMapleWeights, twin, {}, c).weights, weighted.weights);
+  c.loo_weighting = 2;
+  EXPECT_LT(1 - Cosine(fitter.Fit(Method::kMapleWeights, twin, {}, c), 2), 1e-3);
+  // Fewer than 4 samples, or an unweighted method: no effect.
+  c.loo_weighting = 1;
+  const std::vector<FunctionSample> three(samples.begin(), samples.begin() + 3);
+  FunctionConfig off = c;
+  off.loo_weighting = 0;
+  EXPECT_EQ(fitter.Fit(Method::kMapleWeights, three, {}, c).weights,
+            fitter.Fit(Method::kMapleWeights, three, {}, off).weights);
+  EXPECT_EQ(fitter.Fit(Method::kMaple, samples, {}, c).weights,
+            fitter.Fit(Method::kMaple, samples, {}, off).weights);
+}
+
 TEST_F(AgreementTest, TransferShapeGivesThePriorTheReferencesSlope) {
   const FunctionFitter fitter(phi_, refs_, FbnetSpace::Get().Sample(128, 5));
   FunctionConfig c;
@@ -387,9 +427,10 @@ TEST(FunctionConfig, OverridesParseAndRejectUnknownNames) {
   EXPECT_EQ(c.noise, 0.1);
   ASSERT_TRUE(ApplyFunctionConfigOverrides("adaptive_mix=1", &c).ok());
   EXPECT_EQ(c.adaptive_mix, 1);
-  ASSERT_TRUE(
-      ApplyFunctionConfigOverrides("agreement_mode=2,factor_unweighted=0.5,transfer_shape=5", &c)
-          .ok());
+  ASSERT_TRUE(ApplyFunctionConfigOverrides(
+                  "agreement_mode=2,factor_unweighted=0.5,transfer_shape=5,loo_weighting=1", &c)
+                  .ok());
+  EXPECT_EQ(c.loo_weighting, 1);
   EXPECT_EQ(c.agreement_mode, 2);
   EXPECT_EQ(c.factor_unweighted, 0.5);
   EXPECT_EQ(c.transfer_shape, 5);
