@@ -14,6 +14,7 @@
 // architectures out of every device's training (core/eval/function_evaluation.h).
 #include <algorithm>
 #include <cstdio>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -61,15 +62,28 @@ std::string FunctionNotes(const maplex::core::FunctionEvaluationReport& r) {
   out +=
       "\nNested choices (per fold, method, k): 90 % half width in log units; maplex's "
       "settings (baseline mix: a fixed share, or \"adaptive x S\": S times the share chosen "
-      "per target from the samples' leave-one-out errors).\n\n| fold | method | k | half "
-      "width | virtual examples | baseline mix | agreement scale | unweighted share |\n"
-      "|---|---|---:|---:|---|---:|---:|---:|\n";
+      "per target from the samples' leave-one-out errors); inner score: mean ρ + ±10 % over "
+      "the fold's inner (target, draw) pairs of the default settings and of the chosen ones."
+      "\n\n| fold | method | k | half width | virtual examples | baseline mix | agreement "
+      "scale | unweighted share | inner score default | inner score chosen |\n"
+      "|---|---|---:|---:|---|---:|---:|---:|---:|---:|\n";
+  std::map<std::pair<std::string, int>, std::pair<double, int>> inner_mean;
   for (const maplex::core::FoldChoice& c : r.choices) {
-    absl::StrAppendFormat(&out, "| %s | %s | %d | %.3f | %s | %s%.2f | %.3f | %.2f |\n", c.held_out,
-                          maplex::core::MethodName(c.method), c.k, c.log_half_width,
-                          c.virtual_examples ? "on" : "off", c.adaptive_mix ? "adaptive x " : "",
-                          c.baseline_mix, c.agreement_scale, c.unweighted_share);
+    absl::StrAppendFormat(
+        &out, "| %s | %s | %d | %.3f | %s | %s%.2f | %.3f | %.2f | %.4f | %.4f |\n", c.held_out,
+        maplex::core::MethodName(c.method), c.k, c.log_half_width,
+        c.virtual_examples ? "on" : "off", c.adaptive_mix ? "adaptive x " : "", c.baseline_mix,
+        c.agreement_scale, c.unweighted_share, c.inner_default, c.inner_chosen);
+    auto& [sum, count] = inner_mean[{std::string(maplex::core::MethodName(c.method)), c.k}];
+    sum += c.inner_default;
+    count += 1;
   }
+  out += "\nInner score of the default settings, mean over folds:";
+  for (const auto& [key, value] : inner_mean) {
+    absl::StrAppendFormat(&out, " %s k = %d %.4f;", key.first, key.second,
+                          value.first / std::max(value.second, 1));
+  }
+  out += "\n";
   return out;
 }
 

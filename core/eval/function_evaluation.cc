@@ -373,10 +373,20 @@ absl::StatusOr<FunctionEvaluationReport> RunFunctionEvaluation(
           half_width = e[q];
         }
         chosen[{static_cast<int>(m), k}] = {best, half_width};
-        out.choices.push_back({fold.name, k, m, half_width, best.virtual_examples,
-                               best.baseline_mix, best.adaptive_mix,
-                               ConfigFor(best, options.config, options.nested).agreement_scale,
-                               ConfigFor(best, options.config, options.nested).unweighted_share});
+        FoldChoice choice{fold.name,
+                          k,
+                          m,
+                          half_width,
+                          best.virtual_examples,
+                          best.baseline_mix,
+                          best.adaptive_mix,
+                          ConfigFor(best, options.config, options.nested).agreement_scale,
+                          ConfigFor(best, options.config, options.nested).unweighted_share};
+        if (def != inner.end() && def->second.count > 0) {
+          choice.inner_default = def->second.score / def->second.count;
+          choice.inner_chosen = it->second.score / it->second.count;
+        }
+        out.choices.push_back(choice);
       }
     }
 

@@ -64,6 +64,11 @@ struct FoldChoice {
   bool adaptive_mix = false;  // baseline_mix scaled per target (FunctionConfig::adaptive_mix)
   double agreement_scale = 0;
   double unweighted_share = 0;
+  // Mean of (Spearman rho + share within +-10 %) over the inner (target, draw) pairs, of the
+  // default candidate and of the chosen one (equal when the default is kept; 0 without
+  // nesting): the training devices' evidence for the choice.
+  double inner_default = 0;
+  double inner_chosen = 0;
 };
 
 struct FunctionEvaluationReport {

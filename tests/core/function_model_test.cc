@@ -485,7 +485,13 @@ TEST(FunctionEvaluation, HoldsArchitecturesOutAndScoresOnlyThem) {
       if (c.adaptive_mix) {
         EXPECT_TRUE(c.baseline_mix == 0.5 || c.baseline_mix == 1.0) << c.baseline_mix;
       }
+      // The inner evidence: a score of rho + acc10 in (0, 2]; a candidate replaces the
+      // default only by beating it.
+      EXPECT_GT(c.inner_default, 0);
+      EXPECT_LE(c.inner_default, 2);
+      EXPECT_GE(c.inner_chosen, c.inner_default);
     } else {
+      EXPECT_EQ(c.inner_chosen, c.inner_default);  // one candidate: the config
       EXPECT_EQ(c.agreement_scale, o.config.agreement_scale);
       EXPECT_EQ(c.unweighted_share, o.config.unweighted_share);
       EXPECT_FALSE(c.adaptive_mix);
