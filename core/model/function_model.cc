@@ -529,10 +529,10 @@ FunctionDevice FunctionFitter::Fit(Method method, absl::Span<const FunctionSampl
   Posterior post = solve(pi);
   if (weighted && config.loo_weighting != 0 && k >= 4) {
     // The weights' sharpness checked on the target's own samples: the posterior under
-    // uniform weights competes by leave-one-out error (1: the better one; 2: both, weighted
+    // uniform weights competes by leave-one-out error (1, 3: the better one; 2: both, weighted
     // by inverse leave-one-out mean squared error; both are linear in phi, so is the blend).
     Posterior flat = solve(std::vector<double>(n_use, 1.0 / n_use));
-    if (config.loo_weighting == 1) {
+    if (config.loo_weighting == 1 || config.loo_weighting == 3) {
       if (flat.loo_mse < post.loo_mse) post = std::move(flat);
     } else {
       const double a = flat.loo_mse / std::max(flat.loo_mse + post.loo_mse, 1e-300);
@@ -540,6 +540,16 @@ FunctionDevice FunctionFitter::Fit(Method method, absl::Span<const FunctionSampl
     }
   }
   out.weights = post.weights;
+  if (config.loo_weighting == 3 && method == Method::kMapleX && k >= 4 &&
+      transfers[best].loo_rms * transfers[best].loo_rms < post.loo_mse) {
+    // 3, maplex: the best reference's transfer competes too, by the same leave-one-out log
+    // error; when it wins, the target is that transfer (the baseline).
+    out.transfer_reference = best;
+    out.alpha = transfers[best].alpha;
+    out.beta = transfers[best].beta;
+    out.mix = 1;
+    return out;
+  }
   const Eigen::VectorXd& z = post.z;
   const Eigen::VectorXd& alpha_vec = post.alpha_vec;
   const std::vector<Architecture>& obs_arch = post.obs_arch;

@@ -151,7 +151,9 @@ struct FunctionConfig {
   // Nonzero (maple+w, maplex, k >= 4): the importance-weighted posterior competes with the
   // uniformly weighted one by the leave-one-out log error of the k samples under each
   // ([K^-1 r]_i / [K^-1]_ii); 1 keeps the better, 2 blends the two coefficient vectors by
-  // inverse leave-one-out mean squared error.
+  // inverse leave-one-out mean squared error, 3 is 1 and then (maplex only) the best
+  // reference's log-linear transfer competes too (leave-one-out e_i / (1 - h_ii)); if it
+  // wins, the target is the baseline.
   int loo_weighting = 0;
   // Virtual examples (maple+ve, maplex): pool members labelled by the baseline transfer of
   // the best-agreeing references, with their relative noise.

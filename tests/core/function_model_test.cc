@@ -327,6 +327,32 @@ TEST_F(AgreementTest, LeaveOneOutWeightingFallsBackToUniformWeightsOnlyWhenTheyP
             fitter.Fit(Method::kMaple, samples, {}, off).weights);
 }
 
+TEST_F(AgreementTest, LeaveOneOutChoiceTakesTheTransferOnlyWhenItPredictsTheSamplesBetter) {
+  const FunctionFitter fitter(phi_, refs_, FbnetSpace::Get().Sample(128, 5));
+  FunctionConfig c;
+  c.loo_weighting = 3;
+  c.baseline_mix = 0;
+  c.virtual_min_samples = 1 << 30;
+  // A power transform of reference 2: its transfer is exact, the additive posterior is not.
+  std::vector<FunctionSample> power;
+  for (const Architecture& a : k10_) {
+    power.push_back({a, 2 * std::pow(phi_.Dot(a, truths_[2].data()), 1.6)});
+  }
+  const FunctionDevice p = fitter.Fit(Method::kMapleX, power, {}, c);
+  EXPECT_EQ(p.transfer_reference, 2);
+  EXPECT_EQ(p.mix, 1);
+  EXPECT_NEAR(p.beta, 1.6, 0.01);
+  // An additive mix no reference has: the posterior predicts the samples better.
+  const std::vector<double> fresh = DeviceWeights(phi_, 7, 0.5, 0.75);
+  std::vector<FunctionSample> additive;
+  for (const Architecture& a : k10_) additive.push_back({a, phi_.Dot(a, fresh.data())});
+  EXPECT_EQ(fitter.Fit(Method::kMapleX, additive, {}, c).mix, 0);
+  // Only maplex, and not with 1.
+  EXPECT_EQ(fitter.Fit(Method::kMapleWeights, power, {}, c).mix, 0);
+  c.loo_weighting = 1;
+  EXPECT_EQ(fitter.Fit(Method::kMapleX, power, {}, c).mix, 0);
+}
+
 TEST_F(AgreementTest, TransferShapeGivesThePriorTheReferencesSlope) {
   const FunctionFitter fitter(phi_, refs_, FbnetSpace::Get().Sample(128, 5));
   FunctionConfig c;
