@@ -227,23 +227,46 @@ class AgreementTest : public FitterTest {
     }
     return ab / std::sqrt(aa * bb);
   }
+  // A config that puts all weight on the best-agreeing reference.
+  static FunctionConfig SharpWeights() {
+    FunctionConfig c;
+    c.deviation_sd = 1e-6;
+    c.unweighted_share = 0;
+    c.agreement_scale = 0.01;
+    return c;
+  }
+  // No prior factors, agreement at 0.02: the weights alone shape the prior.
+  static FunctionConfig PriorlessWeights() {
+    FunctionConfig c = SharpWeights();
+    c.rank = 0;
+    c.agreement_scale = 0.02;
+    return c;
+  }
+  // Samples 2 * ref2^1.6 of `archs`: reference 2's log-linear transfer is exact, with
+  // slope 1.6.
+  std::vector<FunctionSample> PowerOfReference2(const std::vector<Architecture>& archs) const {
+    std::vector<FunctionSample> power;
+    for (const Architecture& a : archs) {
+      power.push_back({a, 2 * std::pow(phi_.Dot(a, truths_[2].data()), 1.6)});
+    }
+    return power;
+  }
+  // k10_ samples of a mix no reference has, and its latencies on test_.
+  void UnseenMix(std::vector<FunctionSample>* samples, std::vector<double>* truth) const {
+    const std::vector<double> fresh = DeviceWeights(phi_, 7, 0.5, 0.75);
+    for (const Architecture& a : k10_) samples->push_back({a, phi_.Dot(a, fresh.data())});
+    *truth = Latencies(phi_, fresh, test_);
+  }
   std::vector<Architecture> k10_ = FbnetSpace::Get().Sample(10, 77);
   std::vector<Architecture> test_ = FbnetSpace::Get().Sample(300, 99);
 };
 
 TEST_F(AgreementTest, LevelAgreementRejectsAReferenceThatOnlyASlopeMakesAgree) {
   const FunctionFitter fitter(phi_, refs_, FbnetSpace::Get().Sample(128, 5));
-  FunctionConfig c;
-  c.rank = 0;
-  c.deviation_sd = 1e-6;
-  c.unweighted_share = 0;
-  c.agreement_scale = 0.02;
+  FunctionConfig c = PriorlessWeights();
   // 2 * ref2^1.6: reference 2's log-linear transfer is exact (in-sample and left-one-out
   // error 0), but only with slope 1.6, which the prior's free level cannot follow.
-  std::vector<FunctionSample> power;
-  for (const Architecture& a : k10_) {
-    power.push_back({a, 2 * std::pow(phi_.Dot(a, truths_[2].data()), 1.6)});
-  }
+  const std::vector<FunctionSample> power = PowerOfReference2(k10_);
   c.agreement_mode = 0;
   const FunctionDevice in_sample = fitter.Fit(Method::kMapleWeights, power, {}, c);
   c.agreement_mode = 1;
@@ -273,14 +296,10 @@ TEST_F(AgreementTest, LevelAgreementRejectsAReferenceThatOnlyASlopeMakesAgree) {
 
 TEST_F(AgreementTest, UnweightedFactorsLetSamplesReachAMixTheWeightsDidNotChoose) {
   const FunctionFitter fitter(phi_, refs_, FbnetSpace::Get().Sample(128, 5));
-  FunctionConfig c;
-  c.deviation_sd = 1e-6;
-  c.unweighted_share = 0;
-  c.agreement_scale = 0.01;  // all weight on the best-agreeing reference
-  const std::vector<double> fresh = DeviceWeights(phi_, 7, 0.5, 0.75);
+  FunctionConfig c = SharpWeights();
   std::vector<FunctionSample> samples;
-  for (const Architecture& a : k10_) samples.push_back({a, phi_.Dot(a, fresh.data())});
-  const std::vector<double> truth = Latencies(phi_, fresh, test_);
+  std::vector<double> truth;
+  UnseenMix(&samples, &truth);
   const double weighted = Mape(fitter, fitter.Fit(Method::kMapleWeights, samples, {}, c), truth);
   c.factor_unweighted = 1;
   const double unweighted = Mape(fitter, fitter.Fit(Method::kMapleWeights, samples, {}, c), truth);
@@ -289,16 +308,12 @@ TEST_F(AgreementTest, UnweightedFactorsLetSamplesReachAMixTheWeightsDidNotChoose
 
 TEST_F(AgreementTest, LeaveOneOutWeightingFallsBackToUniformWeightsOnlyWhenTheyPredictBetter) {
   const FunctionFitter fitter(phi_, refs_, FbnetSpace::Get().Sample(128, 5));
-  FunctionConfig c;
-  c.deviation_sd = 1e-6;
-  c.unweighted_share = 0;
-  c.agreement_scale = 0.01;  // all weight on the best-agreeing reference
+  FunctionConfig c = SharpWeights();
   // A mix no reference has: the sharp weights leave the samples no direction to reach it,
   // uniform weights do, and their leave-one-out error says so.
-  const std::vector<double> fresh = DeviceWeights(phi_, 7, 0.5, 0.75);
   std::vector<FunctionSample> samples;
-  for (const Architecture& a : k10_) samples.push_back({a, phi_.Dot(a, fresh.data())});
-  const std::vector<double> truth = Latencies(phi_, fresh, test_);
+  std::vector<double> truth;
+  UnseenMix(&samples, &truth);
   const double sharp = Mape(fitter, fitter.Fit(Method::kMapleWeights, samples, {}, c), truth);
   c.loo_weighting = 1;
   const double chosen = Mape(fitter, fitter.Fit(Method::kMapleWeights, samples, {}, c), truth);
@@ -334,10 +349,7 @@ TEST_F(AgreementTest, LeaveOneOutChoiceTakesTheTransferOnlyWhenItPredictsTheSamp
   c.baseline_mix = 0;
   c.virtual_min_samples = 1 << 30;
   // A power transform of reference 2: its transfer is exact, the additive posterior is not.
-  std::vector<FunctionSample> power;
-  for (const Architecture& a : k10_) {
-    power.push_back({a, 2 * std::pow(phi_.Dot(a, truths_[2].data()), 1.6)});
-  }
+  const std::vector<FunctionSample> power = PowerOfReference2(k10_);
   const FunctionDevice p = fitter.Fit(Method::kMapleX, power, {}, c);
   EXPECT_EQ(p.transfer_reference, 2);
   EXPECT_EQ(p.mix, 1);
@@ -355,19 +367,10 @@ TEST_F(AgreementTest, LeaveOneOutChoiceTakesTheTransferOnlyWhenItPredictsTheSamp
 
 TEST_F(AgreementTest, TransferShapeGivesThePriorTheReferencesSlope) {
   const FunctionFitter fitter(phi_, refs_, FbnetSpace::Get().Sample(128, 5));
-  FunctionConfig c;
-  c.rank = 0;
-  c.deviation_sd = 1e-6;
-  c.unweighted_share = 0;
-  c.agreement_scale = 0.02;
-  std::vector<FunctionSample> power;
+  FunctionConfig c = PriorlessWeights();
+  const std::vector<FunctionSample> power = PowerOfReference2(k10_);
   std::vector<double> truth;
-  for (const Architecture& a : k10_) {
-    power.push_back({a, 2 * std::pow(phi_.Dot(a, truths_[2].data()), 1.6)});
-  }
-  for (const Architecture& a : test_) {
-    truth.push_back(2 * std::pow(phi_.Dot(a, truths_[2].data()), 1.6));
-  }
+  for (const FunctionSample& s : PowerOfReference2(test_)) truth.push_back(s.latency_ms);
   const double plain = Mape(fitter, fitter.Fit(Method::kMapleWeights, power, {}, c), truth);
   c.transfer_shape = 1e-9;  // no shrinkage towards slope 1
   const double sloped = Mape(fitter, fitter.Fit(Method::kMapleWeights, power, {}, c), truth);
