@@ -171,7 +171,8 @@ maplex::v1::Measurement ToProto(const Measurement& m, const std::string& id,
       m.protocol.stop_reason, m.protocol.timing_source, m.stats.cv, m.stats.median_cv,
       m.stats.min_ms, m.stats.max_ms, m.protocol.max_seconds, m.protocol.interference,
       m.protocol.reference_slowdown, m.protocol.waited_seconds, m.protocol.preempted_runs,
-      m.protocol.timed_runs, m.protocol.pinning_note.empty() ? "" : " pinning=", m.protocol.pinning_note));
+      m.protocol.timed_runs,
+      m.protocol.pinning_note.empty() ? "" : " pinning=", m.protocol.pinning_note));
   out.set_measured_at_unix_ms(absl::ToUnixMillis(absl::Now()));
   return out;
 }

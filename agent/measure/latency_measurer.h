@@ -41,8 +41,8 @@
 //      `interference_threshold`, the measurement is taken again (steps 4-7), at most
 //      `interference_retries` times and only while the attempts so far have spent less than
 //      `max_seconds` in timed runs; if every attempt is disturbed, the least disturbed one is
-//      returned with protocol.interference = "flagged" (after step 9). A clean reading lowers the baseline
-//      when it is quieter (ReferenceBaseline::ObserveQuiet).
+//      returned with protocol.interference = "flagged" (after step 9). A clean reading lowers the
+//      baseline when it is quieter (ReferenceBaseline::ObserveQuiet).
 //   8. Statistics over the kept runs; the CPU set is restored.
 //   9. (Version 3.) When every attempt of step 7 was disturbed, the disturbance may pass
 //      within seconds (on a shared VM the machine slows in stretches of tens of seconds): the
