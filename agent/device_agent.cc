@@ -165,13 +165,15 @@ maplex::v1::Measurement ToProto(const Measurement& m, const std::string& id,
   p->set_corrected(m.protocol.corrected);
   p->set_raw_median_ms(m.protocol.raw_median_ms);
   p->set_waited_seconds(m.protocol.waited_seconds);
+  p->mutable_independent_medians_ms()->Add(m.protocol.independent_medians_ms.begin(),
+                                           m.protocol.independent_medians_ms.end());
   p->set_notes(absl::StrFormat(
       "stop=%s timing=%s cv=%.4f median_cv=%.4f min_ms=%.4f max_ms=%.4f max_seconds=%g "
-      "interference=%s slowdown=%.3f waited=%.2fs preempted=%d/%d%s%s",
+      "interference=%s slowdown=%.3f waited=%.2fs preempted=%d/%d independent=%zu%s%s",
       m.protocol.stop_reason, m.protocol.timing_source, m.stats.cv, m.stats.median_cv,
       m.stats.min_ms, m.stats.max_ms, m.protocol.max_seconds, m.protocol.interference,
       m.protocol.reference_slowdown, m.protocol.waited_seconds, m.protocol.preempted_runs,
-      m.protocol.timed_runs,
+      m.protocol.timed_runs, m.protocol.independent_medians_ms.size(),
       m.protocol.pinning_note.empty() ? "" : " pinning=", m.protocol.pinning_note));
   out.set_measured_at_unix_ms(absl::ToUnixMillis(absl::Now()));
   return out;

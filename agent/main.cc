@@ -19,6 +19,8 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "agent/device_agent.h"
@@ -89,9 +91,18 @@ ABSL_FLAG(double, interference_wait_seconds, 10,
 ABSL_FLAG(bool, interleave_reference, false,
           "time the reference kernel before every timed run and scale the run by its quiet "
           "baseline over it (corrects a machine whose speed drifts)");
+ABSL_FLAG(int, independent_measurements, 2,
+          "measure each architecture at least this many times independently (each prepared "
+          "afresh) and keep the lower of the two that agree best; 1: once");
+ABSL_FLAG(int, max_independent_measurements, 3,
+          "independent measurements stop here even when no two agree within "
+          "--agreement_tolerance");
+ABSL_FLAG(double, agreement_tolerance, 0.05,
+          "two independent medians agree when they differ by at most this share of the lower");
 ABSL_FLAG(bool, csv_protocol, false,
           "--measure_only: also print what the protocol did (clock, interference, "
-          "reference_slowdown, preempted_runs, timed_runs, attempts, wall_median_ms)");
+          "reference_slowdown, preempted_runs, timed_runs, attempts, wall_median_ms, ..., "
+          "independent_medians_ms separated by ';')");
 ABSL_FLAG(std::string, measure_only, "",
           "measure the architectures listed in this file (one per line: an NB201 index or cell "
           "string, or the canonical string of any registered space, e.g. FBNet's "
@@ -198,6 +209,11 @@ int main(int argc, char** argv) {
   options.measurement.interference_retries = absl::GetFlag(FLAGS_interference_retries);
   options.measurement.interference_wait_seconds = absl::GetFlag(FLAGS_interference_wait_seconds);
   options.measurement.interleave_reference = absl::GetFlag(FLAGS_interleave_reference);
+  options.measurement.independent_measurements = absl::GetFlag(FLAGS_independent_measurements);
+  options.measurement.max_independent_measurements =
+      std::max(absl::GetFlag(FLAGS_max_independent_measurements),
+               options.measurement.independent_measurements);
+  options.measurement.agreement_tolerance = absl::GetFlag(FLAGS_agreement_tolerance);
   // A short run (tests pass --max_repeats=15) must not be refused for a default minimum.
   options.measurement.min_repeats =
       std::min(options.measurement.min_repeats, options.measurement.max_repeats);
@@ -254,7 +270,8 @@ int main(int argc, char** argv) {
     const bool csv_protocol = absl::GetFlag(FLAGS_csv_protocol);
     std::printf("arch_index,median_ms,p90_ms,stddev_ms,repeats,stop_reason,arch%s\n",
                 csv_protocol ? ",clock,interference,reference_slowdown,preempted_runs,timed_runs,"
-                               "attempts,wall_median_ms,p10_ms,min_ms,raw_median_ms,waited_seconds"
+                               "attempts,wall_median_ms,p10_ms,min_ms,raw_median_ms,waited_seconds,"
+                               "independent_medians_ms"
                              : "");
     const maplex::core::Nb201Space& nb201 = maplex::core::Nb201Space::Get();
     for (const maplex::agent::Measurement& m : *measured) {
@@ -269,6 +286,11 @@ int main(int argc, char** argv) {
                     p.interference.c_str(), p.reference_slowdown, p.preempted_runs, p.timed_runs,
                     p.attempts, p.wall_median_ms, m.stats.p10_ms, m.stats.min_ms, p.raw_median_ms,
                     p.waited_seconds);
+        std::printf(",%s", absl::StrJoin(p.independent_medians_ms, ";",
+                                         [](std::string* out, double v) {
+                                           absl::StrAppendFormat(out, "%.6f", v);
+                                         })
+                               .c_str());
       }
       std::printf("\n");
     }

@@ -1,6 +1,8 @@
 #include "agent/measure/latency_measurer.h"
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <optional>
 #include <vector>
 
@@ -24,12 +26,15 @@ absl::Status Validate(const DeviceConfig& config, const MeasurementOptions& opti
       !(options.max_seconds > 0) || !(options.target_median_cv > 0) ||
       !(options.warmup_seconds >= 0) || !(options.min_seconds >= 0) || options.reference_runs < 0 ||
       !(options.interference_threshold > 1) || options.interference_retries < 0 ||
-      !(options.interference_wait_seconds >= 0)) {
+      !(options.interference_wait_seconds >= 0) || options.independent_measurements < 1 ||
+      options.max_independent_measurements < options.independent_measurements ||
+      !(options.agreement_tolerance >= 0)) {
     return absl::InvalidArgumentError(
         "measurement options need warmups >= 0, warmup_seconds >= 0, 1 <= min_repeats <= "
         "max_repeats, min_seconds >= 0, max_seconds > 0, target_median_cv > 0, "
-        "reference_runs >= 0, interference_threshold > 1, interference_retries >= 0 and "
-        "interference_wait_seconds >= 0");
+        "reference_runs >= 0, interference_threshold > 1, interference_retries >= 0, "
+        "interference_wait_seconds >= 0, 1 <= independent_measurements <= "
+        "max_independent_measurements and agreement_tolerance >= 0");
   }
   if (options.clock != "auto" && options.clock != "wall") {
     return absl::InvalidArgumentError(
@@ -196,12 +201,11 @@ bool WaitForQuiet(const MeasurementOptions& options, const MeasurementEnv& env, 
   return false;
 }
 
-}  // namespace
-
-absl::StatusOr<Measurement> MeasureLatency(Runtime& runtime, const core::Architecture& arch,
-                                           DeviceConfig config, const MeasurementOptions& options,
-                                           const MeasurementEnv& env) {
-  if (absl::Status valid = Validate(config, options, env); !valid.ok()) return valid;
+// Steps 1-9: one measurement with its own Prepare. `config` is validated. `*waited` is the
+// step-9 waiting of every measurement of this architecture so far: the budget is shared.
+absl::StatusOr<Measurement> MeasureOnce(Runtime& runtime, const core::Architecture& arch,
+                                        DeviceConfig config, const MeasurementOptions& options,
+                                        const MeasurementEnv& env, double* waited) {
   Measurement measurement;
   config.runtime = runtime.name();
   measurement.config = config;
@@ -245,7 +249,7 @@ absl::StatusOr<Measurement> MeasureLatency(Runtime& runtime, const core::Archite
   std::optional<Attempt> chosen;
   int attempts = 0;
   double timed_seconds = 0;
-  double waited = 0, delay = 0.25;
+  double delay = 0.25;
   while (true) {
     absl::StatusOr<Attempt> attempt = RunAttempt(runtime, options, env, clock, !cpu_timed);
     if (!attempt.ok()) return attempt.status();
@@ -260,13 +264,12 @@ absl::StatusOr<Measurement> MeasureLatency(Runtime& runtime, const core::Archite
     if (attempts > options.interference_retries || timed_seconds >= options.max_seconds) {
       // Disturbed throughout: the disturbance may pass within seconds. Wait for a quiet
       // reading and measure again; flag only when the wait budget runs out first.
-      if (WaitForQuiet(options, env, clock, !cpu_timed, &waited, &delay)) continue;
+      if (WaitForQuiet(options, env, clock, !cpu_timed, waited, &delay)) continue;
       protocol.interference = "flagged";
       break;
     }
   }
   protocol.attempts = attempts;
-  protocol.waited_seconds = waited;
   protocol.warmup_runs = chosen->warmup_runs;
   protocol.stop_reason = chosen->stop_reason;
   protocol.timed_runs = chosen->timed_runs;
@@ -287,6 +290,53 @@ absl::StatusOr<Measurement> MeasureLatency(Runtime& runtime, const core::Archite
   measurement.samples_ms = std::move(chosen->samples_ms);
   measurement.stats = ComputeLatencyStats(measurement.samples_ms);
   return measurement;
+}
+
+// Step 10: of the medians so far, the two closest (relative to the lower); their spread
+// and the index of the lower one.
+struct ClosestPair {
+  double spread = 0;
+  size_t lower = 0;
+};
+ClosestPair FindClosestPair(const std::vector<Measurement>& taken) {
+  ClosestPair best{std::numeric_limits<double>::infinity(), 0};
+  for (size_t i = 0; i < taken.size(); ++i) {
+    for (size_t j = i + 1; j < taken.size(); ++j) {
+      const double a = taken[i].stats.median_ms, b = taken[j].stats.median_ms;
+      const double lower = std::min(a, b);
+      const double spread = a == b ? 0 : lower > 0 ? std::abs(a - b) / lower
+                                                   : std::numeric_limits<double>::infinity();
+      if (spread < best.spread) best = {spread, a <= b ? i : j};
+    }
+  }
+  return best;
+}
+
+}  // namespace
+
+absl::StatusOr<Measurement> MeasureLatency(Runtime& runtime, const core::Architecture& arch,
+                                           DeviceConfig config, const MeasurementOptions& options,
+                                           const MeasurementEnv& env) {
+  if (absl::Status valid = Validate(config, options, env); !valid.ok()) return valid;
+  std::vector<Measurement> taken;
+  double waited = 0;
+  while (true) {
+    absl::StatusOr<Measurement> m = MeasureOnce(runtime, arch, config, options, env, &waited);
+    if (!m.ok()) return m.status();
+    taken.push_back(*std::move(m));
+    const int n = static_cast<int>(taken.size());
+    if (n < options.independent_measurements) continue;
+    if (n == 1 || n >= options.max_independent_measurements ||
+        FindClosestPair(taken).spread <= options.agreement_tolerance) {
+      break;
+    }
+  }
+  std::vector<double> medians;
+  for (const Measurement& m : taken) medians.push_back(m.stats.median_ms);
+  Measurement chosen = std::move(taken[taken.size() == 1 ? 0 : FindClosestPair(taken).lower]);
+  chosen.protocol.independent_medians_ms = std::move(medians);
+  chosen.protocol.waited_seconds = waited;
+  return chosen;
 }
 
 absl::StatusOr<Measurement> MeasureLatency(Runtime& runtime, const core::Architecture& arch,

@@ -28,7 +28,7 @@ struct DeviceConfig {
 // How a measurement was taken; stored with it so that figures taken under different
 // protocols are never silently mixed.
 struct MeasurementProtocol {
-  int version = 3;  // bump when the procedure of latency_measurer.h changes meaning
+  int version = 4;  // bump when the procedure of latency_measurer.h changes meaning
   int warmups = 0;  // the minimum asked for; warmup_runs is what was run
   double warmup_seconds = 0;
   int warmup_runs = 0;  // of the returned attempt
@@ -60,14 +60,18 @@ struct MeasurementProtocol {
   // disturbed is returned, and should be treated with suspicion).
   std::string interference = "unchecked";
   int attempts = 0;
-  // Seconds spent waiting for a disturbance to pass before the returned attempt (protocol
-  // version 3, step 9 of latency_measurer.h); 0 when no wait was needed.
+  // Seconds spent waiting for disturbances to pass while measuring this architecture
+  // (protocol version 3, step 9 of latency_measurer.h, over every independent measurement);
+  // 0 when no wait was needed.
   double waited_seconds = 0;
   double wall_median_ms = 0;  // the wall clock's median over the same kept runs
   // Runs scaled by the interleaved reference kernel (MeasurementOptions::interleave_reference);
   // raw_median_ms is the median before scaling.
   bool corrected = false;
   double raw_median_ms = 0;
+  // The medians of every independent measurement taken (step 10 of latency_measurer.h), in
+  // order; the returned one is among them.
+  std::vector<double> independent_medians_ms;
 };
 
 struct LatencyStats {

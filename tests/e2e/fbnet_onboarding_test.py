@@ -106,6 +106,10 @@ class FbnetOnboardingTest(unittest.TestCase):
                 truth[fields["arch"]] = float(fields["median_ms"])
                 check_interference[fields["interference"]] = \
                     check_interference.get(fields["interference"], 0) + 1
+                # Protocol v4: at least two independent measurements, the stored one among them.
+                medians = [float(v) for v in fields["independent_medians_ms"].split(";")]
+                self.assertGreaterEqual(len(medians), 2, line)
+                self.assertIn(round(float(fields["median_ms"]), 6), [round(v, 6) for v in medians])
             self.assertEqual(set(truth), set(check) | taken)
             cross_process = sorted(onboarded[a] / truth[a] for a in taken)
             cross_process_median = (cross_process[4] + cross_process[5]) / 2

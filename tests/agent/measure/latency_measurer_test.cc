@@ -86,6 +86,7 @@ MeasurementOptions Options() {
   options.warmup_seconds = 0;
   options.min_seconds = 0;
   options.interleave_reference = false;  // its own test below
+  options.independent_measurements = 1;   // step 10 has its own tests below
   return options;
 }
 
@@ -204,6 +205,86 @@ TEST(MeasureLatencyTest, RejectsBadInputAndPassesPrepareErrorsOn) {
   runtime.prepare_status = absl::UnavailableError("no device");
   EXPECT_EQ(code(Config(1, 1), Options()), absl::StatusCode::kUnavailable);
   EXPECT_EQ(runtime.runs, 0);
+}
+
+// Runs at levels_ms[k] ms after the k-th Prepare (the last level repeats).
+class PreparedLevelRuntime : public Runtime {
+ public:
+  PreparedLevelRuntime(ManualClock& clock, std::vector<double> levels_ms)
+      : clock_(clock), levels_ms_(std::move(levels_ms)) {}
+  std::string name() const override { return "levels"; }
+  absl::Status Prepare(const core::Architecture&, int, int) override {
+    level_ms_ = levels_ms_[std::min<size_t>(prepares, levels_ms_.size() - 1)];
+    ++prepares;
+    return absl::OkStatus();
+  }
+  absl::StatusOr<std::optional<double>> Run() override {
+    clock_.AdvanceMillis(level_ms_);
+    return std::optional<double>();
+  }
+  absl::StatusOr<std::vector<float>> Output() const override {
+    return absl::UnimplementedError("levels");
+  }
+  int prepares = 0;
+
+ private:
+  ManualClock& clock_;
+  std::vector<double> levels_ms_;
+  double level_ms_ = 0;
+};
+
+absl::StatusOr<Measurement> MeasureIndependently(PreparedLevelRuntime& runtime,
+                                                 ManualClock& clock) {
+  MeasurementOptions options = Options();
+  options.independent_measurements = 2;
+  options.max_independent_measurements = 3;
+  options.agreement_tolerance = 0.05;
+  return MeasureLatency(runtime, kCell, Config(1, 1), options, clock, nullptr);
+}
+
+TEST(MeasureLatencyTest, TwoIndependentMeasurementsThatAgreeKeepTheLower) {
+  ManualClock clock;
+  PreparedLevelRuntime runtime(clock, {5.2, 5});
+  absl::StatusOr<Measurement> m = MeasureIndependently(runtime, clock);
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(runtime.prepares, 2);
+  EXPECT_DOUBLE_EQ(m->stats.median_ms, 5);
+  EXPECT_THAT(m->protocol.independent_medians_ms, ElementsAre(5.2, 5));
+  EXPECT_EQ(m->protocol.version, 4);
+}
+
+TEST(MeasureLatencyTest, ASlowMeasurementIsOutvotedByAThirdIndependentOne) {
+  ManualClock clock;
+  PreparedLevelRuntime runtime(clock, {7.5, 5, 5.1});  // the first reads 50 % slow
+  absl::StatusOr<Measurement> m = MeasureIndependently(runtime, clock);
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(runtime.prepares, 3);
+  EXPECT_DOUBLE_EQ(m->stats.median_ms, 5);
+  EXPECT_THAT(m->protocol.independent_medians_ms, ElementsAre(7.5, 5, 5.1));
+}
+
+TEST(MeasureLatencyTest, IndependentMeasurementsStopAtTheirMaximumWithoutAgreement) {
+  ManualClock clock;
+  PreparedLevelRuntime runtime(clock, {5, 7, 9, 11});
+  absl::StatusOr<Measurement> m = MeasureIndependently(runtime, clock);
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(runtime.prepares, 3);
+  EXPECT_DOUBLE_EQ(m->stats.median_ms, 7);  // the lower of the closest two, 7 and 9
+  EXPECT_THAT(m->protocol.independent_medians_ms, ElementsAre(5, 7, 9));
+}
+
+TEST(MeasureLatencyTest, RejectsInconsistentIndependentMeasurementCounts) {
+  ManualClock clock;
+  PreparedLevelRuntime runtime(clock, {5});
+  MeasurementOptions options = Options();
+  options.independent_measurements = 0;
+  EXPECT_EQ(MeasureLatency(runtime, kCell, Config(1, 1), options, clock, nullptr).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  options.independent_measurements = 3;
+  options.max_independent_measurements = 2;
+  EXPECT_EQ(MeasureLatency(runtime, kCell, Config(1, 1), options, clock, nullptr).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(runtime.prepares, 0);
 }
 
 TEST(MeasureLatencyTest, WarmsUpByTimeAndSpansMinSeconds) {
@@ -451,6 +532,19 @@ TEST(MeasureLatencyTest, WaitingStopsAtItsBudgetAndTheMeasurementIsFlagged) {
   EXPECT_EQ(c.sensor.waits, (std::vector<double>{0.25, 0.5, 1, 2, 1.25}));
   EXPECT_DOUBLE_EQ(m->protocol.waited_seconds, 5);
   EXPECT_EQ(c.sensor.kernel_runs, 30 + 5 * 5);
+}
+
+TEST(MeasureLatencyTest, IndependentMeasurementsShareOneWaitBudget) {
+  InterferenceCase c(Repeat(1.3, 1));
+  c.options.interference_wait_seconds = 5;
+  c.options.independent_measurements = 2;
+  absl::StatusOr<Measurement> m = c.Measure();
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->protocol.interference, "flagged");
+  EXPECT_EQ(m->protocol.independent_medians_ms.size(), 2u);
+  // The first measurement spends the whole budget; the second waits no more.
+  EXPECT_EQ(c.sensor.waits, (std::vector<double>{0.25, 0.5, 1, 2, 1.25}));
+  EXPECT_DOUBLE_EQ(m->protocol.waited_seconds, 5);
 }
 
 TEST(MeasureLatencyTest, QuieterCleanReadingLowersTheBaseline) {
