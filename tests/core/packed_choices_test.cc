@@ -18,6 +18,10 @@ std::string Codes(size_t n) {
 
 TEST(PackedChoicesTest, LowNibbleFirstAndZeroPadding) {
   EXPECT_EQ(PackChoiceNibbles(std::string{1, 2, 3, 4, 5}), (std::string{0x21, 0x43, 0x05}));
+  // Sixteen codes take the eight-at-a-time path.
+  std::string sixteen(16, 0);
+  for (int j = 0; j < 16; ++j) sixteen[j] = static_cast<char>(j);
+  EXPECT_EQ(PackChoiceNibbles(sixteen), "\x10\x32\x54\x76\x98\xba\xdc\xfe");
   EXPECT_EQ(PackedChoiceBytes(5), 3u);
   EXPECT_EQ(PackedChoiceBytes(22), 11u);
   const std::string packed = {0x21, 0x43, 0x05};
