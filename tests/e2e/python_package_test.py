@@ -83,6 +83,10 @@ class LiveServerTest(unittest.TestCase):
                          bytes([0x21, 0x43, 0x05]))
         many = choices * 400  # 4,800 bytes: above PACK_CHOICES_FROM_BYTES
         self.assertGreaterEqual(len(many), maplex.client.PACK_CHOICES_FROM_BYTES)
+        sent = maplex.client.choices_batch(many, "nb201")
+        self.assertEqual((sent.bits_per_choice, len(sent.choices)), (4, 2400))
+        self.assertEqual(maplex.client.choices_batch(many, "nb201", pack=False).choices, many)
+        self.assertEqual(maplex.client.choices_batch(choices, "nb201").bits_per_choice, 0)
         packed = self.client.predict_choices("pixel3", many)
         unpacked = self.client.predict_choices("pixel3", many, pack=False)
         self.assertEqual(len(packed), 800)

@@ -79,6 +79,19 @@ def pack_choices(data):
     return packed.to_bytes(len(low), "little")
 
 
+def choices_batch(data, space, pack=None):
+    """The ArchitectureBatch predict_choices sends for `data` (codes one per byte): packed
+    two per byte when `pack` says so (None: from PACK_CHOICES_FROM_BYTES bytes up) and every
+    code is below 16; otherwise as given (a larger code then reaches the server, which names
+    it)."""
+    if pack is None:
+        pack = len(data) >= PACK_CHOICES_FROM_BYTES
+    if pack and data and max(data) < 16:
+        return common_pb2.ArchitectureBatch(space=space, choices=pack_choices(data),
+                                            bits_per_choice=4)
+    return common_pb2.ArchitectureBatch(space=space, choices=data)
+
+
 def _architecture(arch, space=""):
     """An Architecture message. In NB201 (`space` "" or "nb201"): an index (int) or a cell
     string (str), sent as before canonical strings existed; in any other space (e.g.
@@ -228,14 +241,9 @@ class Client:
             a PredictionColumns, element i for the i-th architecture of the batch.
         """
         data = choices.tobytes() if hasattr(choices, "tobytes") else bytes(choices)
-        if pack is None:
-            pack = len(data) >= PACK_CHOICES_FROM_BYTES
-        batch = common_pb2.ArchitectureBatch(space=space, choices=data)
-        if pack and data and max(data) < 16:
-            batch = common_pb2.ArchitectureBatch(space=space, choices=pack_choices(data),
-                                                 bits_per_choice=4)
         request = predictor_pb2.PredictRequest(
-            device_id=device, model_version=model_version, columnar=True, arch_batch=batch)
+            device_id=device, model_version=model_version, columnar=True,
+            arch_batch=choices_batch(data, space, pack))
         response = self._predictor.Predict(request, timeout=self._deadline(timeout),
                                            metadata=self._metadata)
         c = response.columns
