@@ -9,8 +9,9 @@
 //   adapt       a new FBNet device with k samples: SendMeasurements acknowledged, then
 //               Trainer::TrainNow (the kept FunctionModelTrainer refits that one target),
 //               then its first Predict; median over --new_devices devices
-//   batch       Predicts of 100,000 FBNet architectures each (compact arch_batch, columnar
-//               answer) over loopback gRPC, one call in flight and two, vs
+//   batch       Predicts of 100,000 FBNet architectures each (compact arch_batch as
+//               MaplexClient::PredictBatch sends it: packed two choices per byte unless
+//               --packed=false; columnar answer) over loopback gRPC, one call in flight and two, vs
 //               FunctionModel::Predict in process on the same architectures (and the
 //               service's handler, PredictorService::Answer, without the transport); the
 //               gRPC answer is checked equal to the in-process one, value for value
@@ -22,6 +23,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -56,6 +58,9 @@ ABSL_FLAG(int, batch_archs, 100000, "architectures of the large Predict");
 ABSL_FLAG(bool, large_message_tcp_reads, true,
           "as maplex-server and the maplex CLI: gRPC's TCP reads sized to the message "
           "(platform/grpc_transport.h); false measures gRPC's defaults");
+ABSL_FLAG(bool, packed, true,
+          "the batch request as the client sends it by default: two choices per byte "
+          "(ArchitectureBatch.bits_per_choice = 4); false sends one byte per choice");
 
 namespace {
 
@@ -163,6 +168,7 @@ int main(int argc, char** argv) {
   maplex::client::ClientOptions client_options;
   client_options.address = address;
   client_options.timeout = absl::Seconds(120);
+  if (!absl::GetFlag(FLAGS_packed)) client_options.pack_batches_from_bytes = SIZE_MAX;
   maplex::client::MaplexClient client =
       OrDie(maplex::client::MaplexClient::Connect(client_options), "connect");
 
@@ -227,15 +233,17 @@ int main(int argc, char** argv) {
   const std::string device = "bench_new_0";
   const int batch_archs = absl::GetFlag(FLAGS_batch_archs);
   const std::vector<core::Architecture> archs = core::FbnetSpace::Get().Sample(batch_archs, 5);
-  v1::PredictRequest request;
-  request.set_device_id(device);
-  request.set_columnar(true);
-  request.mutable_arch_batch()->set_space("fbnet");
-  std::string* choices = request.mutable_arch_batch()->mutable_choices();
+  v1::ArchitectureBatch batch;
+  batch.set_space("fbnet");
+  std::string* choices = batch.mutable_choices();
   for (const core::Architecture& a : archs) {
     for (uint8_t c : a.choices()) choices->push_back(static_cast<char>(c));
   }
+  // What MaplexClient::PredictBatch sends for it.
+  const v1::PredictRequest request = client.PredictBatchRequest(device, batch);
   Set("batch.archs", static_cast<double>(archs.size()));
+  Set("batch.bits_per_choice", request.arch_batch().bits_per_choice() == 4 ? 4 : 8);
+  Set("batch.request_bytes", static_cast<double>(request.ByteSizeLong()));
   const int channels = 1;
   std::vector<std::unique_ptr<v1::Predictor::Stub>> stubs;
   for (const auto& ch : maplex::bench::MakeChannels(address, channels)) {

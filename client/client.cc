@@ -7,6 +7,7 @@
 #include <deque>
 
 #include "absl/strings/str_cat.h"
+#include "core/arch/packed_choices.h"
 
 namespace maplex::client {
 
@@ -167,15 +168,31 @@ absl::StatusOr<maplex::v1::PredictResponse> MaplexClient::PredictColumnar(
               MakePredictRequest(device_id, archs, model_version, /*columnar=*/true));
 }
 
-absl::StatusOr<maplex::v1::PredictResponse> MaplexClient::PredictBatch(
+maplex::v1::PredictRequest MaplexClient::PredictBatchRequest(
     const std::string& device_id, const maplex::v1::ArchitectureBatch& batch,
-    uint64_t model_version) {
+    uint64_t model_version) const {
   maplex::v1::PredictRequest request;
   request.set_device_id(device_id);
   request.set_model_version(model_version);
   request.set_columnar(true);
-  *request.mutable_arch_batch() = batch;
-  return Call(*predictor_, &maplex::v1::Predictor::Stub::Predict, request);
+  maplex::v1::ArchitectureBatch* sent = request.mutable_arch_batch();
+  const bool one_byte_each = batch.bits_per_choice() == 0 || batch.bits_per_choice() == 8;
+  if (one_byte_each && batch.choices().size() >= options_.pack_batches_from_bytes &&
+      core::FitsChoiceNibbles(batch.choices())) {
+    sent->set_space(batch.space());
+    sent->set_choices(core::PackChoiceNibbles(batch.choices()));
+    sent->set_bits_per_choice(4);
+  } else {
+    *sent = batch;
+  }
+  return request;
+}
+
+absl::StatusOr<maplex::v1::PredictResponse> MaplexClient::PredictBatch(
+    const std::string& device_id, const maplex::v1::ArchitectureBatch& batch,
+    uint64_t model_version) {
+  return Call(*predictor_, &maplex::v1::Predictor::Stub::Predict,
+              PredictBatchRequest(device_id, batch, model_version));
 }
 
 absl::StatusOr<std::vector<maplex::v1::ModelInfo>> MaplexClient::ListModels(int page_size) {

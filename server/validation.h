@@ -32,25 +32,29 @@ absl::StatusOr<const core::ArchitectureSpace*> ValidateSpace(absl::string_view n
                                                              const Limits& limits);
 
 // The architectures of a compact batch of any registered space (one byte per choice,
-// space.positions() bytes per architecture), in order. InvalidArgument naming `field` for
-// an unknown space, a length that is not a whole number of architectures, or a byte outside
-// the options of its position (naming the architecture and the position);
-// ResourceExhausted beyond limits.max_archs_per_predict.
+// space.positions() bytes per architecture, or two choices per byte with bits_per_choice
+// = 4), in order. InvalidArgument naming `field` for an unknown space, an unsupported
+// bits_per_choice, a length that is not a whole number of architectures, a nonzero padding
+// nibble, or a code outside the options of its position (naming the architecture and the
+// position); ResourceExhausted beyond limits.max_archs_per_predict.
 absl::StatusOr<std::vector<core::Architecture>> ResolveArchitectureBatch(
     const maplex::v1::ArchitectureBatch& batch, absl::string_view field, const Limits& limits);
 
-// A compact batch whose every byte was checked against its position's options but not
-// decoded: architecture i is space->FromValidatedCodes(Codes(i)). A large Predict decodes
-// it a chunk at a time into a small buffer instead of building (and faulting in) one
-// 40-byte Architecture per entry. Points into the request's bytes: valid while it lives.
+// A compact batch whose every code was checked against its position's options but not
+// decoded: architectures [start, start + m) are space->FromValidatedCodes(Codes(start, m,
+// &scratch), ...). A large Predict decodes it a chunk at a time into a small buffer instead
+// of building (and faulting in) one 40-byte Architecture per entry. Points into the
+// request's bytes: valid while it lives.
 struct EncodedArchitectureBatch {
   const core::ArchitectureSpace* space = nullptr;
-  const uint8_t* codes = nullptr;
+  const uint8_t* codes = nullptr;  // the request's choices, as bits_per_choice stores them
+  int bits_per_choice = 8;         // 8: one byte per choice; 4: two per byte
   size_t per_arch = 0;
   size_t count = 0;
-  absl::Span<const uint8_t> Codes(size_t i) const {
-    return absl::MakeConstSpan(codes + i * per_arch, per_arch);
-  }
+  // The codes of architectures [start, start + m), one byte each, back to back: a view of
+  // the request's bytes (8 bits per choice), or unpacked into *scratch (4 bits; the view
+  // is then valid until *scratch changes).
+  absl::Span<const uint8_t> Codes(size_t start, size_t m, std::vector<uint8_t>* scratch) const;
 };
 
 // ResolveArchitectureBatch's checks (same errors) without decoding.

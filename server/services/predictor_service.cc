@@ -153,15 +153,15 @@ absl::Status PredictorService::PredictFunction(const core::FunctionModel& model,
     response->mutable_predictions()->Reserve(static_cast<int>(n));
   }
   std::vector<core::Architecture> buffer;
+  std::vector<uint8_t> codes;  // a packed batch's chunk, unpacked (22 KB for FBNet)
   if (asked.encoded.count > 0) buffer.resize(std::min(n, kPredictChunk));
   std::vector<core::LatencyPrediction> predicted(std::min(n, kPredictChunk));
   for (size_t start = 0; start < n; start += kPredictChunk) {
     const size_t m = std::min(kPredictChunk, n - start);
     absl::Span<const core::Architecture> archs;
     if (asked.encoded.count > 0) {
-      asked.encoded.space->FromValidatedCodes(
-          absl::MakeConstSpan(asked.encoded.Codes(start).data(), m * asked.encoded.per_arch),
-          absl::MakeSpan(buffer.data(), m));
+      asked.encoded.space->FromValidatedCodes(asked.encoded.Codes(start, m, &codes),
+                                              absl::MakeSpan(buffer.data(), m));
       archs = absl::MakeConstSpan(buffer.data(), m);
     } else {
       archs = absl::MakeConstSpan(asked.archs).subspan(start, m);

@@ -360,7 +360,9 @@ class FbnetCliTest(unittest.TestCase):
             self.assertIn("INVALID_ARGUMENT", bad.stderr)
             self.assertIn("archs[1].canonical", bad.stderr)
             mp.cli(server.address, "retrain")
-            some = [row[0] for row in rows[1:41]]
+            # 200 architectures: the CLI sends them as one compact batch, packed two choices
+            # per byte (4,400 bytes one per choice, above the client's threshold).
+            some = [row[0] for row in rows[1:201]]
             good = mp.cli(server.address, "predict", "--device", "samsung_a50", "--space",
                           "fbnet", *some, "--format", "csv")
             lines = good.stdout.strip().splitlines()

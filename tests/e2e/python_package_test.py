@@ -78,6 +78,23 @@ class LiveServerTest(unittest.TestCase):
                          [p.latency_ms for p in self.client.predict("pixel3", cells)])
         with self.assertRaises(maplex.InvalidArgument):
             self.client.predict_choices("pixel3", bytes([0, 0, 0, 0, 0, 9]))
+        # A large batch goes packed two choices per byte; one byte per choice answers alike.
+        self.assertEqual(maplex.client.pack_choices(bytes([1, 2, 3, 4, 5])),
+                         bytes([0x21, 0x43, 0x05]))
+        many = choices * 400  # 4,800 bytes: above PACK_CHOICES_FROM_BYTES
+        self.assertGreaterEqual(len(many), maplex.client.PACK_CHOICES_FROM_BYTES)
+        sent = maplex.client.choices_batch(many, "nb201")
+        self.assertEqual((sent.bits_per_choice, len(sent.choices)), (4, 2400))
+        self.assertEqual(maplex.client.choices_batch(many, "nb201", pack=False).choices, many)
+        self.assertEqual(maplex.client.choices_batch(choices, "nb201").bits_per_choice, 0)
+        packed = self.client.predict_choices("pixel3", many)
+        unpacked = self.client.predict_choices("pixel3", many, pack=False)
+        self.assertEqual(len(packed), 800)
+        self.assertEqual(list(packed.latency_ms), list(unpacked.latency_ms))
+        self.assertEqual(list(packed.upper_ms), list(unpacked.upper_ms))
+        self.assertEqual(list(packed.latency_ms[:2]), list(compact.latency_ms))
+        with self.assertRaises(maplex.InvalidArgument):
+            self.client.predict_choices("pixel3", bytes([0, 0, 0, 0, 0, 9]), pack=True)
 
     def test_predict_stream_matches_unary(self):
         batches = [list(range(0, 50)), [ALL_CONV3], list(range(15600, 15625))]

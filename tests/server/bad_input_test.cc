@@ -182,6 +182,22 @@ TEST_F(BadInputTest, Predict) {
   batch.set_choices(std::string(6 * 20001, 0));
   ExpectRejected(client_->PredictBatch("board", batch).status(), Code::kResourceExhausted,
                  "arch_batch");
+  // Packed two choices per byte (bits_per_choice = 4; the client sends it as given).
+  batch.set_bits_per_choice(4);
+  batch.set_choices(std::string{0, 0, 0, 0, 0x50, 0});  // architecture 1, edge 3: op 5
+  ExpectRejected(client_->PredictBatch("board", batch).status(), Code::kInvalidArgument,
+                 "arch_batch.choices: architecture 1, edge 3: op code 5");
+  batch.set_choices(std::string(4, 0));
+  ExpectRejected(client_->PredictBatch("board", batch).status(), Code::kInvalidArgument,
+                 "arch_batch.choices: 4 bytes are not a whole number");
+  batch.set_space("fbnet");
+  batch.set_choices(std::string(22, 0) + std::string(1, static_cast<char>(0x90)) +
+                    std::string(10, 0));  // three 11-byte architectures
+  ExpectRejected(client_->PredictBatch("board", batch).status(), Code::kInvalidArgument,
+                 "arch_batch.choices: architecture 2, position 1: code 9 is outside 0..8");
+  batch.set_bits_per_choice(2);
+  ExpectRejected(client_->PredictBatch("board", batch).status(), Code::kInvalidArgument,
+                 "arch_batch.bits_per_choice: 2 is not supported");
   EXPECT_EQ(StoreState(), before);
 }
 

@@ -8,6 +8,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <set>
 #include <string>
 #include <vector>
@@ -216,6 +217,21 @@ TEST_F(FbnetServingTest, PredictsArchitecturesNoDeviceMeasuredForATargetFromTenS
                                 compact->columns().upper_ms().end()),
             std::vector<double>(columns->columns().upper_ms().begin(),
                                 columns->columns().upper_ms().end()));
+  // The client sent that batch packed two choices per byte; one byte per choice (a client
+  // built before bits_per_choice) gets every column equal.
+  ASSERT_EQ(client_->PredictBatchRequest(kTarget, batch).arch_batch().bits_per_choice(), 4u);
+  client::ClientOptions unpacked_options;
+  unpacked_options.address = "127.0.0.1:" + std::to_string(server_->port());
+  unpacked_options.pack_batches_from_bytes = SIZE_MAX;
+  absl::StatusOr<client::MaplexClient> unpacked_client =
+      client::MaplexClient::Connect(unpacked_options);
+  ASSERT_TRUE(unpacked_client.ok()) << unpacked_client.status();
+  const v1::PredictRequest old_style = unpacked_client->PredictBatchRequest(kTarget, batch);
+  ASSERT_EQ(old_style.arch_batch().bits_per_choice(), 0u);
+  ASSERT_EQ(old_style.arch_batch().choices(), codes);
+  auto unpacked = unpacked_client->PredictBatch(kTarget, batch);
+  ASSERT_TRUE(unpacked.ok()) << unpacked.status();
+  EXPECT_EQ(unpacked->SerializeAsString(), compact->SerializeAsString());
   {
     auto stub = v1::Predictor::NewStub(grpc::CreateChannel(
         "127.0.0.1:" + std::to_string(server_->port()), grpc::InsecureChannelCredentials()));

@@ -1,12 +1,15 @@
 #include "server/validation.h"
 
+#include <algorithm>
 #include <functional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "core/arch/fbnet_space.h"
 #include "core/arch/nb201_space.h"
+#include "core/arch/packed_choices.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -336,6 +339,119 @@ TEST(ValidatePredictRequestTest, ABadArchBatchIsNamed) {
   r.mutable_arch_batch()->set_choices(std::string(18, 0));
   EXPECT_EQ(ValidatePredictRequest(r, small).status().code(),
             absl::StatusCode::kResourceExhausted);
+}
+
+// FBNet codes of `count` architectures, every code 0..8, varied across positions.
+std::string FbnetCodes(size_t count) {
+  std::string codes(count * 22, 0);
+  for (size_t j = 0; j < codes.size(); ++j) codes[j] = static_cast<char>((j * 5 + j / 7) % 9);
+  return codes;
+}
+
+TEST(ValidatePredictRequestTest, APackedBatchDecodesAsTheSameBatchOneBytePerChoice) {
+  v1::PredictRequest bytes;
+  bytes.set_device_id("d");
+  bytes.mutable_arch_batch()->set_space("fbnet");
+  bytes.mutable_arch_batch()->set_choices(FbnetCodes(37));
+  v1::PredictRequest packed = bytes;
+  packed.mutable_arch_batch()->set_choices(core::PackChoiceNibbles(FbnetCodes(37)));
+  packed.mutable_arch_batch()->set_bits_per_choice(4);
+  ASSERT_EQ(packed.arch_batch().choices().size(), 37u * 11);
+  auto from_bytes = ValidatePredictRequest(bytes, Limits());
+  auto from_packed = ValidatePredictRequest(packed, Limits());
+  ASSERT_TRUE(from_bytes.ok()) << from_bytes.status();
+  ASSERT_TRUE(from_packed.ok()) << from_packed.status();
+  ASSERT_EQ(from_packed->archs.size(), 37u);
+  EXPECT_EQ(from_packed->archs, from_bytes->archs);
+  // Left encoded (the Predict hot path): any chunk decodes to the same codes.
+  auto encoded = ValidatePredictRequest(packed, Limits(), /*decode_batch=*/false);
+  ASSERT_TRUE(encoded.ok()) << encoded.status();
+  EXPECT_EQ(encoded->encoded.bits_per_choice, 4);
+  EXPECT_EQ(encoded->encoded.count, 37u);
+  std::vector<uint8_t> scratch;
+  for (size_t start : {0, 1, 5, 36}) {
+    const size_t m = std::min<size_t>(6, 37 - start);
+    absl::Span<const uint8_t> codes = encoded->encoded.Codes(start, m, &scratch);
+    EXPECT_EQ(std::string(codes.begin(), codes.end()), FbnetCodes(37).substr(start * 22, m * 22))
+        << start;
+  }
+  // NB201 too: the indices of the same cells.
+  const std::string cells = {4, 2, 1, 2, 1, 1, 0, 0, 0, 0, 0, 0, 3, 4, 0, 1, 2, 3};
+  v1::PredictRequest nb201;
+  nb201.set_device_id("d");
+  nb201.mutable_arch_batch()->set_choices(cells);
+  auto nb201_bytes = ValidatePredictRequest(nb201, Limits());
+  nb201.mutable_arch_batch()->set_choices(core::PackChoiceNibbles(cells));
+  nb201.mutable_arch_batch()->set_bits_per_choice(4);
+  auto nb201_packed = ValidatePredictRequest(nb201, Limits());
+  ASSERT_TRUE(nb201_bytes.ok() && nb201_packed.ok()) << nb201_packed.status();
+  ASSERT_EQ(nb201_packed->nb201_indices.size(), 3u);
+  EXPECT_EQ(nb201_packed->nb201_indices, nb201_bytes->nb201_indices);
+  // 8 says one byte per choice, as 0 does.
+  bytes.mutable_arch_batch()->set_bits_per_choice(8);
+  auto eight = ValidatePredictRequest(bytes, Limits());
+  ASSERT_TRUE(eight.ok()) << eight.status();
+  EXPECT_EQ(eight->archs, from_bytes->archs);
+}
+
+TEST(ValidatePredictRequestTest, ABadPackedBatchIsNamed) {
+  v1::PredictRequest r;
+  r.set_device_id("d");
+  r.mutable_arch_batch()->set_space("fbnet");
+  r.mutable_arch_batch()->set_bits_per_choice(4);
+  auto message = [&](const Limits& limits = Limits()) {
+    auto v = ValidatePredictRequest(r, limits);
+    EXPECT_FALSE(v.ok());
+    return std::string(v.status().message());
+  };
+  auto set = [&](const std::string& codes) {
+    r.mutable_arch_batch()->set_choices(core::PackChoiceNibbles(codes));
+  };
+  // A code out of range in a low nibble (even position) and in a high one (odd position),
+  // past the first word and in the tail.
+  for (size_t p : {6, 7}) {
+    std::string codes = FbnetCodes(3);
+    codes[22 + p] = 9;
+    set(codes);
+    EXPECT_THAT(message(), HasSubstr(absl::StrCat("arch_batch.choices: architecture 1, position ",
+                                                  p, ": code 9 is outside 0..8")));
+    codes[22 + p] = 8;
+    codes[2 * 22 + 21] = 15;
+    set(codes);
+    EXPECT_THAT(message(), HasSubstr("architecture 2, position 21: code 15 is outside 0..8"));
+  }
+  // Lengths that are no whole number of 11-byte architectures.
+  r.mutable_arch_batch()->set_choices(std::string(12, 0));
+  EXPECT_THAT(message(), HasSubstr("arch_batch.choices: 12 bytes are not a whole number of "
+                                   "22-choice fbnet architectures at 4 bits per choice"));
+  r.mutable_arch_batch()->set_choices(std::string(10, 0));
+  EXPECT_THAT(message(), HasSubstr("10 bytes are not a whole number"));
+  r.mutable_arch_batch()->set_choices("");
+  EXPECT_THAT(message(), HasSubstr("arch_batch.choices: is empty"));
+  // Only 0, 8 and 4 bits.
+  set(FbnetCodes(2));
+  for (uint32_t bits : {1, 2, 3, 5, 16, 32}) {
+    r.mutable_arch_batch()->set_bits_per_choice(bits);
+    EXPECT_THAT(message(),
+                HasSubstr(absl::StrCat("arch_batch.bits_per_choice: ", bits, " is not supported")));
+  }
+  r.mutable_arch_batch()->set_bits_per_choice(4);
+  ASSERT_TRUE(ValidatePredictRequest(r, Limits()).ok());
+  // The per-request limit counts architectures, not bytes.
+  Limits two;
+  two.max_archs_per_predict = 2;
+  EXPECT_TRUE(ValidatePredictRequest(r, two).ok());
+  set(FbnetCodes(3));
+  EXPECT_EQ(ValidatePredictRequest(r, two).status().code(), absl::StatusCode::kResourceExhausted);
+  // NB201 names the edge, as its unpacked batch does.
+  r.mutable_arch_batch()->set_space("nb201");
+  set(std::string{0, 0, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0});
+  EXPECT_THAT(message(), HasSubstr("arch_batch.choices: architecture 1, edge 3: op code 5 is "
+                                   "outside 0..4"));
+  r.mutable_arch_batch()->set_choices(std::string(4, 0));
+  EXPECT_THAT(message(), HasSubstr("4 bytes are not a whole number of 6-choice nb201"));
+  r.mutable_arch_batch()->set_bits_per_choice(7);
+  EXPECT_THAT(message(), HasSubstr("arch_batch.bits_per_choice: 7 is not supported"));
 }
 
 }  // namespace

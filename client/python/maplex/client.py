@@ -63,6 +63,34 @@ class PredictionColumns:
 
 _NB201_NAMES = ("", "nb201", "nasbench201")
 
+# Client.predict_choices packs batches of at least this many bytes (as the C++ client).
+PACK_CHOICES_FROM_BYTES = 4096
+
+
+def pack_choices(data):
+    """Codes given one per byte (each below 16) packed two per byte, as
+    ArchitectureBatch.bits_per_choice = 4 stores them: code 2k in the low nibble of byte k,
+    code 2k+1 in its high nibble, the high nibble of the last byte 0 for an odd count."""
+    data = bytes(data)
+    low, high = data[0::2], data[1::2]
+    # Every code is below 16, so shifting the high codes by 4 bits as one big integer keeps
+    # each inside its byte: one pass in C instead of a Python loop over the batch.
+    packed = int.from_bytes(low, "little") | (int.from_bytes(high, "little") << 4)
+    return packed.to_bytes(len(low), "little")
+
+
+def choices_batch(data, space, pack=None):
+    """The ArchitectureBatch predict_choices sends for `data` (codes one per byte): packed
+    two per byte when `pack` says so (None: from PACK_CHOICES_FROM_BYTES bytes up) and every
+    code is below 16; otherwise as given (a larger code then reaches the server, which names
+    it)."""
+    if pack is None:
+        pack = len(data) >= PACK_CHOICES_FROM_BYTES
+    if pack and data and max(data) < 16:
+        return common_pb2.ArchitectureBatch(space=space, choices=pack_choices(data),
+                                            bits_per_choice=4)
+    return common_pb2.ArchitectureBatch(space=space, choices=data)
+
 
 def _architecture(arch, space=""):
     """An Architecture message. In NB201 (`space` "" or "nb201"): an index (int) or a cell
@@ -197,11 +225,17 @@ class Client:
                                  response.model_version, response.method)
 
     @_typed_errors
-    def predict_choices(self, device, choices, space="nb201", model_version=0, timeout=None):
+    def predict_choices(self, device, choices, space="nb201", model_version=0, timeout=None,
+                        pack=None):
         """Predicts a compact batch: the architectures' choices as consecutive bytes, one per
         choice (NAS-Bench-201: 6 edge op codes 0..4 each, in edge order; FBNet with
         space="fbnet": 22 block codes 0..8 each, in layer order), e.g. a numpy uint8 array of
         shape (n, 6) or its bytes. The cheapest request for large batches.
+
+        A batch of PACK_CHOICES_FROM_BYTES bytes or more whose codes are all below 16 is sent
+        packed two choices per byte (ArchitectureBatch.bits_per_choice = 4), half the bytes,
+        as the C++ client does. pack=False sends one byte per choice always (for a server
+        built before bits_per_choice); pack=True packs any batch whose codes fit.
 
         Returns:
             a PredictionColumns, element i for the i-th architecture of the batch.
@@ -209,7 +243,7 @@ class Client:
         data = choices.tobytes() if hasattr(choices, "tobytes") else bytes(choices)
         request = predictor_pb2.PredictRequest(
             device_id=device, model_version=model_version, columnar=True,
-            arch_batch=common_pb2.ArchitectureBatch(space=space, choices=data))
+            arch_batch=choices_batch(data, space, pack))
         response = self._predictor.Predict(request, timeout=self._deadline(timeout),
                                            metadata=self._metadata)
         c = response.columns
