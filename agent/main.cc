@@ -91,9 +91,10 @@ ABSL_FLAG(double, interference_wait_seconds, 10,
 ABSL_FLAG(bool, interleave_reference, false,
           "time the reference kernel before every timed run and scale the run by its quiet "
           "baseline over it (corrects a machine whose speed drifts)");
-ABSL_FLAG(int, independent_measurements, 2,
+ABSL_FLAG(int, independent_measurements, 1,
           "measure each architecture at least this many times independently (each prepared "
-          "afresh) and keep the lower of the two that agree best; 1: once");
+          "afresh) and keep the lower of the two that agree best; 1: once (the default; "
+          "docs/MEASUREMENT.md section 7 says what 2 gains and costs)");
 ABSL_FLAG(int, max_independent_measurements, 3,
           "independent measurements stop here even when no two agree within "
           "--agreement_tolerance");

@@ -52,14 +52,17 @@
 //      total (for the architecture: the independent measurements of step 10 share it); only
 //      then is the least disturbed attempt flagged. protocol.waited_seconds says how long it
 //      waited.
-//  10. (Version 4.) Independent measurements: steps 1-9 again, each with its own Prepare (new
-//      buffers, a new warm-up), until `independent_measurements` were taken and the two
-//      closest medians agree within `agreement_tolerance` of the lower, or
-//      `max_independent_measurements` were taken. The returned measurement is the lower of the
-//      two closest. On this VM about one measurement in 14 reads 30-50 % slow with no
-//      interference the reference kernel sees (the same network in the same process, before
-//      and after, reads within 2 %); such a reading does not survive a second, independent
-//      one (docs/MEASUREMENT.md section 7). protocol.independent_medians_ms keeps every median.
+//  10. (Version 4; opt-in: `independent_measurements` is 1 by default.) Independent
+//      measurements: steps 1-9 again, each with its own Prepare (new buffers, a new warm-up),
+//      until `independent_measurements` were taken and the two closest medians agree within
+//      `agreement_tolerance` of the lower, or `max_independent_measurements` were taken. The
+//      returned measurement is the lower of the two closest. On this VM, in a quiet hour, about
+//      one measurement in 14 read 30-50 % slow with no interference the reference kernel saw
+//      (the same network in the same process, before and after, read within 2 %); such a
+//      reading does not survive a second, independent one. Off by default because it at least
+//      doubles the time per architecture and did not improve the onboarding e2e figures when
+//      the host was contended (docs/MEASUREMENT.md section 7).
+//      protocol.independent_medians_ms keeps every median.
 #ifndef MAPLEX_AGENT_MEASURE_LATENCY_MEASURER_H_
 #define MAPLEX_AGENT_MEASURE_LATENCY_MEASURER_H_
 
@@ -95,9 +98,10 @@ struct MeasurementOptions {
   // drifts within a measurement (protocol.corrected). Needs a sensor and a baseline.
   // Off: see step 6 above.
   bool interleave_reference = false;
-  // Step 10: at least this many independent measurements (1: none beyond the first), at most
+  // Step 10: at least this many independent measurements (1: none beyond the first, the
+  // default: see docs/MEASUREMENT.md section 7 for what 2 gains and costs on this VM), at most
   // `max_independent_measurements`, until two agree within `agreement_tolerance`.
-  int independent_measurements = 2;
+  int independent_measurements = 1;
   int max_independent_measurements = 3;
   double agreement_tolerance = 0.05;
 };

@@ -15,12 +15,12 @@ FBNET = "-".join(["k3_e1", "k3_e1_g2", "k3_e3", "k3_e6", "k5_e1", "k5_e1_g2", "k
                   "k5_e6", "skip"] * 2 + ["k5_e6", "skip", "k3_e1_g2", "k5_e3"])
 
 
-def measure_only(lines, runtime):
+def measure_only(lines, runtime, *flags):
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
         f.write("\n".join(lines) + "\n")
     try:
         return subprocess.run([os.path.join(BIN_DIR, "maplex-agent"), f"--runtime={runtime}",
-                               *QUICK, f"--measure_only={f.name}"],
+                               *QUICK, *flags, f"--measure_only={f.name}"],
                               capture_output=True, text=True, timeout=120)
     finally:
         os.unlink(f.name)
@@ -45,6 +45,16 @@ class MeasureOnlyTest(unittest.TestCase):
             self.assertEqual(rows[3][6], FBNET)
             for row in rows[1:]:
                 self.assertGreater(float(row[1]), 0)
+
+    def test_independent_measurements_are_printed(self):
+        done = measure_only([NB201_CELL], "onednn", "--independent_measurements=2",
+                            "--csv_protocol")
+        self.assertEqual(done.returncode, 0, done.stderr[-2000:])
+        header, row = [line.split(",") for line in done.stdout.strip().splitlines()]
+        fields = dict(zip(header, row))
+        medians = [float(v) for v in fields["independent_medians_ms"].split(";")]
+        self.assertIn(len(medians), (2, 3))
+        self.assertIn(float(fields["median_ms"]), [round(v, 6) for v in medians])
 
     def test_refuses_a_line_of_no_space(self):
         done = measure_only(["k5_e6-skip"], "eigen")

@@ -17,11 +17,8 @@ sys.path.insert(0, os.path.dirname(__file__))
 import maplex_processes as mp  # noqa: E402
 from maplex.v1 import ingest_pb2  # noqa: E402
 
-# Short measurements keep the suite fast; the protocol's statistics still apply. These tests
-# check delivery, spooling and onboarding, not the protocol's independent measurements (its
-# unit tests and e2e_fbnet_onboarding_test run them): one measurement per architecture.
-QUICK = ["--max_repeats=15", "--max_seconds=1", "--micro_benchmarks=false",
-         "--independent_measurements=1"]
+# Short measurements keep the suite fast; the protocol's statistics still apply.
+QUICK = ["--max_repeats=15", "--max_seconds=1", "--micro_benchmarks=false"]
 
 
 def agent_cmd(address, *args):
