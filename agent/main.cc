@@ -287,11 +287,10 @@ int main(int argc, char** argv) {
                     p.interference.c_str(), p.reference_slowdown, p.preempted_runs, p.timed_runs,
                     p.attempts, p.wall_median_ms, m.stats.p10_ms, m.stats.min_ms, p.raw_median_ms,
                     p.waited_seconds);
-        std::printf(",%s", absl::StrJoin(p.independent_medians_ms, ";",
-                                         [](std::string* out, double v) {
-                                           absl::StrAppendFormat(out, "%.6f", v);
-                                         })
-                               .c_str());
+        std::printf(",%s",
+                    absl::StrJoin(p.independent_medians_ms, ";", [](std::string* out, double v) {
+                      absl::StrAppendFormat(out, "%.6f", v);
+                    }).c_str());
       }
       std::printf("\n");
     }

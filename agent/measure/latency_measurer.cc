@@ -304,8 +304,9 @@ ClosestPair FindClosestPair(const std::vector<Measurement>& taken) {
     for (size_t j = i + 1; j < taken.size(); ++j) {
       const double a = taken[i].stats.median_ms, b = taken[j].stats.median_ms;
       const double lower = std::min(a, b);
-      const double spread = a == b ? 0 : lower > 0 ? std::abs(a - b) / lower
-                                                   : std::numeric_limits<double>::infinity();
+      const double spread = a == b      ? 0
+                            : lower > 0 ? std::abs(a - b) / lower
+                                        : std::numeric_limits<double>::infinity();
       if (spread < best.spread) best = {spread, a <= b ? i : j};
     }
   }

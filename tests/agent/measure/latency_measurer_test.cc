@@ -86,7 +86,7 @@ MeasurementOptions Options() {
   options.warmup_seconds = 0;
   options.min_seconds = 0;
   options.interleave_reference = false;  // its own test below
-  options.independent_measurements = 1;   // step 10 has its own tests below
+  options.independent_measurements = 1;  // step 10 has its own tests below
   return options;
 }
 
