@@ -143,7 +143,6 @@ namespace {
 
 bool IsNb201(const core::ArchitectureSpace* space) { return space == &core::Nb201Space::Get(); }
 
-// The number of architectures in a batch of `space`, or the error naming `field`.
 // True when some byte of bytes[0, n) is >= limit (1 <= limit <= 128). Eight bytes at a time:
 // a byte below 128 gets its high bit from adding 128 - limit exactly when it is >= limit (no
 // carry leaves it); a byte >= 128 has its high bit already (its carry may set the next byte's,
