@@ -320,21 +320,23 @@ absl::StatusOr<Measurement> MeasureLatency(Runtime& runtime, const core::Archite
                                            const MeasurementEnv& env) {
   if (absl::Status valid = Validate(config, options, env); !valid.ok()) return valid;
   std::vector<Measurement> taken;
+  ClosestPair closest;  // of the measurements so far; lower is 0 while there is one
   double waited = 0;
   while (true) {
     absl::StatusOr<Measurement> m = MeasureOnce(runtime, arch, config, options, env, &waited);
     if (!m.ok()) return m.status();
     taken.push_back(*std::move(m));
+    closest = FindClosestPair(taken);
     const int n = static_cast<int>(taken.size());
     if (n < options.independent_measurements) continue;
     if (n == 1 || n >= options.max_independent_measurements ||
-        FindClosestPair(taken).spread <= options.agreement_tolerance) {
+        closest.spread <= options.agreement_tolerance) {
       break;
     }
   }
   std::vector<double> medians;
   for (const Measurement& m : taken) medians.push_back(m.stats.median_ms);
-  Measurement chosen = std::move(taken[taken.size() == 1 ? 0 : FindClosestPair(taken).lower]);
+  Measurement chosen = std::move(taken[closest.lower]);
   chosen.protocol.independent_medians_ms = std::move(medians);
   chosen.protocol.waited_seconds = waited;
   return chosen;
