@@ -74,6 +74,37 @@ Eigen::VectorXd PrimitiveCounts(int n) {
   return c;
 }
 
+// [1, edges of each op type but "none"] of every cell: the op-cost model's design (column
+// 0, the op "none", is the fixed cost instead: the counts of a cell add up to 6).
+Eigen::MatrixXd OpCounts(int n) {
+  const Nb201Space& space = Nb201Space::Get();
+  Eigen::MatrixXd c = Eigen::MatrixXd::Zero(n, kNb201OpCount);
+  for (int a = 0; a < n; ++a) {
+    for (Nb201Op op : space.CellAt(a)) c(a, static_cast<int>(op)) += 1;
+  }
+  c.col(static_cast<int>(Nb201Op::kNone)).setOnes();
+  return c;
+}
+
+// Leave-one-out log errors, log(prediction without sample i / sample i), of the op-cost
+// fit: least squares in relative error (rows scaled by 1 / latency), with the hat matrix's
+// shortcut. A prediction <= 0 counts as a log error of 1.
+Eigen::VectorXd OpCostLooLogErrors(const Eigen::MatrixXd& x, const Eigen::VectorXd& ms,
+                                   Eigen::VectorXd* coefficients) {
+  const Eigen::MatrixXd z = ms.cwiseInverse().asDiagonal() * x;
+  Eigen::MatrixXd gram = z.transpose() * z;
+  gram.diagonal().array() += 1e-9 * (1 + gram.diagonal().maxCoeff());
+  const Eigen::LDLT<Eigen::MatrixXd> solver(gram);
+  *coefficients = solver.solve(z.transpose() * Eigen::VectorXd::Ones(ms.size()));
+  Eigen::VectorXd errors(ms.size());
+  for (Eigen::Index i = 0; i < ms.size(); ++i) {
+    const double leverage = z.row(i).dot(solver.solve(z.row(i).transpose()));
+    const double relative = (1 - z.row(i).dot(*coefficients)) / std::max(1 - leverage, 1e-6);
+    errors(i) = relative < 1 ? std::log(1 - relative) : 1.0;
+  }
+  return errors;
+}
+
 // Log marginal likelihood (up to a constant) of targets y at design rows phi under
 // coefficients ~ N(mean, prior) and independent noise of variance noise_var, computed in
 // coefficient space (p x p) so that it stays cheap for a reference's full column.
@@ -131,6 +162,7 @@ absl::Status ApplyMapleConfigOverrides(std::string_view overrides, MapleConfig* 
       {"posterior_variance_scale", &config->posterior_variance_scale, nullptr, nullptr},
       {"curvature_sd", &config->curvature_sd, nullptr, nullptr},
       {"primitive_sd", &config->primitive_sd, nullptr, nullptr},
+      {"op_cost_min_samples", nullptr, &config->op_cost_min_samples, nullptr},
       {"primitive_max_samples", nullptr, &config->primitive_max_samples, nullptr},
       {"primitive_min_samples", nullptr, &config->primitive_min_samples, nullptr},
       {"primitive_min_log_evidence", &config->primitive_min_log_evidence, nullptr, nullptr},
@@ -214,6 +246,7 @@ absl::StatusOr<std::unique_ptr<MapleContext>> MapleContext::Create(const Referen
   }
 
   ctx->primitive_counts_ = PrimitiveCounts(n);
+  ctx->op_counts_ = OpCounts(n);
   ctx->encoder_ = DescriptorEncoder::Fit(refs.descriptors);
   for (const HardwareDescriptor& d : refs.descriptors) {
     ctx->encoded_.push_back(ctx->encoder_.Encode(d));
@@ -524,7 +557,35 @@ DeviceTable MapleContext::FitImpl(const DeviceData& device, Method method, Maple
   t.use.counters = similarity_used && target.has_counters() && references_have_counters_;
   t.use.measured_latencies = k > 0;
   t.sample_count = static_cast<int>(k);
-  const Eigen::VectorXd log_mean = basis * coefficients;
+  Eigen::VectorXd log_mean = basis * coefficients;
+  // Op cost: the blend with the structural estimate, by each one's leave-one-out error on
+  // the real samples (the posterior's: r_i / (1 - h_ii), its prior and the virtual
+  // examples held fixed).
+  double op_cost_share = 0;
+  if (method == Method::kMapleX && config_.op_cost_min_samples > 0 &&
+      static_cast<int>(k) >= std::max(config_.op_cost_min_samples, kNb201OpCount + 2)) {
+    Eigen::MatrixXd x(k, kNb201OpCount);
+    Eigen::VectorXd ms(k), maple_errors(k);
+    for (size_t i = 0; i < k; ++i) {
+      const int32_t a = samples.archs[i];
+      x.row(i) = op_counts_.row(a);
+      ms(i) = std::exp(samples.log_latency[i]);
+      const Eigen::VectorXd f = basis.row(a).transpose();
+      const double leverage = f.dot(covariance * f) / noise_var;
+      maple_errors(i) = (log_mean(a) - samples.log_latency[i]) / std::max(1 - leverage, 1e-6);
+    }
+    Eigen::VectorXd op_coefficients;
+    const Eigen::VectorXd op_errors = OpCostLooLogErrors(x, ms, &op_coefficients);
+    const double maple_mse = maple_errors.squaredNorm() / k + 1e-12;
+    const double op_mse = op_errors.squaredNorm() / k + 1e-12;
+    op_cost_share = (1 / op_mse) / (1 / op_mse + 1 / maple_mse);
+    const Eigen::VectorXd op_ms = op_counts_ * op_coefficients;
+    for (int a = 0; a < n; ++a) {
+      if (op_ms(a) > 0) {
+        log_mean(a) = (1 - op_cost_share) * log_mean(a) + op_cost_share * std::log(op_ms(a));
+      }
+    }
+  }
   t.log_latency.assign(log_mean.data(), log_mean.data() + n);
   t.log_half_width.resize(n);
   for (int a = 0; a < n; ++a) {
@@ -537,15 +598,17 @@ DeviceTable MapleContext::FitImpl(const DeviceData& device, Method method, Maple
   for (int d = 1; d < d_count; ++d) heaviest = w[d] > w[heaviest] ? d : heaviest;
   t.fit = absl::StrFormat(
       "%s: %d samples + %d virtual, rank %d, noise sd %.3f, heaviest %s (%.2f), primitive prior "
-      "%.3f +- %.3f, cost %.3f",
+      "%.3f +- %.3f, cost %.3f, op-cost share %.2f",
       MethodName(method), k, m - k, rank_, std::sqrt(noise_var), refs_.devices[heaviest],
-      w[heaviest], primitive_mean, primitive_sd, primitive ? coefficients(p_curved) : 0.0);
+      w[heaviest], primitive_mean, primitive_sd, primitive ? coefficients(p_curved) : 0.0,
+      op_cost_share);
   if (info != nullptr) {
     info->weights = w;
     info->virtual_examples = static_cast<int>(m - k);
     info->noise_sd = std::sqrt(noise_var);
     info->primitive_sd = primitive_sd;
     info->primitive_mean = primitive_mean;
+    info->op_cost_share = op_cost_share;
   }
   return t;
 }

@@ -70,6 +70,15 @@ struct MapleConfig {
   int primitive_min_samples = 5;
   int primitive_max_samples = 16;
   double primitive_min_log_evidence = 0;
+  // Op cost (ours, MAPLE-X only): a second, structural estimate of the target — latency in
+  // ms as a fixed cost plus a cost per edge of each op type (5 coefficients), fitted to the
+  // k real samples by least squares in relative error. On a CPU runtime that runs a cell's
+  // ops one after another (oneDNN or Eigen at batch 1) it explains latency better than any
+  // affine copy of the references; on most references it is worse. Per target, both are
+  // scored by their leave-one-out log error on the k samples and blended in log space by
+  // inverse mean squared error. From op_cost_min_samples samples on (0: off; at least 7,
+  // two more than its coefficients, so that each leave-one-out fit is determined).
+  int op_cost_min_samples = 7;
   // Importance weights: spec RBF bandwidth (in standardised units) and how sharply the
   // agreement with the k samples selects (per-sample rms log residual scale).
   double spec_bandwidth = 1.0;
@@ -108,6 +117,7 @@ struct MapleFitInfo {
   double noise_sd = 0;
   double primitive_sd = 0;    // prior sd of the primitive-count term the evidence chose
   double primitive_mean = 0;  // its prior mean (0, or the same-hardware device's cost)
+  double op_cost_share = 0;   // weight of the op-cost estimate in the blend (0: not used)
 };
 
 class MapleContext {
@@ -156,6 +166,7 @@ class MapleContext {
   Eigen::MatrixXd loadings_;          // p x D: coefficients of each reference device
   Eigen::VectorXd residual_var_;      // D: residual variance leaving the device's hardware out
   Eigen::VectorXd primitive_counts_;  // N: centred non-"none" edge counts
+  Eigen::MatrixXd op_counts_;         // N x 5: [1, edges of each op type but "none"]
   Eigen::MatrixXf profiles_;          // D x N: standardised log latencies (neighbour search)
   DescriptorEncoder encoder_;
   std::vector<EncodedDescriptor> encoded_;

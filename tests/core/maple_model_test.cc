@@ -144,6 +144,58 @@ TEST(MapleModelTest, PrimitiveCountTermLearnsAPerOpOverhead) {
   EXPECT_EQ(info.primitive_sd, 0);
 }
 
+// A runtime that executes a cell's ops one after another (oneDNN at batch 1 on a CPU): its
+// latency is a fixed cost plus a cost per op in ms, which no affine copy of the references
+// reproduces. With 10 samples the op-cost estimate wins the leave-one-out comparison and
+// takes over; below op_cost_min_samples, or for a target that is a copy of a reference, it
+// stays out of the way.
+TEST(MapleModelTest, OpCostEstimateFitsASequentialRuntime) {
+  MapleConfig off;
+  off.op_cost_min_samples = 0;
+  Fixture with, without(off);
+  const double cost_ms[kNb201OpCount] = {0.0, 0.02, 0.15, 0.40, 0.12};
+  auto sequential_log_ms = [&](int32_t a) {
+    double ms = 0.05;
+    for (Nb201Op op : Nb201Space::Get().CellAt(a)) ms += cost_ms[static_cast<int>(op)];
+    return std::log(ms);
+  };
+  DeviceData target = Target(kCpuLike, {});
+  for (int32_t a = 7; a < kNb201CellCount; a += 1500) {
+    target.samples.push_back({a, std::exp(sequential_log_ms(a))});
+  }
+  ASSERT_EQ(target.samples.size(), 11u);
+  auto error = [&](const DeviceTable& t) {
+    double sum = 0;
+    for (int32_t a = 0; a < kNb201CellCount; ++a) {
+      sum += std::abs(t.log_latency[a] - sequential_log_ms(a));
+    }
+    return sum / kNb201CellCount;
+  };
+  MapleFitInfo info;
+  const double blended = error(with.context->Fit(target, Method::kMapleX, &info));
+  const double plain = error(without.context->Fit(target, Method::kMapleX));
+  EXPECT_GT(info.op_cost_share, 0.9);
+  EXPECT_LT(blended, 0.3 * plain);
+  // The other methods are the MAPLE ablation: unchanged.
+  with.context->Fit(target, Method::kMapleWeights, &info);
+  EXPECT_EQ(info.op_cost_share, 0);
+
+  // A target that is an affine copy of a reference's profile: the posterior predicts its
+  // samples better out of sample, and the blend costs it little.
+  const DeviceData copy = Target(kCpuLike, {7, 1507, 3007, 4507, 6007, 7507, 9007, 10507, 12007,
+                                            13507, 15007});
+  const double copy_with = MeanAbsLogError(with.context->Fit(copy, Method::kMapleX, &info), kCpuLike);
+  const double copy_without =
+      MeanAbsLogError(without.context->Fit(copy, Method::kMapleX), kCpuLike);
+  EXPECT_LT(info.op_cost_share, 0.5);
+  EXPECT_LT(copy_with, copy_without + 0.01);
+
+  // Six samples: the op-cost fit (five coefficients) is not determined out of sample.
+  target.samples.resize(6);
+  with.context->Fit(target, Method::kMapleX, &info);
+  EXPECT_EQ(info.op_cost_share, 0);
+}
+
 // A better-measured device on the same hardware paying the same cost per primitive: its
 // estimate centres a sparse target's term when the target's own samples cannot pin it down
 // (all with six primitives here), and does not hurt a target without that cost.
