@@ -242,14 +242,10 @@ absl::StatusOr<std::vector<Measurement>> MeasureArchitectures(
   absl::StatusOr<DeviceProbe> probe = ProbeDevice(RealFileSystem());
   if (!probe.ok()) return probe.status();
   ProcessMeasurementEnv measuring(options);
-  std::vector<Measurement> out;
-  for (const core::Architecture& arch : archs) {
-    absl::StatusOr<Measurement> m =
-        MeasureArch(**runtime, arch, probe->fingerprint, options, measuring.env);
-    if (!m.ok()) return m.status();
-    out.push_back(*std::move(m));
-  }
-  return out;
+  return MeasureInPasses(
+      archs.size(), options.passes, options.measurement.agreement_tolerance, [&](size_t i) {
+        return MeasureArch(**runtime, archs[i], probe->fingerprint, options, measuring.env);
+      });
 }
 
 absl::StatusOr<AgentReport> RunDeviceAgent(const AgentOptions& options,

@@ -50,6 +50,7 @@ struct AgentOptions {
   std::string space = "nb201";
   int k = 10;        // measurements at normal priority before the agent steps back
   int budget = 50;   // measurements in this run
+  int passes = 1;    // MeasureArchitectures only: passes over the list (MeasureInPasses)
   bool daemon = false;
   bool micro_benchmarks = true;
   int reference_runs = 10;  // reference-workload inferences the counters are read around
@@ -83,7 +84,9 @@ absl::StatusOr<AgentReport> RunDeviceAgent(const AgentOptions& options,
 
 // Measures `archs` (of any space the runtime builds) with the runtime and configuration of
 // `options`, locally: nothing is enrolled, spooled or sent. For checking a device's
-// predictions against fresh measurements. One measurement per architecture, in order.
+// predictions against fresh measurements. One measurement per architecture, in order; with
+// options.passes > 1, the lower of the two closest of that many passes over the list
+// (MeasureInPasses).
 absl::StatusOr<std::vector<Measurement>> MeasureArchitectures(
     const AgentOptions& options, const std::vector<core::Architecture>& archs);
 

@@ -100,6 +100,11 @@ ABSL_FLAG(int, max_independent_measurements, 3,
           "--agreement_tolerance");
 ABSL_FLAG(double, agreement_tolerance, 0.05,
           "two independent medians agree when they differ by at most this share of the lower");
+ABSL_FLAG(int, passes, 1,
+          "--measure_only: measure the whole list this many times (1-3): two passes measure "
+          "every architecture twice, seconds apart, and keep the lower of the two closest; a "
+          "third measures again those whose two differ by more than --agreement_tolerance "
+          "(docs/MEASUREMENT.md section 8); not with --independent_measurements > 1");
 ABSL_FLAG(bool, csv_protocol, false,
           "--measure_only: also print what the protocol did (clock, interference, "
           "reference_slowdown, preempted_runs, timed_runs, attempts, wall_median_ms, ..., "
@@ -211,6 +216,14 @@ int main(int argc, char** argv) {
   options.measurement.interference_wait_seconds = absl::GetFlag(FLAGS_interference_wait_seconds);
   options.measurement.interleave_reference = absl::GetFlag(FLAGS_interleave_reference);
   options.measurement.independent_measurements = absl::GetFlag(FLAGS_independent_measurements);
+  options.passes = absl::GetFlag(FLAGS_passes);
+  if (options.passes < 1 || options.passes > 3 ||
+      (options.passes > 1 && options.measurement.independent_measurements > 1)) {
+    std::fprintf(stderr,
+                 "maplex-agent: --passes must be 1-3, and 1 with --independent_measurements > 1 "
+                 "(both record their medians in independent_medians_ms)\n");
+    return 2;
+  }
   options.measurement.max_independent_measurements =
       std::max(absl::GetFlag(FLAGS_max_independent_measurements),
                options.measurement.independent_measurements);

@@ -320,26 +320,53 @@ absl::StatusOr<Measurement> MeasureLatency(Runtime& runtime, const core::Archite
                                            const MeasurementEnv& env) {
   if (absl::Status valid = Validate(config, options, env); !valid.ok()) return valid;
   std::vector<Measurement> taken;
-  ClosestPair closest;  // of the measurements so far; lower is 0 while there is one
   double waited = 0;
   while (true) {
     absl::StatusOr<Measurement> m = MeasureOnce(runtime, arch, config, options, env, &waited);
     if (!m.ok()) return m.status();
     taken.push_back(*std::move(m));
-    closest = FindClosestPair(taken);
     const int n = static_cast<int>(taken.size());
     if (n < options.independent_measurements) continue;
-    if (n == 1 || n >= options.max_independent_measurements ||
-        closest.spread <= options.agreement_tolerance) {
+    if (n >= options.max_independent_measurements ||
+        AgreeWithin(taken, options.agreement_tolerance)) {
       break;
     }
   }
-  std::vector<double> medians;
-  for (const Measurement& m : taken) medians.push_back(m.stats.median_ms);
-  Measurement chosen = std::move(taken[closest.lower]);
-  chosen.protocol.independent_medians_ms = std::move(medians);
+  Measurement chosen = ChooseAmongIndependent(std::move(taken));
   chosen.protocol.waited_seconds = waited;
   return chosen;
+}
+
+Measurement ChooseAmongIndependent(std::vector<Measurement> taken) {
+  std::vector<double> medians;
+  for (const Measurement& m : taken) medians.push_back(m.stats.median_ms);
+  Measurement chosen = std::move(taken[FindClosestPair(taken).lower]);
+  chosen.protocol.independent_medians_ms = std::move(medians);
+  return chosen;
+}
+
+bool AgreeWithin(const std::vector<Measurement>& taken, double tolerance) {
+  return taken.size() == 1 || FindClosestPair(taken).spread <= tolerance;
+}
+
+absl::StatusOr<std::vector<Measurement>> MeasureInPasses(
+    size_t count, int passes, double tolerance,
+    const std::function<absl::StatusOr<Measurement>(size_t)>& measure) {
+  std::vector<std::vector<Measurement>> taken(count);
+  for (int pass = 1; pass <= std::max(passes, 1); ++pass) {
+    for (size_t i = 0; i < count; ++i) {
+      if (pass > 2 && AgreeWithin(taken[i], tolerance)) continue;
+      absl::StatusOr<Measurement> m = measure(i);
+      if (!m.ok()) return m.status();
+      taken[i].push_back(*std::move(m));
+    }
+  }
+  std::vector<Measurement> out;
+  for (std::vector<Measurement>& t : taken) {
+    // One pass: the measurement as step 10 left it (its own independent medians).
+    out.push_back(t.size() == 1 ? std::move(t[0]) : ChooseAmongIndependent(std::move(t)));
+  }
+  return out;
 }
 
 absl::StatusOr<Measurement> MeasureLatency(Runtime& runtime, const core::Architecture& arch,

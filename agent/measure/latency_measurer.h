@@ -66,6 +66,7 @@
 #ifndef MAPLEX_AGENT_MEASURE_LATENCY_MEASURER_H_
 #define MAPLEX_AGENT_MEASURE_LATENCY_MEASURER_H_
 
+#include <functional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -125,6 +126,23 @@ struct MeasurementEnv {
 absl::StatusOr<Measurement> MeasureLatency(Runtime& runtime, const core::Architecture& arch,
                                            DeviceConfig config, const MeasurementOptions& options,
                                            const MeasurementEnv& env);
+
+// Step 10's choice among independent measurements of one architecture (at least one): the
+// lower of the two closest medians, with every median in protocol.independent_medians_ms.
+// AgreeWithin: whether two of them lie within `tolerance` of the lower (true for one alone).
+Measurement ChooseAmongIndependent(std::vector<Measurement> taken);
+bool AgreeWithin(const std::vector<Measurement>& taken, double tolerance);
+
+// Independent measurements separated in time, for a list of architectures measured at once
+// (`maplex-agent --measure_only --passes`): this machine slows down by ~1.3x in stretches of
+// 1-3 s (docs/MEASUREMENT.md section 8), longer than step 10's back-to-back measurements of
+// one architecture, shorter than a pass over a list. `measure(i)` measures architecture i
+// once. Passes 1 and 2 measure every architecture, in order; each further pass, up to
+// `passes`, only those whose measurements do not yet agree within `tolerance`; each
+// architecture's result is ChooseAmongIndependent of its measurements. passes <= 1: one.
+absl::StatusOr<std::vector<Measurement>> MeasureInPasses(
+    size_t count, int passes, double tolerance,
+    const std::function<absl::StatusOr<Measurement>(size_t)>& measure);
 
 // The same with the wall clock only: no thread-CPU clock, no interference sensor.
 absl::StatusOr<Measurement> MeasureLatency(Runtime& runtime, const core::Architecture& arch,

@@ -1,7 +1,7 @@
 """End-to-end (issue #13's acceptance): a real maplex-server on 127.0.0.1 holding the
 bundled FBNet reference devices; a real `maplex-agent --space fbnet` onboards this machine
 (oneDNN, 1 thread, k = 10 planned architectures); then 50 seeded random FBNet architectures
-are measured by a separate `maplex-agent --measure_only` process and the server's
+are measured by a separate `maplex-agent --measure_only --passes=2` process and the server's
 predictions for the new device are scored against them.
 
 The figures depend on a quiet machine: they are printed with the load average."""
@@ -93,7 +93,7 @@ class FbnetOnboardingTest(unittest.TestCase):
             with open(archs_file, "w") as f:
                 f.write("\n".join(check + sorted(taken)) + "\n")
             local = subprocess.run(
-                [os.path.join(mp.BIN_DIR, "maplex-agent"), *MEASURE,
+                [os.path.join(mp.BIN_DIR, "maplex-agent"), *MEASURE, "--passes=2",
                  f"--measure_only={archs_file}", "--csv_protocol"],
                 capture_output=True, text=True, timeout=900)
             self.assertEqual(local.returncode, 0, local.stderr[-2000:])
@@ -106,11 +106,12 @@ class FbnetOnboardingTest(unittest.TestCase):
                 truth[fields["arch"]] = float(fields["median_ms"])
                 check_interference[fields["interference"]] = \
                     check_interference.get(fields["interference"], 0) + 1
-                # Protocol v4 records every independent measurement (one by default); the
-                # stored one is among them.
+                # Two passes over the list, seconds apart (a slow stretch of this machine
+                # lasts 1-3 s: docs/MEASUREMENT.md section 8): both medians are printed and
+                # the lower one is kept.
                 medians = [float(v) for v in fields["independent_medians_ms"].split(";")]
-                self.assertGreaterEqual(len(medians), 1, line)
-                self.assertIn(round(float(fields["median_ms"]), 6), [round(v, 6) for v in medians])
+                self.assertEqual(len(medians), 2, line)
+                self.assertEqual(round(float(fields["median_ms"]), 6), round(min(medians), 6))
             self.assertEqual(set(truth), set(check) | taken)
             cross_process = sorted(onboarded[a] / truth[a] for a in taken)
             cross_process_median = (cross_process[4] + cross_process[5]) / 2

@@ -609,5 +609,67 @@ TEST(MeasureLatencyTest, ZeroReferenceRunsSwitchTheCheckOff) {
   EXPECT_EQ(c.sensor.kernel_runs, 0);
 }
 
+// Passes over a list (maplex-agent --measure_only --passes): the fake measures architecture i
+// at the next median of its script and records the order of the calls.
+struct ScriptedList {
+  std::vector<std::deque<double>> medians;
+  std::vector<size_t> calls;
+
+  absl::StatusOr<Measurement> operator()(size_t i) {
+    calls.push_back(i);
+    if (medians[i].empty()) return absl::InternalError("script exhausted");
+    Measurement m;
+    m.stats.median_ms = medians[i].front();
+    medians[i].pop_front();
+    return m;
+  }
+};
+
+std::vector<double> Medians(const std::vector<Measurement>& ms) {
+  std::vector<double> out;
+  for (const Measurement& m : ms) out.push_back(m.stats.median_ms);
+  return out;
+}
+
+TEST(MeasureInPassesTest, OnePassMeasuresEachOnceInOrderAndKeepsItAsItIs) {
+  ScriptedList list{{{3}, {1}, {2}}, {}};
+  auto out = MeasureInPasses(3, 1, 0.05, [&](size_t i) -> absl::StatusOr<Measurement> {
+    absl::StatusOr<Measurement> m = list(i);
+    // What step 10 recorded (--independent_measurements) survives.
+    if (m.ok()) m->protocol.independent_medians_ms = {m->stats.median_ms, 9};
+    return m;
+  });
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_THAT(list.calls, ElementsAre(0, 1, 2));
+  EXPECT_THAT(Medians(*out), ElementsAre(3, 1, 2));
+  EXPECT_THAT((*out)[1].protocol.independent_medians_ms, ElementsAre(1, 9));
+}
+
+TEST(MeasureInPassesTest, TwoPassesGoOverTheWholeListTwiceAndKeepTheLower) {
+  // Architecture 1 ran in a slow stretch in the first pass.
+  ScriptedList list{{{3, 3.06}, {1.35, 1}, {2, 2}}, {}};
+  auto out = MeasureInPasses(3, 2, 0.05, std::ref(list));
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_THAT(list.calls, ElementsAre(0, 1, 2, 0, 1, 2));
+  EXPECT_THAT(Medians(*out), ElementsAre(3, 1, 2));
+  EXPECT_THAT((*out)[1].protocol.independent_medians_ms, ElementsAre(1.35, 1));
+}
+
+TEST(MeasureInPassesTest, AThirdPassMeasuresOnlyTheDisagreeingAndOutvotesTheSlowOne) {
+  // Architecture 1 is slow in the second pass: the third agrees with the first.
+  ScriptedList list{{{3, 3}, {1.02, 1.35, 1.0}, {2, 2.01}}, {}};
+  auto out = MeasureInPasses(3, 3, 0.05, std::ref(list));
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_THAT(list.calls, ElementsAre(0, 1, 2, 0, 1, 2, 1));
+  EXPECT_THAT(Medians(*out), ElementsAre(3, 1.0, 2));
+  EXPECT_THAT((*out)[1].protocol.independent_medians_ms, ElementsAre(1.02, 1.35, 1.0));
+}
+
+TEST(MeasureInPassesTest, AFailedMeasurementFailsTheList) {
+  ScriptedList list{{{3, 3}, {1}}, {}};
+  auto out = MeasureInPasses(2, 2, 0.05, std::ref(list));
+  EXPECT_EQ(out.status().code(), absl::StatusCode::kInternal);
+}
+
 }  // namespace
 }  // namespace maplex::agent
