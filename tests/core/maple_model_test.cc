@@ -41,12 +41,16 @@ DeviceData Target(const DeviceShape& shape, const std::vector<int32_t>& archs) {
   return d;
 }
 
-double MeanAbsLogError(const DeviceTable& t, const DeviceShape& truth) {
+// Mean |predicted - true| log latency over the space; `log_truth(a)` is the truth.
+template <typename LogTruth>
+double MeanAbsLogError(const DeviceTable& t, const LogTruth& log_truth) {
   double sum = 0;
-  for (int32_t a = 0; a < kNb201CellCount; ++a) {
-    sum += std::abs(t.log_latency[a] - SyntheticLogLatency(truth, a));
-  }
+  for (int32_t a = 0; a < kNb201CellCount; ++a) sum += std::abs(t.log_latency[a] - log_truth(a));
   return sum / kNb201CellCount;
+}
+
+double MeanAbsLogError(const DeviceTable& t, const DeviceShape& truth) {
+  return MeanAbsLogError(t, [&](int32_t a) { return SyntheticLogLatency(truth, a); });
 }
 
 // A CPU close to cpu_b (index 3).
@@ -120,13 +124,7 @@ TEST(MapleModelTest, PrimitiveCountTermLearnsAPerOpOverhead) {
   std::vector<int32_t> archs;
   for (int32_t a = 7; a < kNb201CellCount; a += 1500) archs.push_back(a);
   for (int32_t a : archs) target.samples.push_back({a, std::exp(overhead_truth(a))});
-  auto error = [&](const DeviceTable& t) {
-    double sum = 0;
-    for (int32_t a = 0; a < kNb201CellCount; ++a) {
-      sum += std::abs(t.log_latency[a] - overhead_truth(a));
-    }
-    return sum / kNb201CellCount;
-  };
+  auto error = [&](const DeviceTable& t) { return MeanAbsLogError(t, overhead_truth); };
   MapleFitInfo info;
   const double learnt = error(with.context->Fit(target, Method::kMapleX, &info));
   const double plain = error(without.context->Fit(target, Method::kMapleX));
@@ -164,13 +162,7 @@ TEST(MapleModelTest, OpCostEstimateFitsASequentialRuntime) {
     target.samples.push_back({a, std::exp(sequential_log_ms(a))});
   }
   ASSERT_EQ(target.samples.size(), 11u);
-  auto error = [&](const DeviceTable& t) {
-    double sum = 0;
-    for (int32_t a = 0; a < kNb201CellCount; ++a) {
-      sum += std::abs(t.log_latency[a] - sequential_log_ms(a));
-    }
-    return sum / kNb201CellCount;
-  };
+  auto error = [&](const DeviceTable& t) { return MeanAbsLogError(t, sequential_log_ms); };
   MapleFitInfo info;
   const double blended = error(with.context->Fit(target, Method::kMapleX, &info));
   const double plain = error(without.context->Fit(target, Method::kMapleX));
