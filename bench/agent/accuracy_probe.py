@@ -15,7 +15,8 @@ measurement protocol; docs/MEASUREMENT.md); a poor level-corrected score means t
 Prints `uptime`'s load average: the level depends on other work on the machine.
 
 Usage: /usr/bin/python3 bench/agent/accuracy_probe.py --space fbnet|nb201 [--count 200]
-         [--runtime onednn] [--threads 1] [--seed 1] [--truth CSV]
+         [--runtime onednn] [--threads 1] [--seed 1] [--truth CSV] [--agent-args "FLAGS"]
+         [--samples-out F]
 --truth scores against a `maplex-agent --measure_only` CSV taken earlier (its `arch` and
 `median_ms` columns) instead of measuring first: how far apart in time the two processes
 may measure.
@@ -66,6 +67,14 @@ def measure_only(runtime, threads, archs, path):
     return {row["arch"]: float(row["median_ms"]) for row in rows}
 
 
+def nb201_index(cell):
+    """The official index of an NB201 cell string, from the bundled table."""
+    if not hasattr(nb201_index, "table"):
+        with gzip.open(mp.LATENCY_CSV, "rt") as f:
+            nb201_index.table = {row["arch_str"]: row["arch_index"] for row in csv.DictReader(f)}
+    return nb201_index.table[cell]
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--space", choices=["nb201", "fbnet"], default="fbnet")
@@ -74,6 +83,11 @@ def main():
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--truth", help="a --measure_only CSV to score against")
+    parser.add_argument("--agent-args", default="",
+                        help="extra maplex-agent flags for the onboarding, space-separated")
+    parser.add_argument("--samples-out",
+                        help="write the onboarding's samples here (nb201: device_id,arch_index,"
+                             "median_ms, the samples file of build/bin/onboard_check)")
     args = parser.parse_args()
     if args.truth:
         with open(args.truth) as f:
@@ -99,7 +113,8 @@ def main():
         subprocess.run([os.path.join(mp.BIN_DIR, "maplex-agent"), f"--server={server.address}",
                         f"--space={args.space}", f"--runtime={args.runtime}",
                         f"--threads={args.threads}", f"--device_id={device}", "--k=10",
-                        "--budget=10", "--once", f"--spool={tmp.name}/spool.db"],
+                        "--budget=10", "--once", f"--spool={tmp.name}/spool.db"]
+                       + args.agent_args.split(),
                        capture_output=True, text=True, check=True, timeout=900)
         probe = archs[0]
         deadline = time.time() + 180
@@ -109,8 +124,16 @@ def main():
                 raise RuntimeError("the device was not predictable within 180 s")
             time.sleep(0.2)
         with sqlite3.connect(server.db_path) as db:
-            taken = {row[0] for row in db.execute(
-                "SELECT arch FROM measurements WHERE device_id = ?", (device,))}
+            samples = list(db.execute(
+                "SELECT arch, median_ms FROM measurements WHERE device_id = ?", (device,)))
+        taken = {arch for arch, _ in samples}
+        if args.samples_out:
+            with open(args.samples_out, "w") as f:
+                f.write("device_id,arch_index,median_ms\n" if args.space == "nb201"
+                        else "device_id,arch,median_ms\n")
+                for arch, ms in samples:
+                    key = nb201_index(arch) if args.space == "nb201" else arch
+                    f.write(f"{device},{key},{ms}\n")
         scored = [a for a in archs if a not in taken]
         listing = os.path.join(tmp.name, "scored.txt")
         with open(listing, "w") as f:
