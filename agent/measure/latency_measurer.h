@@ -68,6 +68,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "agent/common/clock.h"
@@ -127,6 +128,11 @@ absl::StatusOr<Measurement> MeasureLatency(Runtime& runtime, const core::Archite
                                            DeviceConfig config, const MeasurementOptions& options,
                                            const MeasurementEnv& env);
 
+// The same with the wall clock only: no thread-CPU clock, no interference sensor.
+absl::StatusOr<Measurement> MeasureLatency(Runtime& runtime, const core::Architecture& arch,
+                                           DeviceConfig config, const MeasurementOptions& options,
+                                           const Clock& clock, ThreadPinner* pinner);
+
 // Step 10's choice among independent measurements of one architecture (at least one): the
 // lower of the two closest medians, with every median in protocol.independent_medians_ms.
 // AgreeWithin: whether two of them lie within `tolerance` of the lower (true for one alone).
@@ -139,15 +145,11 @@ bool AgreeWithin(const std::vector<Measurement>& taken, double tolerance);
 // one architecture, shorter than a pass over a list. `measure(i)` measures architecture i
 // once. Passes 1 and 2 measure every architecture, in order; each further pass, up to
 // `passes`, only those whose measurements do not yet agree within `tolerance`; each
-// architecture's result is ChooseAmongIndependent of its measurements. passes <= 1: one.
+// architecture's result is ChooseAmongIndependent of its measurements. passes <= 1: one
+// pass, each measurement returned as it is.
 absl::StatusOr<std::vector<Measurement>> MeasureInPasses(
     size_t count, int passes, double tolerance,
     const std::function<absl::StatusOr<Measurement>(size_t)>& measure);
-
-// The same with the wall clock only: no thread-CPU clock, no interference sensor.
-absl::StatusOr<Measurement> MeasureLatency(Runtime& runtime, const core::Architecture& arch,
-                                           DeviceConfig config, const MeasurementOptions& options,
-                                           const Clock& clock, ThreadPinner* pinner);
 
 }  // namespace maplex::agent
 
