@@ -67,14 +67,6 @@ def measure_only(runtime, threads, archs, path):
     return {row["arch"]: float(row["median_ms"]) for row in rows}
 
 
-def nb201_index(cell):
-    """The official index of an NB201 cell string, from the bundled table."""
-    if not hasattr(nb201_index, "table"):
-        with gzip.open(mp.LATENCY_CSV, "rt") as f:
-            nb201_index.table = {row["arch_str"]: row["arch_index"] for row in csv.DictReader(f)}
-    return nb201_index.table[cell]
-
-
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--space", choices=["nb201", "fbnet"], default="fbnet")
@@ -128,11 +120,12 @@ def main():
                 "SELECT arch, median_ms FROM measurements WHERE device_id = ?", (device,)))
         taken = {arch for arch, _ in samples}
         if args.samples_out:
+            index_of = mp.nb201_index_of_cell() if args.space == "nb201" else None
             with open(args.samples_out, "w") as f:
-                f.write("device_id,arch_index,median_ms\n" if args.space == "nb201"
+                f.write("device_id,arch_index,median_ms\n" if index_of
                         else "device_id,arch,median_ms\n")
                 for arch, ms in samples:
-                    key = nb201_index(arch) if args.space == "nb201" else arch
+                    key = index_of[arch] if index_of else arch
                     f.write(f"{device},{key},{ms}\n")
         scored = [a for a in archs if a not in taken]
         listing = os.path.join(tmp.name, "scored.txt")

@@ -157,11 +157,11 @@ TEST(MapleModelTest, OpCostEstimateFitsASequentialRuntime) {
     for (Nb201Op op : Nb201Space::Get().CellAt(a)) ms += cost_ms[static_cast<int>(op)];
     return std::log(ms);
   };
+  std::vector<int32_t> archs;
+  for (int32_t a = 7; a < kNb201CellCount; a += 1500) archs.push_back(a);
+  ASSERT_EQ(archs.size(), 11u);
   DeviceData target = Target(kCpuLike, {});
-  for (int32_t a = 7; a < kNb201CellCount; a += 1500) {
-    target.samples.push_back({a, std::exp(sequential_log_ms(a))});
-  }
-  ASSERT_EQ(target.samples.size(), 11u);
+  for (int32_t a : archs) target.samples.push_back({a, std::exp(sequential_log_ms(a))});
   auto error = [&](const DeviceTable& t) { return MeanAbsLogError(t, sequential_log_ms); };
   MapleFitInfo info;
   const double blended = error(with.context->Fit(target, Method::kMapleX, &info));
@@ -174,9 +174,9 @@ TEST(MapleModelTest, OpCostEstimateFitsASequentialRuntime) {
 
   // A target that is an affine copy of a reference's profile: the posterior predicts its
   // samples better out of sample, and the blend costs it little.
-  const DeviceData copy = Target(kCpuLike, {7, 1507, 3007, 4507, 6007, 7507, 9007, 10507, 12007,
-                                            13507, 15007});
-  const double copy_with = MeanAbsLogError(with.context->Fit(copy, Method::kMapleX, &info), kCpuLike);
+  const DeviceData copy = Target(kCpuLike, archs);
+  const double copy_with =
+      MeanAbsLogError(with.context->Fit(copy, Method::kMapleX, &info), kCpuLike);
   const double copy_without =
       MeanAbsLogError(without.context->Fit(copy, Method::kMapleX), kCpuLike);
   EXPECT_LT(info.op_cost_share, 0.5);
