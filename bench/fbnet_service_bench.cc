@@ -11,10 +11,12 @@
 //               then its first Predict; median over --new_devices devices
 //   batch       Predicts of 100,000 FBNet architectures each (compact arch_batch as
 //               MaplexClient::PredictBatch sends it: packed two choices per byte unless
-//               --packed=false; columnar answer) over loopback gRPC, one call in flight and two, vs
+//               --packed=false; columnar answer, the interval as two factors unless
+//               --interval_factors=false) over loopback gRPC, one call in flight and two, vs
 //               FunctionModel::Predict in process on the same architectures (and the
 //               service's handler, PredictorService::Answer, without the transport); the
-//               gRPC answer is checked equal to the in-process one, value for value
+//               gRPC answer, its factors expanded as the client does (ExpandIntervalFactors,
+//               timed too), is checked equal to the in-process one, value for value
 //   retraining  single-architecture FBNet Predict latency while TrainNow runs in a loop vs
 //               without (alternating slices, as service_bench does for NB201)
 // Every figure goes to --json (flat keys, numbers).
@@ -61,6 +63,9 @@ ABSL_FLAG(bool, large_message_tcp_reads, true,
 ABSL_FLAG(bool, packed, true,
           "the batch request as the client sends it by default: two choices per byte "
           "(ArchitectureBatch.bits_per_choice = 4); false sends one byte per choice");
+ABSL_FLAG(bool, interval_factors, true,
+          "the batch answer as the client asks for it by default: the latency column and the "
+          "interval's two factors; false asks for the lower_ms and upper_ms columns too");
 
 namespace {
 
@@ -240,7 +245,8 @@ int main(int argc, char** argv) {
     for (uint8_t c : a.choices()) choices->push_back(static_cast<char>(c));
   }
   // What MaplexClient::PredictBatch sends for it.
-  const v1::PredictRequest request = client.PredictBatchRequest(device, batch);
+  v1::PredictRequest request = client.PredictBatchRequest(device, batch);
+  request.set_interval_factors(absl::GetFlag(FLAGS_interval_factors));
   Set("batch.archs", static_cast<double>(archs.size()));
   Set("batch.bits_per_choice", request.arch_batch().bits_per_choice() == 4 ? 4 : 8);
   Set("batch.request_bytes", static_cast<double>(request.ByteSizeLong()));
@@ -291,11 +297,30 @@ int main(int argc, char** argv) {
     } while (SecondsSince(start) < (quick ? 0.3 : 2.0));
     const double inprocess = static_cast<double>(calls) * archs.size() / SecondsSince(start);
     Set("batch.inprocess_archs_per_s", inprocess);
+    double expand_ms_per_call = 0;
     {  // What crossed the wire is what the model computes: every column equal, bit for bit.
       grpc::ClientContext context;
       v1::PredictResponse response;
       const grpc::Status s = stubs[0]->Predict(&context, request, &response);
       if (!s.ok()) Die(absl::StrCat("predict for the check: ", s.error_message()));
+      Set("batch.response_bytes", static_cast<double>(response.ByteSizeLong()));
+      if (request.interval_factors() != (response.columns().lower_factor() > 0)) {
+        Die("the gRPC answer's interval factors do not follow the request");
+      }
+      // The client's share of an answer with factors: expanding them into two columns.
+      const Clock::time_point expand_loop = Clock::now();
+      double expand_s = 0;
+      int expands = 0;
+      do {
+        v1::PredictionColumns copy = response.columns();
+        const Clock::time_point t = Clock::now();
+        maplex::client::ExpandIntervalFactors(&copy);
+        expand_s += SecondsSince(t);
+        ++expands;
+      } while (SecondsSince(expand_loop) < (quick ? 0.1 : 0.5));
+      expand_ms_per_call = 1000 * expand_s / expands;
+      Set("batch.client_expand_ms", request.interval_factors() ? expand_ms_per_call : 0);
+      maplex::client::ExpandIntervalFactors(response.mutable_columns());
       const v1::PredictionColumns& c = response.columns();
       const int n = static_cast<int>(out.size());
       if (c.latency_ms_size() != n || c.lower_ms_size() != n || c.upper_ms_size() != n) {
@@ -321,6 +346,10 @@ int main(int argc, char** argv) {
     Set("batch.handler_archs_per_s",
         static_cast<double>(calls) * archs.size() / SecondsSince(handler_start));
     Set("batch.grpc_over_inprocess", r.CallsPerSecond() * archs.size() / inprocess);
+    // The same with the client's expansion of the factors added to every call.
+    Set("batch.grpc_expanded_over_inprocess",
+        static_cast<double>(archs.size()) / (1 / r.CallsPerSecond() + expand_ms_per_call / 1000) /
+            inprocess);
     // Two calls in flight: the transport of one overlaps the handler of the other.
     LoadOptions two = load;
     two.outstanding = 2;

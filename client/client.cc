@@ -35,6 +35,22 @@ absl::Status FromGrpcStatus(const grpc::Status& status) {
   return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
 }
 
+void ExpandIntervalFactors(maplex::v1::PredictionColumns* columns) {
+  if (!(columns->lower_factor() > 0) || columns->lower_ms_size() != 0) return;
+  const int n = columns->latency_ms_size();
+  columns->mutable_lower_ms()->Reserve(n);
+  columns->mutable_upper_ms()->Reserve(n);
+  double* lower = columns->mutable_lower_ms()->AddNAlreadyReserved(n);
+  double* upper = columns->mutable_upper_ms()->AddNAlreadyReserved(n);
+  const double lo = columns->lower_factor(), hi = columns->upper_factor();
+  for (int i = 0; i < n; ++i) {
+    lower[i] = columns->latency_ms(i) * lo;
+    upper[i] = columns->latency_ms(i) * hi;
+  }
+  columns->clear_lower_factor();
+  columns->clear_upper_factor();
+}
+
 absl::StatusOr<MaplexClient> MaplexClient::Connect(const ClientOptions& options) {
   if (options.address.empty()) return absl::InvalidArgumentError("server address is empty");
   grpc::ChannelArguments args;
@@ -175,6 +191,7 @@ maplex::v1::PredictRequest MaplexClient::PredictBatchRequest(
   request.set_device_id(device_id);
   request.set_model_version(model_version);
   request.set_columnar(true);
+  request.set_interval_factors(true);
   maplex::v1::ArchitectureBatch* sent = request.mutable_arch_batch();
   const bool one_byte_each = batch.bits_per_choice() == 0 || batch.bits_per_choice() == 8;
   if (one_byte_each && batch.choices().size() >= options_.pack_batches_from_bytes &&
@@ -191,8 +208,11 @@ maplex::v1::PredictRequest MaplexClient::PredictBatchRequest(
 absl::StatusOr<maplex::v1::PredictResponse> MaplexClient::PredictBatch(
     const std::string& device_id, const maplex::v1::ArchitectureBatch& batch,
     uint64_t model_version) {
-  return Call(*predictor_, &maplex::v1::Predictor::Stub::Predict,
-              PredictBatchRequest(device_id, batch, model_version));
+  absl::StatusOr<maplex::v1::PredictResponse> response =
+      Call(*predictor_, &maplex::v1::Predictor::Stub::Predict,
+           PredictBatchRequest(device_id, batch, model_version));
+  if (response.ok()) ExpandIntervalFactors(response->mutable_columns());
+  return response;
 }
 
 absl::StatusOr<std::vector<maplex::v1::ModelInfo>> MaplexClient::ListModels(int page_size) {

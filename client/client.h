@@ -54,6 +54,11 @@ maplex::v1::Architecture Canonical(const std::string& space, const std::string& 
 // The absl::Status carrying a gRPC status's code and message.
 absl::Status FromGrpcStatus(const grpc::Status& status);
 
+// Fills the lower_ms and upper_ms columns from an answer's interval factors (set when the
+// request asked for interval_factors): latency_ms[i] times each factor, as the model computes
+// them; clears the factors. Columns that already carry the interval are left as they are.
+void ExpandIntervalFactors(maplex::v1::PredictionColumns* columns);
+
 class MaplexClient {
  public:
   static absl::StatusOr<MaplexClient> Connect(const ClientOptions& options);
@@ -86,14 +91,16 @@ class MaplexClient {
       uint64_t model_version = 0);
   // Predictions for a compact batch (maplex.v1.ArchitectureBatch), answered in columns: the
   // cheapest form for the largest batches. Sends PredictBatchRequest(...): a large batch of
-  // one byte per choice goes packed (ClientOptions::pack_batches_from_bytes).
+  // one byte per choice goes packed (ClientOptions::pack_batches_from_bytes), and the answer's
+  // interval comes as two factors, expanded here into lower_ms and upper_ms
+  // (ExpandIntervalFactors): the caller always sees three full columns.
   absl::StatusOr<maplex::v1::PredictResponse> PredictBatch(
       const std::string& device_id, const maplex::v1::ArchitectureBatch& batch,
       uint64_t model_version = 0);
   // The request PredictBatch sends: `batch` packed two choices per byte when its
   // bits_per_choice is 0 or 8, it has at least pack_batches_from_bytes bytes and every code
   // is below 16; otherwise `batch` unchanged (a code of 16 or more goes as given, so the
-  // server names it).
+  // server names it). Columnar, with interval_factors.
   maplex::v1::PredictRequest PredictBatchRequest(const std::string& device_id,
                                                  const maplex::v1::ArchitectureBatch& batch,
                                                  uint64_t model_version = 0) const;

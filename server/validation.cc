@@ -669,6 +669,9 @@ absl::StatusOr<PredictArchitectures> ValidatePredictRequest(
   if (absl::Status s = ValidateIdentifier(request.device_id(), "device_id", limits); !s.ok()) {
     return s;
   }
+  if (request.interval_factors() && !request.columnar()) {
+    return Invalid("interval_factors", "is set without columnar; the factors replace columns");
+  }
   PredictArchitectures out;
   if (request.has_arch_batch()) {
     if (request.archs_size() != 0) {

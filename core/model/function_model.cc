@@ -228,13 +228,17 @@ absl::Status FunctionModel::Predict(std::string_view device, absl::Span<const Ar
           absl::StrCat("Predict: architecture ", i, " is not of space ", params_.space));
     }
   }
-  const double h = params_.devices[index].log_half_width;
-  const double lo = std::exp(-h), hi = std::exp(h);
+  const auto [lo, hi] = IntervalFactors(index);
   for (size_t i = 0; i < archs.size(); ++i) {
     const double y = PredictMs(index, archs[i]);
     out[i] = {y, y * lo, y * hi};
   }
   return absl::OkStatus();
+}
+
+std::pair<double, double> FunctionModel::IntervalFactors(int device) const {
+  const double h = params_.devices[device].log_half_width;
+  return {std::exp(-h), std::exp(h)};
 }
 
 // ---------------------------------------------------------------------------------------------

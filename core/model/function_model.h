@@ -98,6 +98,9 @@ class FunctionModel {
                        absl::Span<LatencyPrediction> out) const;
   // The point prediction alone, no checks (device index valid, arch in the space).
   double PredictMs(int device, const Architecture& a) const;
+  // The 90 % interval of device `device` (index valid) as factors of the prediction:
+  // Predict's lower_ms is latency_ms * first and its upper_ms latency_ms * second, bit for bit.
+  std::pair<double, double> IntervalFactors(int device) const;
 
  private:
   FunctionModel(FunctionModelParams params, FeatureMap phi);

@@ -50,10 +50,11 @@ class PredictorService final : public maplex::v1::Predictor::Service {
 
   // Answers a request of a function-model space (the device is known to `model`): the
   // architectures are decoded and predicted a chunk at a time, straight into the response's
-  // columns or rows. Any error leaves the response for the caller to discard.
+  // columns (with interval_factors: the latency column and the interval's two factors) or
+  // rows. Any error leaves the response for the caller to discard.
   static absl::Status PredictFunction(const core::FunctionModel& model, const std::string& device,
                                       const PredictArchitectures& asked, bool columnar,
-                                      maplex::v1::PredictResponse* response);
+                                      bool interval_factors, maplex::v1::PredictResponse* response);
 
   // Older versions held in memory at once: a chunked predict pins one version, and a few
   // NAS runs may each pin their own.

@@ -213,10 +213,42 @@ TEST_F(FbnetServingTest, PredictsArchitecturesNoDeviceMeasuredForATargetFromTenS
   std::vector<double> by_batch(compact->columns().latency_ms().begin(),
                                compact->columns().latency_ms().end());
   EXPECT_EQ(by_batch, Latencies(*r));
+  // PredictBatch asked for the interval as two factors and expanded them: both columns equal
+  // the server's own, bit for bit.
+  EXPECT_EQ(compact->columns().lower_factor(), 0);
+  EXPECT_EQ(std::vector<double>(compact->columns().lower_ms().begin(),
+                                compact->columns().lower_ms().end()),
+            std::vector<double>(columns->columns().lower_ms().begin(),
+                                columns->columns().lower_ms().end()));
   EXPECT_EQ(std::vector<double>(compact->columns().upper_ms().begin(),
                                 compact->columns().upper_ms().end()),
             std::vector<double>(columns->columns().upper_ms().begin(),
                                 columns->columns().upper_ms().end()));
+  {
+    // On the wire: the latency column and the two factors, no interval columns.
+    auto stub = v1::Predictor::NewStub(grpc::CreateChannel(
+        "127.0.0.1:" + std::to_string(server_->port()), grpc::InsecureChannelCredentials()));
+    v1::PredictRequest request = client_->PredictBatchRequest(kTarget, batch);
+    ASSERT_TRUE(request.interval_factors());
+    grpc::ClientContext context;
+    v1::PredictResponse wire;
+    ASSERT_TRUE(stub->Predict(&context, request, &wire).ok());
+    EXPECT_EQ(wire.columns().lower_ms_size(), 0);
+    EXPECT_EQ(wire.columns().upper_ms_size(), 0);
+    EXPECT_LT(wire.columns().lower_factor(), 1);
+    EXPECT_GT(wire.columns().upper_factor(), 1);
+    EXPECT_EQ(
+        std::vector<double>(wire.columns().latency_ms().begin(), wire.columns().latency_ms().end()),
+        Latencies(*r));
+    EXPECT_LT(wire.ByteSizeLong(), compact->ByteSizeLong() / 2);
+    // The factors replace columns: without columnar they are a mistake, said so.
+    request.set_columnar(false);
+    grpc::ClientContext rows_context;
+    v1::PredictResponse rows;
+    const grpc::Status refused = stub->Predict(&rows_context, request, &rows);
+    EXPECT_EQ(refused.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_THAT(refused.error_message(), HasSubstr("interval_factors"));
+  }
   // The client sent that batch packed two choices per byte; one byte per choice (a client
   // built before bits_per_choice) gets every column equal.
   ASSERT_EQ(client_->PredictBatchRequest(kTarget, batch).arch_batch().bits_per_choice(), 4u);

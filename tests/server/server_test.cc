@@ -262,10 +262,12 @@ TEST_F(ServerTest, ColumnarAndCompactBatchAnswersHoldTheSamePredictions) {
       batch.mutable_choices()->push_back(static_cast<char>(op));
     }
   }
+  // PredictBatch asks for the interval as factors; NB201's model has none to give, so the
+  // server sends the interval columns as for any columnar request.
+  ASSERT_TRUE(client_->PredictBatchRequest("gold_6240", batch).interval_factors());
   auto compact = client_->PredictBatch("gold_6240", batch);
   ASSERT_TRUE(compact.ok()) << compact.status();
-  ASSERT_EQ(compact->columns().latency_ms_size(), 3000);
-  for (int i = 0; i < 3000; ++i) EXPECT_EQ(compact->columns().latency_ms(i), c.latency_ms(i)) << i;
+  EXPECT_EQ(compact->columns().SerializeAsString(), c.SerializeAsString());
 }
 
 TEST_F(ServerTest, RestartServesThePersistedModelWithIdenticalPredictions) {
