@@ -285,6 +285,17 @@ FunctionFitter::FunctionFitter(const FeatureMap& phi, std::vector<ReferenceFit> 
   }
   encoder_ = DescriptorEncoder::Fit(descriptors);
   for (const ReferenceFit& r : refs_) encoded_.push_back(encoder_.Encode(r.descriptor));
+  // The MACs as a function over phi: a ridge fit to their values on the pool (exact where
+  // they are a sum over positions, as FBNet's), scaled to a pool mean of 1.
+  if (pool_.size() < 2) return;
+  std::vector<double> macs(pool_.size());
+  for (size_t i = 0; i < pool_.size(); ++i) {
+    macs[i] = static_cast<double>(phi.space().Cost(pool_[i]).macs);
+  }
+  const double mean = std::accumulate(macs.begin(), macs.end(), 0.0) / macs.size();
+  if (!(mean > 0)) return;
+  for (double& x : macs) x /= mean;
+  macs_ = FitReference(phi, "", "", {}, pool_, macs, 1e-3).weights;
 }
 
 FunctionFitter::Transfer FunctionFitter::FitTransfer(
@@ -444,13 +455,17 @@ FunctionDevice FunctionFitter::Fit(Method method, absl::Span<const FunctionSampl
       dev.col(i) = std::sqrt(w) * (shape[i] - m);
     }
     const int rank = std::min({config.rank, n_use, p});
-    Eigen::MatrixXd L(p, 0);
+    const bool macs = config.macs_sd > 0 && !macs_.empty();
+    Eigen::MatrixXd L(p, rank + (macs ? 1 : 0));
     if (rank > 0) {
       // U_r S_r of dev's SVD as dev V_r, V_r the top eigenvectors of the small Gram matrix
       // dev^T dev (n_use x n_use): the same factor, several times cheaper than a Jacobi SVD of
       // the p x n_use matrix on every fit.
       Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(dev.transpose() * dev);
-      L = dev * eig.eigenvectors().rightCols(rank).rowwise().reverse();
+      L.leftCols(rank) = dev * eig.eigenvectors().rightCols(rank).rowwise().reverse();
+    }
+    if (macs) {
+      L.col(rank) = config.macs_sd * (Eigen::Map<const Eigen::VectorXd>(macs_.data(), p) - m);
     }
     const double rms_m = std::sqrt(m.tail(p - 1).squaredNorm() / std::max(p - 1, 1));
     const double tau2 = std::pow(config.deviation_sd * rms_m, 2);
@@ -644,6 +659,7 @@ absl::Status ApplyFunctionConfigOverrides(std::string_view text, FunctionConfig*
       {"spec_bandwidth", &config->spec_bandwidth, nullptr},
       {"agreement_scale", &config->agreement_scale, nullptr},
       {"unweighted_share", &config->unweighted_share, nullptr},
+      {"macs_sd", &config->macs_sd, nullptr},
       {"agreement_mode", nullptr, &config->agreement_mode},
       {"factor_unweighted", &config->factor_unweighted, nullptr},
       {"transfer_shape", &config->transfer_shape, nullptr},

@@ -176,6 +176,11 @@ struct FunctionConfig {
   // best with the k samples (all of them without samples): a fit then costs the same with
   // 20 or 2,000 references (bench/function_trainer_benchmark.cc, fleet scaling).
   int max_prior_references = 24;
+  // Nonzero (the MAPLE variants): the prior also lets the target move, with this sd, from the
+  // prior mean towards the architecture's MACs (a function over phi fitted to the pool and
+  // normalized as a reference is), so that a device no reference resembles can still follow
+  // its FLOPs; the level stays free through scale_sd. Not the default: docs/ACCURACY.md.
+  double macs_sd = 0;
 };
 
 // Parses "rank=8,noise=0.05,..." into `config` (InvalidArgument naming the unknown name).
@@ -222,6 +227,8 @@ class FunctionFitter {
   std::vector<Architecture> pool_;
   std::vector<std::vector<double>> normalized_;  // refs' weights / their mean pool latency
   std::vector<double> levels_;                   // that mean pool latency
+  // The MACs as a normalized coefficient vector (FunctionConfig::macs_sd); empty without pool.
+  std::vector<double> macs_;
   DescriptorEncoder encoder_;
   std::vector<EncodedDescriptor> encoded_;
 };
