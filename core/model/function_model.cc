@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <numeric>
 
 #include "Eigen/Dense"
@@ -524,6 +525,24 @@ FunctionDevice FunctionFitter::Fit(Method method, absl::Span<const FunctionSampl
     Eigen::MatrixXd SigmaPhiT =
         L * PhiL.transpose() + v * m * phim.transpose() + tau2 * Phi.transpose();
     Eigen::MatrixXd K = Phi * SigmaPhiT;
+    if (config.noise_ml != 0 && k >= 4) {
+      // The real samples' noise by type-II maximum likelihood: the multiple of config.noise
+      // under which the observations are likeliest under the prior.
+      const Eigen::VectorXd r = z - phim;
+      double best = -std::numeric_limits<double>::infinity(), chosen = 1;
+      for (double f : {0.25, 0.5, 1.0, 2.0, 4.0}) {
+        Eigen::MatrixXd Kf = K;
+        for (int i = 0; i < n; ++i) Kf(i, i) += noise(i) * (i < k ? f * f : 1);
+        const Eigen::LDLT<Eigen::MatrixXd> ldlt = Kf.ldlt();
+        const double log_det = ldlt.vectorD().array().max(1e-300).log().sum();
+        const double log_likelihood = -0.5 * (r.dot(ldlt.solve(r)) + log_det);
+        if (log_likelihood > best) {
+          best = log_likelihood;
+          chosen = f;
+        }
+      }
+      for (int i = 0; i < k; ++i) noise(i) *= chosen * chosen;
+    }
     K.diagonal() += noise;
     const Eigen::LDLT<Eigen::MatrixXd> K_ldlt = K.ldlt();
     const Eigen::VectorXd alpha_vec = K_ldlt.solve(z - phim);
@@ -664,6 +683,7 @@ absl::Status ApplyFunctionConfigOverrides(std::string_view text, FunctionConfig*
       {"factor_unweighted", &config->factor_unweighted, nullptr},
       {"transfer_shape", &config->transfer_shape, nullptr},
       {"loo_weighting", nullptr, &config->loo_weighting},
+      {"noise_ml", nullptr, &config->noise_ml},
       {"virtual_count", nullptr, &config->virtual_count},
       {"virtual_label_devices", nullptr, &config->virtual_label_devices},
       {"virtual_noise", &config->virtual_noise, nullptr},

@@ -131,6 +131,10 @@ struct FunctionConfig {
                                // relative to the rms coefficient of the prior mean
   double scale_sd = 0.3;       // prior sd along the prior mean (free level)
   double noise = 0.04;         // relative noise of a real sample
+  // Nonzero (the MAPLE variants, k >= 4): the real samples' relative noise is chosen per
+  // target among noise x {1/4, 1/2, 1, 2, 4} by the marginal likelihood of its observations
+  // under the prior (type-II maximum likelihood) instead of `noise` as is.
+  int noise_ml = 0;
   // Importance weights (maple+w, maplex): spec RBF bandwidth, and how sharply agreement with
   // the k samples (rms log residual of the baseline transfer from that reference) selects.
   double spec_bandwidth = 1.0;

@@ -197,6 +197,49 @@ TEST_F(FitterTest, MacsDirectionReachesAFlopsBoundDeviceNoReferenceResembles) {
   EXPECT_LT(1.5 * with, without);  // measured 0.053 vs 0.028
 }
 
+// noise_ml: samples far noisier than FunctionConfig::noise (15 % log-normal, as a phone's
+// whole-millisecond, run-to-run values) are fit more smoothly when each target's noise is
+// chosen by the marginal likelihood; exact samples keep a fit as good as the fixed noise's.
+TEST_F(FitterTest, NoiseByMarginalLikelihoodSmoothsOnlyNoisySamples) {
+  const FbnetSpace& space = FbnetSpace::Get();
+  const FunctionFitter fitter(phi_, refs_, space.Sample(128, 5));
+  const std::vector<Architecture> test = space.Sample(300, 99);
+  const std::vector<double> fresh = DeviceWeights(phi_, 7, 0.5, 0.75);
+  const std::vector<double> truth = Latencies(phi_, fresh, test);
+  auto mape = [&](const FunctionDevice& f) {
+    double sum = 0;
+    for (size_t i = 0; i < test.size(); ++i) {
+      sum += std::abs(fitter.PredictMs(f, test[i]) / truth[i] - 1) / test.size();
+    }
+    return sum;
+  };
+  FunctionConfig ml;
+  ml.noise_ml = 1;
+  double fixed_noisy = 0, ml_noisy = 0, fixed_exact = 0, ml_exact = 0;
+  for (int draw = 0; draw < 5; ++draw) {
+    std::vector<FunctionSample> noisy, exact;
+    uint64_t state = 1000 + draw;
+    for (const Architecture& a : space.Sample(10, 300 + draw)) {
+      // A standard normal from two uniforms (Box-Muller on SplitMix64 draws).
+      const double u1 = (SplitMix64(state) >> 11) * 0x1.0p-53 + 1e-12;
+      const double u2 = (SplitMix64(state) >> 11) * 0x1.0p-53;
+      const double normal = std::sqrt(-2 * std::log(u1)) * std::cos(2 * M_PI * u2);
+      const double y = phi_.Dot(a, fresh.data());
+      exact.push_back({a, y});
+      noisy.push_back({a, y * std::exp(0.15 * normal)});
+    }
+    fixed_noisy += mape(fitter.Fit(Method::kMaple, noisy, {}, {})) / 5;
+    ml_noisy += mape(fitter.Fit(Method::kMaple, noisy, {}, ml)) / 5;
+    fixed_exact += mape(fitter.Fit(Method::kMaple, exact, {}, {})) / 5;
+    ml_exact += mape(fitter.Fit(Method::kMaple, exact, {}, ml)) / 5;
+  }
+  std::printf("MAPE, noisy samples: fixed noise %.4f, by likelihood %.4f; exact samples: %.4f, "
+              "%.4f\n",
+              fixed_noisy, ml_noisy, fixed_exact, ml_exact);
+  EXPECT_LT(ml_noisy, 0.9 * fixed_noisy);
+  EXPECT_LT(ml_exact, 1.1 * fixed_exact);
+}
+
 // adaptive_mix: the blend share follows which part explains the k samples better out of
 // sample. A power transform of one reference (not additive, so the posterior cannot follow
 // it) leans on the baseline; an additive mix no reference has keeps the posterior.
