@@ -233,9 +233,10 @@ TEST_F(FitterTest, NoiseByMarginalLikelihoodSmoothsOnlyNoisySamples) {
     fixed_exact += mape(fitter.Fit(Method::kMaple, exact, {}, {})) / 5;
     ml_exact += mape(fitter.Fit(Method::kMaple, exact, {}, ml)) / 5;
   }
-  std::printf("MAPE, noisy samples: fixed noise %.4f, by likelihood %.4f; exact samples: %.4f, "
-              "%.4f\n",
-              fixed_noisy, ml_noisy, fixed_exact, ml_exact);
+  std::printf(
+      "MAPE, noisy samples: fixed noise %.4f, by likelihood %.4f; exact samples: %.4f, "
+      "%.4f\n",
+      fixed_noisy, ml_noisy, fixed_exact, ml_exact);
   EXPECT_LT(ml_noisy, 0.9 * fixed_noisy);
   EXPECT_LT(ml_exact, 1.1 * fixed_exact);
 }
