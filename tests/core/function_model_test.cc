@@ -42,6 +42,16 @@ std::vector<double> Latencies(const FeatureMap& phi, const std::vector<double>& 
   return ms;
 }
 
+// Mean absolute percentage error of a fitted target on `test` against `truth`.
+double Mape(const FunctionFitter& fitter, const FunctionDevice& f,
+            const std::vector<Architecture>& test, const std::vector<double>& truth) {
+  double mape = 0;
+  for (size_t i = 0; i < test.size(); ++i) {
+    mape += std::abs(fitter.PredictMs(f, test[i]) / truth[i] - 1) / test.size();
+  }
+  return mape;
+}
+
 TEST(FeatureMap, DimensionsAndActiveIndices) {
   const FeatureMap fb(FbnetSpace::Get());
   EXPECT_EQ(fb.dim(), 1 + 22 * 9);
@@ -157,13 +167,9 @@ TEST_F(FitterTest, BaselinePicksTheScaledTwinAndMapleTracksANewMix) {
   FunctionConfig rigid;
   rigid.rank = 0;
   rigid.deviation_sd = 1e-6;
-  double mape_rigid = 0, mape_fit = 0;
-  const FunctionDevice prior_only = fitter.Fit(Method::kMaple, samples, {}, rigid);
-  const FunctionDevice fit = fitter.Fit(Method::kMaple, samples, {}, {});
-  for (size_t i = 0; i < test.size(); ++i) {
-    mape_rigid += std::abs(fitter.PredictMs(prior_only, test[i]) / truth[i] - 1) / test.size();
-    mape_fit += std::abs(fitter.PredictMs(fit, test[i]) / truth[i] - 1) / test.size();
-  }
+  const double mape_rigid =
+      Mape(fitter, fitter.Fit(Method::kMaple, samples, {}, rigid), test, truth);
+  const double mape_fit = Mape(fitter, fitter.Fit(Method::kMaple, samples, {}, {}), test, truth);
   EXPECT_LT(3 * mape_fit, mape_rigid) << mape_fit << " vs " << mape_rigid;
 }
 
@@ -181,13 +187,7 @@ TEST_F(FitterTest, MacsDirectionReachesAFlopsBoundDeviceNoReferenceResembles) {
   for (const Architecture& a : space.Sample(10, 77)) samples.push_back({a, flops_bound(a)});
   std::vector<double> truth;
   for (const Architecture& a : test) truth.push_back(flops_bound(a));
-  auto mape = [&](const FunctionDevice& f) {
-    double sum = 0;
-    for (size_t i = 0; i < test.size(); ++i) {
-      sum += std::abs(fitter.PredictMs(f, test[i]) / truth[i] - 1) / test.size();
-    }
-    return sum;
-  };
+  auto mape = [&](const FunctionDevice& f) { return Mape(fitter, f, test, truth); };
   FunctionConfig with_macs;
   with_macs.macs_sd = 0.3;
   const double without = mape(fitter.Fit(Method::kMaple, samples, {}, {}));
@@ -206,13 +206,7 @@ TEST_F(FitterTest, NoiseByMarginalLikelihoodSmoothsOnlyNoisySamples) {
   const std::vector<Architecture> test = space.Sample(300, 99);
   const std::vector<double> fresh = DeviceWeights(phi_, 7, 0.5, 0.75);
   const std::vector<double> truth = Latencies(phi_, fresh, test);
-  auto mape = [&](const FunctionDevice& f) {
-    double sum = 0;
-    for (size_t i = 0; i < test.size(); ++i) {
-      sum += std::abs(fitter.PredictMs(f, test[i]) / truth[i] - 1) / test.size();
-    }
-    return sum;
-  };
+  auto mape = [&](const FunctionDevice& f) { return Mape(fitter, f, test, truth); };
   FunctionConfig ml;
   ml.noise_ml = 1;
   double fixed_noisy = 0, ml_noisy = 0, fixed_exact = 0, ml_exact = 0;
@@ -285,11 +279,7 @@ class AgreementTest : public FitterTest {
  protected:
   double Mape(const FunctionFitter& fitter, const FunctionDevice& f,
               const std::vector<double>& truth) const {
-    double mape = 0;
-    for (size_t i = 0; i < test_.size(); ++i) {
-      mape += std::abs(fitter.PredictMs(f, test_[i]) / truth[i] - 1) / test_.size();
-    }
-    return mape;
+    return core::Mape(fitter, f, test_, truth);
   }
   // Cosine between a fit's coefficients (intercept aside) and reference d's.
   double Cosine(const FunctionDevice& f, int d) const {
