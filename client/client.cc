@@ -36,7 +36,13 @@ absl::Status FromGrpcStatus(const grpc::Status& status) {
 }
 
 void ExpandIntervalFactors(maplex::v1::PredictionColumns* columns) {
-  if (!(columns->lower_factor() > 0) || columns->lower_ms_size() != 0) return;
+  const bool factors = columns->lower_factor() > 0 || columns->upper_factor() > 0;
+  const bool no_columns = columns->lower_ms_size() == 0 && columns->upper_ms_size() == 0;
+  if (!factors || !no_columns) {
+    columns->clear_lower_factor();
+    columns->clear_upper_factor();
+    return;
+  }
   const int n = columns->latency_ms_size();
   columns->mutable_lower_ms()->Reserve(n);
   columns->mutable_upper_ms()->Reserve(n);

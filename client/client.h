@@ -56,7 +56,7 @@ absl::Status FromGrpcStatus(const grpc::Status& status);
 
 // Fills the lower_ms and upper_ms columns from an answer's interval factors (set when the
 // request asked for interval_factors): latency_ms[i] times each factor, as the model computes
-// them; clears the factors. Columns that already carry the interval are left as they are.
+// them. Columns that already carry the interval are left as they are. Clears the factors.
 void ExpandIntervalFactors(maplex::v1::PredictionColumns* columns);
 
 class MaplexClient {

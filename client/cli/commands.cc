@@ -533,6 +533,12 @@ absl::StatusOr<v1::PredictResponse> PredictInChunks(MaplexClient& client, const 
     all.set_method(r->method());
     if (batch) {
       const v1::PredictionColumns& c = r->columns();
+      if (c.latency_ms_size() != static_cast<int>(chunk.size()) ||
+          c.lower_ms_size() != c.latency_ms_size() || c.upper_ms_size() != c.latency_ms_size()) {
+        return absl::InternalError(absl::StrCat(
+            "the server answered ", c.latency_ms_size(), " predictions with ", c.lower_ms_size(),
+            " and ", c.upper_ms_size(), " interval bounds for ", chunk.size(), " architectures"));
+      }
       for (int i = 0; i < c.latency_ms_size(); ++i) {
         v1::Prediction* p = all.add_predictions();
         p->set_latency_ms(c.latency_ms(i));

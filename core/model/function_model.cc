@@ -437,7 +437,8 @@ FunctionDevice FunctionFitter::Fit(Method method, absl::Span<const FunctionSampl
   };
   auto solve = [&](const std::vector<double>& pi) {
     // Prior over the target's normalized coefficients u: mean m, covariance
-    // L L^T + scale_sd^2 m m^T + tau^2 I with L the top `rank` weighted deviations.
+    // L L^T + scale_sd^2 m m^T + tau^2 I with L the top `rank` weighted deviations (and, with
+    // macs_sd, the direction from m to the MACs).
     std::vector<Eigen::VectorXd> shape(n_use);
     for (int i = 0; i < n_use; ++i) {
       shape[i] = Eigen::Map<const Eigen::VectorXd>(normalized_[use[i]].data(), p);
@@ -527,12 +528,13 @@ FunctionDevice FunctionFitter::Fit(Method method, absl::Span<const FunctionSampl
     Eigen::MatrixXd K = Phi * SigmaPhiT;
     if (config.noise_ml != 0 && k >= 4) {
       // The real samples' noise by type-II maximum likelihood: the multiple of config.noise
-      // under which the observations are likeliest under the prior.
-      const Eigen::VectorXd r = z - phim;
+      // under which the k real samples are likeliest under the prior (the virtual examples
+      // are left out: their labels are fitted to the same samples).
+      const Eigen::VectorXd r = (z - phim).head(k);
       double best = -std::numeric_limits<double>::infinity(), chosen = 1;
       for (double f : {0.25, 0.5, 1.0, 2.0, 4.0}) {
-        Eigen::MatrixXd Kf = K;
-        for (int i = 0; i < n; ++i) Kf(i, i) += noise(i) * (i < k ? f * f : 1);
+        Eigen::MatrixXd Kf = K.topLeftCorner(k, k);
+        Kf.diagonal() += noise.head(k) * (f * f);
         const Eigen::LDLT<Eigen::MatrixXd> ldlt = Kf.ldlt();
         const double log_det = ldlt.vectorD().array().max(1e-300).log().sum();
         const double log_likelihood = -0.5 * (r.dot(ldlt.solve(r)) + log_det);

@@ -132,7 +132,7 @@ struct FunctionConfig {
   double scale_sd = 0.3;       // prior sd along the prior mean (free level)
   double noise = 0.04;         // relative noise of a real sample
   // Nonzero (the MAPLE variants, k >= 4): the real samples' relative noise is chosen per
-  // target among noise x {1/4, 1/2, 1, 2, 4} by the marginal likelihood of its observations
+  // target among noise x {1/4, 1/2, 1, 2, 4} by the marginal likelihood of its k samples
   // under the prior (type-II maximum likelihood) instead of `noise` as is.
   int noise_ml = 0;
   // Importance weights (maple+w, maplex): spec RBF bandwidth, and how sharply agreement with
@@ -231,7 +231,8 @@ class FunctionFitter {
   std::vector<Architecture> pool_;
   std::vector<std::vector<double>> normalized_;  // refs' weights / their mean pool latency
   std::vector<double> levels_;                   // that mean pool latency
-  // The MACs as a normalized coefficient vector (FunctionConfig::macs_sd); empty without pool.
+  // The MACs as a normalized coefficient vector (FunctionConfig::macs_sd); empty without a
+  // pool of 2 or more, or when the space's MACs are 0.
   std::vector<double> macs_;
   DescriptorEncoder encoder_;
   std::vector<EncodedDescriptor> encoded_;

@@ -157,7 +157,9 @@ absl::Status PredictorService::PredictFunction(const core::FunctionModel& model,
   if (columnar) {
     columns.emplace(response->mutable_columns(), static_cast<int>(n), !interval_factors);
     if (interval_factors) {
-      const auto [lower, upper] = model.IntervalFactors(model.DeviceIndex(device));
+      const int index = model.DeviceIndex(device);
+      if (index < 0) return absl::NotFoundError(absl::StrCat("no device \"", device, "\""));
+      const auto [lower, upper] = model.IntervalFactors(index);
       response->mutable_columns()->set_lower_factor(lower);
       response->mutable_columns()->set_upper_factor(upper);
     }

@@ -239,6 +239,18 @@ TEST(ValidatePredictRequestTest, ReturnsTheIndicesInOrder) {
   EXPECT_TRUE(archs->archs.empty());
 }
 
+TEST(ValidatePredictRequestTest, IntervalFactorsNeedColumnarAnswers) {
+  v1::PredictRequest r;
+  r.set_device_id("d");
+  r.add_archs()->set_index(9);
+  r.set_interval_factors(true);
+  auto rows = ValidatePredictRequest(r, Limits());
+  EXPECT_EQ(rows.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(rows.status().message(), HasSubstr("interval_factors"));
+  r.set_columnar(true);
+  EXPECT_TRUE(ValidatePredictRequest(r, Limits()).ok());
+}
+
 TEST(ValidatePredictRequestTest, FbnetArchitecturesResolveToValues) {
   v1::PredictRequest r;
   r.set_device_id("d");
@@ -320,7 +332,9 @@ TEST(ValidatePredictRequestTest, AnArchBatchResolvesEachArchitectureInOrder) {
 TEST(ValidatePredictRequestTest, ABadArchBatchIsNamed) {
   v1::PredictRequest r;
   r.set_device_id("d");
-  auto message = [&] { return std::string(ValidatePredictRequest(r, Limits()).status().message()); };
+  auto message = [&] {
+    return std::string(ValidatePredictRequest(r, Limits()).status().message());
+  };
   r.mutable_arch_batch()->set_choices(std::string{0, 0, 0, 0, 0});
   EXPECT_THAT(message(), HasSubstr("arch_batch.choices: 5 bytes are not a whole number"));
   r.mutable_arch_batch()->set_choices(std::string{0, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0});
@@ -337,8 +351,7 @@ TEST(ValidatePredictRequestTest, ABadArchBatchIsNamed) {
   Limits small;
   small.max_archs_per_predict = 2;
   r.mutable_arch_batch()->set_choices(std::string(18, 0));
-  EXPECT_EQ(ValidatePredictRequest(r, small).status().code(),
-            absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(ValidatePredictRequest(r, small).status().code(), absl::StatusCode::kResourceExhausted);
 }
 
 // FBNet codes of `count` architectures, every code 0..8, varied across positions.
