@@ -36,25 +36,20 @@ absl::Status FromGrpcStatus(const grpc::Status& status) {
 }
 
 void ExpandIntervalFactors(maplex::v1::PredictionColumns* columns) {
-  const bool factors = columns->lower_factor() > 0 || columns->upper_factor() > 0;
-  const bool no_columns = columns->lower_ms_size() == 0 && columns->upper_ms_size() == 0;
-  if (!factors || !no_columns) {
-    columns->clear_lower_factor();
-    columns->clear_upper_factor();
-    return;
-  }
+  const double lo = columns->lower_factor(), hi = columns->upper_factor();
+  columns->clear_lower_factor();
+  columns->clear_upper_factor();
+  const bool factors = lo > 0 || hi > 0;
+  if (!factors || columns->lower_ms_size() != 0 || columns->upper_ms_size() != 0) return;
   const int n = columns->latency_ms_size();
   columns->mutable_lower_ms()->Reserve(n);
   columns->mutable_upper_ms()->Reserve(n);
   double* lower = columns->mutable_lower_ms()->AddNAlreadyReserved(n);
   double* upper = columns->mutable_upper_ms()->AddNAlreadyReserved(n);
-  const double lo = columns->lower_factor(), hi = columns->upper_factor();
   for (int i = 0; i < n; ++i) {
     lower[i] = columns->latency_ms(i) * lo;
     upper[i] = columns->latency_ms(i) * hi;
   }
-  columns->clear_lower_factor();
-  columns->clear_upper_factor();
 }
 
 absl::StatusOr<MaplexClient> MaplexClient::Connect(const ClientOptions& options) {

@@ -286,17 +286,24 @@ FunctionFitter::FunctionFitter(const FeatureMap& phi, std::vector<ReferenceFit> 
   }
   encoder_ = DescriptorEncoder::Fit(descriptors);
   for (const ReferenceFit& r : refs_) encoded_.push_back(encoder_.Encode(r.descriptor));
+}
+
+const std::vector<double>& FunctionFitter::Macs() const {
   // The MACs as a function over phi: a ridge fit to their values on the pool (exact where
-  // they are a sum over positions, as FBNet's), scaled to a pool mean of 1.
-  if (pool_.size() < 2) return;
-  std::vector<double> macs(pool_.size());
-  for (size_t i = 0; i < pool_.size(); ++i) {
-    macs[i] = static_cast<double>(phi.space().Cost(pool_[i]).macs);
-  }
-  const double mean = std::accumulate(macs.begin(), macs.end(), 0.0) / macs.size();
-  if (!(mean > 0)) return;
-  for (double& x : macs) x /= mean;
-  macs_ = FitReference(phi, "", "", {}, pool_, macs, 1e-3).weights;
+  // they are a sum over positions, as FBNet's), scaled to a pool mean of 1. Only fits that
+  // ask for it (macs_sd) pay for it, once per fitter.
+  std::call_once(macs_once_, [this] {
+    if (pool_.size() < 2) return;
+    std::vector<double> macs(pool_.size());
+    for (size_t i = 0; i < pool_.size(); ++i) {
+      macs[i] = static_cast<double>(phi_->space().Cost(pool_[i]).macs);
+    }
+    const double mean = std::accumulate(macs.begin(), macs.end(), 0.0) / macs.size();
+    if (!(mean > 0)) return;
+    for (double& x : macs) x /= mean;
+    macs_ = FitReference(*phi_, "", "", {}, pool_, macs, 1e-3).weights;
+  });
+  return macs_;
 }
 
 FunctionFitter::Transfer FunctionFitter::FitTransfer(
@@ -457,8 +464,8 @@ FunctionDevice FunctionFitter::Fit(Method method, absl::Span<const FunctionSampl
       dev.col(i) = std::sqrt(w) * (shape[i] - m);
     }
     const int rank = std::min({config.rank, n_use, p});
-    const bool macs = config.macs_sd > 0 && !macs_.empty();
-    Eigen::MatrixXd L(p, rank + (macs ? 1 : 0));
+    const std::vector<double>* macs = config.macs_sd > 0 && !Macs().empty() ? &Macs() : nullptr;
+    Eigen::MatrixXd L(p, rank + (macs != nullptr ? 1 : 0));
     if (rank > 0) {
       // U_r S_r of dev's SVD as dev V_r, V_r the top eigenvectors of the small Gram matrix
       // dev^T dev (n_use x n_use): the same factor, several times cheaper than a Jacobi SVD of
@@ -466,8 +473,8 @@ FunctionDevice FunctionFitter::Fit(Method method, absl::Span<const FunctionSampl
       Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(dev.transpose() * dev);
       L.leftCols(rank) = dev * eig.eigenvectors().rightCols(rank).rowwise().reverse();
     }
-    if (macs) {
-      L.col(rank) = config.macs_sd * (Eigen::Map<const Eigen::VectorXd>(macs_.data(), p) - m);
+    if (macs != nullptr) {
+      L.col(rank) = config.macs_sd * (Eigen::Map<const Eigen::VectorXd>(macs->data(), p) - m);
     }
     const double rms_m = std::sqrt(m.tail(p - 1).squaredNorm() / std::max(p - 1, 1));
     const double tau2 = std::pow(config.deviation_sd * rms_m, 2);

@@ -15,6 +15,7 @@
 #ifndef MAPLEX_CORE_MODEL_FUNCTION_MODEL_H_
 #define MAPLEX_CORE_MODEL_FUNCTION_MODEL_H_
 
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -225,15 +226,17 @@ class FunctionFitter {
     double level_loo_rms = 0;  // the same for the level alone (beta = 1)
   };
   Transfer FitTransfer(int ref, absl::Span<const FunctionSample> samples) const;
+  // The MACs as a normalized coefficient vector (FunctionConfig::macs_sd), fitted on first
+  // use; empty without a pool of 2 or more, or when the space's MACs are 0.
+  const std::vector<double>& Macs() const;
 
   const FeatureMap* phi_;
   std::vector<ReferenceFit> refs_;
   std::vector<Architecture> pool_;
   std::vector<std::vector<double>> normalized_;  // refs' weights / their mean pool latency
   std::vector<double> levels_;                   // that mean pool latency
-  // The MACs as a normalized coefficient vector (FunctionConfig::macs_sd); empty without a
-  // pool of 2 or more, or when the space's MACs are 0.
-  std::vector<double> macs_;
+  mutable std::once_flag macs_once_;             // Macs()
+  mutable std::vector<double> macs_;
   DescriptorEncoder encoder_;
   std::vector<EncodedDescriptor> encoded_;
 };
