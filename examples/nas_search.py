@@ -1,23 +1,32 @@
 #!/usr/bin/python3
-"""Latency-constrained architecture search over NAS-Bench-201 with maplex predictions.
+"""Latency-constrained architecture search over NAS-Bench-201 or FBNet with maplex predictions.
 
-Regularized evolution (Real et al., AAAI 2019: tournament selection, one-edge mutation, the
-oldest individual dies) searches the 15,625 NB201 cells for the largest network whose
-predicted latency on one device stays within a budget. Each round's children are priced in
-one batch Predict call; every architecture priced is remembered, and the Pareto front of
-predicted latency against the objective, over all of them within the budget, is printed.
+Regularized evolution (Real et al., AAAI 2019: tournament selection, one-choice mutation, the
+oldest individual dies) searches a space for the largest network whose predicted latency on
+one device stays within a budget: NB201's 15,625 cells (`--space nb201`, the default; one
+edge's op mutates), or FBNet's 9^22 networks (`--space fbnet`; one layer's block mutates),
+where every candidate is a network nobody measured and the server's function model prices it
+from its structure. Each round's children are priced in one batch Predict call (FBNet: as a
+compact batch of block codes, `Client.predict_choices`); every architecture priced is
+remembered, and the Pareto front of predicted latency against the objective, over all of
+them within the budget, is printed.
 
-The objective is a PROXY, not accuracy: this repository ships no NB201 accuracy data. It is
-the parameter count of the convolutions that lie on a path from the cell's input to its
-output, summed over the 15 cells of NB201's CIFAR network (5 cells each at 16, 32 and 64
-channels; ReLU-Conv-BN: k*k*C*C weights + 2*C batch-norm parameters). It ranks capacity, and
-a real search would swap in accuracy (e.g. from the NAS-Bench-201 release) here.
+The objective is a PROXY, not accuracy: this repository ships no accuracy data. NB201: the
+parameter count of the convolutions that lie on a path from the cell's input to its output,
+summed over the 15 cells of NB201's CIFAR network (5 cells each at 16, 32 and 64 channels;
+ReLU-Conv-BN: k*k*C*C weights + 2*C batch-norm parameters). FBNet: the parameter count of the
+22 searched layers in the macro-architecture of data/README.md (as core/arch/fbnet_space.cc
+counts them: 1x1 expansion, KxK depthwise and 1x1 projection convolutions, each with its
+batch norm; a skip that changes the shape is a 1x1 convolution). It ranks capacity, and a
+real search would swap in accuracy (e.g. from the NAS-Bench-201 release) here.
 
 Run against a server that holds data for the device (see README), with the client package
 on the path:
 
     PYTHONPATH=build/python /usr/bin/python3 examples/nas_search.py \
         --server 127.0.0.1:50051 --device pixel3 --budget-ms 10
+    PYTHONPATH=build/python /usr/bin/python3 examples/nas_search.py \
+        --server 127.0.0.1:50051 --space fbnet --device pixel3 --budget-ms 20
 """
 
 import argparse
@@ -82,29 +91,136 @@ def mutate(ops, rng):
     return tuple(child)
 
 
-class Evaluator:
-    """Prices architectures with the server, one batch Predict per call of price(), and
-    remembers every one priced."""
+# FBNet's blocks: (name, kernel, expansion, groups). A block's code in a compact batch is its
+# position here, as in core/arch/fbnet_space.cc.
+FBNET_BLOCKS = [("k3_e1", 3, 1, 1), ("k3_e1_g2", 3, 1, 2), ("k3_e3", 3, 3, 1),
+                ("k3_e6", 3, 6, 1), ("k5_e1", 5, 1, 1), ("k5_e1_g2", 5, 1, 2),
+                ("k5_e3", 5, 3, 1), ("k5_e6", 5, 6, 1), ("skip", 0, 0, 0)]
+FBNET_SKIP = 8
+# The searched layers' stages after the 16-channel stem: (layers, output channels, stride
+# of the first layer).
+FBNET_STAGES = [(1, 16, 1), (4, 24, 1), (4, 32, 2), (4, 64, 2), (4, 112, 1), (4, 184, 2),
+                (1, 352, 1)]
+FBNET_STEM_CHANNELS = 16
 
-    def __init__(self, client, device, timeout):
+
+def fbnet_layers():
+    """The 22 searched layers as (input channels, output channels, stride)."""
+    layers, c_in = [], FBNET_STEM_CHANNELS
+    for count, c_out, stride in FBNET_STAGES:
+        for i in range(count):
+            layers.append((c_in, c_out, stride if i == 0 else 1))
+            c_in = c_out
+    return layers
+
+
+FBNET_LAYERS = fbnet_layers()
+
+
+def fbnet_string(blocks):
+    """FBNet's canonical string of 22 block codes: the block names joined by "-"."""
+    return "-".join(FBNET_BLOCKS[b][0] for b in blocks)
+
+
+def fbnet_parameters(blocks):
+    """The FBNet search objective (a capacity proxy, not accuracy): parameters of the 22
+    searched layers (see the module docstring)."""
+    total = 0
+    for (c_in, c_out, stride), block in zip(FBNET_LAYERS, blocks):
+        keeps_shape = stride == 1 and c_in == c_out
+        if block == FBNET_SKIP:
+            if not keeps_shape:
+                total += c_in * c_out + 2 * c_out  # 1x1 convolution + BN
+            continue
+        _, kernel, expansion, groups = FBNET_BLOCKS[block]
+        mid = expansion * c_in
+        total += (c_in // groups) * mid + 2 * mid  # 1x1 expansion + BN
+        total += mid * kernel * kernel + 2 * mid  # KxK depthwise + BN
+        total += (mid // groups) * c_out + 2 * c_out  # 1x1 projection + BN
+    return total
+
+
+class Nb201:
+    """NB201's search: a genome is six op names in EDGES order, priced by cell string."""
+    name = "nb201"
+    header = f"{'INDEX':>6}  CELL"
+
+    def random(self, rng):
+        return random_ops(rng)
+
+    def mutate(self, genome, rng):
+        return mutate(genome, rng)
+
+    def objective(self, genome):
+        return proxy_parameters(genome)
+
+    def price(self, client, device, genomes, timeout):
+        """Entries (identity and prediction) of `genomes`, and the model version."""
+        predictions = client.predict(device, [cell_string(g) for g in genomes], timeout=timeout)
+        entries = [{"cell": cell_string(g), "index": p.arch_index, "latency_ms": p.latency_ms,
+                    "lower_ms": p.lower_ms, "upper_ms": p.upper_ms}
+                   for g, p in zip(genomes, predictions)]
+        return entries, predictions[0].model_version
+
+    def describe(self, entry):
+        return f"{entry['index']:6d}  {entry['cell']}"
+
+
+class Fbnet:
+    """FBNet's search: a genome is 22 block codes, priced as one compact batch."""
+    name = "fbnet"
+    header = "ARCH"
+
+    def random(self, rng):
+        return tuple(rng.randrange(len(FBNET_BLOCKS)) for _ in FBNET_LAYERS)
+
+    def mutate(self, genome, rng):
+        """One layer's block changed to a different block."""
+        layer = rng.randrange(len(genome))
+        child = list(genome)
+        child[layer] = rng.choice([b for b in range(len(FBNET_BLOCKS)) if b != genome[layer]])
+        return tuple(child)
+
+    def objective(self, genome):
+        return fbnet_parameters(genome)
+
+    def price(self, client, device, genomes, timeout):
+        """Entries (identity and prediction) of `genomes`, and the model version."""
+        columns = client.predict_choices(device, bytes(b for g in genomes for b in g),
+                                         space="fbnet", timeout=timeout)
+        entries = [{"arch": fbnet_string(g), "latency_ms": columns.latency_ms[i],
+                    "lower_ms": columns.lower_ms[i], "upper_ms": columns.upper_ms[i]}
+                   for i, g in enumerate(genomes)]
+        return entries, columns.model_version
+
+    def describe(self, entry):
+        return entry["arch"]
+
+
+SPACES = {"nb201": Nb201(), "fbnet": Fbnet()}
+
+
+class Evaluator:
+    """Prices architectures of `space` with the server, one batch Predict per call of
+    price(), and remembers every one priced."""
+
+    def __init__(self, client, space, device, timeout):
         self.client = client
+        self.space = space
         self.device = device
         self.timeout = timeout
-        self.seen = {}  # ops -> {"ops", "cell", "index", "latency_ms", ..., "objective"}
+        self.seen = {}  # genome -> {"cell" or "arch", "latency_ms", ..., "objective"}
         self.model_version = None
 
     def price(self, population):
-        new = list(dict.fromkeys(ops for ops in population if ops not in self.seen))
+        new = list(dict.fromkeys(g for g in population if g not in self.seen))
         if new:
-            predictions = self.client.predict(self.device, [cell_string(ops) for ops in new],
-                                              timeout=self.timeout)
-            for ops, p in zip(new, predictions):
-                self.seen[ops] = {
-                    "cell": cell_string(ops), "index": p.arch_index,
-                    "latency_ms": p.latency_ms, "lower_ms": p.lower_ms,
-                    "upper_ms": p.upper_ms, "objective": proxy_parameters(ops)}
-                self.model_version = p.model_version
-        return [self.seen[ops] for ops in population]
+            entries, self.model_version = self.space.price(self.client, self.device, new,
+                                                           self.timeout)
+            for g, entry in zip(new, entries):
+                entry["objective"] = self.space.objective(g)
+                self.seen[g] = entry
+        return [self.seen[g] for g in population]
 
 
 def fitness(entry, budget_ms):
@@ -118,14 +234,15 @@ def fitness(entry, budget_ms):
 def regularized_evolution(evaluator, budget_ms, population_size, sample_size, children,
                           rounds, rng):
     """Runs the search; returns nothing, everything priced is in evaluator.seen."""
-    population = [random_ops(rng) for _ in range(population_size)]
+    space = evaluator.space
+    population = [space.random(rng) for _ in range(population_size)]
     evaluator.price(population)
     for _ in range(rounds):
         offspring = []
         for _ in range(children):
             contenders = rng.sample(population, sample_size)
-            parent = max(contenders, key=lambda ops: fitness(evaluator.seen[ops], budget_ms))
-            offspring.append(mutate(parent, rng))
+            parent = max(contenders, key=lambda g: fitness(evaluator.seen[g], budget_ms))
+            offspring.append(space.mutate(parent, rng))
         evaluator.price(offspring)
         population = population[len(offspring):] + offspring  # the oldest die
 
@@ -149,6 +266,8 @@ def main(argv=None):
                         help="maplex-server address (env MAPLEX_SERVER)")
     parser.add_argument("--token", help="bearer token, if the server wants one")
     parser.add_argument("--ca", help="PEM CA bundle: connect with TLS")
+    parser.add_argument("--space", choices=sorted(SPACES), default="nb201",
+                        help="search space (default nb201)")
     parser.add_argument("--device", required=True, help="device configuration id")
     parser.add_argument("--budget-ms", type=float, required=True,
                         help="largest predicted latency allowed, milliseconds")
@@ -167,7 +286,7 @@ def main(argv=None):
     rng = random.Random(args.seed)
     try:
         with maplex.Client(args.server, token=args.token, ca=args.ca) as client:
-            evaluator = Evaluator(client, args.device, args.timeout)
+            evaluator = Evaluator(client, SPACES[args.space], args.device, args.timeout)
             regularized_evolution(evaluator, args.budget_ms, args.population, args.sample,
                                   args.children, args.rounds, rng)
     except maplex.MaplexError as e:
@@ -176,20 +295,23 @@ def main(argv=None):
     front = pareto_front(evaluator.seen.values(), args.budget_ms)
 
     if args.json:
-        print(json.dumps({"device": args.device, "budget_ms": args.budget_ms,
+        print(json.dumps({"space": args.space, "device": args.device,
+                          "budget_ms": args.budget_ms,
                           "model_version": evaluator.model_version,
                           "objective": "proxy_parameters",
                           "evaluated": len(evaluator.seen), "front": front}, indent=1))
         return 0
-    print(f"device {args.device}, budget {args.budget_ms} ms, model version "
+    space = SPACES[args.space]
+    print(f"{args.space}: device {args.device}, budget {args.budget_ms} ms, model version "
           f"{evaluator.model_version}: {len(evaluator.seen)} architectures priced, "
           f"{len(front)} on the Pareto front")
-    print("objective: parameters of the live convolutions (a capacity PROXY, not accuracy)")
-    print(f"{'LATENCY_MS':>10} {'90%_INTERVAL':>17} {'PROXY_PARAMS':>12} {'INDEX':>6}  CELL")
+    print("objective: parameters of the network's convolutions (a capacity PROXY, not "
+          "accuracy)")
+    print(f"{'LATENCY_MS':>10} {'90%_INTERVAL':>17} {'PROXY_PARAMS':>12} {space.header}")
     for e in front:
         interval = f"[{e['lower_ms']:.3f}, {e['upper_ms']:.3f}]"
         print(f"{e['latency_ms']:10.3f} {interval:>17} {e['objective']:12d} "
-              f"{e['index']:6d}  {e['cell']}")
+              f"{space.describe(e)}")
     return 0
 
 
