@@ -1,8 +1,9 @@
 #!/usr/bin/python3
-"""Batch Predict of FBNet architectures from the Python client: the interval as three columns
-(what Client.predict_choices asks for) against the interval as two factors
-(PredictRequest.interval_factors), each read as latency only and with the interval (the
-factors expanded in Python). Every column read is converted to a list. The figures
+"""Batch Predict of FBNet architectures from Python: the interval as three columns against
+the interval as two factors (PredictRequest.interval_factors), each read as latency only and
+with the interval (the factors expanded in Python), over the generated stub; and
+maplex.Client.predict_choices (which asks for the factors and expands them), read whole.
+Every column read is converted to a list. The figures
 behind the Python paragraph of docs/BENCHMARKS.md ("The interval as two factors").
 
     PYTHONPATH=build/python /usr/bin/python3 bench/python_predict_bench.py
@@ -11,7 +12,7 @@ Builds nothing: build/bin/{maplex-server,maplex} and build/python must exist (ba
 scripts/build). Starts maplex-server on a free loopback port over a new temporary database,
 imports FBNet's references gold_6240, silver_4114 and titanxp_1 and pixel3 as a new device
 with 10 samples, retrains, then times batches of 20,000 random networks (the server's
-default per-request limit) for pixel3, alternating the four forms, and prints one JSON
+default per-request limit) for pixel3, alternating the five forms, and prints one JSON
 object: architectures per second per form, median over the rounds.
 """
 
@@ -27,15 +28,16 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
 import maplex_processes as mp  # noqa: E402
 
+import grpc  # noqa: E402
 import maplex  # noqa: E402
-from maplex.v1 import predictor_pb2  # noqa: E402
+from maplex.v1 import predictor_pb2, predictor_pb2_grpc  # noqa: E402
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch", type=int, default=20000, help="architectures per call")
     parser.add_argument("--calls", type=int, default=30, help="calls per form and round")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds of the four forms")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the five forms")
     args = parser.parse_args()
 
     server = mp.ServerProcess().start()
@@ -46,34 +48,56 @@ def main():
         rng = random.Random(1)
         data = bytes(rng.randrange(9) for _ in range(22 * args.batch))
         batch = maplex.client.choices_batch(data, "fbnet")
-        with maplex.Client(server.address, timeout=60) as client:
+        # The generated stub, not maplex.Client: the bench sends raw requests (Client has no
+        # interval_factors option).
+        with grpc.insecure_channel(server.address) as channel:
+            stub = predictor_pb2_grpc.PredictorStub(channel)
+
+            def answer(factors):
+                return stub.Predict(predictor_pb2.PredictRequest(
+                    device_id="pixel3", columnar=True, arch_batch=batch,
+                    interval_factors=factors), timeout=60).columns
+
+            # The forms answer alike: factors (no interval columns) that expand to the columns.
+            columns, factored = answer(False), answer(True)
+            assert len(columns.lower_ms) == args.batch and not factored.lower_ms
+            assert factored.lower_factor > 0 and factored.upper_factor > 0
+            assert list(columns.latency_ms) == list(factored.latency_ms)
+            assert all(abs(y * factored.lower_factor - lo) <= 1e-12 * y
+                       for y, lo in zip(factored.latency_ms, columns.lower_ms))
+
             def call(factors, expand):
-                request = predictor_pb2.PredictRequest(device_id="pixel3", columnar=True,
-                                                       arch_batch=batch,
-                                                       interval_factors=factors)
-                c = client._predictor.Predict(request, timeout=60).columns
+                c = answer(factors)
                 latency = list(c.latency_ms)
                 if not expand:
                     return len(latency)
                 if factors:
-                    lower = [y * c.lower_factor for y in latency]
-                    upper = [y * c.upper_factor for y in latency]
+                    lo, hi = c.lower_factor, c.upper_factor
+                    lower = [y * lo for y in latency]
+                    upper = [y * hi for y in latency]
                 else:
                     lower, upper = list(c.lower_ms), list(c.upper_ms)
                 return len(latency) + len(lower) + len(upper)
 
-            # name: (interval_factors, read the interval too)
-            forms = {"columns_latency_only": (False, False), "columns": (False, True),
-                     "factors_latency_only": (True, False),
-                     "factors_expanded_in_python": (True, True)}
+            def client_call():
+                c = client.predict_choices("pixel3", data, space="fbnet")
+                return len(list(c.latency_ms)) + len(list(c.lower_ms)) + len(list(c.upper_ms))
+
+            # name: the call timed
+            forms = {"columns_latency_only": lambda: call(False, False),
+                     "columns": lambda: call(False, True),
+                     "factors_latency_only": lambda: call(True, False),
+                     "factors_expanded_in_python": lambda: call(True, True),
+                     "client_predict_choices": client_call}
             rates = {name: [] for name in forms}
-            for _ in range(args.rounds):
-                for name, (factors, expand) in forms.items():
-                    start = time.perf_counter()
-                    for _ in range(args.calls):
-                        call(factors, expand)
-                    seconds = (time.perf_counter() - start) / args.calls
-                    rates[name].append(args.batch / seconds)
+            with maplex.Client(server.address, timeout=60) as client:
+                for _ in range(args.rounds):
+                    for name, timed in forms.items():
+                        start = time.perf_counter()
+                        for _ in range(args.calls):
+                            timed()
+                        seconds = (time.perf_counter() - start) / args.calls
+                        rates[name].append(args.batch / seconds)
     finally:
         server.stop()
         server.cleanup()

@@ -5,18 +5,18 @@ Regularized evolution (Real et al., AAAI 2019: tournament selection, one-choice 
 oldest individual dies) searches a space for the largest network whose predicted latency on
 one device stays within a budget: NB201's 15,625 cells (`--space nb201`, the default; one
 edge's op mutates), or FBNet's 9^22 networks (`--space fbnet`; one layer's block mutates),
-where every candidate is a network nobody measured and the server's function model prices it
-from its structure. Each round's children are priced in one batch Predict call (FBNet: as a
-compact batch of block codes, `Client.predict_choices`); every architecture priced is
-remembered, and the Pareto front of predicted latency against the objective, over all of
-them within the budget, is printed.
+where every candidate is almost surely a network nobody measured and the server's function
+model prices it from its structure. Each round's children are priced in one batch Predict
+call (FBNet: as a compact batch of block codes, `Client.predict_choices`); every
+architecture priced is remembered, and the Pareto front of predicted latency against the
+objective, over all of them within the budget, is printed.
 
 The objective is a PROXY, not accuracy: this repository ships no accuracy data. NB201: the
 parameter count of the convolutions that lie on a path from the cell's input to its output,
 summed over the 15 cells of NB201's CIFAR network (5 cells each at 16, 32 and 64 channels;
 ReLU-Conv-BN: k*k*C*C weights + 2*C batch-norm parameters). FBNet: the parameter count of the
-22 searched layers in the macro-architecture of data/README.md (as core/arch/fbnet_space.cc
-counts them: 1x1 expansion, KxK depthwise and 1x1 projection convolutions, each with its
+22 searched layers of the macro-architecture in core/arch/fbnet_space.h (as
+core/arch/fbnet_space.cc counts them: 1x1 expansion, KxK depthwise and 1x1 projection convolutions, each with its
 batch norm; a skip that changes the shape is a 1x1 convolution). It ranks capacity, and a
 real search would swap in accuracy (e.g. from the NAS-Bench-201 release) here.
 
@@ -144,6 +144,7 @@ class Nb201:
     """NB201's search: a genome is six op names in EDGES order, priced by cell string."""
     name = "nb201"
     header = f"{'INDEX':>6}  CELL"
+    objective_text = "parameters of the live convolutions"
 
     def random(self, rng):
         return random_ops(rng)
@@ -170,6 +171,7 @@ class Fbnet:
     """FBNet's search: a genome is 22 block codes, priced as one compact batch."""
     name = "fbnet"
     header = "ARCH"
+    objective_text = "parameters of the 22 searched layers"
 
     def random(self, rng):
         return tuple(rng.randrange(len(FBNET_BLOCKS)) for _ in FBNET_LAYERS)
@@ -305,8 +307,7 @@ def main(argv=None):
     print(f"{args.space}: device {args.device}, budget {args.budget_ms} ms, model version "
           f"{evaluator.model_version}: {len(evaluator.seen)} architectures priced, "
           f"{len(front)} on the Pareto front")
-    print("objective: parameters of the network's convolutions (a capacity PROXY, not "
-          "accuracy)")
+    print(f"objective: {space.objective_text} (a capacity PROXY, not accuracy)")
     print(f"{'LATENCY_MS':>10} {'90%_INTERVAL':>17} {'PROXY_PARAMS':>12} {space.header}")
     for e in front:
         interval = f"[{e['lower_ms']:.3f}, {e['upper_ms']:.3f}]"

@@ -162,6 +162,25 @@ class FbnetNasSearchTest(unittest.TestCase):
         one_block[0] = 7
         self.assertEqual(nas_search.fbnet_parameters(one_block), 97280 + 1728 + 2592 + 1568)
 
+    def test_proxy_matches_the_cases_the_cpp_space_is_tested_on(self):
+        # tests/core/arch_space_test.cc, CostOfAllK3E1ByHand and CostOfMixedByHand, without
+        # the stem and head (the same in every network; the proxy leaves them out).
+        def k3_e1(ci, co):
+            return (ci * ci + 2 * ci) + (9 * ci + 2 * ci) + (ci * co + 2 * co)
+        all_k3_e1 = (k3_e1(16, 16) + k3_e1(16, 24) + 3 * k3_e1(24, 24) + k3_e1(24, 32) +
+                     3 * k3_e1(32, 32) + k3_e1(32, 64) + 3 * k3_e1(64, 64) + k3_e1(64, 112) +
+                     3 * k3_e1(112, 112) + k3_e1(112, 184) + 3 * k3_e1(184, 184) +
+                     k3_e1(184, 352))
+        self.assertEqual(nas_search.fbnet_parameters((0,) * 22), all_k3_e1)
+        # All skip but layer 0 = k5_e6 and layer 5 = k3_e1_g2 (24 -> 32, stride 2, 2 groups).
+        mixed = [nas_search.FBNET_SKIP] * 22
+        mixed[0], mixed[5] = 7, 1
+        l0 = (16 * 96 + 2 * 96) + (96 * 25 + 2 * 96) + (96 * 16 + 2 * 16)
+        l5 = (12 * 24 + 48) + (24 * 9 + 48) + (12 * 32 + 64)
+        self.assertEqual(nas_search.fbnet_parameters(mixed), 97280 - (24 * 32 + 64) + l0 + l5)
+        self.assertEqual(nas_search.fbnet_string(mixed).split("-")[:6],
+                         ["k5_e6", "skip", "skip", "skip", "skip", "k3_e1_g2"])
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

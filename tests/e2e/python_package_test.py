@@ -87,6 +87,12 @@ class LiveServerTest(unittest.TestCase):
         self.assertEqual((sent.bits_per_choice, len(sent.choices)), (4, 2400))
         self.assertEqual(maplex.client.choices_batch(many, "nb201", pack=False).choices, many)
         self.assertEqual(maplex.client.choices_batch(choices, "nb201").bits_per_choice, 0)
+        # A code of 16 or more anywhere keeps the batch one byte per choice; 15 still packs.
+        for code, bits in ((16, 0), (255, 0), (15, 4)):
+            batch = bytearray(many)
+            batch[len(batch) // 2] = code
+            self.assertEqual(maplex.client.choices_batch(bytes(batch), "nb201").bits_per_choice,
+                             bits)
         packed = self.client.predict_choices("pixel3", many)
         unpacked = self.client.predict_choices("pixel3", many, pack=False)
         self.assertEqual(len(packed), 800)
@@ -179,6 +185,8 @@ class FbnetLiveServerTest(unittest.TestCase):
         mp.cli(cls.server.address, "import", mp.FBNET_LATENCY_CSV, "--devices",
                mp.FBNET_DEVICES_CSV, "--only", "pixel3")
         cls.client = maplex.Client(cls.server.address, timeout=20)
+        # pixel3 is FBNet's one reference device: the function model serves it.
+        cls.client.retrain()
         import csv
         import gzip
         with gzip.open(mp.FBNET_LATENCY_CSV, "rt") as f:
@@ -204,8 +212,6 @@ class FbnetLiveServerTest(unittest.TestCase):
 
     def test_predict_takes_canonical_strings_of_a_space(self):
         arch = next(iter(self.truth))
-        # pixel3 is FBNet's one reference device: the function model serves it.
-        self.client.retrain()
         [p] = self.client.predict("pixel3", [arch], space="fbnet")
         self.assertLess(abs(p.latency_ms / self.truth[arch] - 1), 0.15)
         self.assertLessEqual(p.lower_ms, p.latency_ms)
@@ -214,6 +220,29 @@ class FbnetLiveServerTest(unittest.TestCase):
         self.assertIn("archs[1].canonical", e.exception.details)
         with self.assertRaises(TypeError):
             self.client.predict("pixel3", [3], space="fbnet")
+
+    def test_columns_from_interval_factors_equal_the_rows(self):
+        archs = sorted(self.truth)[:500]
+        names = ["k3_e1", "k3_e1_g2", "k3_e3", "k3_e6", "k5_e1", "k5_e1_g2", "k5_e3", "k5_e6",
+                 "skip"]
+        choices = bytes(names.index(b) for a in archs for b in a.split("-"))
+        # On the wire the function model answers with the two factors, not the columns.
+        with grpc.insecure_channel(self.server.address) as channel:
+            raw = predictor_pb2_grpc.PredictorStub(channel).Predict(
+                predictor_pb2.PredictRequest(
+                    device_id="pixel3", columnar=True, interval_factors=True,
+                    arch_batch=maplex.client.choices_batch(choices, "fbnet")), timeout=20)
+        self.assertEqual(len(raw.columns.lower_ms), 0)
+        self.assertLess(raw.columns.lower_factor, 1)
+        self.assertGreater(raw.columns.upper_factor, 1)
+        # The client expands them into exactly the rows' bounds.
+        rows = self.client.predict("pixel3", archs, space="fbnet")
+        for columns in (self.client.predict_choices("pixel3", choices, space="fbnet"),
+                        self.client.predict_columns("pixel3", archs, space="fbnet")):
+            self.assertEqual(list(columns.latency_ms), [p.latency_ms for p in rows])
+            self.assertEqual(list(columns.lower_ms), [p.lower_ms for p in rows])
+            self.assertEqual(list(columns.upper_ms), [p.upper_ms for p in rows])
+            self.assertEqual(columns.model_version, rows[0].model_version)
 
 
 class CallLimitTest(unittest.TestCase):
@@ -248,13 +277,27 @@ class RecordingPredictor(predictor_pb2_grpc.PredictorServicer):
 
     def __init__(self):
         self.metadata = []
+        self.requests = []
         self.lock = threading.Lock()
 
     def Predict(self, request, context):
         with self.lock:
             self.metadata.append(dict(context.invocation_metadata()))
+            self.requests.append(request)
         if request.device_id == "slow":
             time.sleep(2)
+        if request.columnar:
+            # Latencies 1, 2, 3; the interval as factors 0.5 and 2 when asked for, else as
+            # columns that are not those multiples (device "columns": always columns).
+            latency = [1.0, 2.0, 3.0]
+            if request.interval_factors and request.device_id != "columns":
+                columns = predictor_pb2.PredictionColumns(latency_ms=latency, lower_factor=0.5,
+                                                          upper_factor=2)
+            else:
+                columns = predictor_pb2.PredictionColumns(latency_ms=latency,
+                                                          lower_ms=[0.9, 1.8, 2.7],
+                                                          upper_ms=[1.1, 2.2, 3.3])
+            return predictor_pb2.PredictResponse(model_version=7, method="m", columns=columns)
         return predictor_pb2.PredictResponse(model_version=7, predictions=[
             predictor_pb2.Prediction(arch_index=a.index, latency_ms=a.index,
                                      lower_ms=a.index, upper_ms=a.index)
@@ -312,6 +355,25 @@ class WireTest(unittest.TestCase):
         with maplex.Client(f"ipv4:127.0.0.1:{self.plain_port}",
                            channel_options=[("grpc.lb_policy_name", "round_robin")]) as client:
             self.assertEqual(len(client.predict("d", [1, 2])), 2)
+
+    def test_columns_ask_for_interval_factors_and_expand_them(self):
+        with maplex.Client(f"127.0.0.1:{self.plain_port}") as client:
+            for call in (lambda d: client.predict_choices(d, bytes(18)),
+                         lambda d: client.predict_columns(d, [0, 1, 2])):
+                columns = call("d")
+                with self.servicer.lock:
+                    request = self.servicer.requests[-1]
+                self.assertTrue(request.columnar)
+                self.assertTrue(request.interval_factors)
+                self.assertEqual(list(columns.latency_ms), [1.0, 2.0, 3.0])
+                self.assertEqual(list(columns.lower_ms), [0.5, 1.0, 1.5])
+                self.assertEqual(list(columns.upper_ms), [2.0, 4.0, 6.0])
+                self.assertEqual((columns.model_version, columns.method), (7, "m"))
+                # A server that sends the columns (a table model, or one that predates
+                # interval_factors) is taken at its word.
+                columns = call("columns")
+                self.assertEqual(list(columns.lower_ms), [0.9, 1.8, 2.7])
+                self.assertEqual(list(columns.upper_ms), [1.1, 2.2, 3.3])
 
     def test_deadline_default_and_per_call(self):
         with maplex.Client(f"127.0.0.1:{self.plain_port}", timeout=0.3) as client:
