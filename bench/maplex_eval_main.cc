@@ -1,7 +1,7 @@
 // maplex-eval: the offline accuracy evaluation (core/eval/evaluation.h) on a latency table.
 //
 //   maplex-eval --latency data/nb201_latency.csv.gz --devices data/nb201_devices.csv
-//       [--train a,b,...] [--test x,y,...] [--k 3,5,10,20] [--seeds 5]
+//       [--train a,b,...] [--test x,y,...] [--k 3,5,10,20] [--seeds 5] [--first-seed 0]
 //       [--methods baseline,maple,maple+ve,maple+w,maplex]
 //       [--samples random|planned] [--json OUT] [--markdown OUT] [--svg-dir DIR] [--maple
 //       rank=8,virtual_weight=0.2,...]
@@ -91,7 +91,7 @@ int Usage(const std::string& error) {
   std::fprintf(
       stderr,
       "maplex-eval: %s\nusage: maplex-eval --latency F.csv.gz --devices D.csv "
-      "[--train a,b] [--test x,y] [--k 3,5,10,20] [--seeds 5] "
+      "[--train a,b] [--test x,y] [--k 3,5,10,20] [--seeds 5] [--first-seed 0] "
       "[--methods baseline,maple,maple+ve,maple+w,maplex] [--samples random|planned] [--json OUT] "
       "[--markdown OUT] [--svg-dir DIR] [--maple name=value,...] [--space nb201|fbnet] "
       "[--arch-holdout F] [--test-archs FILE] [--function name=value,...] [--nested 1|0] "
@@ -132,6 +132,11 @@ int main(int argc, char** argv) {
     } else if (name == "--seeds") {
       if (!absl::SimpleAtoi(value, &flags.evaluation.seeds) || flags.evaluation.seeds <= 0) {
         return Usage("bad --seeds value " + value);
+      }
+    } else if (name == "--first-seed") {
+      if (!absl::SimpleAtoi(value, &flags.evaluation.first_seed) ||
+          flags.evaluation.first_seed < 0) {
+        return Usage("bad --first-seed value " + value);
       }
     } else if (name == "--methods") {
       flags.evaluation.methods.clear();
@@ -218,6 +223,7 @@ int main(int argc, char** argv) {
     o.test = flags.evaluation.test;
     o.ks = flags.evaluation.ks;
     o.seeds = flags.evaluation.seeds;
+    o.first_seed = flags.evaluation.first_seed;
     o.methods = flags.evaluation.methods;
     o.arch_holdout = flags.arch_holdout;
     if (!flags.test_archs.empty()) {

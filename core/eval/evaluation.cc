@@ -157,7 +157,7 @@ absl::StatusOr<EvaluationReport> RunEvaluation(const std::vector<DeviceData>& de
           return absl::InvalidArgumentError(
               absl::StrCat("k = ", k, " leaves nothing to score on ", test->device));
         }
-        for (int seed = 0; seed < options.seeds; ++seed) {
+        for (int seed = options.first_seed; seed < options.first_seed + options.seeds; ++seed) {
           DeviceData target = *test;
           target.samples.clear();
           std::vector<int32_t> drawn =
@@ -177,7 +177,7 @@ absl::StatusOr<EvaluationReport> RunEvaluation(const std::vector<DeviceData>& de
             r.seed_count += 1;
             AccumulateAccuracy(Score(*table, scored, measured), &r.connected);
             AccumulateAccuracy(Score(*table, disconnected, measured), &r.disconnected);
-            if (k == options.scatter_k && seed == 0 && method == options.methods.back()) {
+            if (k == options.scatter_k && seed == options.first_seed && method == options.methods.back()) {
               ScatterSeries series{method, test->device, {}, {}};
               const size_t step = std::max<size_t>(1, scored.size() / options.scatter_points);
               for (size_t i = 0; i < scored.size(); i += step) {

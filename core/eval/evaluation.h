@@ -29,6 +29,9 @@ struct EvaluationOptions {
   std::vector<std::string> test;
   std::vector<int> ks = {3, 5, 10, 20};
   int seeds = 5;
+  // The seeds are first_seed, first_seed + 1, ...: disjoint draws of the same protocol (how
+  // far a 5-seed mean moves between draws, docs/ACCURACY.md).
+  int first_seed = 0;
   // The k samples: random draws (one per seed), or the picks of the D-optimal planner
   // built on the fold's training devices, as a server would ask for them (deterministic:
   // every seed repeats them).

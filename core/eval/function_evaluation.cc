@@ -413,7 +413,7 @@ absl::StatusOr<FunctionEvaluationReport> RunFunctionEvaluation(
           return absl::InvalidArgumentError(
               absl::StrCat("k = ", k, " leaves nothing to score on ", c.device));
         }
-        for (int seed = 0; seed < options.seeds; ++seed) {
+        for (int seed = options.first_seed; seed < options.first_seed + options.seeds; ++seed) {
           const std::vector<int32_t> drawn = DrawSamples(spool, k, seed, c.device);
           std::vector<int32_t> connected = scored_connected;
           if (!holdout) {
@@ -437,7 +437,7 @@ absl::StatusOr<FunctionEvaluationReport> RunFunctionEvaluation(
             std::vector<double> meas;
             predict_rows(fitter, f, connected, c, &pred, &meas);
             AccumulateAccuracy(ComputeAccuracy(pred, meas), &r.connected);
-            if (k == options.scatter_k && seed == 0 && method == options.methods.back()) {
+            if (k == options.scatter_k && seed == options.first_seed && method == options.methods.back()) {
               ScatterSeries series{method, c.device, {}, {}};
               const size_t step = std::max<size_t>(1, pred.size() / options.scatter_points);
               for (size_t i = 0; i < pred.size(); i += step) {

@@ -33,6 +33,7 @@ struct FunctionEvaluationOptions {
   std::vector<std::string> test;
   std::vector<int> ks = {3, 5, 10, 20};
   int seeds = 5;
+  int first_seed = 0;  // the seeds are first_seed, first_seed + 1, ... (EvaluationOptions)
   std::vector<Method> methods = {Method::kBaseline, Method::kMaple, Method::kMapleVirtualExamples,
                                  Method::kMapleWeights, Method::kMapleX};
   // Share of the table's architectures held out (seeded by holdout_seed); 0 with no

@@ -87,6 +87,31 @@ TEST(EvaluationTest, ExplicitSplitAndErrors) {
   EXPECT_THAT(std::string(RunEvaluation(Devices(), o).status().message()), HasSubstr("nope"));
 }
 
+TEST(EvaluationTest, FirstSeedStartsADisjointRunOfSeeds) {
+  // Seeds {0, 1} together are the mean of seed 0 alone and seed 1 alone (first_seed = 1).
+  EvaluationOptions o;
+  o.ks = {3};
+  o.methods = {core::Method::kBaseline, core::Method::kMapleX};
+  o.seeds = 2;
+  absl::StatusOr<EvaluationReport> both = RunEvaluation(Devices(), o);
+  o.seeds = 1;
+  absl::StatusOr<EvaluationReport> first = RunEvaluation(Devices(), o);
+  o.first_seed = 1;
+  absl::StatusOr<EvaluationReport> second = RunEvaluation(Devices(), o);
+  ASSERT_TRUE(both.ok() && first.ok() && second.ok());
+  ASSERT_EQ(both->results.size(), first->results.size());
+  ASSERT_EQ(both->results.size(), second->results.size());
+  int differ = 0;
+  for (size_t i = 0; i < both->results.size(); ++i) {
+    const double a = first->results[i].connected.spearman;
+    const double b = second->results[i].connected.spearman;
+    EXPECT_NEAR(both->results[i].connected.spearman, (a + b) / 2, 1e-12)
+        << both->results[i].device;
+    differ += a != b;
+  }
+  EXPECT_GT(differ, 0);  // different draws
+}
+
 TEST(EvaluationTest, DrawsAreDeterministicAndDistinct) {
   std::vector<int32_t> pool(100);
   for (int i = 0; i < 100; ++i) pool[i] = i * 3;

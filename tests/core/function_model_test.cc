@@ -591,6 +591,24 @@ TEST(FunctionEvaluation, HoldsArchitecturesOutAndScoresOnlyThem) {
     }
   }
 
+  // first_seed: seeds {0, 1} are the mean of seed 0 alone and seed 1 alone.
+  o.seeds = 1;
+  absl::StatusOr<FunctionEvaluationReport> first = RunFunctionEvaluation(table, o);
+  o.first_seed = 1;
+  absl::StatusOr<FunctionEvaluationReport> second = RunFunctionEvaluation(table, o);
+  ASSERT_TRUE(first.ok() && second.ok());
+  ASSERT_EQ(first->report.results.size(), r->report.results.size());
+  int differ = 0;
+  for (size_t i = 0; i < r->report.results.size(); ++i) {
+    const double a = first->report.results[i].connected.mape;
+    const double b = second->report.results[i].connected.mape;
+    EXPECT_NEAR(r->report.results[i].connected.mape, (a + b) / 2, 1e-12);
+    differ += a != b;
+  }
+  EXPECT_GT(differ, 0);
+  o.seeds = 2;
+  o.first_seed = 0;
+
   o.test_archs = {FbnetSpace::Get().Sample(1, 12345)[0]};
   EXPECT_FALSE(RunFunctionEvaluation(table, o).ok());  // not in the table
   o.test_archs.clear();
