@@ -20,6 +20,8 @@ import gzip
 
 import numpy as np
 
+from oracle_ceiling import spearman  # bench/: Spearman's rho with average ranks for ties
+
 # (name, kernel, expansion, groups), in the order of core/arch/fbnet_space.cc.
 BLOCKS = [("k3_e1", 3, 1, 1), ("k3_e1_g2", 3, 1, 2), ("k3_e3", 3, 3, 1), ("k3_e6", 3, 6, 1),
           ("k5_e1", 5, 1, 1), ("k5_e1_g2", 5, 1, 2), ("k5_e3", 5, 3, 1), ("k5_e6", 5, 6, 1),
@@ -67,24 +69,6 @@ def costs(arch):
             (c_out * out_px if keeps_shape else 0)
         prims += 3 + (1 if keeps_shape else 0)
     return macs, params, acts, prims
-
-
-def ranks(x):
-    order = np.argsort(x, kind="mergesort")
-    r = np.empty(len(x))
-    sx = x[order]
-    i = 0
-    while i < len(x):
-        j = i + 1
-        while j < len(x) and sx[j] == sx[i]:
-            j += 1
-        r[order[i:j]] = 0.5 * (i + 1 + j)
-        i = j
-    return r
-
-
-def spearman(a, b):
-    return np.corrcoef(ranks(a), ranks(b))[0, 1]
 
 
 def main():
