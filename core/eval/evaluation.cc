@@ -177,7 +177,8 @@ absl::StatusOr<EvaluationReport> RunEvaluation(const std::vector<DeviceData>& de
             r.seed_count += 1;
             AccumulateAccuracy(Score(*table, scored, measured), &r.connected);
             AccumulateAccuracy(Score(*table, disconnected, measured), &r.disconnected);
-            if (k == options.scatter_k && seed == options.first_seed && method == options.methods.back()) {
+            if (k == options.scatter_k && seed == options.first_seed &&
+                method == options.methods.back()) {
               ScatterSeries series{method, test->device, {}, {}};
               const size_t step = std::max<size_t>(1, scored.size() / options.scatter_points);
               for (size_t i = 0; i < scored.size(); i += step) {

@@ -437,7 +437,8 @@ absl::StatusOr<FunctionEvaluationReport> RunFunctionEvaluation(
             std::vector<double> meas;
             predict_rows(fitter, f, connected, c, &pred, &meas);
             AccumulateAccuracy(ComputeAccuracy(pred, meas), &r.connected);
-            if (k == options.scatter_k && seed == options.first_seed && method == options.methods.back()) {
+            if (k == options.scatter_k && seed == options.first_seed &&
+                method == options.methods.back()) {
               ScatterSeries series{method, c.device, {}, {}};
               const size_t step = std::max<size_t>(1, pred.size() / options.scatter_points);
               for (size_t i = 0; i < pred.size(); i += step) {

@@ -91,6 +91,7 @@ TEST(EvaluationTest, FirstSeedStartsADisjointRunOfSeeds) {
   // Seeds {0, 1} together are the mean of seed 0 alone and seed 1 alone (first_seed = 1).
   EvaluationOptions o;
   o.ks = {3};
+  o.scatter_k = 3;
   o.methods = {core::Method::kBaseline, core::Method::kMapleX};
   o.seeds = 2;
   absl::StatusOr<EvaluationReport> both = RunEvaluation(Devices(), o);
@@ -110,6 +111,9 @@ TEST(EvaluationTest, FirstSeedStartsADisjointRunOfSeeds) {
     differ += a != b;
   }
   EXPECT_GT(differ, 0);  // different draws
+  // The scatter series come from the first seed of the run, whichever it is.
+  EXPECT_EQ(second->scatter.size(), first->scatter.size());
+  EXPECT_FALSE(second->scatter.empty());
 }
 
 TEST(EvaluationTest, DrawsAreDeterministicAndDistinct) {

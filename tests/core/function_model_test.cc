@@ -606,6 +606,9 @@ TEST(FunctionEvaluation, HoldsArchitecturesOutAndScoresOnlyThem) {
     differ += a != b;
   }
   EXPECT_GT(differ, 0);
+  // The scatter series (k = 10, the last method) come from the first seed run, whichever.
+  EXPECT_EQ(first->report.scatter.size(), 6u);
+  EXPECT_EQ(second->report.scatter.size(), 6u);
   o.seeds = 2;
   o.first_seed = 0;
 
